@@ -1,0 +1,51 @@
+"""Flowplane: Metaflow-style flows, run locally or in production on AWS Step Functions.
+
+`from flowplane import FlowSpec, step, Parameter` is all a flow needs; the
+Client API (`Flow`, `Run`, `namespace`, ...) is imported on first use so that a
+task's start-up stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .current import current
+from .decorators import catch, resources, retry, schedule, step, timeout
+from .flowspec import FlowSpec
+from .parameters import JSONType, Parameter
+
+__version__ = "0.1.0"
+
+_CLIENT_NAMES = {
+    "Metaflow",
+    "Flow",
+    "Run",
+    "Step",
+    "Task",
+    "DataArtifact",
+    "namespace",
+    "get_namespace",
+    "default_namespace",
+}
+
+__all__ = [
+    "FlowSpec",
+    "step",
+    "Parameter",
+    "JSONType",
+    "current",
+    "retry",
+    "catch",
+    "timeout",
+    "resources",
+    "schedule",
+    *sorted(_CLIENT_NAMES),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'flowplane' has no attribute {name!r}")

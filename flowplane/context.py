@@ -1,0 +1,59 @@
+"""What every flow command knows: the flow class, its file, its graph."""
+
+from __future__ import annotations
+
+import getpass
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .graph import SourceFlow, read_source_flow
+from .manifest import GraphSpec
+from .parameters import Parameter
+
+
+def username() -> str:
+    """The user, as Metaflow finds it: FLOWPLANE_USER, then USER/USERNAME, then the login."""
+    for var in ("FLOWPLANE_USER", "METAFLOW_USER", "USER", "USERNAME", "LOGNAME"):
+        value = os.environ.get(var)
+        if value:
+            return value
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@dataclass
+class FlowContext:
+    flow_cls: type
+    flow_file: str  # absolute path of the flow's source file
+    source: SourceFlow  # the graph and parameters as read from the source with `ast`
+    with_decorators: list[Any] = field(default_factory=list)  # `--with` specs
+    user: str = field(default_factory=username)
+
+    @property
+    def flow_name(self) -> str:
+        return self.flow_cls.__name__
+
+    @property
+    def graph(self) -> GraphSpec:
+        """The graph with `--with` decorators attached: what runs and what deploys."""
+        return self.source.graph.with_decorators(self.with_decorators)
+
+    def parameters(self) -> list[Parameter]:
+        """The flow's Parameter objects, in definition order."""
+        out = []
+        for klass in reversed(self.flow_cls.__mro__):
+            for attr, value in vars(klass).items():
+                if isinstance(value, Parameter):
+                    out = [p for p in out if p.attribute != attr] + [value]
+        return out
+
+    @classmethod
+    def for_class(cls, flow_cls: type, with_decorators: list[Any] | None = None) -> "FlowContext":
+        path = os.path.abspath(inspect.getsourcefile(flow_cls) or "")
+        with open(path, encoding="utf-8") as f:
+            source = read_source_flow(f.read(), path, flow_cls.__name__)
+        return cls(flow_cls=flow_cls, flow_file=path, source=source, with_decorators=list(with_decorators or []))

@@ -1,0 +1,72 @@
+"""`current`: what a running task knows about itself, as in Metaflow."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+class Current:
+    def __init__(self) -> None:
+        self._info: dict[str, Any] = {}
+
+    def _set(self, **info: Any) -> None:
+        self._info = dict(info)
+
+    def _get(self, key: str) -> Any:
+        return self._info.get(key)
+
+    @property
+    def is_running_flow(self) -> bool:
+        return bool(self._info)
+
+    @property
+    def flow_name(self) -> Optional[str]:
+        return self._get("flow_name")
+
+    @property
+    def run_id(self) -> Optional[str]:
+        return self._get("run_id")
+
+    @property
+    def step_name(self) -> Optional[str]:
+        return self._get("step_name")
+
+    @property
+    def task_id(self) -> Optional[str]:
+        return self._get("task_id")
+
+    @property
+    def retry_count(self) -> int:
+        return int(self._get("retry_count") or 0)
+
+    @property
+    def origin_run_id(self) -> Optional[str]:
+        return self._get("origin_run_id")
+
+    @property
+    def pathspec(self) -> Optional[str]:
+        if not self._info:
+            return None
+        return "/".join((self.flow_name or "", self.run_id or "", self.step_name or "", self.task_id or ""))
+
+    @property
+    def username(self) -> Optional[str]:
+        return self._get("username")
+
+    @property
+    def namespace(self) -> Optional[str]:
+        return self._get("namespace")
+
+    @property
+    def is_production(self) -> bool:
+        return bool(self._get("is_production"))
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._get("tags") or [])
+
+    def __repr__(self) -> str:
+        return f"<current {self.pathspec or '(not in a task)'}>"
+
+
+current = Current()

@@ -1,0 +1,247 @@
+"""`FlowSpec`: the base class users write flows with.
+
+Inside a task the runtime (`flowplane.task`) gives the instance three things:
+its parameter values, a view of the artifacts it inherits (loaded lazily, on
+first access) and its foreach stack. Everything a step assigns to `self` that
+does not start with `_` becomes an artifact when the step returns.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Protocol
+
+
+class FlowSpecError(Exception):
+    """Misuse of the FlowSpec API inside a step (wrong `next`, bad foreach, ...)."""
+
+
+class MergeArtifactsError(FlowSpecError):
+    """`merge_artifacts` met values it cannot merge; names the artifacts."""
+
+    def __init__(self, message: str, artifacts: list[str]):
+        super().__init__(message)
+        self.artifacts = artifacts
+
+
+class ArtifactSource(Protocol):
+    """Read-only artifacts of one task, as the runtime provides them."""
+
+    def names(self) -> list[str]: ...
+
+    def digest(self, name: str) -> str: ...
+
+    def load(self, name: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ForeachFrame:
+    step: str  # the foreach step that split
+    index: int
+    num_splits: int
+
+
+# Attributes that are FlowSpec machinery, never artifacts.
+_INTERNAL = ("_",)
+
+
+class FlowSpec:
+    """Subclass it, decorate methods with `@step`, end each with `self.next(...)`."""
+
+    _flowplane_schedule = None
+
+    def __init__(self, use_cli: bool = True) -> None:
+        object.__setattr__(self, "_flowplane_params", {})
+        object.__setattr__(self, "_flowplane_inherited", None)
+        object.__setattr__(self, "_flowplane_foreach_stack", [])
+        object.__setattr__(self, "_flowplane_input", None)
+        object.__setattr__(self, "_flowplane_has_input", False)
+        object.__setattr__(self, "_transition", None)
+        if use_cli:
+            from .cli import run_flow_cli
+
+            run_flow_cli(type(self), sys.argv)
+
+    # --- artifacts -------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: an inherited artifact, loaded once.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        source = self.__dict__.get("_flowplane_inherited")
+        if source is not None and name in source.names():
+            value = source.load(name)
+            self.__dict__[name] = value
+            return value
+        raise AttributeError(
+            f"{type(self).__name__!s} has no artifact or attribute {name!r} "
+            "(in a join step, artifacts of the branches are read from `inputs`)"
+        )
+
+    def _artifact_names(self) -> list[str]:
+        """Names this task will persist: assigned now or inherited."""
+        names = [k for k in self.__dict__ if not k.startswith(_INTERNAL)]
+        source = self.__dict__.get("_flowplane_inherited")
+        if source is not None:
+            names += [n for n in source.names() if n not in self.__dict__]
+        return names
+
+    # --- foreach -----------------------------------------------------------
+
+    @property
+    def input(self) -> Any:
+        """The item of the foreach this task handles."""
+        if not self.__dict__.get("_flowplane_has_input"):
+            raise FlowSpecError("self.input is only available in a step inside a foreach")
+        return self.__dict__["_flowplane_input"]
+
+    @property
+    def index(self) -> Optional[int]:
+        """The index of this task's item in the innermost foreach."""
+        stack = self.__dict__.get("_flowplane_foreach_stack") or []
+        return stack[-1].index if stack else None
+
+    def foreach_stack(self) -> list[tuple[int, int, Any]]:
+        """(index, num_splits, value) for each enclosing foreach, outermost first."""
+        stack = self.__dict__.get("_flowplane_foreach_stack") or []
+        out = []
+        for i, frame in enumerate(stack):
+            value = self.__dict__["_flowplane_input"] if i == len(stack) - 1 else None
+            out.append((frame.index, frame.num_splits, value))
+        return out
+
+    # --- transitions ---------------------------------------------------------
+
+    def next(self, *steps: Any, foreach: Optional[str] = None) -> None:
+        """Name the step(s) that run after this one; `foreach=` fans out over an artifact."""
+        if self.__dict__.get("_transition") is not None:
+            raise FlowSpecError("self.next() was called twice in one step")
+        names = []
+        for s in steps:
+            name = getattr(s, "__name__", None)
+            if name is None or not getattr(s, "is_step", False):
+                raise FlowSpecError(f"self.next() takes steps (self.<step>), got {s!r}")
+            names.append(name)
+        if not names:
+            raise FlowSpecError("self.next() needs at least one step")
+        num_splits = None
+        if foreach is not None:
+            if len(names) != 1:
+                raise FlowSpecError("a foreach transition names exactly one step")
+            try:
+                items = getattr(self, foreach)
+            except AttributeError:
+                raise FlowSpecError(f"foreach={foreach!r}: this step has no artifact {foreach!r}") from None
+            try:
+                num_splits = len(items)
+            except TypeError:
+                raise FlowSpecError(
+                    f"foreach={foreach!r}: the artifact must be a list or other sized iterable, "
+                    f"got {type(items).__name__}"
+                ) from None
+            if num_splits == 0:
+                raise FlowSpecError(f"foreach={foreach!r}: the list is empty; a foreach needs at least one item")
+        object.__setattr__(self, "_transition", (names, foreach, num_splits))
+
+    # --- joins -------------------------------------------------------------
+
+    def merge_artifacts(
+        self,
+        inputs: "Inputs",
+        exclude: Optional[list[str]] = None,
+        include: Optional[list[str]] = None,
+    ) -> None:
+        """Copy artifacts that all branches agree on; refuse conflicting ones (Metaflow's rules)."""
+        exclude = list(exclude or [])
+        include = list(include or [])
+        if exclude and include:
+            raise FlowSpecError("merge_artifacts: give include or exclude, not both")
+        if not isinstance(inputs, Inputs):
+            raise FlowSpecError("merge_artifacts can only be called in a join step, with its `inputs`")
+        candidates: dict[str, list[tuple[str, Any]]] = {}
+        for inp in inputs:
+            for name in inp._source.names():
+                candidates.setdefault(name, []).append((inp._source.digest(name), inp))
+        params = set(self.__dict__.get("_flowplane_params") or {})
+        missing = [n for n in include if n not in candidates]
+        if missing:
+            raise MergeArtifactsError(
+                "merge_artifacts: the artifacts %s in include are not in any of the inputs" % missing,
+                missing,
+            )
+        conflicts = []
+        for name, found in candidates.items():
+            if name in exclude or name in params or (include and name not in include):
+                continue
+            if name in self.__dict__:  # set explicitly in this step: it wins
+                continue
+            if len({d for d, _ in found}) > 1:
+                conflicts.append(name)
+                continue
+            self.__dict__[name] = found[0][1]._source.load(name)
+        if conflicts:
+            raise MergeArtifactsError(
+                "Step *%s* cannot merge the following artifacts due to them having conflicting "
+                "values:\n[%s].\nTo remedy this issue, be sure to explicitly set those artifacts "
+                "(using self.<artifact_name> = ...) prior to calling merge_artifacts."
+                % (_current_step(), ", ".join(sorted(conflicts))),
+                sorted(conflicts),
+            )
+
+
+def _current_step() -> str:
+    from .current import current
+
+    return current.step_name or "?"
+
+
+class Input:
+    """One parent task in a join: its artifacts, read lazily."""
+
+    def __init__(self, step: str, source: ArtifactSource, index: Optional[int] = None):
+        self._step = step
+        self._source = source
+        self._index = index
+        self._cache: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._cache:
+            if name not in self._source.names():
+                raise AttributeError(f"the input from step {self._step!r} has no artifact {name!r}")
+            self._cache[name] = self._source.load(name)
+        return self._cache[name]
+
+    @property
+    def index(self) -> Optional[int]:
+        return self._index
+
+    def __repr__(self) -> str:
+        return f"<input from {self._step}>"
+
+
+class Inputs:
+    """The `inputs` of a join: iterate, index, or `inputs.<step>` after a static split."""
+
+    def __init__(self, inputs: list[Input]):
+        self._inputs = inputs
+        self._by_step = {i._step: i for i in inputs}
+
+    def __iter__(self) -> Iterator[Input]:
+        return iter(self._inputs)
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def __getitem__(self, i: int) -> Input:
+        return self._inputs[i]
+
+    def __getattr__(self, name: str) -> Input:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._by_step[name]
+        except KeyError:
+            raise AttributeError(f"no input from step {name!r}; inputs come from {sorted(self._by_step)}") from None

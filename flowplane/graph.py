@@ -1,0 +1,308 @@
+"""Read a flow's graph from its source with `ast`, never by running it.
+
+This is what lets the control plane rebuild the graph from an uploaded file
+without importing user code. Both `python flow.py run` and the compile Lambda
+call `graph_from_source`, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from pydantic import ValidationError
+
+from .manifest import (
+    STEP_DECORATORS,
+    GraphSpec,
+    ParameterSpec,
+    ScheduleSpec,
+    StepSpec,
+)
+
+PARAM_TYPES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "JSONType": "json"}
+
+
+class FlowSourceError(Exception):
+    """The source cannot be read as a flow (no FlowSpec class, syntax error, ...)."""
+
+    def __init__(self, message: str, lineno: int = 0):
+        super().__init__(f"line {lineno}: {message}" if lineno else message)
+        self.lineno = lineno
+
+
+@dataclass
+class SourceFlow:
+    """What the source says: the graph plus parameters as far as `ast` can see them."""
+
+    graph: GraphSpec
+    parameters: list[ParameterSpec]
+    class_lineno: int
+    # Problems found while reading (bad decorator arguments, ...), as (lineno, message).
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _name_of(node: ast.AST) -> str:
+    """`retry`, `flowplane.retry`, `fp.retry` all read as `retry`."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return ""
+
+
+def _literal_kwargs(call: ast.AST, lineno: int, what: str, problems: list) -> dict[str, Any]:
+    if not isinstance(call, ast.Call):
+        return {}
+    out: dict[str, Any] = {}
+    for kw in call.keywords:
+        if kw.arg is None:
+            problems.append((lineno, f"{what}: **kwargs cannot be read from source; name each argument"))
+            continue
+        try:
+            out[kw.arg] = ast.literal_eval(kw.value)
+        except ValueError:
+            problems.append(
+                (
+                    lineno,
+                    f"{what}: argument {kw.arg!r} must be a constant so the control plane can "
+                    "read it without running your code",
+                )
+            )
+    if call.args:
+        problems.append((lineno, f"{what}: pass arguments by name, e.g. {what}(times=3)"))
+    return out
+
+
+def _find_flow_class(tree: ast.Module, class_name: Optional[str]) -> ast.ClassDef:
+    candidates = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(_name_of(b) == "FlowSpec" for b in node.bases):
+            candidates.append(node)
+    if class_name:
+        for c in candidates:
+            if c.name == class_name:
+                return c
+        raise FlowSourceError(f"no class {class_name}(FlowSpec) in the source")
+    if not candidates:
+        raise FlowSourceError("no class deriving from FlowSpec found in the source")
+    if len(candidates) > 1:
+        names = ", ".join(c.name for c in candidates)
+        raise FlowSourceError(f"more than one FlowSpec class ({names}); a file holds one flow")
+    return candidates[0]
+
+
+def _parse_step(func: ast.FunctionDef, problems: list) -> StepSpec:
+    decorators = []
+    for dec in func.decorator_list:
+        kind = _name_of(dec)
+        if kind in STEP_DECORATORS:
+            kwargs = _literal_kwargs(dec, dec.lineno, f"@{kind}", problems)
+            try:
+                decorators.append(STEP_DECORATORS[kind](**kwargs))
+            except ValidationError as e:
+                problems.append((dec.lineno, f"@{kind} on step {func.name!r}: {_short(e)}"))
+    num_args = len(func.args.args)
+    name = func.name
+    node = dict(
+        name=name,
+        type="linear",
+        num_args=num_args,
+        lineno=func.lineno,
+        decorators=decorators,
+        doc=ast.get_docstring(func),
+    )
+    if name == "end":
+        node["type"] = "end"
+    tail = func.body[-1]
+    if isinstance(tail, ast.Expr) and isinstance(tail.value, ast.Call):
+        call = tail.value
+        f = call.func
+        if (
+            isinstance(f, ast.Attribute)
+            and f.attr == "next"
+            and isinstance(f.value, ast.Name)
+            and f.value.id == "self"
+        ):
+            node["has_tail_next"] = True
+            node["invalid_tail_next"] = True
+            node["tail_next_lineno"] = tail.lineno
+            outs = []
+            for a in call.args:
+                if isinstance(a, ast.Attribute) and isinstance(a.value, ast.Name) and a.value.id == "self":
+                    outs.append(a.attr)
+                else:
+                    outs = None
+                    break
+            keywords = {}
+            for k in call.keywords:
+                keywords[k.arg] = k.value.value if isinstance(k.value, ast.Constant) else None
+            if outs is not None:
+                node["out_funcs"] = outs
+                if set(keywords) == {"foreach"}:
+                    node["type"] = "foreach"
+                    if len(outs) == 1 and isinstance(keywords["foreach"], str):
+                        node["foreach_param"] = keywords["foreach"]
+                        node["invalid_tail_next"] = False
+                elif not keywords:
+                    if len(outs) > 1:
+                        node["type"] = "split"
+                        node["invalid_tail_next"] = False
+                    elif len(outs) == 1:
+                        if name == "start":
+                            node["type"] = "start"
+                        elif num_args > 1:
+                            node["type"] = "join"
+                        else:
+                            node["type"] = "linear"
+                        node["invalid_tail_next"] = False
+    elif name == "start":
+        node["type"] = "start"
+    if name != "end" and num_args > 1 and node["type"] == "linear":
+        node["type"] = "join"
+    return StepSpec(**node)
+
+
+def _short(e: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in e.errors()
+    )
+
+
+def _parse_parameter(target: str, call: ast.Call, problems: list) -> Optional[ParameterSpec]:
+    args = call.args
+    kwargs = {kw.arg: kw.value for kw in call.keywords if kw.arg}
+    name_node = args[0] if args else kwargs.get("name")
+    if not isinstance(name_node, ast.Constant) or not isinstance(name_node.value, str):
+        problems.append((call.lineno, f"Parameter {target!r}: its name must be a string constant"))
+        return None
+    spec: dict[str, Any] = {"name": name_node.value, "attribute": target, "lineno": call.lineno}
+    for key in ("help", "required"):
+        if key in kwargs:
+            try:
+                spec[key] = ast.literal_eval(kwargs[key])
+            except ValueError:
+                pass
+    type_name = None
+    if "type" in kwargs:
+        type_name = PARAM_TYPES.get(_name_of(kwargs["type"]))
+        if type_name is None:
+            problems.append(
+                (call.lineno, f"Parameter {name_node.value!r}: type must be str, int, float, bool or JSONType")
+            )
+    if "default" in kwargs:
+        spec["has_default"] = True
+        try:
+            default = ast.literal_eval(kwargs["default"])
+            spec["default"] = default
+            if type_name is None:
+                type_name = _infer_type(default)
+        except ValueError:
+            # A function (or any expression): evaluated on the client at deploy time.
+            spec["deploy_time"] = True
+    spec["type"] = type_name or "str"
+    return ParameterSpec(**spec)
+
+
+def _infer_type(value: Any) -> str:
+    # bool before int: True is an int in Python.
+    for t, name in ((bool, "bool"), (int, "int"), (float, "float")):
+        if isinstance(value, t):
+            return name
+    return "str"
+
+
+def _parse_schedule(cls: ast.ClassDef, problems: list) -> Optional[ScheduleSpec]:
+    for dec in cls.decorator_list:
+        if _name_of(dec) == "schedule":
+            kwargs = _literal_kwargs(dec, dec.lineno, "@schedule", problems)
+            try:
+                return ScheduleSpec(**kwargs)
+            except ValidationError as e:
+                problems.append((dec.lineno, f"@schedule: {_short(e)}"))
+    return None
+
+
+def _is_step(func: ast.FunctionDef) -> bool:
+    return any(_name_of(d) == "step" for d in func.decorator_list)
+
+
+def read_source_flow(source: str, filename: str = "<flow>", class_name: Optional[str] = None) -> SourceFlow:
+    """Parse `source` and return its flow's graph and parameters."""
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as e:
+        raise FlowSourceError(f"syntax error: {e.msg}", e.lineno or 0) from None
+    cls = _find_flow_class(tree, class_name)
+    problems: list[tuple[int, str]] = []
+    steps: dict[str, StepSpec] = {}
+    parameters: list[ParameterSpec] = []
+    for item in cls.body:
+        if isinstance(item, ast.FunctionDef) and _is_step(item):
+            if item.name in steps:
+                problems.append((item.lineno, f"step {item.name!r} is defined twice"))
+            steps[item.name] = _parse_step(item, problems)
+        elif (
+            isinstance(item, ast.Assign)
+            and isinstance(item.value, ast.Call)
+            and _name_of(item.value) == "Parameter"
+            and len(item.targets) == 1
+            and isinstance(item.targets[0], ast.Name)
+        ):
+            p = _parse_parameter(item.targets[0].id, item.value, problems)
+            if p is not None:
+                parameters.append(p)
+    steps = _link(steps)
+    graph = GraphSpec(
+        flow_name=cls.name,
+        steps=steps,
+        schedule=_parse_schedule(cls, problems),
+        doc=ast.get_docstring(cls),
+    )
+    return SourceFlow(graph=graph, parameters=parameters, class_lineno=cls.lineno, problems=problems)
+
+
+def graph_from_source(source: str, filename: str = "<flow>", class_name: Optional[str] = None) -> GraphSpec:
+    return read_source_flow(source, filename, class_name).graph
+
+
+def _link(steps: dict[str, StepSpec]) -> dict[str, StepSpec]:
+    """Fill in_funcs, split_parents and matching_join, as Metaflow's traversal does."""
+    in_funcs: dict[str, list[str]] = {n: [] for n in steps}
+    for node in steps.values():
+        for out in node.out_funcs:
+            if out in in_funcs and node.name not in in_funcs[out]:
+                in_funcs[out].append(node.name)
+    split_parents: dict[str, list[str]] = {}
+    matching_join: dict[str, str] = {}
+
+    def traverse(name: str, parents: list[str], seen: set[str]) -> None:
+        if name not in steps or name in seen:
+            return
+        node = steps[name]
+        if name in split_parents:
+            return
+        # As in Metaflow, a join keeps the split it closes as its last parent.
+        split_parents[name] = list(parents)
+        if node.type == "join" and parents:
+            matching_join.setdefault(parents[-1], name)
+            parents = parents[:-1]
+        child_parents = parents + [name] if node.type in ("split", "foreach") else parents
+        for out in node.out_funcs:
+            traverse(out, child_parents, seen | {name})
+
+    if "start" in steps:
+        traverse("start", [], set())
+    out = {}
+    for n, node in steps.items():
+        out[n] = node.model_copy(
+            update={
+                "in_funcs": in_funcs[n],
+                "split_parents": split_parents.get(n, []),
+                "matching_join": matching_join.get(n),
+            }
+        )
+    return out

@@ -1,0 +1,272 @@
+"""The contract between the SDK and the control plane, defined once.
+
+Everything the control plane learns about a flow travels in a `Manifest`: the
+graph (read from source with `ast`), the step decorators, the parameters with
+their deploy-time defaults already evaluated on the client, and the deploy
+options. The SDK builds it, the compile Lambda validates it, and the JSON
+Schema (`manifest_json_schema()`) documents it for anyone else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MANIFEST_FORMAT = 1
+
+# Step names that would shadow FlowSpec machinery or Metaflow's reserved words.
+RESERVED_NAMES = frozenset(
+    {
+        "next",
+        "input",
+        "index",
+        "foreach_stack",
+        "merge_artifacts",
+        "name",
+        "script_name",
+        "cmd",
+        "params",
+        "tags",
+        "user",
+        "namespace",
+        "run_id",
+        "task_id",
+        "retry_count",
+        "parameters",
+        "current",
+    }
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- decorators ------------------------------------------------------------
+
+
+class RetrySpec(_Strict):
+    """`@retry`: re-run a failed task; Metaflow's defaults."""
+
+    kind: Literal["retry"] = "retry"
+    times: int = Field(3, ge=0, le=20)
+    minutes_between_retries: int = Field(2, ge=0, le=24 * 60)
+
+
+class CatchSpec(_Strict):
+    """`@catch`: a failed task stores its exception in `var` and the flow goes on."""
+
+    kind: Literal["catch"] = "catch"
+    var: Optional[str] = None
+    print_exception: bool = True
+
+    @field_validator("var")
+    @classmethod
+    def _identifier(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.isidentifier():
+            raise ValueError(f"var must be a Python identifier, got {v!r}")
+        return v
+
+
+class TimeoutSpec(_Strict):
+    """`@timeout`: the three fields add up, as in Metaflow."""
+
+    kind: Literal["timeout"] = "timeout"
+    seconds: int = Field(0, ge=0)
+    minutes: int = Field(0, ge=0)
+    hours: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _positive(self) -> "TimeoutSpec":
+        if self.total_seconds <= 0:
+            raise ValueError("@timeout needs a positive seconds, minutes or hours")
+        return self
+
+    @property
+    def total_seconds(self) -> int:
+        return self.seconds + 60 * self.minutes + 3600 * self.hours
+
+
+class ResourcesSpec(_Strict):
+    """`@resources`: what a Batch job asks for (memory in MB, as Metaflow)."""
+
+    kind: Literal["resources"] = "resources"
+    cpu: float = Field(1, gt=0, le=256)
+    memory: int = Field(4096, ge=128)
+    gpu: int = Field(0, ge=0, le=16)
+
+
+StepDecoratorSpec = Annotated[
+    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec], Field(discriminator="kind")
+]
+STEP_DECORATORS = {
+    "retry": RetrySpec,
+    "catch": CatchSpec,
+    "timeout": TimeoutSpec,
+    "resources": ResourcesSpec,
+}
+
+
+class ScheduleSpec(_Strict):
+    """`@schedule` on the flow class, mapped as Metaflow maps it."""
+
+    hourly: bool = False
+    daily: bool = True
+    weekly: bool = False
+    cron: Optional[str] = None
+    timezone: Optional[str] = None
+
+    @property
+    def expression(self) -> str:
+        """The EventBridge schedule expression: cron wins, then weekly, hourly, daily."""
+        if self.cron:
+            return f"cron({self.cron.strip()})"
+        if self.weekly:
+            return "cron(0 0 ? * SUN *)"
+        if self.hourly:
+            return "cron(0 * * * ? *)"
+        return "cron(0 0 * * ? *)"
+
+
+# --- graph -----------------------------------------------------------------
+
+StepType = Literal["start", "linear", "split", "foreach", "join", "end"]
+
+
+class StepSpec(_Strict):
+    name: str
+    type: StepType
+    out_funcs: list[str] = Field(default_factory=list)
+    in_funcs: list[str] = Field(default_factory=list)
+    foreach_param: Optional[str] = None
+    num_args: int = 1
+    has_tail_next: bool = False
+    invalid_tail_next: bool = False
+    # The enclosing splits (static or foreach), outermost first.
+    split_parents: list[str] = Field(default_factory=list)
+    # For a split/foreach: the join that closes it.
+    matching_join: Optional[str] = None
+    decorators: list[StepDecoratorSpec] = Field(default_factory=list)
+    lineno: int = 0
+    tail_next_lineno: int = 0
+    doc: Optional[str] = None
+
+    def decorator(self, kind: str) -> Any:
+        for d in self.decorators:
+            if d.kind == kind:
+                return d
+        return None
+
+
+class GraphSpec(_Strict):
+    flow_name: str
+    steps: dict[str, StepSpec]
+    schedule: Optional[ScheduleSpec] = None
+    doc: Optional[str] = None
+
+    def __getitem__(self, name: str) -> StepSpec:
+        return self.steps[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.steps
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self.steps.values())
+
+    def sorted_steps(self) -> list[StepSpec]:
+        """Steps in a breadth-first order from start (unreachable ones last)."""
+        seen: list[str] = []
+        frontier = ["start"] if "start" in self.steps else []
+        while frontier:
+            nxt = []
+            for name in frontier:
+                if name in seen or name not in self.steps:
+                    continue
+                seen.append(name)
+                nxt.extend(self.steps[name].out_funcs)
+            frontier = nxt
+        rest = [n for n in self.steps if n not in seen]
+        return [self.steps[n] for n in seen + rest]
+
+    def with_decorators(self, specs: list["StepDecoratorSpec"]) -> "GraphSpec":
+        """`--with`: attach each decorator to every step that lacks one of its kind."""
+        if not specs:
+            return self
+        steps = {}
+        for name, node in self.steps.items():
+            kinds = {d.kind for d in node.decorators}
+            extra = [d for d in specs if d.kind not in kinds]
+            steps[name] = node.model_copy(update={"decorators": [*node.decorators, *extra]})
+        return self.model_copy(update={"steps": steps})
+
+    def structure(self) -> dict[str, Any]:
+        """What the control plane compares between a manifest and the source."""
+        return {
+            "flow_name": self.flow_name,
+            "schedule": self.schedule.model_dump() if self.schedule else None,
+            "steps": {
+                n: {
+                    "type": s.type,
+                    "out_funcs": s.out_funcs,
+                    "foreach_param": s.foreach_param,
+                    "decorators": [d.model_dump() for d in s.decorators],
+                }
+                for n, s in sorted(self.steps.items())
+            },
+        }
+
+
+# --- parameters --------------------------------------------------------------
+
+ParamType = Literal["str", "int", "float", "bool", "json"]
+
+
+class ParameterSpec(_Strict):
+    name: str
+    attribute: str  # the class attribute that holds it (self.<attribute>)
+    type: ParamType = "str"
+    help: Optional[str] = None
+    required: bool = False
+    # The default after deploy-time evaluation and type conversion; JSON-safe.
+    default: Any = None
+    has_default: bool = False
+    # True when the default was computed from a deploy context.
+    deploy_time: bool = False
+    lineno: int = 0
+
+
+# --- the manifest -------------------------------------------------------------
+
+
+class DeployOptions(_Strict):
+    max_workers: int = Field(100, ge=1, le=10000)
+    tags: list[str] = Field(default_factory=list)
+    name: Optional[str] = None
+    authorize: Optional[str] = None
+    new_token: bool = False
+    # `--with` decorators, already applied to `graph`; kept for the server's check.
+    with_decorators: list[StepDecoratorSpec] = Field(default_factory=list)
+
+
+class Manifest(_Strict):
+    format: Literal[1] = MANIFEST_FORMAT
+    flowplane_version: str
+    flow_name: str
+    # Path of the flow's file inside the package, POSIX style.
+    flow_file: str
+    graph: GraphSpec
+    parameters: list[ParameterSpec] = Field(default_factory=list)
+    options: DeployOptions = Field(default_factory=DeployOptions)
+    created_by: str = "unknown"
+    created_at: Optional[str] = None
+
+    def parameter(self, name: str) -> Optional[ParameterSpec]:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        return None
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    return Manifest.model_json_schema()

@@ -1,0 +1,176 @@
+"""`Parameter`, `JSONType` and deploy-time defaults.
+
+A default may be a function of a `DeployTimeContext`; it is evaluated once, on
+the client, at the start of `run` or at `step-functions create`, and the value
+travels from there (the control plane never runs user code).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+
+class ParameterError(ValueError):
+    """A parameter value or definition is wrong; the message names the parameter."""
+
+
+class _JSONTypeClass:
+    name = "JSON"
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"not valid JSON ({e.msg} at position {e.pos})") from None
+        return value
+
+    def __repr__(self) -> str:
+        return "JSONType"
+
+
+JSONType = _JSONTypeClass()
+
+
+@dataclass(frozen=True)
+class DeployTimeContext:
+    """What a deploy-time default can look at (Metaflow's fields)."""
+
+    flow_name: str
+    parameter_name: str
+    user_name: str
+    logger: Callable[[str], None] = print
+    ds_type: str = "local"
+    ds_root: Optional[str] = None
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "y", "on"):
+        return True
+    if text in ("false", "0", "no", "n", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (use true or false)")
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return int(str(value).strip())
+
+
+def _parse_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)
+
+
+def _parse_str(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value) if not isinstance(value, (int, float)) else str(value)
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "str": _parse_str,
+    "int": _parse_int,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "json": JSONType,
+}
+
+_TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool"}
+
+
+def convert(type_name: str, value: Any, param_name: str) -> Any:
+    """Turn a CLI string (or JSON value) into the parameter's type."""
+    try:
+        return CONVERTERS[type_name](value)
+    except (ValueError, TypeError) as e:
+        raise ParameterError(f"parameter {param_name!r}: {value!r} is not a valid {type_name}: {e}") from None
+
+
+class Parameter:
+    """A flow parameter: `alpha = Parameter('alpha', default=0.01)`.
+
+    Read inside a step as `self.alpha`; set with `--alpha 0.5` on `run` or
+    `step-functions trigger`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        type: Any = None,
+        help: Optional[str] = None,
+        required: bool = False,
+        show_default: bool = True,
+        **_ignored: Any,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ParameterError("Parameter needs a name")
+        self.name = name
+        self.default = default
+        self.help = help
+        self.required = bool(required)
+        self.show_default = show_default
+        self.attribute: Optional[str] = None
+        self.type_name = self._type_name(type, default)
+
+    def _type_name(self, type_: Any, default: Any) -> str:
+        if type_ is None:
+            if callable(default) or default is None:
+                return "str"
+            for t in (bool, int, float, str):
+                if isinstance(default, t):
+                    return _TYPE_NAMES[t]
+            if isinstance(default, (dict, list)):
+                return "json"
+            raise ParameterError(f"parameter {self.name!r}: cannot infer a type from default {default!r}")
+        if type_ is JSONType or type_ is _JSONTypeClass:
+            return "json"
+        if type_ in _TYPE_NAMES:
+            return _TYPE_NAMES[type_]
+        raise ParameterError(f"parameter {self.name!r}: type must be str, int, float, bool or JSONType, got {type_!r}")
+
+    @property
+    def is_deploy_time(self) -> bool:
+        return callable(self.default)
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not None
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attribute = attr
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        if obj is None:
+            return self
+        values = obj.__dict__.get("_flowplane_params")
+        if values is None or self.name not in values:
+            raise AttributeError(f"parameter {self.name!r} has no value outside a running flow")
+        return values[self.name]
+
+    def resolve_default(self, context: DeployTimeContext) -> Any:
+        """The default in its final type; a function default is called once here."""
+        value = self.default
+        if callable(value):
+            try:
+                value = value(context)
+            except Exception as e:  # user code: report, don't crash with a traceback
+                raise ParameterError(
+                    f"parameter {self.name!r}: its deploy-time default raised {type(e).__name__}: {e}"
+                ) from e
+        if value is None:
+            return None
+        return convert(self.type_name, value, self.name)
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r}, type={self.type_name})"
