@@ -34,9 +34,15 @@ test-quick: install
 demo: install
 	$(PY) -m flowplane.demo
 
-bench: install
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
-	$(PY) bench/run.py
+# Metaflow, the reference, lives in its own environment so it never leaks into ours.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed-stamp: bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: install $(BENCH_VENV)/.installed-stamp
+	$(PY) bench/run.py --metaflow-python $(BENCH_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) node_modules .flowplane .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) node_modules .flowplane .pytest_cache
