@@ -1,0 +1,1 @@
+"""Recording run metadata from EventBridge events: parse, merge, store."""
