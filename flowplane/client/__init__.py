@@ -1,0 +1,61 @@
+"""The Client API: read flows, runs, steps, tasks and artifacts, as Metaflow's client does.
+
+    from flowplane import Flow, namespace
+    Flow('ParameterFlow').latest_run.data.alpha
+
+Reads go through a provider (see provider.py): the datastore at
+FLOWPLANE_DATASTORE_ROOT by default. Importing this package loads no AWS SDK.
+"""
+
+from __future__ import annotations
+
+from .core import DataArtifact, Flow, Metadata, Metaflow, MetaflowData, MetaflowObject, Run, Step, Task, TaskException
+from .exceptions import (
+    ChildNotFound,
+    ClientError,
+    InvalidPathspec,
+    MetaflowInvalidPathspec,
+    MetaflowNamespaceMismatch,
+    MetaflowNotFound,
+    NamespaceMismatch,
+    NotFound,
+)
+from .namespace import default_namespace, get_namespace, namespace
+from .provider import FlowInfo, Provider, StepInfo, get_provider, set_provider, use_provider
+
+
+def get_metadata() -> str:
+    """Where the Client API reads from, as `kind@location` (Metaflow's get_metadata())."""
+    return get_provider().describe()
+
+
+__all__ = [
+    "Metaflow",
+    "Flow",
+    "Run",
+    "Step",
+    "Task",
+    "DataArtifact",
+    "MetaflowObject",
+    "MetaflowData",
+    "Metadata",
+    "TaskException",
+    "namespace",
+    "get_namespace",
+    "default_namespace",
+    "get_metadata",
+    "ClientError",
+    "NotFound",
+    "ChildNotFound",
+    "NamespaceMismatch",
+    "InvalidPathspec",
+    "MetaflowNotFound",
+    "MetaflowNamespaceMismatch",
+    "MetaflowInvalidPathspec",
+    "Provider",
+    "FlowInfo",
+    "StepInfo",
+    "get_provider",
+    "set_provider",
+    "use_provider",
+]

@@ -1,0 +1,169 @@
+"""The provider over the datastore layout (flowplane/datastore/layout.py).
+
+Local runs and production tasks write the same keys, so one reader serves a
+local folder and an S3 prefix alike. A run, step or task whose record is not
+written yet (a task just starting) is skipped rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from ..datastore import layout, records
+from ..datastore.artifacts import ArtifactRef, ArtifactStore, read_index
+from ..datastore.records import AttemptRecord, RunRecord, TaskRecord
+from ..datastore.storage import NotFound as StorageNotFound
+from ..datastore.storage import Storage
+from .provider import FlowInfo, LogStream, StepInfo
+from .times import sort_key
+
+# Names that can be a flow, run, step or task id: never a path trick such as `..`.
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*$")
+
+
+def _ok(*names: str) -> bool:
+    return all(isinstance(n, str) and _NAME.match(n) and ".." not in n for n in names)
+
+
+def _task_order(rec: TaskRecord) -> tuple[Any, ...]:
+    return (rec.foreach_indices, rec.task_id)
+
+
+class LocalProvider:
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self._stores: dict[str, ArtifactStore] = {}
+
+    def describe(self) -> str:
+        kind = "s3" if self.storage.root.startswith("s3://") else "local"
+        return f"{kind}@{self.storage.root}"
+
+    # --- flows -------------------------------------------------------------
+
+    def _run_ids(self, flow: str) -> list[str]:
+        return [r for r in self.storage.list_dir(f"{flow}/runs") if _ok(r)]
+
+    def _runs(self, flow: str) -> list[RunRecord]:
+        out = []
+        for run_id in self._run_ids(flow):
+            rec = records.read_run(self.storage, flow, run_id)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def list_flows(self) -> list[FlowInfo]:
+        out = []
+        for name in self.storage.list_dir(""):
+            if _ok(name):
+                info = self.get_flow(name)
+                if info is not None:
+                    out.append(info)
+        return out
+
+    def get_flow(self, flow: str) -> Optional[FlowInfo]:
+        if not _ok(flow):
+            return None
+        runs = self._runs(flow)
+        if not runs:
+            return None
+        first = min(runs, key=lambda r: sort_key(r.created_at))
+        return FlowInfo(name=flow, created_at=first.created_at)
+
+    # --- runs --------------------------------------------------------------
+
+    def list_runs(self, flow: str, namespace_tag: Optional[str] = None,
+                  limit: Optional[int] = None) -> list[RunRecord]:
+        if not _ok(flow):
+            return []
+        runs = self._runs(flow)
+        if namespace_tag is not None:
+            runs = [r for r in runs if namespace_tag in r.all_tags]
+        runs.sort(key=lambda r: (sort_key(r.created_at), r.run_id), reverse=True)
+        return runs if limit is None else runs[: max(0, int(limit))]
+
+    def get_run(self, flow: str, run: str) -> Optional[RunRecord]:
+        if not _ok(flow, run):
+            return None
+        return records.read_run(self.storage, flow, run)
+
+    # --- steps and tasks ---------------------------------------------------
+
+    def list_steps(self, flow: str, run: str) -> list[StepInfo]:
+        if not _ok(flow, run):
+            return []
+        out = []
+        for name in self.storage.list_dir(layout.run_prefix(flow, run)):
+            if name == layout.RUN_RECORD or not _ok(name):
+                continue
+            info = self.get_step(flow, run, name)
+            if info is not None:
+                out.append(info)
+        return out
+
+    def get_step(self, flow: str, run: str, step: str) -> Optional[StepInfo]:
+        tasks = self.list_tasks(flow, run, step)
+        if not tasks:
+            return None
+        first = min(tasks, key=lambda t: sort_key(t.created_at))
+        return StepInfo(flow=flow, run_id=run, step=step, created_at=first.created_at, task_count=len(tasks))
+
+    def list_tasks(self, flow: str, run: str, step: str) -> list[TaskRecord]:
+        if not _ok(flow, run, step):
+            return []
+        out = []
+        for task_id in self.storage.list_dir(f"{layout.run_prefix(flow, run)}/{step}"):
+            if not _ok(task_id):
+                continue
+            rec = records.read_task(self.storage, flow, run, step, task_id)
+            if rec is not None:
+                out.append(rec)
+        return sorted(out, key=_task_order)
+
+    def get_task(self, flow: str, run: str, step: str, task: str) -> Optional[TaskRecord]:
+        if not _ok(flow, run, step, task):
+            return None
+        return records.read_task(self.storage, flow, run, step, task)
+
+    def list_attempts(self, flow: str, run: str, step: str, task: str) -> list[AttemptRecord]:
+        if not _ok(flow, run, step, task):
+            return []
+        numbers = sorted(
+            int(n) for n in self.storage.list_dir(layout.task_prefix(flow, run, step, task)) if n.isdigit()
+        )
+        out = []
+        for n in numbers:
+            rec = records.read_attempt(self.storage, flow, run, step, task, n)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    # --- artifacts and logs ------------------------------------------------
+
+    def artifact_index(self, flow: str, run: str, step: str, task: str,
+                       attempt: int) -> dict[str, ArtifactRef]:
+        if not _ok(flow, run, step, task):
+            return {}
+        return read_index(self.storage, flow, run, step, task, int(attempt)) or {}
+
+    def _store(self, flow: str) -> ArtifactStore:
+        store = self._stores.get(flow)
+        if store is None:
+            store = self._stores[flow] = ArtifactStore(self.storage, flow)
+        return store
+
+    def load_artifact(self, flow: str, sha: str) -> Any:
+        if not _ok(flow) or not re.fullmatch(r"[0-9a-f]{64}", sha or ""):
+            raise KeyError(f"not an artifact address: {flow}/{sha}")
+        return self._store(flow).load(sha)
+
+    def logs(self, flow: str, run: str, step: str, task: str, attempt: int, stream: LogStream) -> str:
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"a log stream is 'stdout' or 'stderr', got {stream!r}")
+        if not _ok(flow, run, step, task):
+            return ""
+        key = layout.attempt_key(flow, run, step, task, int(attempt), f"{stream}.log")
+        try:
+            return self.storage.get_bytes(key).decode("utf-8", errors="replace")
+        except StorageNotFound:
+            return ""
