@@ -71,7 +71,9 @@ class RunWriter:
         self.store = ArtifactStore(storage, flow)
         self.parameters = dict(parameters or {})
         if production_token:
-            system_tags = [f"user:{user}", "runtime:step-functions", f"production:{production_token}"]
+            # As in Metaflow, a production run lives in its deployment's namespace, not in the
+            # deploying user's: the user is recorded, but not as a `user:` tag.
+            system_tags = ["runtime:step-functions", f"production:{production_token}"]
         else:
             system_tags = [f"user:{user}", "runtime:local"]
         self.run = RunRecord(flow=flow, run_id=run_id, user=user, tags=list(tags), system_tags=system_tags,
@@ -212,3 +214,39 @@ def running_run(storage: Storage, run_id: str = "7001", *, minute: int = 0, user
     w = RunWriter(storage, "ParameterFlow", run_id, user=user, parameters={"alpha": 0.01}, clock=_clock(minute))
     w.task("start", stdout="alpha is 0.010000\n")
     return w
+
+
+def isolate_client(monkeypatch: Any, root: str, user: str = "alice") -> None:
+    """Point the Client API at `root` as `user`, with a fresh default namespace and no
+    provider override or task context left over from another test."""
+    from flowplane.client import namespaces as ns_module
+    from flowplane.client import set_provider
+    from flowplane.current import current
+
+    monkeypatch.setenv("FLOWPLANE_DATASTORE_ROOT", str(root))
+    monkeypatch.setenv("FLOWPLANE_USER", user)
+    monkeypatch.setattr(ns_module, "_current", False)
+    monkeypatch.setattr(current, "_info", {})
+    set_provider(None)
+
+
+def build_world(storage: Storage) -> dict[str, RunWriter]:
+    """Every shape of run, for two users and one production deployment (token `tok1`).
+
+    ParameterFlow runs, oldest to newest: alice 1001 (alpha 0.01), alice 1002
+    (alpha 0.5, tag exp:2), bob 1003, production sfn-abc (alpha 0.5), alice
+    7001 (still running). BobOnlyFlow has only bob's runs.
+    """
+    return {
+        "p1": linear_run(storage, "1001", minute=0),
+        "p2": linear_run(storage, "1002", minute=5, alpha=0.5, tags=["exp:2"]),
+        "p_bob": linear_run(storage, "1003", minute=10, user="bob", alpha=0.2),
+        "p_prod": linear_run(storage, "sfn-abc", minute=20, alpha=0.5, production_token="tok1"),
+        "p_running": running_run(storage, "7001", minute=30),
+        "bob_only": linear_run(storage, "1", minute=1, user="bob", flow="BobOnlyFlow"),
+        "branch": branch_run(storage, minute=2),
+        "foreach": foreach_run(storage, minute=3),
+        "failed": failed_run(storage, minute=4),
+        "catch": catch_run(storage, minute=6),
+        "retry": retry_run(storage, minute=7),
+    }

@@ -20,7 +20,7 @@ from .exceptions import (
     NamespaceMismatch,
     NotFound,
 )
-from .namespace import default_namespace, get_namespace, namespace
+from .namespaces import default_namespace, get_namespace, namespace
 from .provider import FlowInfo, Provider, StepInfo, get_provider, set_provider, use_provider
 
 

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Optional
 from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, ErrorInfo, RunRecord, TaskRecord
 from .exceptions import ChildNotFound, InvalidPathspec, NamespaceMismatch, NotFound
-from .namespace import get_namespace
+from .namespaces import get_namespace
 from .provider import FlowInfo, Provider, StepInfo, get_provider
 from .times import parse_time, sort_key
 
