@@ -134,7 +134,9 @@ class S3Storage:
             return False
 
     def list_dir(self, prefix: str) -> list[str]:
-        full = self._key(prefix).rstrip("/") + "/"
+        full = self._key(prefix).rstrip("/")
+        # The bucket's top level (no prefix, empty key) is listed with an empty Prefix, not "/".
+        full = f"{full}/" if full else ""
         names: set[str] = set()
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full, Delimiter="/"):
