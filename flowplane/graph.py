@@ -23,6 +23,13 @@ from .manifest import (
 
 PARAM_TYPES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "JSONType": "json"}
 
+# Parameter's positional arguments, in order (as Metaflow's).
+_PARAMETER_ARGS = ("name", "default", "type", "help", "required")
+
+# What `ast.literal_eval` raises for something that is not a plain constant:
+# `{[1]: 2}` parses but raises TypeError (unhashable), deep nesting RecursionError.
+_NOT_LITERAL = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)
+
 
 class FlowSourceError(Exception):
     """The source cannot be read as a flow (no FlowSpec class, syntax error, ...)."""
@@ -40,6 +47,8 @@ class SourceFlow:
     parameters: list[ParameterSpec]
     class_lineno: int
     # Problems found while reading (bad decorator arguments, ...), as (lineno, message).
+    # A message about one step or parameter starts with "step 'x': " or
+    # "parameter 'x': " so that lint can name what is at fault.
     problems: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -64,7 +73,7 @@ def _literal_kwargs(call: ast.AST, lineno: int, what: str, problems: list) -> di
             continue
         try:
             out[kw.arg] = ast.literal_eval(kw.value)
-        except ValueError:
+        except _NOT_LITERAL:
             problems.append(
                 (
                     lineno,
@@ -73,7 +82,7 @@ def _literal_kwargs(call: ast.AST, lineno: int, what: str, problems: list) -> di
                 )
             )
     if call.args:
-        problems.append((lineno, f"{what}: pass arguments by name, e.g. {what}(times=3)"))
+        problems.append((lineno, f"{what}: pass arguments by name (keyword=value)"))
     return out
 
 
@@ -100,11 +109,15 @@ def _parse_step(func: ast.FunctionDef, problems: list) -> StepSpec:
     for dec in func.decorator_list:
         kind = _name_of(dec)
         if kind in STEP_DECORATORS:
-            kwargs = _literal_kwargs(dec, dec.lineno, f"@{kind}", problems)
+            what = f"step {func.name!r}: @{kind}"
+            if any(d.kind == kind for d in decorators):
+                problems.append((dec.lineno, f"{what} is given twice"))
+                continue
+            kwargs = _literal_kwargs(dec, dec.lineno, what, problems)
             try:
                 decorators.append(STEP_DECORATORS[kind](**kwargs))
             except ValidationError as e:
-                problems.append((dec.lineno, f"@{kind} on step {func.name!r}: {_short(e)}"))
+                problems.append((dec.lineno, f"{what}: {_short(e)}"))
     num_args = len(func.args.args)
     name = func.name
     node = dict(
@@ -159,10 +172,14 @@ def _parse_step(func: ast.FunctionDef, problems: list) -> StepSpec:
                         else:
                             node["type"] = "linear"
                         node["invalid_tail_next"] = False
-    elif name == "start":
-        node["type"] = "start"
     if name != "end" and num_args > 1 and node["type"] == "linear":
         node["type"] = "join"
+    # start and end keep their type whatever their tail says (an invalid
+    # self.next in start, a self.next in end): lint reports the tail.
+    if name == "start" and node["type"] in ("linear", "join"):
+        node["type"] = "start"
+    if name == "end":
+        node["type"] = "end"
     return StepSpec(**node)
 
 
@@ -173,46 +190,64 @@ def _short(e: ValidationError) -> str:
 
 
 def _parse_parameter(target: str, call: ast.Call, problems: list) -> Optional[ParameterSpec]:
-    args = call.args
-    kwargs = {kw.arg: kw.value for kw in call.keywords if kw.arg}
-    name_node = args[0] if args else kwargs.get("name")
+    lineno = call.lineno
+    # Positional arguments count as Parameter(name, default, type, help, required).
+    kwargs = dict(zip(_PARAMETER_ARGS, call.args))
+    kwargs.update({kw.arg: kw.value for kw in call.keywords if kw.arg})
+    name_node = kwargs.get("name")
     if not isinstance(name_node, ast.Constant) or not isinstance(name_node.value, str):
-        problems.append((call.lineno, f"Parameter {target!r}: its name must be a string constant"))
+        problems.append((lineno, f"parameter {target!r}: its name must be a string constant"))
         return None
-    spec: dict[str, Any] = {"name": name_node.value, "attribute": target, "lineno": call.lineno}
+    name = name_node.value
+    what = f"parameter {name!r}"
+    if any(kw.arg is None for kw in call.keywords):
+        problems.append((lineno, f"{what}: **kwargs cannot be read from source; name each argument"))
+    spec: dict[str, Any] = {"name": name, "attribute": target, "lineno": lineno}
     for key in ("help", "required"):
         if key in kwargs:
             try:
                 spec[key] = ast.literal_eval(kwargs[key])
-            except ValueError:
-                pass
+            except _NOT_LITERAL:
+                problems.append((lineno, f"{what}: argument {key!r} must be a constant"))
     type_name = None
     if "type" in kwargs:
         type_name = PARAM_TYPES.get(_name_of(kwargs["type"]))
         if type_name is None:
-            problems.append(
-                (call.lineno, f"Parameter {name_node.value!r}: type must be str, int, float, bool or JSONType")
-            )
+            problems.append((lineno, f"{what}: type must be str, int, float, bool or JSONType"))
     if "default" in kwargs:
-        spec["has_default"] = True
         try:
             default = ast.literal_eval(kwargs["default"])
-            spec["default"] = default
-            if type_name is None:
-                type_name = _infer_type(default)
-        except ValueError:
+        except _NOT_LITERAL:
             # A function (or any expression): evaluated on the client at deploy time.
+            spec["has_default"] = True
             spec["deploy_time"] = True
+        else:
+            # As Parameter.has_default: an explicit None is no default.
+            spec["has_default"] = default is not None
+            spec["default"] = default
+            if type_name is None and default is not None:
+                type_name = _infer_type(default)
+                if type_name is None:
+                    problems.append(
+                        (lineno, f"{what}: cannot infer a type from default {default!r}; pass type=")
+                    )
     spec["type"] = type_name or "str"
-    return ParameterSpec(**spec)
+    try:
+        return ParameterSpec(**spec)
+    except ValidationError as e:
+        problems.append((lineno, f"{what}: {_short(e)}"))
+        return None
 
 
-def _infer_type(value: Any) -> str:
+def _infer_type(value: Any) -> Optional[str]:
+    """The type Parameter infers from a default (None when it cannot)."""
     # bool before int: True is an int in Python.
-    for t, name in ((bool, "bool"), (int, "int"), (float, "float")):
+    for t, name in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str")):
         if isinstance(value, t):
             return name
-    return "str"
+    if isinstance(value, (dict, list)):
+        return "json"
+    return None
 
 
 def _parse_schedule(cls: ast.ClassDef, problems: list) -> Optional[ScheduleSpec]:
@@ -224,6 +259,20 @@ def _parse_schedule(cls: ast.ClassDef, problems: list) -> Optional[ScheduleSpec]
             except ValidationError as e:
                 problems.append((dec.lineno, f"@schedule: {_short(e)}"))
     return None
+
+
+def _parameter_assignment(item: ast.stmt) -> tuple[Optional[str], Any]:
+    """`alpha = Parameter(...)` or `alpha: float = Parameter(...)` -> ("alpha", the call)."""
+    if isinstance(item, ast.Assign) and len(item.targets) == 1:
+        target = item.targets[0]
+    elif isinstance(item, ast.AnnAssign) and item.value is not None:
+        target = item.target
+    else:
+        return None, None
+    value = item.value
+    if isinstance(target, ast.Name) and isinstance(value, ast.Call) and _name_of(value) == "Parameter":
+        return target.id, value
+    return None, None
 
 
 def _is_step(func: ast.FunctionDef) -> bool:
@@ -243,18 +292,20 @@ def read_source_flow(source: str, filename: str = "<flow>", class_name: Optional
     for item in cls.body:
         if isinstance(item, ast.FunctionDef) and _is_step(item):
             if item.name in steps:
-                problems.append((item.lineno, f"step {item.name!r} is defined twice"))
+                problems.append(
+                    (
+                        item.lineno,
+                        f"step {item.name!r}: defined twice (first at line {steps[item.name].lineno}); "
+                        "the later definition silently replaces the earlier one",
+                    )
+                )
             steps[item.name] = _parse_step(item, problems)
-        elif (
-            isinstance(item, ast.Assign)
-            and isinstance(item.value, ast.Call)
-            and _name_of(item.value) == "Parameter"
-            and len(item.targets) == 1
-            and isinstance(item.targets[0], ast.Name)
-        ):
-            p = _parse_parameter(item.targets[0].id, item.value, problems)
-            if p is not None:
-                parameters.append(p)
+        else:
+            target, value = _parameter_assignment(item)
+            if target is not None:
+                p = _parse_parameter(target, value, problems)
+                if p is not None:
+                    parameters.append(p)
     steps = _link(steps)
     graph = GraphSpec(
         flow_name=cls.name,
