@@ -1,0 +1,954 @@
+"""The graph lint: one broken flow per rule, with the message it must give,
+and flows of every valid shape that must lint clean."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from flowplane.graph import read_source_flow
+from flowplane.lint import RULES, LintError, LintFailed, check, lint
+
+SHARED_FLOWS = Path(__file__).parents[2] / "shared" / "flows"
+
+HEADER = "from flowplane import FlowSpec, JSONType, Parameter, catch, retry, schedule, step\n\n\n"
+
+
+def flow_source(body: str) -> str:
+    return HEADER + textwrap.dedent(body).lstrip("\n")
+
+
+def line_of(source: str, text: str) -> int:
+    """The number of the one line of `source` that contains `text`."""
+    hits = [i for i, line in enumerate(source.splitlines(), 1) if text in line]
+    assert len(hits) == 1, f"{text!r} is on lines {hits}"
+    return hits[0]
+
+
+def lint_source(source: str) -> list[LintError]:
+    return lint(read_source_flow(source, "flow.py"))
+
+
+def errors_of(source: str, rule: str) -> list[LintError]:
+    return [e for e in lint_source(source) if e.rule == rule]
+
+
+LINEAR = """
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a)
+
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+BRANCH = """
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+@dataclass
+class Case:
+    """A broken flow and the error it must give."""
+
+    id: str
+    rule: str
+    body: str
+    # The line holding this text is the line the error must point at.
+    at: str
+    step: Optional[str] = None
+    parameter: Optional[str] = None
+    words: tuple[str, ...] = ()
+
+
+CASES = [
+    # --- problems found by the reader ---
+    Case(
+        "decorator-argument-not-constant",
+        "source",
+        LINEAR.replace("    @step\n    def a(", "    @retry(times=TIMES)\n    @step\n    def a("),
+        at="@retry(times=TIMES)",
+        step="a",
+        words=("@retry", "'times'", "must be a constant"),
+    ),
+    Case(
+        "decorator-argument-invalid",
+        "source",
+        LINEAR.replace("    @step\n    def a(", "    @retry(times=-1)\n    @step\n    def a("),
+        at="@retry(times=-1)",
+        step="a",
+        words=("@retry", "times", "greater than or equal to 0"),
+    ),
+    Case(
+        "parameter-type-unknown",
+        "source",
+        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    alpha = Parameter('alpha', type=list)\n"),
+        at="Parameter('alpha'",
+        parameter="alpha",
+        words=("type must be str, int, float, bool or JSONType",),
+    ),
+    Case(
+        "step-defined-twice",
+        "source",
+        LINEAR.replace(
+            "    @step\n    def end(",
+            "    @step\n    def a(self):  # again\n        self.next(self.end)\n\n    @step\n    def end(",
+        ),
+        at="def a(self):  # again",
+        step="a",
+        words=("defined twice (first at line 10)", "later definition silently replaces"),
+    ),
+    # --- start and end ---
+    Case(
+        "no-start",
+        "basic-steps",
+        LINEAR.replace("def start(self):\n        self.next(self.a)", "def begin(self):\n        self.next(self.a)"),
+        at="class F(FlowSpec)",
+        words=("no 'start' step",),
+    ),
+    Case(
+        "no-end",
+        "basic-steps",
+        LINEAR.replace("def end(self):", "def finish(self):"),
+        at="class F(FlowSpec)",
+        words=("no 'end' step",),
+    ),
+    Case(
+        "end-has-next",
+        "end-is-end",
+        LINEAR.replace("    def end(self):\n        pass", "    def end(self):\n        self.next(self.a)  # from end"),
+        at="# from end",
+        step="end",
+        words=("must not call self.next()",),
+    ),
+    Case(
+        "end-is-a-join",
+        "end-is-end",
+        BRANCH.replace("def end(self):", "def end(self, inputs):"),
+        at="def end(self, inputs)",
+        step="end",
+        words=("end cannot be a join", "add a join step before end"),
+    ),
+    # --- names ---
+    Case(
+        "step-name-reserved",
+        "step-name-reserved",
+        LINEAR.replace("self.a", "self.input").replace("def a(", "def input("),
+        at="def input(",
+        step="input",
+        words=("'input' is a reserved word",),
+    ),
+    Case(
+        "step-name-underscore",
+        "step-name-format",
+        LINEAR.replace("self.a", "self._a").replace("def a(", "def _a("),
+        at="def _a(",
+        step="_a",
+        words=("cannot start with '_'",),
+    ),
+    Case(
+        "step-name-uppercase",
+        "step-name-format",
+        LINEAR.replace("self.a", "self.Train").replace("def a(", "def Train("),
+        at="def Train(",
+        step="Train",
+        words=("lowercase",),
+    ),
+    # --- arguments ---
+    Case(
+        "missing-self",
+        "num-args",
+        LINEAR.replace("def a(self):", "def a():"),
+        at="def a():",
+        step="a",
+        words=("missing its 'self' argument",),
+    ),
+    Case(
+        "too-many-arguments",
+        "num-args",
+        BRANCH.replace("def join(self, inputs):", "def join(self, inputs, extra):"),
+        at="def join(self, inputs, extra)",
+        step="join",
+        words=("takes 3 arguments",),
+    ),
+    Case(
+        "start-takes-inputs",
+        "num-args",
+        LINEAR.replace("def start(self):", "def start(self, inputs):"),
+        at="def start(self, inputs)",
+        step="start",
+        words=("start takes no inputs",),
+    ),
+    Case(
+        "join-and-split",
+        "num-args",
+        LINEAR.replace("def a(self):\n        self.next(self.end)", "def a(self, inputs):\n        self.next(self.b, self.end)"),
+        at="def a(self, inputs)",
+        step="a",
+        words=("both a join", "and a split"),
+    ),
+    Case(
+        "step-with-inputs-after-no-split",
+        "join-without-split",
+        LINEAR.replace("def a(self):", "def a(self, inputs):"),
+        at="def a(self, inputs)",
+        step="a",
+        words=("takes inputs", "no split comes before it", "takes only 'self'"),
+    ),
+    # --- transitions ---
+    Case(
+        "no-next",
+        "missing-next",
+        LINEAR.replace("def a(self):\n        self.next(self.end)", "def a(self):\n        self.x = 1"),
+        at="def a(self):",
+        step="a",
+        words=("must end with self.next(...) as its last statement",),
+    ),
+    Case(
+        "next-not-last",
+        "missing-next",
+        LINEAR.replace(
+            "def a(self):\n        self.next(self.end)",
+            "def a(self):\n        self.next(self.end)\n        self.x = 1",
+        ),
+        at="def a(self):",
+        step="a",
+        words=("last statement",),
+    ),
+    Case(
+        "next-inside-if",
+        "missing-next",
+        LINEAR.replace(
+            "def a(self):\n        self.next(self.end)",
+            "def a(self):\n        if True:\n            self.next(self.end)",
+        ),
+        at="def a(self):",
+        step="a",
+        words=("last statement",),
+    ),
+    Case(
+        "next-names-a-string",
+        "invalid-next",
+        LINEAR.replace("self.next(self.a)", "self.next('a')"),
+        at="self.next('a')",
+        step="start",
+        words=("self.<step>",),
+    ),
+    Case(
+        "next-empty",
+        "invalid-next",
+        LINEAR.replace("self.next(self.a)", "self.next()"),
+        at="self.next()",
+        step="start",
+        words=("must name the following step(s)",),
+    ),
+    Case(
+        "next-unknown-keyword",
+        "invalid-next",
+        LINEAR.replace("self.next(self.a)", "self.next(self.a, num_parallel=4)"),
+        at="num_parallel=4",
+        step="start",
+        words=("takes only steps", "keyword"),
+    ),
+    Case(
+        "foreach-two-targets",
+        "invalid-next",
+        BRANCH.replace("self.next(self.a, self.b)", "self.next(self.a, self.b, foreach='xs')"),
+        at="foreach='xs'",
+        step="start",
+        words=("a foreach goes to exactly one step", "names 2 ('a', 'b')"),
+    ),
+    Case(
+        "foreach-not-a-string",
+        "foreach-attribute",
+        LINEAR.replace("self.next(self.a)", "self.next(self.a, foreach=items)").replace(
+            "def a(self):\n        self.next(self.end)", "def a(self):\n        self.next(self.join)\n\n"
+            "    @step\n    def join(self, inputs):\n        self.next(self.end)"
+        ),
+        at="foreach=items",
+        step="start",
+        words=("foreach= must name an attribute of self as a string",),
+    ),
+    Case(
+        "foreach-not-an-identifier",
+        "foreach-attribute",
+        LINEAR.replace("self.next(self.a)", "self.next(self.a, foreach='my items')").replace(
+            "def a(self):\n        self.next(self.end)", "def a(self):\n        self.next(self.join)\n\n"
+            "    @step\n    def join(self, inputs):\n        self.next(self.end)"
+        ),
+        at="foreach='my items'",
+        step="start",
+        words=("foreach='my items' is not an attribute name",),
+    ),
+    Case(
+        "same-branch-twice",
+        "duplicate-next",
+        BRANCH.replace("self.next(self.a, self.b)", "self.next(self.a, self.a)"),
+        at="self.next(self.a, self.a)",
+        step="start",
+        words=("names 'a' more than once",),
+    ),
+    Case(
+        "unknown-step",
+        "unknown-step",
+        LINEAR.replace("self.next(self.end)", "self.next(self.ned)"),
+        at="self.next(self.ned)",
+        step="a",
+        words=("goes to 'ned', which is not a step", "did you mean 'end'?"),
+    ),
+    # --- shape ---
+    Case(
+        "orphan",
+        "unreachable",
+        LINEAR.replace("self.next(self.a)", "self.next(self.end)"),
+        at="def a(self):",
+        step="a",
+        words=("cannot be reached from start",),
+    ),
+    Case(
+        "loop-never-ends",
+        "reaches-end",
+        LINEAR.replace(
+            "def a(self):\n        self.next(self.end)",
+            "def a(self):\n        self.next(self.b)\n\n    @step\n    def b(self):\n        self.next(self.a)",
+        ),
+        at="def a(self):",
+        step="a",
+        words=("no path from this step reaches end", "the loop through 'a', 'b' never leaves"),
+    ),
+    Case(
+        "cycle",
+        "cycle",
+        LINEAR.replace(
+            "def a(self):\n        self.next(self.end)",
+            "def a(self):\n        self.next(self.b)\n\n    @step\n    def b(self):\n        self.next(self.a)  # back",
+        ),
+        at="# back",
+        step="b",
+        words=("makes a loop: a -> b -> a",),
+    ),
+    Case(
+        "merge-without-inputs",
+        "join-needs-inputs",
+        BRANCH.replace("def join(self, inputs):", "def join(self):"),
+        at="def join(self):",
+        step="join",
+        words=("2 steps lead here ('a', 'b')", "def join(self, inputs)"),
+    ),
+    Case(
+        "join-wrong-arity",
+        "join-arity",
+        BRANCH.replace(
+            "def a(self):\n        self.next(self.join)",
+            "def a(self):\n        self.next(self.a1, self.a2)\n\n"
+            "    @step\n    def a1(self):\n        self.next(self.join)\n\n"
+            "    @step\n    def a2(self):\n        self.next(self.join)",
+        ),
+        at="def join(self, inputs)",
+        step="join",
+        words=("closes the split at step 'a' (line 10)", "2 branches", "3 steps lead here ('a1', 'a2', 'b')"),
+    ),
+    Case(
+        "split-never-joined",
+        "split-join-balance",
+        BRANCH.replace("self.next(self.join)", "self.next(self.end)"),
+        at="def start(self):",
+        step="start",
+        words=("this split is never joined", "add a join step before end"),
+    ),
+    Case(
+        "branches-at-different-joins",
+        "split-join-balance",
+        BRANCH.replace(
+            "def b(self):\n        self.next(self.join)",
+            "def b(self):\n        self.next(self.join2)\n\n"
+            "    @step\n    def join2(self, inputs):\n        self.next(self.end)",
+        ),
+        at="def start(self):",
+        step="start",
+        words=("end at different joins ('join', 'join2')",),
+    ),
+    Case(
+        "cross-join",
+        "split-join-balance",
+        """
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.a1, self.a2)
+
+    @step
+    def b(self):
+        self.next(self.b1, self.b2)
+
+    @step
+    def a1(self):
+        self.next(self.cross)
+
+    @step
+    def b1(self):
+        self.next(self.cross)
+
+    @step
+    def a2(self):
+        self.next(self.cross2)
+
+    @step
+    def b2(self):
+        self.next(self.cross2)
+
+    @step
+    def cross(self, inputs):
+        self.next(self.join)
+
+    @step
+    def cross2(self, inputs):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        at="def cross(self, inputs)",
+        step="cross",
+        words=("gathers steps from unrelated splits", "'a'", "'b'"),
+    ),
+    Case(
+        "step-shared-by-two-branches",
+        "split-join-balance",
+        BRANCH.replace(
+            "def b(self):\n        self.next(self.join)",
+            "def b(self):\n        self.next(self.p, self.q)\n\n"
+            "    @step\n    def p(self):\n        self.next(self.shared)\n\n"
+            "    @step\n    def q(self):\n        self.next(self.pq)\n\n"
+            "    @step\n    def pq(self, inputs):\n        self.next(self.join)\n\n"
+            "    @step\n    def shared(self):\n        self.next(self.pq)",
+        ).replace("def a(self):\n        self.next(self.join)", "def a(self):\n        self.next(self.shared)"),
+        at="def shared(self):",
+        step="shared",
+        words=("reached inside the split at 'start' and inside the split at 'b'", "belongs to one branch"),
+    ),
+    Case(
+        "empty-foreach",
+        "split-to-join",
+        """
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.xs = [1, 2]
+        self.next(self.join, foreach='xs')
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        at="foreach='xs'",
+        step="start",
+        words=("foreach goes straight to the join 'join'",),
+    ),
+    # --- parameters ---
+    Case(
+        "parameter-names-differ-in-case",
+        "parameter-unique",
+        LINEAR.replace(
+            "class F(FlowSpec):\n",
+            "class F(FlowSpec):\n    alpha = Parameter('alpha', default=1)\n    big_alpha = Parameter('Alpha', default=2)\n",
+        ),
+        at="Parameter('Alpha'",
+        parameter="Alpha",
+        words=("clashes with parameter 'alpha' (line 5)", "case-insensitive"),
+    ),
+    Case(
+        "parameter-names-differ-by-dash",
+        "parameter-unique",
+        LINEAR.replace(
+            "class F(FlowSpec):\n",
+            "class F(FlowSpec):\n    lr = Parameter('learning-rate', default=1)\n    lr2 = Parameter('learning_rate', default=2)\n",
+        ),
+        at="Parameter('learning_rate'",
+        parameter="learning_rate",
+        words=("clashes with parameter 'learning-rate'",),
+    ),
+    Case(
+        "parameter-name-with-space",
+        "parameter-name-format",
+        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    alpha = Parameter('my alpha', default=1)\n"),
+        at="Parameter('my alpha'",
+        parameter="my alpha",
+        words=("only letters, digits",),
+    ),
+    Case(
+        "parameter-name-reserved",
+        "parameter-reserved",
+        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    labels = Parameter('Tags', default='x')\n"),
+        at="Parameter('Tags'",
+        parameter="Tags",
+        words=("reserved word",),
+    ),
+    Case(
+        "parameter-attribute-reserved",
+        "parameter-reserved",
+        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    index = Parameter('position', default=0)\n"),
+        at="Parameter('position'",
+        parameter="position",
+        words=("attribute 'index' is a reserved word",),
+    ),
+    Case(
+        "parameter-named-like-a-step",
+        "parameter-step-clash",
+        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    count = Parameter('A', default=1)\n"),
+        at="Parameter('A'",
+        parameter="A",
+        words=("its name 'a' is also a step's name (line 11)",),
+    ),
+    Case(
+        "parameter-attribute-like-a-step",
+        "parameter-step-clash",
+        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    a = Parameter('count', default=1)\n"),
+        at="Parameter('count'",
+        parameter="count",
+        words=("its attribute 'a' is also a step's name",),
+    ),
+    Case(
+        "parameter-attribute-twice",
+        "parameter-attribute-clash",
+        LINEAR.replace(
+            "class F(FlowSpec):\n",
+            "class F(FlowSpec):\n    alpha = Parameter('alpha', default=1)\n    alpha = Parameter('beta', default=2)\n",
+        ),
+        at="Parameter('beta'",
+        parameter="beta",
+        words=("attribute 'alpha' already holds parameter 'alpha' (line 5)",),
+    ),
+    Case(
+        "parameter-name-is-another-attribute",
+        "parameter-attribute-clash",
+        LINEAR.replace(
+            "class F(FlowSpec):\n",
+            "class F(FlowSpec):\n    alpha = Parameter('beta', default=1)\n    beta = Parameter('gamma', default=2)\n",
+        ),
+        at="Parameter('beta'",
+        parameter="beta",
+        words=("also the attribute of parameter 'gamma' (line 6)",),
+    ),
+    Case(
+        "parameter-default-wrong-type",
+        "parameter-default-type",
+        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    n = Parameter('n', type=int, default='ten')\n"),
+        at="Parameter('n'",
+        parameter="n",
+        words=("default 'ten' is not a valid int",),
+    ),
+    Case(
+        "parameter-default-bad-json",
+        "parameter-default-type",
+        LINEAR.replace(
+            "class F(FlowSpec):\n", "class F(FlowSpec):\n    cfg = Parameter('cfg', type=JSONType, default='{oops')\n"
+        ),
+        at="Parameter('cfg'",
+        parameter="cfg",
+        words=("is not a valid json",),
+    ),
+    Case(
+        "required-parameter-on-schedule",
+        "parameter-required-schedule",
+        LINEAR.replace(
+            "class F(FlowSpec):\n",
+            "@schedule(daily=True)\nclass F(FlowSpec):\n    alpha = Parameter('alpha', type=float, required=True)\n",
+        ),
+        at="Parameter('alpha'",
+        parameter="alpha",
+        words=("required and has no default", "@schedule"),
+    ),
+    # --- the flow ---
+    Case(
+        "unix-cron",
+        "schedule-cron",
+        LINEAR.replace("class F(FlowSpec):\n", "@schedule(cron='0 10 * * *')\nclass F(FlowSpec):\n"),
+        at="class F(FlowSpec)",
+        words=("not an EventBridge cron expression", "6 required, 5 provided"),
+    ),
+    Case(
+        "cron-both-days",
+        "schedule-cron",
+        LINEAR.replace("class F(FlowSpec):\n", "@schedule(cron='0 10 * * MON *')\nclass F(FlowSpec):\n"),
+        at="class F(FlowSpec)",
+        words=("One must be a question mark",),
+    ),
+]
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_rule_reports_the_fault(case: Case) -> None:
+    source = flow_source(case.body)
+    found = errors_of(source, case.rule)
+    line = line_of(source, case.at)
+    matching = [
+        e
+        for e in found
+        if e.lineno == line
+        and e.step == case.step
+        and e.parameter == case.parameter
+        and all(w in e.message for w in case.words)
+    ]
+    assert matching, f"expected a {case.rule} error at line {line}; got:\n" + "\n".join(
+        f"{e.rule}: {e}" for e in lint_source(source)
+    )
+
+
+def test_every_rule_has_a_broken_flow() -> None:
+    assert {c.rule for c in CASES} == {rule_id for rule_id, _ in RULES}
+
+
+def test_rule_ids_are_unique() -> None:
+    ids = [rule_id for rule_id, _ in RULES]
+    assert len(ids) == len(set(ids))
+
+
+# --- the error and the exception ------------------------------------------------------
+
+
+def test_error_reads_line_then_subject() -> None:
+    assert str(LintError("x", "goes nowhere", 12, step="a")) == "line 12: step 'a': goes nowhere"
+    assert str(LintError("x", "bad", 3, parameter="alpha")) == "line 3: parameter 'alpha': bad"
+    assert str(LintError("x", "no start", 0)) == "no start"
+
+
+def test_error_is_frozen() -> None:
+    e = LintError("x", "m", 1, step="a")
+    with pytest.raises(Exception):
+        e.lineno = 2  # type: ignore[misc]
+
+
+def test_reader_problem_subject_is_split_from_the_message() -> None:
+    source = flow_source(LINEAR.replace("    @step\n    def a(", "    @retry(times=n)\n    @step\n    def a("))
+    (error,) = errors_of(source, "source")
+    assert error.step == "a"
+    assert str(error) == (
+        f"line {line_of(source, '@retry(times=n)')}: step 'a': @retry: argument 'times' must be a "
+        "constant so the control plane can read it without running your code"
+    )
+
+
+def test_schedule_problem_has_no_subject() -> None:
+    source = flow_source(LINEAR.replace("class F(FlowSpec):\n", "@schedule(weekly='often')\nclass F(FlowSpec):\n"))
+    (error,) = errors_of(source, "source")
+    assert error.step is None and error.parameter is None
+    assert error.lineno == line_of(source, "@schedule(")
+    assert error.message.startswith("@schedule: weekly")
+
+
+def test_check_raises_with_every_error() -> None:
+    source = flow_source(
+        LINEAR.replace("self.next(self.end)", "self.next(self.ned)").replace(
+            "class F(FlowSpec):\n", "class F(FlowSpec):\n    a1 = Parameter('x', default=1)\n    a2 = Parameter('X', default=2)\n"
+        )
+    )
+    with pytest.raises(LintFailed) as info:
+        check(read_source_flow(source))
+    errors = info.value.errors
+    assert [(e.rule, e.lineno, e.step or e.parameter) for e in errors] == [
+        ("parameter-unique", line_of(source, "Parameter('X'"), "X"),
+        ("unknown-step", line_of(source, "self.ned"), "a"),
+    ]
+    assert str(info.value) == "F has 2 errors:\n" + "\n".join(f"  {e}" for e in errors)
+
+
+def test_check_returns_quietly_on_a_clean_flow() -> None:
+    assert check(read_source_flow(flow_source(BRANCH))) is None
+
+
+def test_errors_come_in_source_order() -> None:
+    source = flow_source(
+        LINEAR.replace("def a(self):", "def a():").replace("def end(self):\n        pass", "def end(self):\n        self.next(self.a)")
+    )
+    lines = [e.lineno for e in lint_source(source)]
+    assert lines == sorted(lines) and len(lines) >= 2
+
+
+def test_a_missing_start_does_not_crash_the_shape_rules() -> None:
+    source = flow_source(
+        """
+class F(FlowSpec):
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def end(self, inputs):
+        self.next(self.a)
+"""
+    )
+    rules = {e.rule for e in lint_source(source)}
+    assert {"basic-steps", "end-is-end", "cycle"} <= rules
+    assert "unreachable" not in rules  # nothing is reachable without a start: not news
+
+
+def test_the_step_a_broken_next_meant_is_not_called_an_orphan() -> None:
+    # end is unreachable only because a's self.next is missing: report the cause alone.
+    source = flow_source(LINEAR.replace("def a(self):\n        self.next(self.end)", "def a(self):\n        pass"))
+    assert [(e.rule, e.step) for e in lint_source(source)] == [("missing-next", "a")]
+
+
+def test_a_join_missing_inputs_is_reported_once() -> None:
+    # Not also as a split left open: the merge is walked as the join it was meant to be.
+    source = flow_source(BRANCH.replace("def join(self, inputs):", "def join(self):"))
+    assert [(e.rule, e.step) for e in lint_source(source)] == [("join-needs-inputs", "join")]
+
+
+def test_an_orphan_leading_into_a_step_does_not_make_it_a_join() -> None:
+    source = flow_source(
+        LINEAR.replace("    @step\n    def end(", "    @step\n    def stray(self):\n        self.next(self.a)\n\n    @step\n    def end(")
+    )
+    assert [(e.rule, e.step) for e in lint_source(source)] == [("unreachable", "stray")]
+
+
+def test_a_loop_back_is_not_mistaken_for_a_join() -> None:
+    source = flow_source(
+        LINEAR.replace("def a(self):\n        self.next(self.end)", "def a(self):\n        self.next(self.b)\n\n"
+                       "    @step\n    def b(self):\n        self.next(self.a, self.end)")
+    )
+    errors = lint_source(source)
+    assert "join-needs-inputs" not in {e.rule for e in errors}
+    assert [e.rule for e in errors if e.rule == "cycle"] == ["cycle"]
+
+
+def test_lint_is_fast_on_many_diamonds() -> None:
+    # Metaflow's walk visits every path: 2**30 here. Ours visits each step once.
+    parts = ["class F(FlowSpec):", "    @step", "    def start(self):", "        self.next(self.s0)"]
+    n = 30
+    for i in range(n):
+        nxt = f"s{i + 1}" if i + 1 < n else "end"
+        parts += [
+            f"    @step\n    def s{i}(self):\n        self.next(self.l{i}, self.r{i})",
+            f"    @step\n    def l{i}(self):\n        self.next(self.j{i})",
+            f"    @step\n    def r{i}(self):\n        self.next(self.j{i})",
+            f"    @step\n    def j{i}(self, inputs):\n        self.next(self.{nxt})",
+        ]
+    parts += ["    @step\n    def end(self):\n        pass"]
+    source = flow_source("\n".join(parts) + "\n")
+    began = time.perf_counter()
+    assert lint_source(source) == []
+    assert time.perf_counter() - began < 2
+
+
+# --- flows that must lint clean ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", sorted(SHARED_FLOWS.glob("*.py")), ids=lambda p: p.name
+)
+def test_shared_flows_lint_clean(path: Path) -> None:
+    assert lint(read_source_flow(path.read_text(), str(path))) == []
+
+
+def test_all_five_shared_flows_are_checked() -> None:
+    assert len(sorted(SHARED_FLOWS.glob("*.py"))) == 5
+
+
+VALID_SHAPES = {
+    "linear": LINEAR,
+    "branch": BRANCH,
+    "three-way-split": """
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b, self.c)
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.b2)
+
+    @step
+    def b2(self):
+        self.next(self.join)
+
+    @step
+    def c(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+    "nested-foreach": """
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.rows = [1, 2]
+        self.next(self.row, foreach='rows')
+
+    @step
+    def row(self):
+        self.cols = [3, 4, 5]
+        self.next(self.cell, foreach='cols')
+
+    @step
+    def cell(self):
+        self.next(self.join_cols)
+
+    @step
+    def join_cols(self, inputs):
+        self.next(self.join_rows)
+
+    @step
+    def join_rows(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+    "foreach-inside-a-branch": """
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.fan, self.single)
+
+    @step
+    def fan(self):
+        self.xs = [1, 2, 3]
+        self.next(self.each, foreach='xs')
+
+    @step
+    def each(self):
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.next(self.join)
+
+    @step
+    def single(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+    "branch-inside-a-foreach": """
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.xs = [1, 2, 3]
+        self.next(self.each, foreach='xs')
+
+    @step
+    def each(self):
+        self.next(self.left, self.right)
+
+    @step
+    def left(self):
+        self.next(self.meet)
+
+    @step
+    def right(self):
+        self.next(self.meet)
+
+    @step
+    def meet(self, inputs):
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+    "two-diamonds-in-a-row": BRANCH.replace("def join(self, inputs):\n        self.next(self.end)", """def join(self, inputs):
+        self.next(self.mid)
+
+    @step
+    def mid(self):
+        self.next(self.c, self.d)
+
+    @step
+    def c(self):
+        self.next(self.join2)
+
+    @step
+    def d(self):
+        self.next(self.join2)
+
+    @step
+    def join2(self, inputs):
+        self.next(self.end)"""),
+    "parameters-decorators-and-schedule": """
+@schedule(cron='0 10 * * ? *')
+class F(FlowSpec):
+    alpha = Parameter('alpha', help='Learning rate', default=0.01)
+    size: int = Parameter('size', type=int, required=True, default=3)
+    cfg = Parameter('cfg', type=JSONType, default='{"a": 1}')
+
+    @retry(times=2)
+    @catch(var='err')
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(VALID_SHAPES))
+def test_valid_shapes_lint_clean(shape: str) -> None:
+    source = flow_source(VALID_SHAPES[shape])
+    assert lint_source(source) == [], [str(e) for e in lint_source(source)]
