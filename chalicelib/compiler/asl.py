@@ -1,0 +1,298 @@
+"""Manifest -> Amazon States Language, with Metaflow's semantics on Step Functions.
+
+Shape of what comes out:
+
+- every step is one Task state (`batch:submitJob.sync`) named after the step; its
+  job runs `flowplane task --step <step>` and learns everything that changes per
+  execution from the environment (run id, task id, attempt, execution input);
+- a static split is the split's Task, then a Parallel state with one branch per
+  out step (each branch runs up to, not including, the join), then the join;
+- a foreach is the split's Task (which records its cardinality in DynamoDB), a
+  getItem state reading it, a Map state over the indices, then the join;
+- state data is the execution input at the top level and `{"tid": "1.<i>..."}`
+  inside Map iterations: the only thing a task needs from it is its task id
+  (`1` outside any foreach). Every state passes its input through
+  (`ResultPath: null`), so the data never grows with the graph;
+- `@retry` and `@catch` become a Retry on the job failing (`@catch` adds
+  Metaflow's fallback attempts, where the task runtime records the exception
+  instead of running user code) and, for `@catch`, a Catch that moves on to the
+  next state; `@timeout` becomes TimeoutSeconds plus Batch's attempt timeout.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from flowplane.manifest import GraphSpec, Manifest, StepSpec
+
+from . import foreach
+from .intrinsics import RUN_ID_PREFIX, escape_literal, format_call, run_id_expr
+from .settings import CompileSettings
+
+SUBMIT_JOB_SYNC = "arn:aws:states:::batch:submitJob.sync"
+
+# Metaflow's @catch asks for 3 extra attempts beyond @retry's (its
+# NUM_FALLBACK_RETRIES); in those the task runs a fallback that records the
+# failure instead of the user's code, so the step ends with a proper task.
+FALLBACK_ATTEMPTS = 3
+# Metaflow's state machines retry Batch API throttling this way.
+BATCH_THROTTLE_RETRY = {
+    "ErrorEquals": ["Batch.AWSBatchException"],
+    "IntervalSeconds": 2,
+    "MaxAttempts": 10,
+    "BackoffRate": 2,
+    "JitterStrategy": "FULL",
+}
+# What a failed or timed-out job surfaces as; @retry and @catch act on these only
+# (States.ALL would also swallow States.Runtime, i.e. a broken definition).
+JOB_FAILED = ["States.TaskFailed", "States.Timeout"]
+# The first state puts what all tasks share under this field of the state data.
+CONTEXT_STATE = "flowplane-context"
+CONTEXT_FIELD = "fp"
+CONTEXT_PATH = f"$.{CONTEXT_FIELD}"
+# Batch takes strings only; $$.State.RetryCount is a number (0 on the first attempt).
+RETRY_COUNT = format_call(["", ""], ["$$.State.RetryCount"])
+# Batch refuses an attempt timeout under 60 seconds.
+BATCH_MIN_ATTEMPT_SECONDS = 60
+
+_JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
+_S3_PACKAGE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
+
+
+class CompileError(ValueError):
+    """The manifest cannot become a state machine; the message names the step at fault."""
+
+
+def compile_state_machine(manifest: Manifest, package_url: str, settings: CompileSettings) -> dict[str, Any]:
+    """The ASL definition (a dict) running `manifest`'s flow from the package at `package_url`."""
+    if not _S3_PACKAGE.match(package_url):
+        raise CompileError(f"package_url must be an s3://bucket/key URL, got {package_url!r}")
+    return _Compiler(manifest, package_url, settings).compile()
+
+
+class _Compiler:
+    def __init__(self, manifest: Manifest, package_url: str, settings: CompileSettings):
+        self.manifest = manifest
+        self.graph: GraphSpec = manifest.graph
+        self.flow = manifest.flow_name
+        self.settings = settings
+        self.visited: set[str] = set()
+        unknown = set(settings.step_job_definitions) - set(self.graph.steps)
+        if unknown:
+            raise CompileError(f"step_job_definitions names steps the flow does not have: {sorted(unknown)}")
+        self.package_url = package_url
+
+    def compile(self) -> dict[str, Any]:
+        if self.flow != self.graph.flow_name:
+            raise CompileError(f"manifest flow_name {self.flow!r} differs from the graph's {self.graph.flow_name!r}")
+        for name in ("start", "end"):
+            if name not in self.graph:
+                raise CompileError(f"the flow has no {name!r} step")
+        body = self._chain("start", stop=None, task_id_path=None)
+        unreached = [n for n in self.graph.steps if n not in self.visited]
+        if unreached:
+            raise CompileError(f"steps not reachable from 'start': {sorted(unreached)}")
+        states = {CONTEXT_STATE: self._context_state(next_state=body["StartAt"]), **body["States"]}
+        return {"Comment": f"Flowplane flow {self.flow}", "StartAt": CONTEXT_STATE, "States": states}
+
+    def _context_state(self, next_state: str) -> dict[str, Any]:
+        """The first state: what every task shares, evaluated once per execution.
+
+        Tasks point at it (`"Environment.$": "$.fp.env"`) instead of repeating the
+        same long URLs and intrinsics, which keeps a task state well under 1 KB.
+        It also replaces the execution input as state data (tasks read the input
+        through FLOWPLANE_EXECUTION_INPUT), so any input shape works, `{}` included.
+        """
+        s = self.settings
+        env: list[dict[str, str]] = [
+            {"Name": "FLOWPLANE_RUN_ID", "Value.$": run_id_expr()},
+            # Parameters are in here ("Parameters": a JSON string); missing ones take the
+            # deployed defaults in the task, so a console start with any object works.
+            {"Name": "FLOWPLANE_EXECUTION_INPUT", "Value.$": "States.JsonToString($$.Execution.Input)"},
+            {"Name": "FLOWPLANE_PACKAGE_URL", "Value": self.package_url},
+            {"Name": "FLOWPLANE_DATASTORE_ROOT", "Value": s.datastore_root},
+            {"Name": "FLOWPLANE_FOREACH_TABLE", "Value": s.foreach_table},
+        ]
+        if s.event_bus:
+            env.append({"Name": "FLOWPLANE_EVENT_BUS", "Value": s.event_bus})
+        ctx = {"queue": s.job_queue, "jobdef": s.job_definition, "env": env}
+        return {"Type": "Pass", "Parameters": {CONTEXT_FIELD: ctx}, "Next": next_state}
+
+    # --- structure ---------------------------------------------------------------
+
+    def _step(self, name: str, came_from: str) -> StepSpec:
+        if name not in self.graph:
+            raise CompileError(f"step {came_from!r} goes to {name!r}, which is not a step of the flow")
+        return self.graph[name]
+
+    def _chain(self, first: str, stop: Optional[str], task_id_path: Optional[str]) -> dict[str, Any]:
+        """States from `first` up to (not including) `stop`, or to `end` when stop is None.
+
+        Iterative along a chain so a 1,000-step linear flow does not recurse 1,000 deep;
+        recursion is only per nesting level.
+        """
+        states: dict[str, Any] = {}
+        name = first
+        while True:
+            node = self.graph[name]
+            if name in self.visited:
+                raise CompileError(
+                    f"step {name!r} is reached twice; only the join of a split may have several "
+                    "parents, and each branch must lead to that join"
+                )
+            self.visited.add(name)
+            states[name] = {}  # keeps the step before the states it leads to
+            if node.type == "end":
+                if stop is not None:
+                    raise CompileError(f"step 'end' is reached inside the split closed by {stop!r}")
+                self._add_task(states, node, None, task_id_path)
+                return {"StartAt": first, "States": states}
+            if node.type in ("split", "foreach"):
+                join = node.matching_join
+                if not join or join not in self.graph:
+                    raise CompileError(f"split step {name!r} has no join that closes it")
+                if node.type == "split":
+                    after = self._parallel(states, node, join, task_id_path)
+                else:
+                    after = self._foreach(states, node, join, task_id_path)
+                self._add_task(states, node, after, task_id_path)
+                nxt = join
+            else:
+                if len(node.out_funcs) != 1:
+                    raise CompileError(f"step {name!r} ({node.type}) must go to exactly one step")
+                nxt = node.out_funcs[0]
+                self._step(nxt, name)
+                if nxt == stop:
+                    self._add_task(states, node, None, task_id_path)
+                    return {"StartAt": first, "States": states}
+                if self.graph[nxt].type == "join" and nxt in self.visited:
+                    raise CompileError(
+                        f"step {name!r} goes to join {nxt!r} from outside the split that {nxt!r} closes"
+                    )
+                self._add_task(states, node, nxt, task_id_path)
+            name = nxt
+
+    def _parallel(self, states: dict, node: StepSpec, join: str, task_id_path: Optional[str]) -> str:
+        branches = []
+        for out in node.out_funcs:
+            self._step(out, node.name)
+            if out == join:
+                raise CompileError(f"split step {node.name!r} goes straight to its join {join!r}")
+            branches.append(self._chain(out, stop=join, task_id_path=task_id_path))
+        name = f"{node.name}-parallel"
+        # Branch outputs are not needed (tasks share data through the datastore).
+        states[name] = {"Type": "Parallel", "Branches": branches, "ResultPath": None, "Next": join}
+        return name
+
+    def _foreach(self, states: dict, node: StepSpec, join: str, task_id_path: Optional[str]) -> str:
+        if len(node.out_funcs) != 1:
+            raise CompileError(f"foreach step {node.name!r} must go to exactly one step")
+        body_first = node.out_funcs[0]
+        self._step(body_first, node.name)
+        if body_first == join:
+            raise CompileError(f"foreach step {node.name!r} goes straight to its join {join!r}")
+        if node.decorator("catch") is not None:
+            # As Metaflow: a caught failure would leave no cardinality for the Map.
+            raise CompileError(f"@catch is not supported on foreach step {node.name!r}")
+        iteration = self._chain(body_first, stop=join, task_id_path=foreach.TASK_ID_PATH)
+        card, mapped = f"{node.name}-cardinality", f"{node.name}-foreach"
+        states[card] = foreach.get_item_state(
+            self.flow, node.name, self.settings.foreach_table, task_id_path, next_state=mapped
+        )
+        states[mapped] = foreach.map_state(
+            iteration, task_id_path, CONTEXT_FIELD, self.manifest.options.max_workers, next_state=join
+        )
+        return card
+
+    # --- the task ------------------------------------------------------------------
+
+    def _add_task(self, states: dict, node: StepSpec, nxt: Optional[str], task_id_path: Optional[str]) -> None:
+        task = self._task(node, task_id_path)
+        catch = node.decorator("catch")
+        if catch is not None:
+            target = nxt
+            if target is None:
+                # A Catch needs a Next; at the end of a branch or of the flow, end there.
+                target = f"{node.name}-caught"
+                states[target] = {"Type": "Pass", "End": True}
+            task["Catch"] = [{"ErrorEquals": JOB_FAILED, "ResultPath": None, "Next": target}]
+        if nxt is None:
+            task["End"] = True
+        else:
+            task["Next"] = nxt
+        states[node.name] = task
+
+    def _task(self, node: StepSpec, task_id_path: Optional[str]) -> dict[str, Any]:
+        # The per-task values ride in the command: the environment is the shared list.
+        task_id = task_id_path or "'1'"
+        command = (
+            "States.Array('flowplane','task','--step',"
+            f"'{escape_literal(node.name)}','--task-id',{task_id},'--retry-count',{RETRY_COUNT})"
+        )
+        overrides: dict[str, Any] = {"Command.$": command, "Environment.$": f"{CONTEXT_PATH}.env"}
+        resources = node.decorator("resources")
+        if resources is not None:
+            overrides["ResourceRequirements"] = _resource_requirements(resources)
+        params: dict[str, Any] = {"JobName": job_name(self.flow, node.name), "JobQueue.$": f"{CONTEXT_PATH}.queue"}
+        if node.name in self.settings.step_job_definitions:
+            params["JobDefinition"] = self.settings.step_job_definitions[node.name]
+        else:
+            params["JobDefinition.$"] = f"{CONTEXT_PATH}.jobdef"
+        params["ContainerOverrides"] = overrides
+        task: dict[str, Any] = {
+            "Type": "Task",
+            "Resource": SUBMIT_JOB_SYNC,
+            "Parameters": params,
+            # The job description is not needed downstream; keep the input (the task id).
+            "ResultPath": None,
+        }
+        timeout = node.decorator("timeout")
+        if timeout is not None:
+            seconds = timeout.total_seconds
+            task["TimeoutSeconds"] = seconds
+            # Batch stops the container itself too, as Metaflow's run_time_limit does.
+            params["Timeout"] = {"AttemptDurationSeconds": max(seconds, BATCH_MIN_ATTEMPT_SECONDS)}
+        task["Retry"] = self._retry(node)
+        return task
+
+    def _retry(self, node: StepSpec) -> list[dict[str, Any]]:
+        retriers: list[dict[str, Any]] = [BATCH_THROTTLE_RETRY]
+        retry, catch = node.decorator("retry"), node.decorator("catch")
+        attempts = (retry.times if retry is not None else 0) + (FALLBACK_ATTEMPTS if catch is not None else 0)
+        if attempts:
+            minutes = retry.minutes_between_retries if retry is not None else 0
+            retriers.append(
+                {
+                    "ErrorEquals": JOB_FAILED,
+                    # ASL: IntervalSeconds MUST be a positive integer (1 to 99999999);
+                    # minutes_between_retries=0 means "at once", the closest is 1 s.
+                    "IntervalSeconds": max(1, 60 * minutes),
+                    "MaxAttempts": attempts,
+                    "BackoffRate": 1,
+                }
+            )
+        return retriers
+
+
+def job_name(flow: str, step: str) -> str:
+    """A Batch job name: [A-Za-z0-9][A-Za-z0-9_-]{1,127}, telling flow and step apart."""
+    name = _JOB_NAME_BAD.sub("_", f"{flow}-{step}")
+    if not name[0].isalnum():
+        name = "fp" + name
+    return name[:128]
+
+
+def _resource_requirements(resources: Any) -> list[dict[str, str]]:
+    cpu = resources.cpu
+    reqs = [
+        # Batch wants strings; whole vCPUs as "2", Fargate fractions as "0.25".
+        {"Type": "VCPU", "Value": str(int(cpu)) if float(cpu).is_integer() else str(cpu)},
+        {"Type": "MEMORY", "Value": str(resources.memory)},
+    ]
+    if resources.gpu:
+        reqs.append({"Type": "GPU", "Value": str(resources.gpu)})
+    return reqs
+
+
+__all__ = ["CompileError", "compile_state_machine", "job_name", "RUN_ID_PREFIX"]
