@@ -1,0 +1,23 @@
+"""Flowplane's control plane: Chalice routes and event handlers.
+
+Each handler lives in a Blueprint under chalicelib/routes/ and calls one
+function in chalicelib/; this file only assembles them.
+"""
+
+from chalice import Chalice
+
+from chalicelib.routes import deploy, runs
+
+app = Chalice(app_name="flowplane")
+# Packages arrive as application/gzip; API Gateway must pass them through as bytes.
+for _t in deploy.BINARY_TYPES:
+    if _t not in app.api.binary_types:
+        app.api.binary_types.append(_t)
+
+app.register_blueprint(deploy.bp)
+app.register_blueprint(runs.bp)
+
+
+@app.route("/health", methods=["GET"])
+def health() -> dict:
+    return {"ok": True, "service": "flowplane"}

@@ -1,0 +1,400 @@
+"""Thin adapters over the AWS services the control plane uses.
+
+Each class wraps one service with the few calls the logic needs, in the
+logic's own terms (a package, a record, a schedule), so the modules that
+decide things never build boto3 requests and tests can swap one adapter for
+a failing one to check what a failure leaves behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+from functools import cached_property
+from typing import Any, Optional
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .settings import Settings
+
+
+def error_code(e: ClientError) -> str:
+    return e.response.get("Error", {}).get("Code", "") or ""
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals back to ints and floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, set, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dynamo(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _dynamo(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_dynamo(v) for v in value]
+    return value
+
+
+class PackageStore:
+    """Packages and compiled definitions in the control plane's bucket."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put(self, key: str, data: bytes, content_type: str = "application/gzip") -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    def size(self, key: str) -> Optional[int]:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as e:
+            if error_code(e) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.put(key, json.dumps(value, sort_keys=True).encode("utf-8"), "application/json")
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get(key))
+
+    def presign_put(self, key: str, sha256_hex: str, expires: int) -> tuple[str, dict[str, str]]:
+        """A PUT URL S3 itself checks against the package's sha256."""
+        checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+        url = self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key, "ChecksumSHA256": checksum, "ContentType": "application/gzip"},
+            ExpiresIn=expires,
+        )
+        return url, {"x-amz-checksum-sha256": checksum, "Content-Type": "application/gzip"}
+
+
+class Table:
+    """The single DynamoDB table (see chalicelib/TABLE.md)."""
+
+    def __init__(self, resource_table: Any) -> None:
+        self.t = resource_table
+        self.client = resource_table.meta.client
+        self.name = resource_table.name
+
+    def get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
+        item = self.t.get_item(Key={"PK": pk, "SK": sk}, ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
+    def put(self, item: dict[str, Any], condition: Optional[str] = None, values: Optional[dict] = None) -> None:
+        kwargs: dict[str, Any] = {"Item": _dynamo(item)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        if values:
+            kwargs["ExpressionAttributeValues"] = _dynamo(values)
+        self.t.put_item(**kwargs)
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        changes: dict[str, Any],
+        condition: Optional[str] = None,
+        values: Optional[dict[str, Any]] = None,
+        names: Optional[dict[str, str]] = None,
+    ) -> None:
+        sets, removes = [], []
+        attr_names = dict(names or {})
+        attr_values = dict(values or {})
+        for i, (k, v) in enumerate(changes.items()):
+            attr_names[f"#u{i}"] = k
+            if v is None:
+                removes.append(f"#u{i}")
+            else:
+                sets.append(f"#u{i} = :u{i}")
+                attr_values[f":u{i}"] = v
+        expr = ""
+        if sets:
+            expr += "SET " + ", ".join(sets)
+        if removes:
+            expr += " REMOVE " + ", ".join(removes)
+        kwargs: dict[str, Any] = {
+            "Key": {"PK": pk, "SK": sk},
+            "UpdateExpression": expr.strip(),
+            "ExpressionAttributeNames": attr_names,
+        }
+        if attr_values:
+            kwargs["ExpressionAttributeValues"] = _dynamo(attr_values)
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        self.t.update_item(**kwargs)
+
+    def query(self, pk: str, sk_prefix: str = "", ascending: bool = True, limit: Optional[int] = None) -> list[dict]:
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("PK").eq(pk)
+        if sk_prefix:
+            cond = cond & Key("SK").begins_with(sk_prefix)
+        kwargs: dict[str, Any] = {"KeyConditionExpression": cond, "ScanIndexForward": ascending, "ConsistentRead": True}
+        items: list[dict] = []
+        while True:
+            if limit:
+                kwargs["Limit"] = limit - len(items)
+            page = self.t.query(**kwargs)
+            items.extend(_plain(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page or (limit and len(items) >= limit):
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def transact_put(
+        self,
+        puts: list[tuple[dict[str, Any], Optional[str], Optional[dict[str, Any]]]],
+        names: Optional[dict[str, str]] = None,
+    ) -> None:
+        """Several conditional puts, all or none (item, condition, values).
+
+        The resource's own client takes plain Python values (boto3 serializes them).
+        """
+        ops = []
+        for item, condition, values in puts:
+            put: dict[str, Any] = {"TableName": self.name, "Item": _dynamo(item)}
+            if condition:
+                put["ConditionExpression"] = condition
+            if values:
+                put["ExpressionAttributeValues"] = _dynamo(values)
+            if names and condition and any(n in condition for n in names):
+                put["ExpressionAttributeNames"] = {n: v for n, v in names.items() if n in condition}
+            ops.append({"Put": put})
+        self.client.transact_write_items(TransactItems=ops)
+
+
+class StateMachines:
+    """Step Functions: state machines, their versions, the production alias, executions."""
+
+    ALIAS = "production"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def find(self, arn: str) -> Optional[dict[str, Any]]:
+        try:
+            return self.client.describe_state_machine(stateMachineArn=arn)
+        except ClientError as e:
+            if error_code(e) in ("StateMachineDoesNotExist", "ResourceNotFound"):
+                return None
+            raise
+
+    def publish(self, arn: str, name: str, definition: dict, role_arn: str, description: str) -> tuple[str, str]:
+        """Create or update the state machine and publish the definition as a new version."""
+        body = json.dumps(definition, separators=(",", ":"))
+        if self.find(arn) is None:
+            r = self.client.create_state_machine(
+                name=name,
+                definition=body,
+                roleArn=role_arn,
+                type="STANDARD",
+                publish=True,
+                versionDescription=description[:256],
+                tags=[{"key": "flowplane:deployment", "value": name}],
+            )
+            return r["stateMachineArn"], r["stateMachineVersionArn"]
+        r = self.client.update_state_machine(
+            stateMachineArn=arn,
+            definition=body,
+            roleArn=role_arn,
+            publish=True,
+            versionDescription=description[:256],
+        )
+        return arn, r["stateMachineVersionArn"]
+
+    def restore_definition(self, arn: str, definition: dict, role_arn: str) -> None:
+        """Put back a definition without publishing (a rollback: the version exists already)."""
+        self.client.update_state_machine(
+            stateMachineArn=arn, definition=json.dumps(definition, separators=(",", ":")), roleArn=role_arn
+        )
+
+    def delete_version(self, version_arn: str) -> None:
+        self.client.delete_state_machine_version(stateMachineVersionArn=version_arn)
+
+    def point_alias(self, arn: str, version_arn: str) -> str:
+        alias_arn = f"{arn}:{self.ALIAS}"
+        routing = [{"stateMachineVersionArn": version_arn, "weight": 100}]
+        try:
+            self.client.update_state_machine_alias(stateMachineAliasArn=alias_arn, routingConfiguration=routing)
+        except ClientError as e:
+            if error_code(e) not in ("ResourceNotFound", "StateMachineDoesNotExist"):
+                raise
+            alias_arn = self.client.create_state_machine_alias(name=self.ALIAS, routingConfiguration=routing)[
+                "stateMachineAliasArn"
+            ]
+        return alias_arn
+
+    def delete(self, arn: str) -> None:
+        try:
+            self.client.delete_state_machine_alias(stateMachineAliasArn=f"{arn}:{self.ALIAS}")
+        except ClientError as e:
+            if error_code(e) not in ("ResourceNotFound", "StateMachineDoesNotExist"):
+                raise
+        self.client.delete_state_machine(stateMachineArn=arn)
+
+    def start(self, target_arn: str, name: str, payload: dict[str, Any]) -> str:
+        """Start an execution; one that already exists under this name counts as started."""
+        try:
+            return self.client.start_execution(stateMachineArn=target_arn, name=name, input=json.dumps(payload))[
+                "executionArn"
+            ]
+        except ClientError as e:
+            if error_code(e) != "ExecutionAlreadyExists":
+                raise
+            return execution_arn(target_arn, name)
+
+    def executions(self, arn: str, status: Optional[str], limit: int) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"stateMachineArn": arn, "maxResults": min(limit, 1000)}
+        if status:
+            kwargs["statusFilter"] = status
+        out: list[dict[str, Any]] = []
+        while len(out) < limit:
+            page = self.client.list_executions(**kwargs)
+            out.extend(page.get("executions", []))
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+        return out[:limit]
+
+    def execution(self, arn: str) -> Optional[dict[str, Any]]:
+        try:
+            return self.client.describe_execution(executionArn=arn)
+        except ClientError as e:
+            if error_code(e) in ("ExecutionDoesNotExist", "ResourceNotFound"):
+                return None
+            raise
+
+    def stop(self, arn: str, cause: str) -> None:
+        self.client.stop_execution(executionArn=arn, error="Flowplane.Terminated", cause=cause[:32768])
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """arn:...:stateMachine:NAME[:qualifier] -> arn:...:execution:NAME:EXEC."""
+    parts = state_machine_arn.split(":")
+    base = ":".join(parts[:7]).replace(":stateMachine:", ":execution:")
+    return f"{base}:{name}"
+
+
+class Schedules:
+    """EventBridge rules that fire the launcher on a flow's schedule."""
+
+    TARGET_ID = "flowplane-launcher"
+
+    def __init__(self, client: Any, lambda_client: Any, grant_permission: bool) -> None:
+        self.client = client
+        self.lambda_client = lambda_client
+        self.grant_permission = grant_permission
+
+    def get(self, rule: str) -> Optional[dict[str, Any]]:
+        try:
+            r = self.client.describe_rule(Name=rule)
+        except ClientError as e:
+            if error_code(e) == "ResourceNotFoundException":
+                return None
+            raise
+        targets = self.client.list_targets_by_rule(Rule=rule).get("Targets", [])
+        return {"expression": r.get("ScheduleExpression"), "arn": r["Arn"], "state": r.get("State"), "targets": targets}
+
+    def put(self, rule: str, expression: str, description: str, target_arn: str, transformer: dict) -> str:
+        arn = self.client.put_rule(
+            Name=rule, ScheduleExpression=expression, State="ENABLED", Description=description[:512]
+        )["RuleArn"]
+        self.client.put_targets(
+            Rule=rule, Targets=[{"Id": self.TARGET_ID, "Arn": target_arn, "InputTransformer": transformer}]
+        )
+        if self.grant_permission:
+            self._allow(rule, arn, target_arn)
+        return arn
+
+    def _allow(self, rule: str, rule_arn: str, target_arn: str) -> None:
+        try:
+            self.lambda_client.add_permission(
+                FunctionName=target_arn,
+                StatementId=f"flowplane-{rule}"[:100],
+                Action="lambda:InvokeFunction",
+                Principal="events.amazonaws.com",
+                SourceArn=rule_arn,
+            )
+        except ClientError as e:
+            if error_code(e) != "ResourceConflictException":  # granted by an earlier deploy
+                raise
+
+    def remove(self, rule: str) -> bool:
+        if self.get(rule) is None:
+            return False
+        self.client.remove_targets(Rule=rule, Ids=[self.TARGET_ID], Force=True)
+        self.client.delete_rule(Name=rule, Force=True)
+        return True
+
+
+class Aws:
+    """The adapters for one stage, created lazily (a cold Lambda pays only for what it uses)."""
+
+    def __init__(self, settings: Settings, session: Optional[boto3.session.Session] = None) -> None:
+        self.settings = settings
+        self.session = session or boto3.session.Session(region_name=settings.region)
+
+    def _client(self, name: str, **kwargs: Any) -> Any:
+        return self.session.client(name, region_name=self.settings.region, **kwargs)
+
+    @cached_property
+    def packages(self) -> PackageStore:
+        # SigV4 so a presigned PUT can carry the checksum S3 verifies.
+        return PackageStore(self._client("s3", config=Config(signature_version="s3v4")), self.settings.bucket)
+
+    @cached_property
+    def table(self) -> Table:
+        return Table(self.session.resource("dynamodb", region_name=self.settings.region).Table(self.settings.table))
+
+    @cached_property
+    def state_machines(self) -> StateMachines:
+        return StateMachines(self._client("stepfunctions"))
+
+    @cached_property
+    def schedules(self) -> Schedules:
+        return Schedules(self._client("events"), self._client("lambda"), self.settings.grant_launcher_permission)
+
+    def state_machine_arn(self, name: str) -> str:
+        return f"arn:aws:states:{self.settings.region}:{self.account}:stateMachine:{name}"
+
+    @cached_property
+    def account(self) -> str:
+        s = self.settings
+        if s.account:
+            return s.account
+        # An ARN in the settings already names the account: no STS round trip on a cold start.
+        for arn in (s.sfn_role_arn, s.launcher_arn):
+            parts = (arn or "").split(":")
+            if len(parts) > 4 and parts[4]:
+                return parts[4]
+        return self._client("sts").get_caller_identity()["Account"]
+
+    @property
+    def sfn_role_arn(self) -> str:
+        return self.settings.sfn_role_arn or f"arn:aws:iam::{self.account}:role/flowplane-{self.settings.stage}-states"
+
+    @property
+    def launcher_arn(self) -> str:
+        return self.settings.launcher_arn or (
+            f"arn:aws:lambda:{self.settings.region}:{self.account}:function:flowplane-{self.settings.stage}-launch"
+        )

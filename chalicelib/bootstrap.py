@@ -1,0 +1,60 @@
+"""Create a stage's stateful resources: the bucket, the table, the foreach table.
+
+On AWS these come from the stack (see chalicelib/TABLE.md for the key schema);
+the embedded local mode and the tests create them in moto with this, so both
+get the same shapes: the bucket sends its events to EventBridge, the table has
+string PK/SK, the foreach table is keyed by `pathspec` with a TTL.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from flowplane.foreach_cardinality import KEY_ATTR, TTL_ATTR
+
+from .aws import Aws, error_code
+
+
+def ensure_resources(aws: Aws) -> None:
+    s = aws.settings
+    s3 = aws.packages.client
+    try:
+        if s.region == "us-east-1":
+            s3.create_bucket(Bucket=s.bucket)
+        else:
+            s3.create_bucket(Bucket=s.bucket, CreateBucketConfiguration={"LocationConstraint": s.region})
+    except ClientError as e:
+        if error_code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    # The compile Lambda hears about packages through EventBridge, not S3 notifications.
+    s3.put_bucket_notification_configuration(
+        Bucket=s.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    ddb = aws.session.client("dynamodb", region_name=s.region)
+    _table(
+        ddb,
+        s.table,
+        [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        [{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
+    )
+    assert s.foreach_table is not None
+    if _table(
+        ddb,
+        s.foreach_table,
+        [{"AttributeName": KEY_ATTR, "KeyType": "HASH"}],
+        [{"AttributeName": KEY_ATTR, "AttributeType": "S"}],
+    ):
+        ddb.update_time_to_live(
+            TableName=s.foreach_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTR}
+        )
+
+
+def _table(ddb, name: str, keys: list, attributes: list) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        ddb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST")
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        return True
+    except ClientError as e:
+        if error_code(e) == "ResourceInUseException":
+            return False
+        raise

@@ -1,0 +1,303 @@
+"""Deployment records, the flow's production pointer, and production tokens.
+
+Keys and access patterns are in chalicelib/TABLE.md. The flow's head item
+(`FLOW#<name>`/`FLOW`) says which published version is production; nothing
+else does, so moving production is one conditional write.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from botocore.exceptions import ClientError
+
+from .aws import Table, error_code
+from .errors import BadRequest, Conflict, Forbidden, NotFound
+
+PENDING, DEPLOYED, FAILED = "PENDING", "DEPLOYED", "FAILED"
+TOKEN_PREFIX = "production:"
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+DEPLOYMENT_ID_RE = re.compile(r"^d-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
+
+
+# --- keys ---------------------------------------------------------------------
+
+
+def flow_pk(name: str) -> str:
+    return f"FLOW#{name}"
+
+
+HEAD_SK = "FLOW"
+DEPLOYMENT_SK = "DEPLOYMENT"
+
+
+def version_sk(version: int) -> str:
+    return f"VERSION#{version:08d}"
+
+
+def deployment_pk(deployment_id: str) -> str:
+    return f"DEPLOYMENT#{deployment_id}"
+
+
+def package_pk(sha256: str) -> str:
+    return f"PACKAGE#{sha256}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_deployment_id() -> str:
+    # Sortable by time, unguessable enough that ids do not collide between deployers.
+    return f"d-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def deployment_name(flow_name: str, name: Optional[str]) -> str:
+    """The state machine's name: `--name`, else the flow's."""
+    value = name or flow_name
+    if not NAME_RE.match(value):
+        raise BadRequest(
+            f"deployment name {value!r} must be 1-80 letters, digits, '-' or '_' (a Step Functions name)",
+            field="options.name" if name else "flow_name",
+        )
+    return value
+
+
+# --- production tokens ----------------------------------------------------------
+
+
+def strip_token(token: Optional[str]) -> Optional[str]:
+    if token and token.startswith(TOKEN_PREFIX):
+        return token[len(TOKEN_PREFIX) :]
+    return token or None
+
+
+def mint_token(name: str) -> str:
+    return f"{name.lower()}-{secrets.token_hex(4)}"
+
+
+def live(head: Optional[dict[str, Any]]) -> bool:
+    return bool(head) and not head.get("deleted") and bool(head.get("production_token"))
+
+
+def check_authorized(name: str, head: Optional[dict[str, Any]], user: str, authorize: Optional[str]) -> None:
+    """Metaflow's rule: the last deployer may redeploy; anyone else needs the token."""
+    if not live(head):
+        return
+    assert head is not None
+    if head.get("deployer") == user:
+        return
+    given = strip_token(authorize)
+    if given == head["production_token"]:
+        return
+    owner = head.get("deployer", "someone else")
+    if given:
+        message = (
+            f"the production token given does not match the one of {name!r} (deployed by {owner}); "
+            "ask them for it and call `step-functions create --authorize TOKEN`"
+        )
+    else:
+        message = (
+            f"{name!r} is deployed by {owner}; to deploy a new version you need the same production "
+            "token they used: ask them for it and call `step-functions create --authorize TOKEN`"
+        )
+    raise Forbidden(message, field="authorize", deployer=owner)
+
+
+def resolve_token(name: str, head: Optional[dict[str, Any]], new_token: bool) -> tuple[str, bool]:
+    """(token, minted): the first deployment and `--new-token` mint one; others keep it."""
+    if not live(head) or new_token:
+        return mint_token(name), True
+    assert head is not None
+    return head["production_token"], False
+
+
+# --- records --------------------------------------------------------------------
+
+
+class Deployments:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    # flow head and versions
+
+    def head(self, name: str) -> Optional[dict[str, Any]]:
+        item = self.table.get(flow_pk(name), HEAD_SK)
+        return _decode(item) if item else None
+
+    def live_head(self, name: str) -> dict[str, Any]:
+        head = self.head(name)
+        if not head:
+            raise NotFound(f"no flow named {name!r} is deployed", field="flow")
+        if head.get("deleted"):
+            raise NotFound(f"{name!r} was deleted on {head.get('deleted_at')}; deploy it again to use it", field="flow")
+        return head
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return [_decode(i) for i in self.table.query(flow_pk(name), "VERSION#")]
+
+    # deployments
+
+    def create_pending(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The PENDING record and the package's link to it, together."""
+        item = {
+            "PK": deployment_pk(record["deployment_id"]),
+            "SK": DEPLOYMENT_SK,
+            "type": "deployment",
+            "status": PENDING,
+            "stage": "waiting for the package",
+            **_encode(record),
+        }
+        link = {
+            "PK": package_pk(record["package_sha256"]),
+            "SK": f"DEPLOYMENT#{record['deployment_id']}",
+            "type": "package_link",
+            "deployment_id": record["deployment_id"],
+            "name": record["name"],
+            "created_at": record["created_at"],
+        }
+        self.table.transact_put([(item, "attribute_not_exists(PK)", None), (link, "attribute_not_exists(PK)", None)])
+        return _decode(item)
+
+    def get(self, deployment_id: str) -> dict[str, Any]:
+        if not DEPLOYMENT_ID_RE.match(deployment_id):
+            raise NotFound(f"no deployment {deployment_id!r}", field="deployment_id")
+        item = self.table.get(deployment_pk(deployment_id), DEPLOYMENT_SK)
+        if not item:
+            raise NotFound(f"no deployment {deployment_id!r}", field="deployment_id")
+        return _decode(item)
+
+    def waiting_for(self, sha256: str) -> list[str]:
+        """Deployments of this package, oldest first (the ids sort by time)."""
+        return [i["deployment_id"] for i in self.table.query(package_pk(sha256), "DEPLOYMENT#")]
+
+    def claim(self, deployment_id: str) -> bool:
+        """PENDING and unclaimed -> claimed; False when another delivery got there first."""
+        try:
+            self.table.update(
+                deployment_pk(deployment_id),
+                DEPLOYMENT_SK,
+                {"claimed_at": now_iso(), "stage": "compiling", "updated_at": now_iso()},
+                condition="#s = :pending AND attribute_not_exists(claimed_at)",
+                values={":pending": PENDING},
+                names={"#s": "status"},
+            )
+            return True
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def set_stage(self, deployment_id: str, stage: str) -> None:
+        self.table.update(deployment_pk(deployment_id), DEPLOYMENT_SK, {"stage": stage, "updated_at": now_iso()})
+
+    def fail(self, deployment_id: str, error: dict[str, Any]) -> None:
+        self.table.update(
+            deployment_pk(deployment_id),
+            DEPLOYMENT_SK,
+            {"status": FAILED, "stage": "failed", "error": json.dumps(error), "updated_at": now_iso()},
+        )
+
+    def promote(
+        self,
+        deployment: dict[str, Any],
+        previous_head: Optional[dict[str, Any]],
+        head: dict[str, Any],
+        version: dict[str, Any],
+    ) -> None:
+        """Version record + new head + DEPLOYED, all or none.
+
+        The head write is conditional on the head being what this deployment read
+        before it started, so two deployments cannot both believe they won.
+        """
+        revision = int(previous_head.get("revision", 0)) if previous_head else 0
+        head_item = {"PK": flow_pk(head["name"]), "SK": HEAD_SK, "type": "flow", **_encode(head), "revision": revision + 1}
+        if previous_head:
+            head_cond, head_vals = "revision = :rev", {":rev": revision}
+        else:
+            head_cond, head_vals = "attribute_not_exists(PK)", None
+        version_item = {
+            "PK": flow_pk(head["name"]),
+            "SK": version_sk(version["version"]),
+            "type": "version",
+            **_encode(version),
+        }
+        done = {
+            **{k: v for k, v in deployment.items() if k not in ("error",)},
+            "PK": deployment_pk(deployment["deployment_id"]),
+            "SK": DEPLOYMENT_SK,
+            "status": DEPLOYED,
+            "stage": "done",
+            "version": version["version"],
+            "version_arn": version["version_arn"],
+            "state_machine_arn": head["state_machine_arn"],
+            "production_token": head["production_token"],
+            "updated_at": now_iso(),
+        }
+        try:
+            self.table.transact_put(
+                [
+                    (head_item, head_cond, head_vals),
+                    (version_item, "attribute_not_exists(PK)", None),
+                    (_encode(done), "#s = :pending", {":pending": PENDING}),
+                ],
+                names={"#s": "status"},
+            )
+        except ClientError as e:
+            if error_code(e) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                raise Conflict(
+                    f"another deployment of {head['name']!r} finished while this one ran; deploy again",
+                    step="record",
+                ) from None
+            raise
+
+    def restore_head(self, name: str, previous: Optional[dict[str, Any]], expected_revision: int) -> None:
+        """Undo `promote`'s head write (used when a later step fails)."""
+        cond, vals = "revision = :rev", {":rev": expected_revision}
+        if previous is None:
+            self.table.t.delete_item(
+                Key={"PK": flow_pk(name), "SK": HEAD_SK},
+                ConditionExpression=cond,
+                ExpressionAttributeValues={":rev": expected_revision},
+            )
+            return
+        item = {"PK": flow_pk(name), "SK": HEAD_SK, "type": "flow", **_encode(previous)}
+        item["revision"] = expected_revision + 1
+        self.table.put(item, condition=cond, values=vals)
+
+    def mark_deleted(self, head: dict[str, Any], user: str) -> None:
+        self.table.update(
+            flow_pk(head["name"]),
+            HEAD_SK,
+            {"deleted": True, "deleted_at": now_iso(), "deleted_by": user, "revision": int(head.get("revision", 0)) + 1},
+            condition="revision = :rev",
+            values={":rev": int(head.get("revision", 0))},
+        )
+
+
+# Documents (options, parameters, errors) are stored as JSON strings: DynamoDB
+# cannot hold floats natively and nobody queries inside them.
+_JSON_FIELDS = ("options", "parameters", "error")
+
+
+def _encode(record: dict[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    for k in _JSON_FIELDS:
+        if k in out and not isinstance(out[k], str) and out[k] is not None:
+            out[k] = json.dumps(out[k], sort_keys=True)
+    return out
+
+
+def _decode(item: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in item.items() if k not in ("PK", "SK", "type")}
+    for k in _JSON_FIELDS:
+        if isinstance(out.get(k), str):
+            out[k] = json.loads(out[k])
+    return out
+
+

@@ -1,0 +1,127 @@
+"""Rebuild a flow from its uploaded source and hold the manifest to it.
+
+The control plane trusts only what it can read itself: the graph comes from
+the source through the SDK's `ast` reader (the code is never imported), the
+`--with` decorators from the manifest's options are applied to it, and the
+manifest must describe exactly that graph and those parameters. The flow must
+also pass the SDK's lint and carry a schedule AWS would accept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from flowplane.graph import FlowSourceError, SourceFlow, read_source_flow
+from flowplane.manifest import GraphSpec, Manifest
+
+from .errors import BadRequest
+from .schedules import schedule_expression
+
+
+def read_source(manifest: Manifest, source_text: str) -> SourceFlow:
+    try:
+        return read_source_flow(source_text, manifest.flow_file, manifest.flow_name)
+    except FlowSourceError as e:
+        raise BadRequest(
+            f"{manifest.flow_file}: {e}", field="flow_file", line=e.lineno or None
+        ) from None
+
+
+def check_lint(manifest: Manifest, source: SourceFlow) -> None:
+    from flowplane.lint import lint
+
+    # Lint what will run: the source's graph with the `--with` decorators applied.
+    deployed = dataclasses.replace(source, graph=source.graph.with_decorators(list(manifest.options.with_decorators)))
+    errors = lint(deployed)
+    if not errors:
+        return
+    first = errors[0]
+    count = f"{len(errors)} error" + ("s" if len(errors) != 1 else "")
+    raise BadRequest(
+        f"{manifest.flow_file}: {source.graph.flow_name} fails lint ({count}): {first}",
+        step=first.step,
+        line=first.lineno or None,
+        rule=first.rule,
+        problems=[
+            {"rule": e.rule, "message": e.message, "step": e.step, "parameter": e.parameter, "line": e.lineno}
+            for e in errors
+        ],
+    )
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if value not in (None, [], {}) else "nothing"
+
+
+def check_graph(manifest: Manifest, expected: GraphSpec, source: SourceFlow) -> None:
+    got, want = manifest.graph.structure(), expected.structure()
+    prefix = "the manifest disagrees with the flow's source"
+    if manifest.graph.flow_name != manifest.flow_name:
+        raise BadRequest(
+            f"{prefix}: the manifest's graph is {manifest.graph.flow_name!r}, its flow is {manifest.flow_name!r}",
+            field="graph.flow_name",
+        )
+    if got["flow_name"] != want["flow_name"]:
+        raise BadRequest(f"{prefix}: flow {got['flow_name']!r} vs {want['flow_name']!r}", field="graph.flow_name")
+    if got["schedule"] != want["schedule"]:
+        raise BadRequest(
+            f"{prefix}: schedule {_describe(got['schedule'])} in the manifest, {_describe(want['schedule'])} in the source",
+            field="graph.schedule",
+            line=source.class_lineno,
+        )
+    for name in sorted(set(got["steps"]) | set(want["steps"])):
+        if name not in want["steps"]:
+            raise BadRequest(f"{prefix}: step {name!r} is in the manifest but not in the source", step=name)
+        if name not in got["steps"]:
+            raise BadRequest(
+                f"{prefix}: step {name!r} is in the source but not in the manifest",
+                step=name,
+                line=expected.steps[name].lineno,
+            )
+        for key, value in want["steps"][name].items():
+            if got["steps"][name].get(key) != value:
+                raise BadRequest(
+                    f"{prefix}: step {name!r} has {key} {_describe(got['steps'][name].get(key))} in the manifest "
+                    f"but {_describe(value)} in the source",
+                    step=name,
+                    field=f"graph.steps.{name}.{key}",
+                    line=expected.steps[name].lineno,
+                )
+
+
+def check_parameters(manifest: Manifest, source: SourceFlow) -> None:
+    prefix = "the manifest disagrees with the flow's source"
+    declared = {p.name: p for p in source.parameters}
+    given = {p.name: p for p in manifest.parameters}
+    for name in given:
+        if name not in declared:
+            raise BadRequest(f"{prefix}: parameter {name!r} is not in the source", field=f"parameters.{name}")
+    for name, p in declared.items():
+        if name not in given:
+            raise BadRequest(
+                f"{prefix}: parameter {name!r} is in the source but not in the manifest",
+                field=f"parameters.{name}",
+                line=p.lineno,
+            )
+        m = given[name]
+        for attr in ("type", "attribute", "required"):
+            if getattr(m, attr) != getattr(p, attr):
+                raise BadRequest(
+                    f"{prefix}: parameter {name!r} has {attr} {getattr(m, attr)!r} in the manifest "
+                    f"but {getattr(p, attr)!r} in the source",
+                    field=f"parameters.{name}.{attr}",
+                    line=p.lineno,
+                )
+
+
+def check_flow(manifest: Manifest, source_text: str) -> SourceFlow:
+    """The flow as the source says it is, once the manifest is known to agree; else a 400."""
+    source = read_source(manifest, source_text)
+    # A bad schedule is named precisely here rather than as one lint error among others.
+    schedule_expression(source.graph.schedule)
+    check_lint(manifest, source)
+    expected = source.graph.with_decorators(list(manifest.options.with_decorators))
+    check_graph(manifest, expected, source)
+    check_parameters(manifest, source)
+    return source

@@ -1,0 +1,1 @@
+"""The control plane's handlers, grouped by concern as Chalice Blueprints."""

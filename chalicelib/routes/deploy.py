@@ -1,0 +1,82 @@
+"""Uploading packages, following deployments, and the compile function."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from .. import deployments as dp
+from ..deploy import accept_presign, accept_upload, deploy_arrived, dry_run
+from ..errors import UnsupportedMediaType
+from ..http import aws, content_type, json_body, json_errors
+from ..s3events import PACKAGE_CREATED_PATTERN
+
+log = logging.getLogger("flowplane.routes.deploy")
+
+bp = Blueprint(__name__)
+
+PACKAGE_TYPES = ["application/gzip", "application/x-gzip", "application/octet-stream"]
+BINARY_TYPES = ["application/gzip", "application/x-gzip"]
+
+
+def _package_bytes() -> bytes:
+    raw = bp.current_request.raw_body
+    return raw if isinstance(raw, bytes) else (raw or "").encode("latin-1")
+
+
+@bp.route("/packages", methods=["POST"], content_types=[*PACKAGE_TYPES, "application/json"])
+@json_errors
+def post_package() -> Any:
+    """A package as the body (up to API Gateway's 10 MB), or JSON asking for a presigned PUT."""
+    a = aws()
+    if content_type(bp.current_request.headers) == "application/json":
+        answer = accept_presign(a, a.settings, json_body(bp.current_request.raw_body))
+    else:
+        answer = accept_upload(a, a.settings, _package_bytes())
+    return Response(body=answer, status_code=202)
+
+
+@bp.route("/compile", methods=["POST"], content_types=PACKAGE_TYPES)
+@json_errors
+def post_compile() -> Any:
+    """`--only-json`: compile a package without storing or deploying anything."""
+    if content_type(bp.current_request.headers) not in PACKAGE_TYPES:
+        raise UnsupportedMediaType("send the package as application/gzip", field="body")
+    return dry_run(aws().settings, _package_bytes())
+
+
+@bp.route("/deployments/{deployment_id}", methods=["GET"])
+@json_errors
+def get_deployment(deployment_id: str) -> Any:
+    return dp.Deployments(aws().table).get(deployment_id)
+
+
+@bp.route("/deployments", methods=["GET"])
+@json_errors
+def list_deployments() -> Any:
+    """?flow=NAME: the flow's production pointer and every published version."""
+    from ..errors import BadRequest
+
+    params = bp.current_request.query_params or {}
+    name = params.get("flow")
+    if not name:
+        raise BadRequest("give the flow: /deployments?flow=NAME", field="flow")
+    records = dp.Deployments(aws().table)
+    head = records.head(name)
+    if head is None:
+        from ..errors import NotFound
+
+        raise NotFound(f"no flow named {name!r} was ever deployed", field="flow")
+    return {"flow": head, "versions": records.versions(name)}
+
+
+@bp.on_cw_event(PACKAGE_CREATED_PATTERN, name="compile")
+def compile_package(event: Any) -> list[dict[str, Any]]:
+    """A package landed in S3: compile and deploy whatever deployments wait for it."""
+    a = aws()
+    results = deploy_arrived(a, a.settings, event.detail)
+    for r in results:
+        log.info("deployment %s: %s", r["deployment_id"], r["status"])
+    return results

@@ -1,0 +1,51 @@
+"""Production runs of deployed flows, deleting flows, and the schedule's launcher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from .. import runs
+from ..errors import BadRequest
+from ..http import aws, json_body, json_errors
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/flows/{flow}/runs", methods=["POST"], content_types=["application/json"])
+@json_errors
+def trigger(flow: str) -> Any:
+    a = aws()
+    answer = runs.trigger(a, a.settings, flow, json_body(bp.current_request.raw_body, required=False))
+    return Response(body=answer, status_code=201)
+
+
+@bp.route("/flows/{flow}/runs", methods=["GET"])
+@json_errors
+def list_runs(flow: str) -> Any:
+    params = bp.current_request.query_params or {}
+    try:
+        limit = int(params.get("limit", "100"))
+    except ValueError:
+        raise BadRequest("limit must be a number", field="limit") from None
+    return runs.list_runs(aws(), flow, params.get("status"), limit)
+
+
+@bp.route("/flows/{flow}/runs/{run_id}/terminate", methods=["POST"], content_types=["application/json"])
+@json_errors
+def terminate(flow: str, run_id: str) -> Any:
+    return runs.terminate(aws(), flow, run_id)
+
+
+@bp.route("/flows/{flow}", methods=["DELETE"], content_types=["application/json"])
+@json_errors
+def delete(flow: str) -> Any:
+    return runs.delete_flow(aws(), flow, json_body(bp.current_request.raw_body))
+
+
+@bp.lambda_function(name="launch")
+def launch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The target of every schedule rule (see chalicelib/schedules.py for its input)."""
+    a = aws()
+    return runs.launch(a, a.settings, event)

@@ -1,0 +1,170 @@
+"""Production runs: trigger, list, terminate; deleting a flow; the schedule's launcher.
+
+Executions start on the state machine ARN (or the production alias when the
+stage says so, see Settings.execution_target). The deploy keeps the state
+machine's current definition equal to the production version's — a failed
+deploy puts the old definition back — so both start the production version;
+the ARN form is the one moto can run. A run's id is `sfn-<execution name>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import Any, Optional
+
+from flowplane.manifest import ParameterSpec
+from flowplane.parameters import ParameterError, convert
+
+from . import deployments as dp
+from .aws import Aws, execution_arn
+from .errors import BadRequest, Conflict, NotFound
+from .schedules import execution_name, parse_time, rule_name
+from .settings import Settings
+
+log = logging.getLogger("flowplane.runs")
+
+RUN_PREFIX = "sfn-"
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+
+
+def run_id_for(execution: str) -> str:
+    return RUN_PREFIX + execution
+
+
+def execution_for(run_id: str) -> str:
+    if not run_id.startswith(RUN_PREFIX) or len(run_id) == len(RUN_PREFIX):
+        raise BadRequest(f"run id {run_id!r} is not a production run id (sfn-<execution name>)", field="run_id")
+    return run_id[len(RUN_PREFIX) :]
+
+
+def _target(head: dict[str, Any], settings: Settings) -> str:
+    if settings.execution_target == "alias":
+        return f"{head['state_machine_arn']}:production"
+    return head["state_machine_arn"]
+
+
+def convert_parameters(specs: list[ParameterSpec], given: Any) -> dict[str, Any]:
+    """Values in their deployed types; unknown or mistyped ones are a 400 naming the parameter."""
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise BadRequest("parameters must be an object of name -> value", field="parameters")
+    by_name = {p.name: p for p in specs}
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        spec = by_name.get(name)
+        if spec is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise BadRequest(
+                f"unknown parameter {name!r}; the deployed flow's parameters are: {known}",
+                field=f"parameters.{name}",
+                parameter=name,
+            )
+        try:
+            out[name] = convert(spec.type, value, name)
+        except ParameterError as e:
+            raise BadRequest(str(e), field=f"parameters.{name}", parameter=name) from None
+    for spec in specs:
+        if spec.required and spec.name not in out and not spec.has_default:
+            raise BadRequest(
+                f"parameter {spec.name!r} is required and has no default", field=f"parameters.{spec.name}",
+                parameter=spec.name,
+            )
+    return out
+
+
+def execution_input(values: dict[str, Any]) -> dict[str, Any]:
+    """The seed's shape: parameters as a JSON string; missing ones take the deployed defaults."""
+    return {"Parameters": json.dumps(values, sort_keys=True)}
+
+
+def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    head = dp.Deployments(aws.table).live_head(name)
+    specs = [ParameterSpec.model_validate(p) for p in head.get("parameters") or []]
+    values = convert_parameters(specs, body.get("parameters"))
+    execution = str(uuid.uuid4())
+    arn = aws.state_machines.start(_target(head, settings), execution, execution_input(values))
+    return {
+        "run_id": run_id_for(execution),
+        "execution_arn": arn,
+        "flow": name,
+        "version": head["production_version"],
+        "parameters": values,
+        "namespace": f"{dp.TOKEN_PREFIX}{head['production_token']}",
+    }
+
+
+def _when(value: Any) -> Optional[str]:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def list_runs(aws: Aws, name: str, status: Optional[str], limit: int = 100) -> dict[str, Any]:
+    if status is not None:
+        status = status.upper()
+        if status not in STATUSES:
+            raise BadRequest(f"status {status!r} is not one of {', '.join(STATUSES)}", field="status")
+    if not 1 <= limit <= 1000:
+        raise BadRequest("limit must be between 1 and 1000", field="limit")
+    head = dp.Deployments(aws.table).live_head(name)
+    runs = [
+        {
+            "run_id": run_id_for(e["name"]),
+            "status": e["status"],
+            "started_at": _when(e.get("startDate")),
+            "stopped_at": _when(e.get("stopDate")),
+            "execution_arn": e["executionArn"],
+        }
+        for e in aws.state_machines.executions(head["state_machine_arn"], status, limit)
+    ]
+    return {"flow": name, "runs": runs}
+
+
+def terminate(aws: Aws, name: str, run_id: str) -> dict[str, Any]:
+    execution = execution_for(run_id)
+    head = dp.Deployments(aws.table).live_head(name)
+    arn = execution_arn(head["state_machine_arn"], execution)
+    found = aws.state_machines.execution(arn)
+    if found is None:
+        raise NotFound(f"no run {run_id!r} of {name!r}", field="run_id")
+    if found["status"] != "RUNNING":
+        raise Conflict(f"run {run_id!r} is {found['status']}, not RUNNING", field="run_id", status=found["status"])
+    aws.state_machines.stop(arn, f"terminated through flowplane ({run_id})")
+    return {"run_id": run_id, "status": "ABORTED", "execution_arn": arn}
+
+
+def delete_flow(aws: Aws, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Remove the state machine and the rule; the records and runs stay readable."""
+    user = body.get("user")
+    if not isinstance(user, str) or not user:
+        raise BadRequest("user must name who deletes the flow", field="user")
+    records = dp.Deployments(aws.table)
+    head = records.live_head(name)
+    # As Metaflow's `step-functions delete`: the same authorization as a deploy.
+    dp.check_authorized(name, head, user, body.get("authorize"))
+    aws.schedules.remove(rule_name(name))
+    if aws.state_machines.find(head["state_machine_arn"]) is not None:
+        aws.state_machines.delete(head["state_machine_arn"])
+    records.mark_deleted(head, user)
+    return {"flow": name, "deleted": True, "state_machine_arn": head["state_machine_arn"]}
+
+
+def launch(aws: Aws, settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """The schedule's target: start the production version with its default parameters, once per tick."""
+    name, when, rule = event.get("flow"), event.get("time"), event.get("rule")
+    if not isinstance(name, str) or not isinstance(when, str) or not isinstance(rule, str):
+        raise BadRequest("a launch event needs flow, time and rule (the rule's input transformer)", field="event")
+    parse_time(when)
+    head = dp.Deployments(aws.table).head(name)
+    if not dp.live(head) or not head or not head.get("schedule"):
+        # A rule firing for a flow deleted or redeployed without @schedule: nothing to start.
+        log.warning("schedule %s fired for %s, which has no live schedule; ignored", rule, name)
+        return {"flow": name, "started": False, "reason": "the flow has no live schedule"}
+    if rule.rsplit("/", 1)[-1] != rule_name(name):
+        log.warning("rule %s is not %s's rule; ignored", rule, name)
+        return {"flow": name, "started": False, "reason": "the rule is not this flow's"}
+    execution = execution_name(rule, when)
+    arn = aws.state_machines.start(_target(head, settings), execution, execution_input({}))
+    return {"flow": name, "started": True, "run_id": run_id_for(execution), "execution_arn": arn}

@@ -1,0 +1,85 @@
+"""The control plane's settings: one model, read from the environment.
+
+`.chalice/config.json` sets these variables per stage (local, dev, prod); the
+tests and the embedded local mode set them the same way. Every handler reads
+them through `Settings.from_env()` so nothing else touches `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "FLOWPLANE_"
+MB = 1024 * 1024
+
+
+class SettingsError(RuntimeError):
+    """The stage is misconfigured; the message names the environment variable."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str = "local"
+    region: str = "us-east-1"
+    bucket: str
+    table: str
+    # Foreach cardinalities (keyed by `pathspec`, see flowplane/foreach_cardinality.py);
+    # `<table>-foreach` unless set.
+    foreach_table: Optional[str] = None
+    # The EventBridge bus tasks put their events on (None: the default bus).
+    event_bus: Optional[str] = None
+    job_queue: str
+    job_definition: str
+    # The role Step Functions runs as; `flowplane-<stage>-states` in this account unless set.
+    sfn_role_arn: Optional[str] = None
+    # The launcher Lambda schedules target; Chalice names it `flowplane-<stage>-launch`.
+    launcher_arn: Optional[str] = None
+    # The account, when no ARN above names it (None: asked of STS once per cold start).
+    account: Optional[str] = None
+    # Where tasks keep artifacts; s3://<bucket>/data unless set.
+    datastore_root: Optional[str] = None
+    # Container image for tasks when a flow does not choose one (None: the job definition's).
+    image: Optional[str] = None
+
+    max_package_bytes: int = Field(50 * MB, gt=0)
+    # Unpacked size cap, so a small gzip bomb cannot exhaust the Lambda.
+    max_unpacked_bytes: int = Field(500 * MB, gt=0)
+    presign_expiry_seconds: int = Field(900, ge=60, le=7 * 24 * 3600)
+    # "state_machine": executions start on the state machine ARN, whose current definition
+    # is always the production one (works on AWS and moto). "alias": on the production
+    # alias (AWS only; moto cannot start executions on aliases).
+    execution_target: Literal["state_machine", "alias"] = "state_machine"
+    # On AWS a rule needs a resource policy on the launcher; moto has no launcher function.
+    grant_launcher_permission: bool = False
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Settings":
+        if self.foreach_table is None:
+            object.__setattr__(self, "foreach_table", f"{self.table}-foreach")
+        if self.datastore_root is None:
+            object.__setattr__(self, "datastore_root", f"s3://{self.bucket}/data")
+        return self
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        env = os.environ if env is None else env
+        values: dict[str, str] = {}
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in env and env[key] != "":
+                values[name] = env[key]
+        if "region" not in values:
+            region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+            if region:
+                values["region"] = region
+        try:
+            return cls(**values)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in e.errors()
+            )
+            raise SettingsError(f"control plane settings are invalid: {problems}") from None
