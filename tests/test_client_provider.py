@@ -138,3 +138,18 @@ def test_importing_the_client_loads_no_aws_sdk(root):
         out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE.format(extra=extra)], env=env,
                              capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "", f"imported {out.stdout.strip()} (extra={extra!r})"
+
+
+def test_a_large_artifact_reads_back_through_the_client(tmp_path, monkeypatch):
+    from fixtures_runs import RunWriter
+
+    isolate_client(monkeypatch, tmp_path)
+    big = bytes(range(256)) * (40 * 1024)  # 10 MiB: past the store's in-memory spool
+    w = RunWriter(LocalStorage(str(tmp_path)), "BigFlow", "1")
+    w.task("start", {"blob": big})
+    w.task("end", {"blob": big})
+    w.finish()
+    art = Run("BigFlow/1").end_task["blob"]
+    assert art.size > len(big)
+    assert art.type == "bytes"
+    assert art.data == big
