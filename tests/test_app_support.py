@@ -175,7 +175,8 @@ class ControlPlane:
         machines = {}
         for m in sfn.list_state_machines()["stateMachines"]:
             d = sfn.describe_state_machine(stateMachineArn=m["stateMachineArn"])
-            machines[m["name"]] = d["definition"]
+            runs = sfn.list_executions(stateMachineArn=m["stateMachineArn"])["executions"]
+            machines[m["name"]] = (d["definition"], sorted(e["name"] for e in runs))
         rules = {}
         for r in events.list_rules(NamePrefix="flowplane-")["Rules"]:
             targets = events.list_targets_by_rule(Rule=r["Name"])["Targets"]
@@ -196,14 +197,17 @@ class ControlPlane:
 
 
 @pytest.fixture
-def control_plane(monkeypatch: pytest.MonkeyPatch):
+def control_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Parametrize indirectly with {"execute": False} for executions that stay RUNNING."""
+    execute = getattr(request, "param", {}).get("execute", True)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", LOCAL_ENV["FLOWPLANE_REGION"])
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     for key, value in LOCAL_ENV.items():
         monkeypatch.setenv(key, value)
-    with mock_aws(config=MOTO_CONFIG):
+    config = MOTO_CONFIG if execute else {"batch": {"use_docker": False}}
+    with mock_aws(config=config):
         http.reset()
         aws = Aws(Settings.from_env(), boto3.session.Session(region_name=LOCAL_ENV["FLOWPLANE_REGION"]))
         ensure_resources(aws)
