@@ -1,0 +1,297 @@
+"""Command lines: a flow's own (`python flow.py run|show|check|step-functions`) and `flowplane`.
+
+click is imported only when a flow's command line is built: `flowplane task`,
+which every task runs, parses its few options with argparse and stays lean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import sys
+from typing import Any, Callable, Optional
+
+# --- `flowplane` (the console script) --------------------------------------------
+
+
+def _task(argv: list[str]) -> int:
+    from .task import main as task_main
+
+    return task_main(argv)
+
+
+# name -> (entry taking the remaining arguments and returning an exit code, one-line help)
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "task": (_task, "run one attempt of one task of a flow (what `run` and AWS Batch start)"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
+    return "usage: flowplane COMMAND [ARGS]...\n\ncommands:\n" + "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """The `flowplane` console script (and `python -m flowplane`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from . import __version__
+
+        print(f"flowplane {__version__}")
+        return 0
+    entry = COMMANDS.get(argv[0])
+    if entry is None:
+        sys.stderr.write(f"flowplane: unknown command {argv[0]!r}\n\n" + _usage())
+        return 2
+    return entry[0](argv[1:])
+
+
+# --- a flow's command line -----------------------------------------------------------
+
+# Commands another module provides, imported only when used.
+LAZY_COMMANDS = {"step-functions": ("flowplane.sfn_cli", "step_functions")}
+RUN_OPTIONS = ("max-workers", "tag", "run-id-file")
+
+
+def run_flow_cli(flow_cls: type, argv: list[str]) -> None:
+    """`FlowSpec.__init__` calls this: run the command line of `flow_cls` and exit."""
+    group = build_flow_cli(flow_cls)
+    prog = os.path.basename(argv[0]) if argv else flow_cls.__name__
+    group.main(args=list(argv[1:]), prog_name=prog)
+
+
+def build_flow_cli(flow_cls: type) -> Any:
+    """The click group for one flow class: --with, run, show, check, step-functions."""
+    import click
+
+    from .context import FlowContext
+    from .graph import FlowSourceError
+
+    try:
+        base = FlowContext.for_class(flow_cls)
+    except (FlowSourceError, OSError, TypeError) as e:
+        raise click.ClickException(f"cannot read the flow {flow_cls.__name__}: {e}") from None
+
+    class FlowGroup(click.Group):
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+        def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+            if name in LAZY_COMMANDS:
+                return _lazy_command(name, *LAZY_COMMANDS[name])
+            return super().get_command(ctx, name)
+
+    @click.group(cls=FlowGroup, help=_flow_help(base))
+    @click.option(
+        "--with",
+        "with_specs",
+        multiple=True,
+        metavar="DECORATOR",
+        callback=_parse_with,
+        help="Attach a step decorator to every step without one, e.g. --with retry or --with retry:times=2.",
+    )
+    @click.pass_context
+    def cli(ctx: click.Context, with_specs: list[Any]) -> None:
+        ctx.obj = dataclasses.replace(base, with_decorators=list(with_specs))
+
+    cli.add_command(_run_command(base))
+    cli.add_command(_show_command())
+    cli.add_command(_check_command())
+    return cli
+
+
+def _flow_help(ctx: Any) -> str:
+    doc = (ctx.source.graph.doc or "").strip()
+    return f"{ctx.flow_name}: {doc}" if doc else f"Commands of the flow {ctx.flow_name}."
+
+
+def _parse_with(ctx: Any, param: Any, values: tuple[str, ...]) -> list[Any]:
+    import click
+
+    from .decorators import DecoratorArgumentError, parse_with_option
+
+    try:
+        return [parse_with_option(v) for v in values]
+    except DecoratorArgumentError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
+def _lazy_command(name: str, module: str, attr: str) -> Any:
+    import click
+
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        reason = f"{type(e).__name__}: {e}"
+
+    @click.command(
+        name=name,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+        help=f"(not available: {reason})",
+    )
+    def unavailable() -> None:
+        raise click.ClickException(f"{name} is not available in this installation ({reason})")
+
+    return unavailable
+
+
+# --- run ---------------------------------------------------------------------------
+
+
+def _param_type(p: Any) -> Any:
+    import click
+
+    from .parameters import ParameterError, convert
+
+    class FlowParameterType(click.ParamType):
+        name = {"json": "JSON", "str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"}[p.type_name]
+
+        def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+            try:
+                return convert(p.type_name, value, p.name)
+            except ParameterError:
+                self.fail(f"{value!r} is not a valid {p.type_name}", param, ctx)
+
+    return FlowParameterType()
+
+
+def _param_option(p: Any, dest: str) -> Any:
+    import click
+
+    if p.is_deploy_time:
+        shown: Any = "computed when the run starts"
+    elif p.has_default:
+        shown = str(p.default)
+    else:
+        shown = False
+    return click.Option(
+        [f"--{p.name}", dest],
+        type=_param_type(p),
+        default=None,
+        required=p.required and not p.has_default,
+        help=p.help or f"Parameter {p.name}.",
+        show_default=shown,
+    )
+
+
+def _run_command(base: Any) -> Any:
+    import click
+
+    params = base.parameters()
+    dests = {f"param_{i}": p for i, p in enumerate(params)}
+    clash = [p.name for p in params if p.name.replace("_", "-") in RUN_OPTIONS]
+
+    def run(max_workers: int, tag: tuple[str, ...], run_id_file: Optional[str], **values: Any) -> None:
+        ctx = click.get_current_context()
+        fctx = ctx.obj
+        if clash:
+            raise click.UsageError(f"parameter {clash[0]!r} has the name of a `run` option; rename the parameter")
+        _lint_or_exit(fctx)
+        from .parameters import DeployTimeContext, ParameterError
+
+        resolved: dict[str, Any] = {}
+        for dest, p in dests.items():
+            value = values.get(dest)
+            if value is None and p.has_default:
+                dctx = DeployTimeContext(flow_name=fctx.flow_name, parameter_name=p.name, user_name=fctx.user)
+                try:
+                    value = p.resolve_default(dctx)
+                except ParameterError as e:
+                    raise click.ClickException(str(e)) from None
+            resolved[p.name] = value
+        from .runtime import run_local
+
+        code = run_local(fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file)
+        ctx.exit(code)
+
+    options = [
+        click.Option(
+            ["--max-workers"], type=click.IntRange(min=1), default=16, show_default=True,
+            help="Run at most this many tasks at once.",
+        ),
+        click.Option(["--tag"], multiple=True, help="Add a tag to the run (repeatable)."),
+        click.Option(
+            ["--run-id-file"], type=click.Path(dir_okay=False), default=None,
+            help="Write the run id to this file as soon as the run starts.",
+        ),
+        *(_param_option(p, dest) for dest, p in dests.items() if p.name not in clash),
+    ]
+    return click.Command("run", callback=run, params=options, help="Run the flow on this machine, each task in its own process.")
+
+
+def _lint_errors(fctx: Any) -> Optional[list[Any]]:
+    """Lint's errors, or None when lint is not installed in this tree yet."""
+    try:
+        from .lint import lint
+    except ImportError:
+        return None
+    return lint(fctx.source)
+
+
+def _lint_or_exit(fctx: Any) -> None:
+    import click
+
+    errors = _lint_errors(fctx)
+    if errors:
+        lines = "\n".join(f"    {e}" for e in errors)
+        click.echo(f"{fctx.flow_name} has {len(errors)} error(s); nothing ran:\n{lines}", err=True)
+        click.get_current_context().exit(1)
+
+
+# --- show and check ---------------------------------------------------------------------
+
+
+def _show_command() -> Any:
+    import click
+
+    @click.command(help="Print the flow's steps, their docstrings and transitions.")
+    @click.pass_obj
+    def show(fctx: Any) -> None:
+        click.echo(render_graph(fctx.graph))
+
+    return show
+
+
+def render_graph(graph: Any) -> str:
+    """The graph as Metaflow's `show` prints it."""
+    out = []
+    if graph.doc:
+        out.append(graph.doc.strip())
+    for node in graph.sorted_steps():
+        out.append("")
+        out.append(f"Step {node.name}")
+        out.append("    " + (node.doc.strip().replace("\n", "\n    ") if node.doc else "?"))
+        decorators = [f"@{d.kind}" for d in node.decorators]
+        if decorators:
+            out.append("    " + " ".join(decorators))
+        if node.type != "end":
+            targets = ", ".join(node.out_funcs)
+            if node.type == "foreach":
+                targets += f" (foreach {node.foreach_param})"
+            out.append(f"    => {targets}")
+    out.append("")
+    return "\n".join(out)
+
+
+def _check_command() -> Any:
+    import click
+
+    @click.command(help="Lint the flow; exit non-zero listing every error.")
+    @click.pass_obj
+    def check(fctx: Any) -> None:
+        errors = _lint_errors(fctx)
+        if errors is None:
+            raise click.ClickException("lint is not available in this installation")
+        if errors:
+            click.echo(f"{fctx.flow_name} has {len(errors)} error(s):", err=True)
+            for e in errors:
+                click.echo(f"    {e}", err=True)
+            click.get_current_context().exit(1)
+        click.echo(f"Validating {fctx.flow_name}...\n    The graph looks good!")
+
+    return check

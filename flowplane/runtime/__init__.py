@@ -1,0 +1,105 @@
+"""Running a flow on this machine: `python flow.py run`."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Optional
+
+from ..context import FlowContext
+from ..datastore import records
+from ..datastore.storage import Storage, default_root, storage_for
+from .launcher import ForkLauncher, Launcher, SubprocessLauncher, TaskProcess, default_launcher
+from .local import LocalRun, RunSettings
+from .progress import Progress
+
+__all__ = [
+    "run_local",
+    "new_run_id",
+    "Launcher",
+    "ForkLauncher",
+    "SubprocessLauncher",
+    "TaskProcess",
+    "Progress",
+]
+
+
+def new_run_id(storage: Storage, flow: str) -> str:
+    """A numeric, time-based run id (as Metaflow's local runs), unused in this datastore."""
+    candidate = int(time.time() * 1_000_000)
+    while storage.exists(f"{flow}/runs/{candidate}/{records.layout.RUN_RECORD}"):
+        candidate += 1
+    return str(candidate)
+
+
+def run_local(
+    ctx: FlowContext,
+    params: dict[str, Any],
+    max_workers: int = 16,
+    tags: Optional[list[str]] = None,
+    run_id_file: Optional[str] = None,
+    root: Optional[str] = None,
+    launcher: Optional[Launcher] = None,
+    progress: Optional[Progress] = None,
+) -> int:
+    """Run every task of the flow; 0 when the run succeeded, 1 when it failed."""
+    if max_workers < 1:
+        raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+    graph = ctx.graph
+    flow = graph.flow_name
+    root = root or default_root()
+    if not root.startswith("s3://"):
+        root = os.path.abspath(root)
+    storage = storage_for(root)
+    progress = progress or Progress()
+    launcher = launcher or default_launcher()
+    tags = list(tags or [])
+    if launcher.name == "fork":
+        _warm_up(ctx)
+
+    run_id = new_run_id(storage, flow)
+    run = records.RunRecord(
+        flow=flow,
+        run_id=run_id,
+        user=ctx.user,
+        tags=tags,
+        system_tags=[f"user:{ctx.user}", "runtime:local"],
+        parameters=params,
+    )
+    records.write_run(storage, run)
+    if run_id_file:
+        with open(run_id_file, "w", encoding="utf-8") as f:
+            f.write(run_id)
+    from .. import __version__
+
+    progress.system(f"Flowplane {__version__} executing {flow} for user:{ctx.user}")
+    progress.system(f"Workflow starting (run-id {run_id}):")
+    settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params)
+    local = LocalRun(ctx, graph, settings, storage, launcher, progress)
+    code = local.execute()
+
+    run.status = "succeeded" if code == 0 else "failed"
+    run.finished_at = records.now_iso()
+    if local.failed is not None:
+        ref, error = local.failed
+        run.failed_task = f"{flow}/{run_id}/{ref}" if ref is not None else None
+        run.error = error
+    records.write_run(storage, run)
+    if code == 0:
+        progress.system("Done!")
+    else:
+        progress.system("Workflow failed.")
+        if local.failed is not None:
+            ref, error = local.failed
+            what = f"Task {flow}/{run_id}/{ref} failed" if ref is not None else "The run stopped"
+            progress.detail(f"{what}: {error.type}: {error.message}")
+    progress.flush()
+    return code
+
+
+def _warm_up(ctx: FlowContext) -> None:
+    """Import and prepare in the runtime what every forked task would otherwise redo."""
+    from .. import task  # noqa: F401  (the task's code path, imported once here)
+    from ..task_loader import load_flow_file
+
+    load_flow_file(ctx.flow_file).context(list(ctx.with_decorators))

@@ -1,0 +1,497 @@
+"""`flowplane task`: run one attempt of one task, locally or on AWS Batch.
+
+    flowplane task --run-id R --step S --task-id T [--retry-count N]
+                   (--flow-file PATH | --package s3://bucket/packages/<sha256>.tar.gz)
+                   [--datastore-root ROOT] [--params-json JSON] [--tag T ...] [--with SPEC ...]
+
+The task finds its inputs from the graph and its own id (`task_graph`), runs
+the step, checks the transition it took against the graph, stores its
+artifacts, logs and records, and exits 0 (succeeded, or failed and caught by
+`@catch`) or 1. The local runtime forks and calls `main` with the same
+arguments; Batch runs the same command. Values missing from the command line
+come from FLOWPLANE_* environment variables (what the Batch job is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+from .current import current
+from .context import username
+from .datastore import layout, records
+from .datastore.artifacts import ArtifactStore, TaskArtifacts, read_index, write_index
+from .datastore.storage import Storage, default_root, storage_for
+from .flowspec import FlowSpec, ForeachFrame, Input, Inputs
+from .manifest import CatchSpec, GraphSpec, Manifest, StepSpec
+from .task_errors import (
+    ExceptionWrapper,
+    TaskSetupError,
+    TaskTimeout,
+    TransitionError,
+    type_name,
+    user_traceback,
+)
+from .task_graph import TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
+from .task_loader import LoadedFlow, fetch_package, flow_file_in, load_flow_file
+from .task_output import CapturedOutput
+from .task_params import given_values, resolve, specs_from_parameters
+from .task_persist import ArtifactPersistError, LoadTracker, persist
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="flowplane task", description="Run one attempt of one task of a flow.")
+    p.add_argument("--run-id", default=env("FLOWPLANE_RUN_ID"))
+    p.add_argument("--step", default=env("FLOWPLANE_STEP"))
+    p.add_argument("--task-id", default=env("FLOWPLANE_TASK_ID"))
+    p.add_argument("--retry-count", type=int, default=int(env("FLOWPLANE_RETRY_COUNT") or 0))
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--flow-file")
+    source.add_argument("--package", default=None)
+    p.add_argument("--datastore-root", default=None)
+    p.add_argument("--params-json", default=None)
+    p.add_argument("--tag", action="append", default=[], dest="tags")
+    p.add_argument("--with", action="append", default=[], dest="with_specs", metavar="SPEC")
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """The `flowplane task` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if not args.flow_file and not args.package:
+        args.package = os.environ.get("FLOWPLANE_PACKAGE_URL")
+    label = f"{args.run_id}/{args.step}/{args.task_id}"
+    try:
+        task = prepare(args)
+    except TaskSetupError as e:
+        print(f"flowplane task {label}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return task.run()
+
+
+def prepare(args: argparse.Namespace) -> "Task":
+    """Everything checked before anything is written: a bad input changes nothing."""
+    missing = [f"--{n.replace('_', '-')}" for n in ("run_id", "step", "task_id") if not getattr(args, n)]
+    if not args.flow_file and not args.package:
+        missing.append("--flow-file or --package")
+    if missing:
+        raise TaskSetupError("missing " + ", ".join(missing))
+    if args.retry_count < 0:
+        raise TaskSetupError(f"--retry-count must be 0 or more, got {args.retry_count}")
+    production = args.package is not None
+    if production:
+        package_dir, manifest = fetch_package(args.package)
+        loaded = load_flow_file(flow_file_in(package_dir, manifest), manifest)
+    else:
+        manifest = None
+        loaded = load_flow_file(args.flow_file)
+    with_specs = _with_specs(args.with_specs)
+    _, graph = loaded.context(with_specs)
+    try:
+        indices = check_task_id(graph, args.step, args.task_id)
+    except TaskIdError as e:
+        raise TaskSetupError(str(e)) from None
+    node = graph[args.step]
+    if node.type == "foreach" and node.decorator("catch") is not None:
+        raise TaskSetupError(f"step {node.name!r}: @catch is not supported on a foreach split step (as in Metaflow)")
+    root = args.datastore_root or default_root()
+    storage = storage_for(root)
+    param_specs = list(manifest.parameters) if manifest else specs_from_parameters(_flow_parameters(loaded))
+    given = given_values(args.params_json, os.environ.get("FLOWPLANE_EXECUTION_INPUT"))
+    if given is None:
+        run = records.read_run(storage, graph.flow_name, args.run_id)
+        given = dict(run.parameters) if run else {}
+    params = resolve(param_specs, given)
+    token = os.environ.get("FLOWPLANE_PRODUCTION_TOKEN") or None
+    return Task(
+        loaded=loaded,
+        graph=graph,
+        node=node,
+        run_id=args.run_id,
+        task_id=args.task_id,
+        indices=indices,
+        attempt=args.retry_count,
+        storage=storage,
+        params=params,
+        param_attrs={s.attribute for s in param_specs},
+        tags=list(args.tags),
+        production=production or token is not None,
+        token=token,
+        manifest=manifest,
+    )
+
+
+def _with_specs(values: list[str]) -> list[Any]:
+    from .decorators import DecoratorArgumentError, parse_with_option
+
+    try:
+        return [parse_with_option(v) for v in values]
+    except DecoratorArgumentError as e:
+        raise TaskSetupError(str(e)) from None
+
+
+def _flow_parameters(loaded: LoadedFlow) -> list[Any]:
+    ctx, _ = loaded.context([])
+    return ctx.parameters()
+
+
+@dataclass
+class Outcome:
+    """How the attempt ended."""
+
+    ok: bool = False
+    error: Optional[BaseException] = None
+    error_text: Optional[str] = None  # the traceback to store with the error
+    caught: bool = False
+    num_splits: Optional[int] = None
+
+
+@dataclass
+class Task:
+    loaded: LoadedFlow
+    graph: GraphSpec
+    node: StepSpec
+    run_id: str
+    task_id: str
+    indices: list[int]
+    attempt: int
+    storage: Storage
+    params: dict[str, Any]
+    param_attrs: set[str]
+    tags: list[str]
+    production: bool = False
+    token: Optional[str] = None
+    manifest: Optional[Manifest] = None
+    _records: dict[TaskRef, records.TaskRecord] = field(default_factory=dict)
+    _sources: dict[TaskRef, TaskArtifacts] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.flow_name = self.graph.flow_name
+        self.step = self.node.name
+        self.store = ArtifactStore(self.storage, self.flow_name)
+        self.user = username()
+        self.pathspec = f"{self.flow_name}/{self.run_id}/{self.step}/{self.task_id}"
+        retry = self.node.decorator("retry")
+        self.last_attempt = self.attempt >= (retry.times if retry else 0)
+
+    # --- the attempt -------------------------------------------------------------
+
+    def run(self) -> int:
+        started = records.now_iso()
+        try:
+            with CapturedOutput() as out:
+                try:
+                    self._record_start(started)
+                    outcome = self._attempt()
+                finally:
+                    current._set()
+            self._save_logs(out)
+            out.close()
+            self._record_end(started, outcome)
+        except Exception as e:
+            # Our own failure (the datastore is unreachable, ...): still name the task.
+            print(f"Task {self.pathspec} (attempt {self.attempt}) failed: {type_name(e)}: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK if outcome.ok else EXIT_FAILED
+
+    def _attempt(self) -> Outcome:
+        outcome = Outcome()
+        tracker = LoadTracker()
+        flow: Optional[FlowSpec] = None
+        try:
+            flow, inputs = self._build_flow(tracker)
+            self._set_current()
+            with _time_limit(self._timeout(), self.step):
+                if self.node.type == "join":
+                    getattr(flow, self.step)(inputs)
+                else:
+                    getattr(flow, self.step)()
+            outcome.num_splits = self._check_transition(flow)
+            outcome.ok = True
+        except BaseException as e:  # user code may raise anything, SystemExit included
+            outcome.error = e
+            outcome.error_text = user_traceback(e)
+        if outcome.error is not None:
+            self._catch(flow, outcome)
+        if flow is not None:
+            try:
+                params = self._param_artifacts(flow) if outcome.ok else dict(self.params)
+                index = persist(flow, self.store, tracker, params, best_effort=not outcome.ok)
+                write_index(self.storage, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, index)
+            except ArtifactPersistError as e:
+                outcome.ok, outcome.caught = False, False
+                outcome.error, outcome.error_text = e, f"{type_name(e)}: {e}\n"
+        if outcome.ok and outcome.num_splits is not None:
+            self._record_foreach(outcome.num_splits)
+        if not outcome.ok:
+            print(
+                f"Task {self.pathspec} (attempt {self.attempt}) failed:\n{outcome.error_text}",
+                file=sys.stderr,
+                end="",
+            )
+        return outcome
+
+    def _catch(self, flow: Optional[FlowSpec], outcome: Outcome) -> None:
+        """@catch on the last attempt: keep the exception, take the graph's transition, succeed."""
+        spec: Optional[CatchSpec] = self.node.decorator("catch")
+        if spec is None or not self.last_attempt or flow is None:
+            return
+        assert outcome.error is not None
+        wrapper = ExceptionWrapper(type_name(outcome.error), str(outcome.error), outcome.error_text)
+        if spec.var:
+            flow.__dict__[spec.var] = wrapper
+        if spec.print_exception:
+            print(f"@catch caught an exception from {self.pathspec}:\n{outcome.error_text}", file=sys.stderr, end="")
+        outcome.ok, outcome.caught = True, True
+
+    # --- building the FlowSpec ------------------------------------------------------
+
+    def _build_flow(self, tracker: LoadTracker) -> tuple[FlowSpec, Optional[Inputs]]:
+        flow = self.loaded.flow_cls(use_cli=False)
+        d = flow.__dict__
+        d["_flowplane_params"] = dict(self.params)
+        parents = parents_of(self.graph, self.step, self.task_id, self._num_splits)
+        inputs = None
+        if self.node.type == "join":
+            inputs = Inputs([Input(p.ref.step, tracker.wrap(self._artifacts(p.ref)), p.index) for p in parents])
+        elif parents:
+            d["_flowplane_inherited"] = tracker.wrap(self._artifacts(parents[0].ref))
+        splits = foreach_splits(self.graph, self.step, self.task_id)
+        d["_flowplane_foreach_stack"] = [
+            ForeachFrame(step=s.step, index=i, num_splits=self._num_splits(s)) for s, i in zip(splits, self.indices)
+        ]
+        if splits:
+            innermost = splits[-1]
+            var = self.graph[innermost.step].foreach_param
+            items = self._artifacts(innermost).load(var) if var else None
+            d["_flowplane_input"] = _item(items, self.indices[-1])
+            d["_flowplane_has_input"] = True
+        return flow, inputs
+
+    def _task_record(self, ref: TaskRef) -> records.TaskRecord:
+        rec = self._records.get(ref)
+        if rec is None:
+            rec = records.read_task(self.storage, self.flow_name, self.run_id, ref.step, ref.task_id)
+            if rec is None:
+                raise TaskSetupError(f"the input task {self.flow_name}/{self.run_id}/{ref} has not run")
+            if rec.status != "succeeded" or rec.final_attempt is None:
+                raise TaskSetupError(
+                    f"the input task {self.flow_name}/{self.run_id}/{ref} has not succeeded (status {rec.status})"
+                )
+            self._records[ref] = rec
+        return rec
+
+    def _artifacts(self, ref: TaskRef) -> TaskArtifacts:
+        source = self._sources.get(ref)
+        if source is None:
+            attempt = self._task_record(ref).final_attempt
+            index = read_index(self.storage, self.flow_name, self.run_id, ref.step, ref.task_id, attempt or 0)
+            if index is None:
+                raise TaskSetupError(f"the input task {self.flow_name}/{self.run_id}/{ref} stored no artifacts")
+            source = self._sources[ref] = TaskArtifacts(self.store, index)
+        return source
+
+    def _num_splits(self, ref: TaskRef) -> int:
+        attempt = self._task_record(ref).final_attempt or 0
+        key = layout.attempt_key(self.flow_name, self.run_id, ref.step, ref.task_id, attempt, layout.FOREACH_RECORD)
+        try:
+            return int(json.loads(self.storage.get_bytes(key))["num_splits"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise TaskSetupError(f"the foreach task {self.flow_name}/{self.run_id}/{ref} left no cardinality ({e})") from None
+
+    def _set_current(self) -> None:
+        namespace = f"production:{self.token}" if self.token else f"user:{self.user}"
+        current._set(
+            flow_name=self.flow_name,
+            run_id=self.run_id,
+            step_name=self.step,
+            task_id=self.task_id,
+            retry_count=self.attempt,
+            username=self.user,
+            namespace=namespace,
+            is_production=self.production,
+            tags=[*self._system_tags(), *self.tags],
+            origin_run_id=None,
+        )
+
+    def _system_tags(self) -> list[str]:
+        if self.production:
+            tags = [f"user:{self.user}", "runtime:step-functions"]
+            return tags + ([f"production:{self.token}"] if self.token else [])
+        return [f"user:{self.user}", "runtime:local"]
+
+    def _timeout(self) -> float:
+        spec = self.node.decorator("timeout")
+        return float(spec.total_seconds) if spec else 0.0
+
+    def _check_transition(self, flow: FlowSpec) -> Optional[int]:
+        """The step's `self.next()` must be what the graph (read from source) says."""
+        transition = flow.__dict__.get("_transition")
+        expected = self.node.out_funcs
+        if self.node.type == "end":
+            if transition is not None:
+                raise TransitionError(f"step {self.step!r} is the end step and must not call self.next()")
+            return None
+        if transition is None:
+            raise TransitionError(
+                f"step {self.step!r} finished without calling self.next(); the graph says "
+                f"self.next({_describe(expected, self.node.foreach_param)})"
+            )
+        names, foreach, num_splits = transition
+        if list(names) != list(expected) or foreach != self.node.foreach_param:
+            raise TransitionError(
+                f"step {self.step!r} called self.next({_describe(names, foreach)}) but the graph, read from "
+                f"the source, says self.next({_describe(expected, self.node.foreach_param)}); "
+                "a step must always take the transition its last line names"
+            )
+        return num_splits
+
+    def _param_artifacts(self, flow: FlowSpec) -> dict[str, Any]:
+        assigned = sorted(a for a in self.param_attrs if a in flow.__dict__)
+        if assigned:
+            raise ArtifactPersistError(
+                f"step {self.step!r} assigned self.{assigned[0]}, which is a Parameter; parameters are read-only"
+            )
+        return dict(self.params)
+
+    # --- records --------------------------------------------------------------------
+
+    def _task_rec(self) -> records.TaskRecord:
+        rec = records.TaskRecord(
+            flow=self.flow_name, run_id=self.run_id, step=self.step, task_id=self.task_id,
+            foreach_indices=self.indices,
+        )
+        if self.attempt > 0:
+            previous = records.read_task(self.storage, self.flow_name, self.run_id, self.step, self.task_id)
+            if previous is not None:
+                rec.created_at = previous.created_at
+        return rec
+
+    def _record_start(self, started: str) -> None:
+        if self.production and self.node.type == "start":
+            self._ensure_run_record()
+        self._task_record_now = rec = self._task_rec()
+        rec.status, rec.attempts = "running", self.attempt + 1
+        records.write_task(self.storage, rec)
+        records.write_attempt(
+            self.storage, self.flow_name, self.run_id, self.step, self.task_id,
+            records.AttemptRecord(attempt=self.attempt, started_at=started, log_location=self._log_prefix()),
+        )
+
+    def _record_end(self, started: str, outcome: Outcome) -> None:
+        finished = records.now_iso()
+        error = None
+        if outcome.error is not None:
+            error = records.ErrorInfo(
+                type=type_name(outcome.error), message=str(outcome.error), traceback=outcome.error_text
+            )
+        records.write_attempt(
+            self.storage, self.flow_name, self.run_id, self.step, self.task_id,
+            records.AttemptRecord(
+                attempt=self.attempt,
+                status="succeeded" if outcome.ok else "failed",
+                started_at=started,
+                finished_at=finished,
+                exit_code=EXIT_OK if outcome.ok else EXIT_FAILED,
+                error=error,
+                log_location=self._log_prefix(),
+            ),
+        )
+        rec = self._task_record_now
+        rec.error = error
+        if outcome.ok:
+            rec.status, rec.final_attempt, rec.finished_at = "succeeded", self.attempt, finished
+        elif self.last_attempt:
+            rec.status, rec.final_attempt, rec.finished_at = "failed", self.attempt, finished
+        else:
+            rec.status = "running"  # @retry will start another attempt
+        records.write_task(self.storage, rec)
+        if self.production and self.node.type == "end" and outcome.ok:
+            self._finish_run_record(finished)
+
+    def _log_prefix(self) -> str:
+        return layout.attempt_prefix(self.flow_name, self.run_id, self.step, self.task_id, self.attempt)
+
+    def _save_logs(self, out: CapturedOutput) -> None:
+        prefix = self._log_prefix()
+        for name, tee in zip(layout.LOGS, (out.stdout, out.stderr)):
+            self.storage.put_stream(f"{prefix}/{name}", tee.contents())
+
+    def _record_foreach(self, num_splits: int) -> None:
+        key = layout.attempt_key(self.flow_name, self.run_id, self.step, self.task_id, self.attempt, layout.FOREACH_RECORD)
+        self.storage.put_bytes(key, json.dumps({"num_splits": num_splits}).encode())
+        table = os.environ.get("FLOWPLANE_FOREACH_TABLE")
+        if table:
+            # Step Functions reads the cardinality from DynamoDB before its Map state.
+            from .foreach_cardinality import record_cardinality
+
+            record_cardinality(table, self.flow_name, self.run_id, self.step, self.task_id, num_splits)
+
+    def _ensure_run_record(self) -> None:
+        if records.read_run(self.storage, self.flow_name, self.run_id) is None:
+            records.write_run(
+                self.storage,
+                records.RunRecord(
+                    flow=self.flow_name, run_id=self.run_id, user=self.user, tags=list(self.tags),
+                    system_tags=self._system_tags(), parameters=_jsonable(self.params),
+                ),
+            )
+
+    def _finish_run_record(self, finished: str) -> None:
+        run = records.read_run(self.storage, self.flow_name, self.run_id)
+        if run is not None and run.status == "running":
+            run.status, run.finished_at = "succeeded", finished
+            records.write_run(self.storage, run)
+
+
+def _item(items: Any, index: int) -> Any:
+    try:
+        return items[index]
+    except TypeError:
+        # Not indexable (a generator was consumed by len(); sets, dict views): iterate.
+        from itertools import islice
+
+        return next(islice(iter(items), index, index + 1))
+
+
+def _describe(names: list[str], foreach: Optional[str]) -> str:
+    text = ", ".join(f"self.{n}" for n in names)
+    return f"{text}, foreach={foreach!r}" if foreach else text
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, default=str))
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float, step: str) -> Iterator[None]:
+    """@timeout inside the task, so @retry and @catch see it as the step's exception.
+
+    The local runtime also kills a task that overstays (one that blocks the
+    signal); on Batch the job's own timeout does.
+    """
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TaskTimeout(f"step {step!r} timed out after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
