@@ -330,23 +330,21 @@ def _link(steps: dict[str, StepSpec]) -> dict[str, StepSpec]:
     split_parents: dict[str, list[str]] = {}
     matching_join: dict[str, str] = {}
 
-    def traverse(name: str, parents: list[str], seen: set[str]) -> None:
-        if name not in steps or name in seen:
-            return
+    # Depth-first, first visit wins, with an explicit stack: a long chain of
+    # steps must not meet Python's recursion limit.
+    todo: list[tuple[str, list[str]]] = [("start", [])] if "start" in steps else []
+    while todo:
+        name, parents = todo.pop()
+        if name not in steps or name in split_parents:
+            continue
         node = steps[name]
-        if name in split_parents:
-            return
         # As in Metaflow, a join keeps the split it closes as its last parent.
         split_parents[name] = list(parents)
         if node.type == "join" and parents:
             matching_join.setdefault(parents[-1], name)
             parents = parents[:-1]
         child_parents = parents + [name] if node.type in ("split", "foreach") else parents
-        for out in node.out_funcs:
-            traverse(out, child_parents, seen | {name})
-
-    if "start" in steps:
-        traverse("start", [], set())
+        todo.extend((out, child_parents) for out in reversed(node.out_funcs))
     out = {}
     for n, node in steps.items():
         out[n] = node.model_copy(
