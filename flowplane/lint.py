@@ -105,10 +105,12 @@ def _walk(steps: dict[str, StepSpec], merges: set[str]) -> _Walk:
     # Each state (step, open splits) is expanded once: this keeps a flow of many
     # diamonds linear, where Metaflow's walk over every path is exponential.
     expanded: set[tuple[str, tuple[str, ...]]] = set()
-    todo: list[tuple[str, tuple[str, ...], frozenset[str]]] = [("start", (), frozenset())]
+    todo: list[tuple[str, tuple[str, ...]]] = [("start", ())]
     while todo:
-        name, opened, path = todo.pop()
-        if (name, opened) in expanded or name in path:  # a loop: the cycle rule reports it
+        name, opened = todo.pop()
+        # Back at a split still open: a loop (the cycle rule reports it). Any
+        # other loop comes back to a state already expanded.
+        if (name, opened) in expanded or name in opened:
             continue
         expanded.add((name, opened))
         if name not in walk.stacks:
@@ -134,7 +136,7 @@ def _walk(steps: dict[str, StepSpec], merges: set[str]) -> _Walk:
             walk.open_at_end.append(opened[-1])
         for out in reversed(node.out_funcs):
             if out in steps:
-                todo.append((out, after, path | {name}))
+                todo.append((out, after))
     return walk
 
 
@@ -146,6 +148,7 @@ class _Flow:
         self.graph = source_flow.graph
         self.steps = source_flow.graph.steps
         self.parameters = source_flow.parameters
+        self._descendants: dict[str, set[str]] = {}
 
     def ordered(self) -> list[StepSpec]:
         return sorted(self.steps.values(), key=lambda s: s.lineno)
@@ -163,24 +166,21 @@ class _Flow:
     def after_conflict(self) -> set[str]:
         """Steps below a step reached with different open splits: what the walk
         knows about their splits depends on which path came first."""
-        return set().union(*(self.descendants[n] for n in self.walk.conflicts))
+        return set().union(*(self.descendants(n) for n in self.walk.conflicts))
 
-    @cached_property
-    def descendants(self) -> dict[str, set[str]]:
-        """The steps reachable from each step (itself included only on a loop)."""
-        return {
-            n: self._closure([o for o in node.out_funcs], lambda m: self.steps[m].out_funcs)
-            for n, node in self.steps.items()
-        }
+    def descendants(self, name: str) -> set[str]:
+        """The steps reachable from `name` (itself included only on a loop)."""
+        if name not in self._descendants:
+            self._descendants[name] = self._closure(self.steps[name].out_funcs, self._successors)
+        return self._descendants[name]
 
     def forward_in_funcs(self, name: str) -> list[str]:
         """The steps leading here, without those coming back through a loop and,
         when there is a start, those it never reaches (orphans are reported as such)."""
-        return [
-            p
-            for p in self.steps[name].in_funcs
-            if p not in self.descendants[name] and (p in self.reachable or "start" not in self.steps)
-        ]
+        preds = [p for p in self.steps[name].in_funcs if p in self.reachable or "start" not in self.steps]
+        if len(preds) < 2:
+            return preds  # one way in cannot be a loop back and a way in at once
+        return [p for p in preds if p not in self.descendants(name)]
 
     @cached_property
     def broken_tails(self) -> list[str]:
@@ -193,7 +193,7 @@ class _Flow:
 
     @cached_property
     def reachable(self) -> set[str]:
-        return self._closure(["start"], lambda n: self.steps[n].out_funcs)
+        return self._closure(["start"], self._successors)
 
     @cached_property
     def predecessors(self) -> dict[str, list[str]]:
@@ -203,6 +203,9 @@ class _Flow:
                 if out in preds and node.name not in preds[out]:
                     preds[out].append(node.name)
         return preds
+
+    def _successors(self, name: str) -> list[str]:
+        return self.steps[name].out_funcs
 
     def _closure(self, roots: list[str], follow: Callable[[str], list[str]]) -> set[str]:
         seen: set[str] = set()
@@ -398,35 +401,40 @@ def check_reaches_end(flow: _Flow) -> Iterator[LintError]:
     reported: set[str] = set()
     for node in flow.ordered():
         name = node.name
-        if name in fine or name in reported or name not in flow.descendants[name]:
+        if name in fine or name in reported or name not in flow.descendants(name):
             continue
-        loop = [m.name for m in flow.ordered() if m.name in flow.descendants[name] and name in flow.descendants[m.name]]
+        loop = [m.name for m in flow.ordered() if m.name in flow.descendants(name) and name in flow.descendants(m.name)]
         reported.update(loop)
         yield _at_step(node, f"no path from this step reaches end: the loop through {_names(loop)} never leaves")
 
 
 @rule("cycle")
 def check_acyclic(flow: _Flow) -> Iterator[LintError]:
-    seen_loops: set[frozenset[str]] = set()
+    # Depth-first with an explicit stack: a long chain of steps must not meet
+    # Python's recursion limit.
+    reported: set[frozenset[str]] = set()
     done: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> Iterator[LintError]:
-        node = flow.steps[name]
-        for out in node.out_funcs:
-            if out in path:
+    for root in flow.ordered():
+        if root.name in done:
+            continue
+        path = [root.name]
+        pending = [iter(root.out_funcs)]
+        while pending:
+            out = next(pending[-1], None)
+            if out is None:
+                done.add(path.pop())
+                pending.pop()
+            elif out in path:
                 loop = path[path.index(out) :] + [out]
-                if frozenset(loop) not in seen_loops:
-                    seen_loops.add(frozenset(loop))
+                if frozenset(loop) not in reported:
+                    reported.add(frozenset(loop))
                     yield _at_tail(
-                        node, f"self.next() makes a loop: {' -> '.join(loop)}; a flow cannot go back to a step"
+                        flow.steps[path[-1]],
+                        f"self.next() makes a loop: {' -> '.join(loop)}; a flow cannot go back to a step",
                     )
             elif out in flow.steps and out not in done:
-                yield from visit(out, path + [out])
-        done.add(name)
-
-    for node in flow.ordered():
-        if node.name not in done:
-            yield from visit(node.name, [node.name])
+                path.append(out)
+                pending.append(iter(flow.steps[out].out_funcs))
 
 
 @rule("join-needs-inputs")

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowplane.graph import read_source_flow
 from flowplane.lint import RULES, LintError, LintFailed, check, lint
@@ -952,3 +954,161 @@ class F(FlowSpec):
 def test_valid_shapes_lint_clean(shape: str) -> None:
     source = flow_source(VALID_SHAPES[shape])
     assert lint_source(source) == [], [str(e) for e in lint_source(source)]
+    assert_runnable(read_source_flow(source).graph)
+
+
+def test_a_long_chain_of_steps() -> None:
+    n = 1500
+    parts = ["class F(FlowSpec):", "    @step\n    def start(self):\n        self.next(self.s0)"]
+    for i in range(n):
+        nxt = f"s{i + 1}" if i + 1 < n else "end"
+        parts.append(f"    @step\n    def s{i}(self):\n        self.next(self.{nxt})")
+    parts.append("    @step\n    def end(self):\n        self.next(self.s0)")
+    source = flow_source("\n".join(parts) + "\n")
+    began = time.perf_counter()
+    errors = lint_source(source)
+    assert time.perf_counter() - began < 5
+    assert [(e.rule, e.step) for e in errors] == [("end-is-end", "end"), ("cycle", "end")]
+
+
+# --- whatever the shape, lint answers (and never crashes) -------------------------------------
+
+NAMES = ["start", "a", "b", "c", "d", "end"]
+
+
+@st.composite
+def random_flows(draw: st.DrawFn) -> str:
+    lines = ["class F(FlowSpec):"]
+    for name in draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=6, unique=True)):
+        args = draw(st.sampled_from(["self", "self, inputs", "", "self, inputs, x"]))
+        outs = draw(st.lists(st.sampled_from(NAMES + ["nowhere"]), max_size=3))
+        keyword = draw(st.sampled_from([[], ["foreach='xs'"], ["foreach=xs"], ["num_parallel=2"]]))
+        call = "self.next(" + ", ".join([f"self.{o}" for o in outs] + keyword) + ")"
+        tail = draw(st.sampled_from([call, "pass"]))
+        lines += ["    @step", f"    def {name}({args}):", "        " + tail]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_flows())
+def test_lint_handles_any_shape(body: str) -> None:
+    sf = read_source_flow(flow_source(body))
+    errors = lint(sf)
+    rule_ids = {rule_id for rule_id, _ in RULES}
+    for e in errors:
+        assert e.rule in rule_ids
+        assert e.step is None or e.step in sf.graph.steps
+        assert e.lineno > 0
+    if not errors:
+        assert_runnable(sf.graph)
+
+
+def assert_runnable(graph) -> None:
+    """What the runtime and the compiler rely on, checked independently of lint."""
+    steps = graph.steps
+    assert "start" in steps and steps["end"].out_funcs == []
+    assert all(node.out_funcs for name, node in steps.items() if name != "end")
+    # Acyclic and all reachable: Kahn's order from start covers every step.
+    indegree = {n: len(node.in_funcs) for n, node in steps.items()}
+    order, ready = [], ["start"]
+    assert indegree["start"] == 0
+    while ready:
+        n = ready.pop()
+        order.append(n)
+        for out in steps[n].out_funcs:
+            indegree[out] -= 1
+            if indegree[out] == 0:
+                ready.append(out)
+    assert sorted(order) == sorted(steps)
+    # Every split is closed by one join gathering one input per branch.
+    joins = [n for n, node in steps.items() if node.type == "join"]
+    closed = {}
+    for name, node in steps.items():
+        if node.type in ("split", "foreach"):
+            join = node.matching_join
+            assert join is not None and steps[join].type == "join"
+            assert len(steps[join].in_funcs) == (1 if node.type == "foreach" else len(node.out_funcs))
+            closed[join] = name
+    assert sorted(closed) == sorted(joins)
+
+
+@st.composite
+def valid_flows(draw: st.DrawFn) -> dict[str, dict]:
+    """Random nestings of linear steps, splits (2-3 branches) and foreaches."""
+    steps: dict[str, dict] = {}
+
+    def new(args: str = "self") -> str:
+        name = f"s{len(steps)}"
+        steps[name] = {"args": args, "outs": [], "foreach": False}
+        return name
+
+    def sequence(depth: int) -> tuple[str, str]:
+        first = last = ""
+        for _ in range(draw(st.integers(1, 3))):
+            head, tail = block(depth)
+            if last:
+                steps[last]["outs"] = [head]
+            first, last = first or head, tail
+        return first, last
+
+    def block(depth: int) -> tuple[str, str]:
+        kind = draw(st.sampled_from(["linear", "split", "foreach"] if depth < 3 else ["linear"]))
+        if kind == "linear":
+            name = new()
+            return name, name
+        head, join = new(), new("self, inputs")
+        steps[head]["foreach"] = kind == "foreach"
+        for _ in range(1 if kind == "foreach" else draw(st.integers(2, 3))):
+            first, last = sequence(depth + 1)
+            steps[head]["outs"].append(first)
+            steps[last]["outs"] = [join]
+        return head, join
+
+    steps["start"] = {"args": "self", "outs": [], "foreach": False}
+    first, last = sequence(0)
+    steps["start"]["outs"] = [first]
+    steps[last]["outs"] = ["end"]
+    steps["end"] = {"args": "self", "outs": [], "foreach": False}
+    return steps
+
+
+def emit(steps: dict[str, dict]) -> str:
+    lines = ["class F(FlowSpec):"]
+    for name, s in steps.items():
+        if s["outs"]:
+            extra = [f"foreach='xs'"] if s["foreach"] else []
+            tail = "self.next(" + ", ".join([f"self.{o}" for o in s["outs"]] + extra) + ")"
+        else:
+            tail = "pass"
+        lines += ["    @step", f"    def {name}({s['args']}):", f"        {tail}"]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=75, deadline=None)
+@given(valid_flows())
+def test_every_valid_nesting_lints_clean(steps: dict[str, dict]) -> None:
+    source = flow_source(emit(steps))
+    assert lint_source(source) == [], [str(e) for e in lint_source(source)]
+    assert_runnable(read_source_flow(source).graph)
+
+
+@settings(max_examples=75, deadline=None)
+@given(valid_flows(), st.data())
+def test_every_broken_nesting_is_caught(steps: dict[str, dict], data: st.DataObject) -> None:
+    joins = [n for n, s in steps.items() if s["args"] == "self, inputs"]
+    plain = [n for n, s in steps.items() if s["args"] == "self" and n not in ("start", "end")]
+    mutations = ["loop back to start", "drop a next"]
+    if joins:
+        mutations.append("join without inputs")
+    if plain:
+        mutations.append("inputs on a plain step")
+    mutation = data.draw(st.sampled_from(mutations))
+    if mutation == "join without inputs":
+        steps[data.draw(st.sampled_from(joins))]["args"] = "self"
+    elif mutation == "inputs on a plain step":
+        steps[data.draw(st.sampled_from(plain))]["args"] = "self, inputs"
+    elif mutation == "loop back to start":
+        steps[data.draw(st.sampled_from([n for n in steps if n != "end"]))]["outs"] = ["start"]
+    else:
+        steps[data.draw(st.sampled_from([n for n in steps if n != "end"]))]["outs"] = []
+    assert lint_source(flow_source(emit(steps))), mutation
