@@ -155,7 +155,8 @@ class Deployments:
         }
         link = {
             "PK": package_pk(record["package_sha256"]),
-            "SK": f"DEPLOYMENT#{record['deployment_id']}",
+            # Time first: the compile function takes waiting deployments in upload order.
+            "SK": f"DEPLOYMENT#{record['created_at']}#{record['deployment_id']}",
             "type": "package_link",
             "deployment_id": record["deployment_id"],
             "name": record["name"],
@@ -197,10 +198,18 @@ class Deployments:
         self.table.update(deployment_pk(deployment_id), DEPLOYMENT_SK, {"stage": stage, "updated_at": now_iso()})
 
     def fail(self, deployment_id: str, error: dict[str, Any]) -> None:
+        # None removes what an undone `promote` had written: a FAILED deployment has no version.
         self.table.update(
             deployment_pk(deployment_id),
             DEPLOYMENT_SK,
-            {"status": FAILED, "stage": "failed", "error": json.dumps(error), "updated_at": now_iso()},
+            {
+                "status": FAILED,
+                "stage": "failed",
+                "error": json.dumps(error),
+                "updated_at": now_iso(),
+                "version": None,
+                "version_arn": None,
+            },
         )
 
     def promote(
@@ -256,8 +265,13 @@ class Deployments:
                 ) from None
             raise
 
+    def unpromote(self, name: str, previous: Optional[dict[str, Any]], expected_revision: int, version: int) -> None:
+        """Undo `promote` when a later step fails: the head as it was, no record of the version."""
+        self.restore_head(name, previous, expected_revision)
+        self.table.t.delete_item(Key={"PK": flow_pk(name), "SK": version_sk(version)})
+
     def restore_head(self, name: str, previous: Optional[dict[str, Any]], expected_revision: int) -> None:
-        """Undo `promote`'s head write (used when a later step fails)."""
+        """Put the head back as it was before `promote`."""
         cond, vals = "revision = :rev", {":rev": expected_revision}
         if previous is None:
             self.table.t.delete_item(
