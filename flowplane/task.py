@@ -379,7 +379,7 @@ class Task:
         return rec
 
     def _record_start(self, started: str) -> None:
-        if self.production and self.node.type == "start":
+        if self.production and self.step == "start":
             self._ensure_run_record()
         self._task_record_now = rec = self._task_rec()
         rec.status, rec.attempts = "running", self.attempt + 1
@@ -417,7 +417,7 @@ class Task:
         else:
             rec.status = "running"  # @retry will start another attempt
         records.write_task(self.storage, rec)
-        if self.production and self.node.type == "end" and outcome.ok:
+        if self.production and self.step == "end" and outcome.ok:
             self._finish_run_record(finished)
 
     def _log_prefix(self) -> str:
