@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import boto3
 import pytest
 from chalice.test import Client
 from moto import mock_aws
@@ -209,7 +208,7 @@ def control_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     config = MOTO_CONFIG if execute else {"batch": {"use_docker": False}}
     with mock_aws(config=config):
         http.reset()
-        aws = Aws(Settings.from_env(), boto3.session.Session(region_name=LOCAL_ENV["FLOWPLANE_REGION"]))
+        aws = Aws(Settings.from_env())
         ensure_resources(aws)
         yield ControlPlane(Client(app, stage_name="local", project_dir=str(ROOT)), aws)
         http.reset()
