@@ -26,7 +26,7 @@ USER = "tester"
 def write_flow(tmp_path: Path, name: str, body: str) -> Path:
     """A flow file `<name>.py` in its own folder (so module names never collide)."""
     folder = tmp_path / f"{name}_dir"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.py"
     path.write_text(textwrap.dedent(body).lstrip())
     return path
