@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
 import sys
 from typing import Any, Callable, Optional
@@ -166,7 +167,7 @@ def _param_option(p: Any, dest: str) -> Any:
     if p.is_deploy_time:
         shown: Any = "computed when the run starts"
     elif p.has_default:
-        shown = str(p.default)
+        shown = json.dumps(p.default) if p.type_name == "json" else str(p.default)
     else:
         shown = False
     return click.Option(
