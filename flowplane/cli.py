@@ -205,9 +205,12 @@ def _run_command(base: Any) -> Any:
                 except ParameterError as e:
                     raise click.ClickException(str(e)) from None
             resolved[p.name] = value
-        from .runtime import run_local
+        from .runtime import RunRefused, run_local
 
-        code = run_local(fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file)
+        try:
+            code = run_local(fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file)
+        except RunRefused as e:
+            raise click.ClickException(str(e)) from None
         ctx.exit(code)
 
     options = [

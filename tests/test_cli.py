@@ -220,6 +220,13 @@ def test_step_functions_says_when_it_is_not_available(root, tmp_path, monkeypatc
     assert "step-functions is not available in this installation (ModuleNotFoundError" in res.stderr
 
 
+def test_with_catch_on_a_foreach_is_refused_before_the_run(root, tmp_path):
+    res = invoke(write_flow(tmp_path, "catch_each", BRANCH), "--with", "catch", "run")
+    assert res.exit_code == 1
+    assert "step 'start': @catch is not supported on a foreach split step" in res.stderr
+    assert not root.exists()
+
+
 def test_render_graph_without_docstrings(tmp_path):
     graph = load_flow_file(str(write_flow(tmp_path, "render_flow", BROKEN))).source.graph
     assert render_graph(graph).startswith("\nStep start\n    ?\n    => end\n")

@@ -15,6 +15,8 @@ from .progress import Progress
 
 __all__ = [
     "run_local",
+    "preflight",
+    "RunRefused",
     "new_run_id",
     "Launcher",
     "ForkLauncher",
@@ -32,6 +34,22 @@ def new_run_id(storage: Storage, flow: str) -> str:
     return str(candidate)
 
 
+class RunRefused(Exception):
+    """The flow cannot run as decorated; nothing was started or written."""
+
+
+def preflight(graph: Any) -> list[str]:
+    """What would make tasks fail at start-up, found before any task starts."""
+    problems = []
+    for node in graph.sorted_steps():
+        if node.type == "foreach" and node.decorator("catch") is not None:
+            problems.append(
+                f"step {node.name!r}: @catch is not supported on a foreach split step (as in Metaflow); "
+                "with --with catch, add @catch to the other steps instead"
+            )
+    return problems
+
+
 def run_local(
     ctx: FlowContext,
     params: dict[str, Any],
@@ -46,6 +64,9 @@ def run_local(
     if max_workers < 1:
         raise ValueError(f"max_workers must be at least 1, got {max_workers}")
     graph = ctx.graph
+    problems = preflight(graph)
+    if problems:
+        raise RunRefused("; ".join(problems))
     flow = graph.flow_name
     root = root or default_root()
     if not root.startswith("s3://"):
