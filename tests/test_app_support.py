@@ -9,6 +9,8 @@ snapshot everything stored so a refusal can be shown to have changed nothing.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.util
 import io
 import json
@@ -195,6 +197,38 @@ class ControlPlane:
         return self.aws.state_machines.client.list_executions(stateMachineArn=arn)["executions"]
 
 
+@contextlib.contextmanager
+def moto_second_execution_fix():
+    """Test-only fix for moto 5.2.1: a state machine can run only one execution.
+
+    With execute_state_machine on, StartExecution deep-copies the state machine,
+    executions included; a started execution holds a thread lock, so the second
+    StartExecution on the same state machine dies with "cannot pickle
+    '_thread.RLock' object". AWS runs any number. The copy only needs the
+    definition, so it gets an empty execution list. (The embedded local mode
+    needs the same fix to trigger a flow twice.)
+    """
+    from moto.stepfunctions.models import StateMachineInstance
+
+    def deepcopy_without_executions(self, memo):
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            setattr(clone, key, [] if key == "executions" else copy.deepcopy(value, memo))
+        return clone
+
+    had = "__deepcopy__" in StateMachineInstance.__dict__
+    previous = StateMachineInstance.__dict__.get("__deepcopy__")
+    StateMachineInstance.__deepcopy__ = deepcopy_without_executions
+    try:
+        yield
+    finally:
+        if had:
+            StateMachineInstance.__deepcopy__ = previous
+        else:
+            del StateMachineInstance.__deepcopy__
+
+
 @pytest.fixture
 def control_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """Parametrize indirectly with {"execute": False} for executions that stay RUNNING."""
@@ -206,7 +240,7 @@ def control_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     for key, value in LOCAL_ENV.items():
         monkeypatch.setenv(key, value)
     config = MOTO_CONFIG if execute else {"batch": {"use_docker": False}}
-    with mock_aws(config=config):
+    with mock_aws(config=config), moto_second_execution_fix():
         http.reset()
         aws = Aws(Settings.from_env())
         ensure_resources(aws)
