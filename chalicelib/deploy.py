@@ -204,7 +204,9 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
 
         stage = "record"
         records.set_stage(deployment_id, stage)
-        version = int(version_arn.rsplit(":", 1)[1])
+        # Our own count: N+1 after N, across deletes (a re-created state machine restarts
+        # its version numbers; the version ARN says which one runs).
+        version = int(previous.get("production_version", 0)) + 1 if previous else 1
         now = dp.now_iso()
         head = {
             "name": name,
