@@ -17,7 +17,6 @@ import keyword
 import os
 import re
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -199,6 +198,8 @@ def _parse_manifest(raw: str, url: str) -> Manifest:
 
 
 def _extract(stream: Any, target: str, url: str) -> None:
+    import tarfile
+
     try:
         with tarfile.open(fileobj=stream, mode="r|gz") as tar:
             # The "data" filter refuses absolute paths, `..` and links leaving the folder.

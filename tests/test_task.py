@@ -362,3 +362,29 @@ def test_user_code_exit_and_stderr_are_recorded(root, tmp_path, capsys):
     assert "Task ExitFlow/100/start/1 (attempt 0) failed" in run.log("start", stream="stderr")
     assert run.attempts("start")[0].error.type == "SystemExit"
     assert os.getcwd() == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--run-id", "5", "--step", "s", "--task-id", "1.2", "--retry-count", "2", "--flow-file", "f.py",
+         "--datastore-root", "/d", "--params-json", "{}", "--tag", "a", "--tag", "b", "--with", "retry"],
+        ["--package", "s3://b/k", "--run-id", "5", "--step", "s", "--task-id", "1"],
+        ["--run-id", "5"],
+    ],
+)
+def test_the_fast_argument_parser_agrees_with_argparse(argv, monkeypatch):
+    from flowplane.task import _fast_parse, build_parser
+
+    monkeypatch.setenv("FLOWPLANE_STEP", "from-env")
+    assert vars(_fast_parse(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv", [["--run-id"], ["--bogus", "1"], ["--run-id", "1", "--run-id", "2"], ["--retry-count", "x"],
+             ["--flow-file", "a", "--package", "b"], ["--run-id=1"]],
+)
+def test_unusual_command_lines_go_to_argparse(argv):
+    from flowplane.task import _fast_parse
+
+    assert _fast_parse(argv) is None
