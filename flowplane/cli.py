@@ -61,6 +61,12 @@ RUN_OPTIONS = ("max-workers", "tag", "run-id-file")
 
 def run_flow_cli(flow_cls: type, argv: list[str]) -> None:
     """`FlowSpec.__init__` calls this: run the command line of `flow_cls` and exit."""
+    from .task_loader import importing_flow
+
+    if importing_flow():
+        # A flow file that calls MyFlow() without `if __name__ == "__main__"`, being
+        # imported by a task: running its command line again would start another run.
+        return
     group = build_flow_cli(flow_cls)
     prog = os.path.basename(argv[0]) if argv else flow_cls.__name__
     group.main(args=list(argv[1:]), prog_name=prog)

@@ -132,6 +132,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     except TaskSetupError as e:
         print(f"flowplane task {label}: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as e:  # the datastore is unreachable, ...: still say which task
+        import traceback
+
+        print(f"flowplane task {label}: could not start: {type_name(e)}: {e}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        return EXIT_FAILED
     return task.run()
 
 

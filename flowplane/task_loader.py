@@ -112,12 +112,24 @@ def _import(path: str) -> Any:
         raise TaskSetupError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    global _importing
+    _importing += 1
     try:
         spec.loader.exec_module(module)
     except BaseException as e:
         sys.modules.pop(name, None)
         raise TaskSetupError(f"importing the flow file {path} failed:\n{user_traceback(e)}") from None
+    finally:
+        _importing -= 1
     return module
+
+
+_importing = 0
+
+
+def importing_flow() -> bool:
+    """True while a flow module is being imported here: its FlowSpec() must not start a CLI."""
+    return _importing > 0
 
 
 # --- packages (production) ------------------------------------------------------

@@ -388,3 +388,11 @@ def test_unusual_command_lines_go_to_argparse(argv):
     from flowplane.task import _fast_parse
 
     assert _fast_parse(argv) is None
+
+
+def test_a_flow_file_without_a_main_guard_does_not_start_its_cli_in_a_task(root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", [str(tmp_path / "unguarded.py"), "run"])
+    flow = write_flow(tmp_path, "unguarded", PARAMS.split("if __name__")[0] + "ParamsFlow()\n")
+    assert task(flow, root, "start") == 0
+    assert "Workflow starting" not in capsys.readouterr().out
+    assert view(root, "ParamsFlow").task("start").status == "succeeded"
