@@ -147,3 +147,51 @@ def test_show_and_check_on_a_shared_flow(root, tmp_path):
     ok(check)
     assert "The graph looks good!" in check.stdout
     assert not root.exists()
+
+
+def test_ctrl_c_stops_the_run_and_its_tasks(root, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_run_support import run_env
+
+    flow = write_flow(tmp_path, "sleepy_flow", """
+        import os, time
+        from flowplane import FlowSpec, step
+
+        class SleepyFlow(FlowSpec):
+            @step
+            def start(self):
+                with open("TASK_PID", "w") as f:
+                    f.write(str(os.getpid()))
+                time.sleep(60)
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+
+        if __name__ == "__main__":
+            SleepyFlow()
+    """)
+    proc = subprocess.Popen([sys.executable, str(flow), "run"], cwd=tmp_path, env=run_env(root),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pid_file = tmp_path / "TASK_PID"
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "Workflow failed." in out and "The run stopped: RunInterrupted" in out
+    task_pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(task_pid, 0)  # the task was stopped with the run
+    run = RunView.only(root, "SleepyFlow")
+    assert run.record.status == "failed" and run.record.error.type == "RunInterrupted"
+    assert run.task("start").status == "failed"
+    assert "the run was interrupted (SIGINT)" in run.attempts("start")[0].error.message
