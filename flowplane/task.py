@@ -241,7 +241,11 @@ class Task:
         self.flow_name = self.graph.flow_name
         self.step = self.node.name
         self.store = ArtifactStore(self.storage, self.flow_name)
-        self.user = username()
+        if self.manifest is not None:
+            # On Batch the job's own user means nothing: the run belongs to whoever deployed it.
+            self.user = os.environ.get("FLOWPLANE_USER") or self.manifest.created_by
+        else:
+            self.user = username()
         self.pathspec = f"{self.flow_name}/{self.run_id}/{self.step}/{self.task_id}"
         retry = self.node.decorator("retry")
         self.last_attempt = self.attempt >= (retry.times if retry else 0)
