@@ -216,6 +216,7 @@ class Outcome:
     error_text: Optional[str] = None  # the traceback to store with the error
     caught: bool = False
     num_splits: Optional[int] = None
+    artifacts: Optional[dict[str, Any]] = None  # the stored index
 
 
 @dataclass
@@ -238,6 +239,9 @@ class Task:
     _sources: dict[TaskRef, TaskArtifacts] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from .task_events import EventSender
+
+        self.events = EventSender.from_env()
         self.flow_name = self.graph.flow_name
         self.step = self.node.name
         self.store = ArtifactStore(self.storage, self.flow_name)
@@ -294,6 +298,7 @@ class Task:
                 params = self._param_artifacts(flow) if outcome.ok else dict(self.params)
                 index = persist(flow, self.store, tracker, params, best_effort=not outcome.ok)
                 write_index(self.storage, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, index)
+                outcome.artifacts = index
             except ArtifactPersistError as e:
                 outcome.ok, outcome.caught = False, False
                 outcome.error, outcome.error_text = e, f"{type_name(e)}: {e}\n"
@@ -453,6 +458,7 @@ class Task:
             self.storage, self.flow_name, self.run_id, self.step, self.task_id,
             records.AttemptRecord(attempt=self.attempt, started_at=started, log_location=self._log_prefix()),
         )
+        self._send("started")
 
     def _record_end(self, started: str, outcome: Outcome) -> None:
         finished = records.now_iso()
@@ -484,6 +490,16 @@ class Task:
         records.write_task(self.storage, rec)
         if self.production and self.step == "end" and outcome.ok:
             self._finish_run_record(finished)
+        if outcome.ok:
+            self._send("finished", artifacts=outcome.artifacts or {}, error=error)
+        else:
+            self._send("failed", error=error)
+
+    def _send(self, kind: str, **extra: Any) -> None:
+        if self.events is not None:
+            self.events.send(
+                kind, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, self.indices, **extra
+            )
 
     def _log_prefix(self) -> str:
         return layout.attempt_prefix(self.flow_name, self.run_id, self.step, self.task_id, self.attempt)

@@ -177,3 +177,42 @@ def test_arguments_from_the_batch_environment_and_the_attempt_number(aws, tmp_pa
     run = s3_run("ParameterFlow", "sfn-env")
     assert run.task("start").final_attempt == 2 and run.task("start").attempts == 3
     assert run.data("start")["alpha"] == 0.25
+
+
+def test_task_events_go_to_the_bus_for_the_recorder(aws, tmp_path, monkeypatch):
+    from chalicelib.recording.events import parse_event  # the recorder's own parser
+
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    events.create_event_bus(Name="fp-bus")
+    queue = sqs.create_queue(QueueName="fp-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName="fp-bus", EventPattern=json.dumps({"source": ["flowplane.task"]}))
+    events.put_targets(Rule="all", EventBusName="fp-bus", Targets=[{"Id": "q", "Arn": arn}])
+    monkeypatch.setenv("FLOWPLANE_EVENT_BUS", "fp-bus")
+    monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-42")
+    url = deploy(tmp_path, "parameter_flow.py")
+    monkeypatch.setenv("FLOWPLANE_EXECUTION_INPUT", json.dumps({"Parameters": "{}"}))
+    assert batch_task(url, "sfn-ev", "start") == 0
+
+    received = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            break
+        received += [json.loads(m["Body"]) for m in msgs]
+    parsed = sorted((parse_event(e) for e in received), key=lambda e: e.kind != "started")
+    assert [e.kind for e in parsed] == ["started", "finished"]
+    started, finished = parsed
+    assert (started.flow, started.run_id, started.step, started.task_id, started.attempt) == (
+        "ParameterFlow", "sfn-ev", "start", "1", 0)
+    assert finished.batch_job_id == "job-42"
+    assert set(finished.artifacts) == {"alpha"}
+    assert finished.artifacts["alpha"].sha == s3_run("ParameterFlow", "sfn-ev").index("start")["alpha"].sha
+
+
+def test_a_bus_that_cannot_be_reached_does_not_fail_the_task(aws, tmp_path, monkeypatch, capsys):
+    url = deploy(tmp_path, "parameter_flow.py")
+    monkeypatch.setenv("FLOWPLANE_EVENT_BUS", "no-such-bus")
+    monkeypatch.setenv("FLOWPLANE_EXECUTION_INPUT", json.dumps({"Parameters": "{}"}))
+    assert batch_task(url, "sfn-nb", "start") == 0
+    assert "could not send the started event of ParameterFlow/sfn-nb/start/1 to no-such-bus" in capsys.readouterr().err
