@@ -1,0 +1,330 @@
+"""`python flow.py step-functions ...`: deploy a flow to the control plane and drive its runs.
+
+The flow CLI mounts the `step_functions` group with a `FlowContext` as
+`ctx.obj`. The control plane does the compiling; this side evaluates the
+deploy-time parameters, builds the manifest and the package, uploads them and
+follows the deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Optional
+
+import click
+
+from .api_client import ApiClient, ApiError, ConfigError
+from .context import FlowContext
+from .manifest import DeployOptions
+from .package import PackageError, manifest_for, package_flow
+
+TOKEN_PREFIX = "production:"
+TOKENS_DIR = os.path.join("~", ".flowplane", "tokens")
+# ctx.meta key a caller (the flow CLI, a test) can set to choose the client.
+API_CLIENT_KEY = "flowplane.api_client"
+_STATUS_FLAGS = {
+    "running": "RUNNING",
+    "succeeded": "SUCCEEDED",
+    "failed": "FAILED",
+    "timed_out": "TIMED_OUT",
+    "aborted": "ABORTED",
+}
+
+
+# --- plumbing -------------------------------------------------------------------------
+
+
+def _flow(ctx: click.Context) -> FlowContext:
+    flow = ctx.find_object(FlowContext)
+    if flow is None:
+        raise click.UsageError("step-functions must run inside a flow: python flow.py step-functions ...")
+    return flow
+
+
+def _client(ctx: click.Context) -> ApiClient:
+    client = ctx.meta.get(API_CLIENT_KEY)
+    if client is None:
+        client = ctx.meta[API_CLIENT_KEY] = ApiClient()
+    return client
+
+
+def _name(ctx: click.Context, override: Optional[str] = None) -> str:
+    return override or ctx.meta.get("flowplane.sfn_name") or _flow(ctx).flow_name
+
+
+def _fail(e: Exception) -> click.ClickException:
+    if isinstance(e, ApiError):
+        return click.ClickException(e.describe())
+    return click.ClickException(str(e))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Bound at call time so it writes wherever click's stdout is now.
+    return Console(file=click.get_text_stream("stdout"), highlight=False, soft_wrap=True)
+
+
+def _token_path(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    return os.path.join(os.path.expanduser(TOKENS_DIR), safe)
+
+
+def load_token(name: str) -> Optional[str]:
+    """The token this machine last deployed `name` with, as Metaflow keeps it."""
+    try:
+        with open(_token_path(name), encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def store_token(name: str, token: str) -> None:
+    path = _token_path(name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(token)
+
+
+# --- the group ------------------------------------------------------------------------
+
+
+@click.group(name="step-functions", help="Deploy this flow to AWS Step Functions and manage its production runs.")
+@click.option("--name", default=None, help="The state machine's name (the flow's name by default).")
+@click.pass_context
+def step_functions(ctx: click.Context, name: Optional[str]) -> None:
+    _flow(ctx)
+    if name:
+        ctx.meta["flowplane.sfn_name"] = name
+
+
+@step_functions.command(help="Deploy a new version of this flow to AWS Step Functions.")
+@click.option("--max-workers", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="How many foreach tasks may run at once.")
+@click.option("--only-json", is_flag=True, help="Print the state machine the control plane would deploy; change nothing.")
+@click.option("--authorize", default=None, help="The production token of the current deployment (another user's).")
+@click.option("--new-token", is_flag=True, help="Start a new production namespace.")
+@click.option("--tag", "tags", multiple=True, help="Tag every production run (repeatable).")
+@click.option("--name", "name_option", default=None, help="The state machine's name (the flow's name by default).")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is done.")
+@click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait for the deployment.")
+@click.pass_context
+def create(
+    ctx: click.Context,
+    max_workers: int,
+    only_json: bool,
+    authorize: Optional[str],
+    new_token: bool,
+    tags: tuple[str, ...],
+    name_option: Optional[str],
+    wait: bool,
+    timeout: float,
+) -> None:
+    flow = _flow(ctx)
+    client = _client(ctx)
+    name = _name(ctx, name_option)
+    explicit_name = name_option or ctx.meta.get("flowplane.sfn_name")
+    _lint(flow)
+    if authorize is None and not only_json:
+        authorize = load_token(name)
+    options = DeployOptions(
+        max_workers=max_workers, tags=list(tags), name=explicit_name, authorize=authorize, new_token=new_token
+    )
+    try:
+        # Deploy-time parameters are evaluated here, once.
+        manifest = manifest_for(flow, options)
+        package = package_flow(flow, manifest)
+    except PackageError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        if only_json:
+            answer = client.compile(package)
+            click.echo(json.dumps(answer["state_machine"], indent=2))
+            return
+        console = _console()
+        console.print(f"Deploying [bold]{name}[/bold] to AWS Step Functions...")
+        answer = client.upload_package(package, manifest)
+        deployment_id = answer["deployment_id"]
+        console.print(f"Package {package.sha256[:12]} ({package.size} bytes) uploaded; deployment {deployment_id}.")
+        if not wait:
+            console.print(f"Follow it with GET /deployments/{deployment_id}.")
+            return
+        record = _follow(console, client, deployment_id, timeout)
+    except (ApiError, ConfigError, TimeoutError) as e:
+        raise _fail(e) from None
+    if record["status"] == "FAILED":
+        raise click.ClickException(_describe_failure(record))
+    store_token(name, record["production_token"])
+    _print_deployed(console, flow, name, record)
+
+
+def _lint(flow: FlowContext) -> None:
+    from .lint import lint
+
+    errors = lint(flow.source)
+    if errors:
+        lines = "\n".join(f"  {e}" for e in errors)
+        raise click.ClickException(f"{flow.flow_name} has lint errors; nothing was deployed:\n{lines}")
+
+
+def _follow(console: Any, client: ApiClient, deployment_id: str, timeout: float) -> dict[str, Any]:
+    with console.status("Waiting for the control plane...") as status:
+
+        def progress(record: dict[str, Any]) -> None:
+            status.update(f"Deployment {deployment_id}: {record.get('status')} ({record.get('stage', '')})")
+
+        return client.wait_for_deployment(deployment_id, timeout=timeout, on_progress=progress)
+
+
+def _describe_failure(record: dict[str, Any]) -> str:
+    error = record.get("error") or {}
+    where = [f"{k} {error[k]}" for k in ("stage", "step", "field", "line") if error.get(k) not in (None, "")]
+    text = f"deployment {record.get('deployment_id')} FAILED: {error.get('error', 'unknown error')}"
+    if where:
+        text += f" ({', '.join(where)})"
+    for problem in error.get("problems") or []:
+        text += f"\n  line {problem.get('line')}: {problem.get('message')}"
+    return text + "\nThe previous production version, if any, is still the one running."
+
+
+def _print_deployed(console: Any, flow: FlowContext, name: str, record: dict[str, Any]) -> None:
+    token = record["production_token"]
+    echo = console.print
+    if record.get("version") == 1:
+        echo(f"It seems this is the first time you are deploying [bold]{name}[/bold] to AWS Step Functions.")
+    if record.get("token_minted"):
+        echo("A new production token generated.")
+    echo("")
+    echo("The namespace of this production flow is")
+    echo(f"    [green]{TOKEN_PREFIX}{token}[/green]")
+    echo("To analyze results of this production flow add this line in your notebooks:")
+    echo(f'    [green]namespace("{TOKEN_PREFIX}{token}")[/green]')
+    echo("If you want to authorize other people to deploy new versions of this flow to AWS Step Functions, they need to call")
+    echo(f"    [green]step-functions create --authorize {token}[/green]")
+    echo("when deploying this flow to AWS Step Functions for the first time.")
+    echo('See "Organizing Results" at https://docs.metaflow.org/ for more information about production tokens.')
+    echo("")
+    echo(
+        f"State Machine [bold]{name}[/bold] for flow [bold]{flow.flow_name}[/bold] pushed to AWS Step Functions "
+        f"successfully (version {record.get('version')})."
+    )
+    echo("")
+    echo("What will trigger execution of the workflow:")
+    schedule = flow.graph.schedule
+    if schedule is not None:
+        echo(f"    This workflow triggers automatically via {schedule.expression} (UTC).")
+    else:
+        echo("    No triggers defined. You need to launch this workflow manually.")
+
+
+# --- trigger ------------------------------------------------------------------------
+
+
+class _WithFlowParameters(click.Command):
+    """A command that takes one `--<name>` option per parameter of the flow in ctx.obj."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        flow = ctx.find_object(FlowContext)
+        if flow is None:
+            return params
+        taken = {opt for p in params for opt in getattr(p, "opts", [])}
+        extra = []
+        for i, spec in enumerate(flow.source.parameters):
+            flag = f"--{spec.name}"
+            if flag in taken:
+                continue
+            help_text = (spec.help or "") + f" [{spec.type}]"
+            extra.append(click.Option([flag, f"fp_param_{i}"], default=None, help=help_text.strip()))
+        # --help stays last, as click puts it.
+        return params[:-1] + extra + params[-1:] if params and params[-1].name == "help" else params + extra
+
+
+@step_functions.command(cls=_WithFlowParameters, help="Start a production run with the given parameters.")
+@click.option("--run-id-file", default=None, type=click.Path(dir_okay=False, writable=True),
+              help="Write the run id to this file.")
+@click.pass_context
+def trigger(ctx: click.Context, run_id_file: Optional[str], **values: Any) -> None:
+    flow = _flow(ctx)
+    name = _name(ctx)
+    given = {}
+    for key, value in values.items():
+        if key.startswith("fp_param_") and value is not None:
+            given[flow.source.parameters[int(key[len("fp_param_"):])].name] = value
+    try:
+        answer = _client(ctx).trigger(name, given)
+    except (ApiError, ConfigError) as e:
+        raise _fail(e) from None
+    run_id = answer["run_id"]
+    if run_id_file:
+        with open(run_id_file, "w", encoding="utf-8") as f:
+            f.write(run_id)
+    click.echo(f"Workflow {name} triggered on AWS Step Functions (run-id {run_id}).")
+    click.echo(run_id)
+
+
+# --- list-runs, delete, terminate ----------------------------------------------------------
+
+
+@step_functions.command(name="list-runs", help="List production runs, newest first.")
+@click.option("--running", is_flag=True, help="Only running runs.")
+@click.option("--succeeded", is_flag=True, help="Only succeeded runs.")
+@click.option("--failed", is_flag=True, help="Only failed runs.")
+@click.option("--timed-out", is_flag=True, help="Only timed-out runs.")
+@click.option("--aborted", is_flag=True, help="Only terminated runs.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.pass_context
+def list_runs(ctx: click.Context, limit: int, **flags: bool) -> None:
+    name = _name(ctx)
+    client = _client(ctx)
+    statuses = [status for flag, status in _STATUS_FLAGS.items() if flags.get(flag)] or [None]
+    runs: list[dict[str, Any]] = []
+    try:
+        for status in statuses:
+            runs.extend(client.list_runs(name, status, limit)["runs"])
+    except (ApiError, ConfigError) as e:
+        raise _fail(e) from None
+    runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)
+    console = _console()
+    if not runs:
+        which = " or ".join(s.lower() for s in statuses if s) or "any"
+        console.print(f"No {which} runs of {name} on AWS Step Functions.")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Runs of {name} on AWS Step Functions")
+    for column in ("Run ID", "Status", "Started", "Finished"):
+        table.add_column(column, no_wrap=column == "Run ID")
+    for r in runs[:limit]:
+        table.add_row(r["run_id"], r["status"], r.get("started_at") or "", r.get("stopped_at") or "")
+    console.print(table)
+
+
+@step_functions.command(help="Delete the state machine and its schedule; the runs stay readable.")
+@click.option("--authorize", default=None, help="The production token, when another user deployed the flow.")
+@click.pass_context
+def delete(ctx: click.Context, authorize: Optional[str]) -> None:
+    flow = _flow(ctx)
+    name = _name(ctx)
+    try:
+        _client(ctx).delete_flow(name, flow.user, authorize or load_token(name))
+    except (ApiError, ConfigError) as e:
+        raise _fail(e) from None
+    click.echo(f"Deleting AWS Step Functions state machine {name}...")
+    click.echo(f"Deleted {name}: its state machine and schedule are gone; its runs stay readable.")
+
+
+@step_functions.command(help="Terminate a running production run.")
+@click.argument("run_id")
+@click.pass_context
+def terminate(ctx: click.Context, run_id: str) -> None:
+    name = _name(ctx)
+    if not run_id.startswith("sfn-"):
+        run_id = "sfn-" + run_id
+    try:
+        _client(ctx).terminate(name, run_id)
+    except (ApiError, ConfigError) as e:
+        raise _fail(e) from None
+    click.echo(f"Terminated run {run_id} of {name}.")
