@@ -374,3 +374,31 @@ def test_subprocess_launcher_gives_the_same_run(root, tmp_path, monkeypatch):
     assert res.code == 0, res.out + res.err
     assert res.run.data("end")["alpha"] == 0.5
     assert res.run.log("start") == "alpha is 0.500000\n"
+
+
+LOUD = """
+import sys
+from flowplane import FlowSpec, step
+
+class LoudFlow(FlowSpec):
+    @step
+    def start(self):
+        for i in range(20000):
+            print("line %05d %s" % (i, "x" * 40))
+        sys.stdout.write("no newline at the end")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_large_output_is_shown_and_logged_in_full(root, tmp_path):
+    res = run(write_flow(tmp_path, "loud_flow", LOUD), root)
+    assert res.code == 0, res.err
+    shown = [line.split("] ", 1)[1] for line in res.out.splitlines() if "/start/1 (pid" in line]
+    assert shown[1:20001] == ["line %05d %s" % (i, "x" * 40) for i in range(20000)]
+    assert shown[20001] == "no newline at the end"
+    log = res.run.log("start")
+    assert log.count("\n") == 20000 and log.endswith("no newline at the end")

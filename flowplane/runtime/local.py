@@ -171,8 +171,9 @@ class LocalRun:
 
     # --- output -----------------------------------------------------------------------
 
-    def _read(self, att: Attempt, fd: int) -> None:
-        while True:
+    def _read(self, att: Attempt, fd: int, limit: int = 16) -> None:
+        """Read what is there (at most `limit` chunks, so one chatty task cannot starve the rest)."""
+        for _ in range(limit):
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:
@@ -212,7 +213,7 @@ class LocalRun:
                 continue
             # Everything the task wrote before exiting is in the pipes now.
             for fd in list(att.open_fds):
-                self._read(att, fd)
+                self._read(att, fd, limit=1 << 30)
                 self._close_fd(att, fd)
             att.proc.close()
             del self.running[pid]
