@@ -201,11 +201,18 @@ def _run_command(base: Any) -> Any:
         _lint_or_exit(fctx)
         from .parameters import DeployTimeContext, ParameterError
 
+        from .datastore.storage import default_root
+
+        root = default_root()
         resolved: dict[str, Any] = {}
         for dest, p in dests.items():
             value = values.get(dest)
             if value is None and p.has_default:
-                dctx = DeployTimeContext(flow_name=fctx.flow_name, parameter_name=p.name, user_name=fctx.user)
+                dctx = DeployTimeContext(
+                    flow_name=fctx.flow_name, parameter_name=p.name, user_name=fctx.user,
+                    logger=lambda m: click.echo(m, err=True),
+                    ds_type="s3" if root.startswith("s3://") else "local", ds_root=root,
+                )
                 try:
                     value = p.resolve_default(dctx)
                 except ParameterError as e:
@@ -214,7 +221,9 @@ def _run_command(base: Any) -> Any:
         from .runtime import RunRefused, run_local
 
         try:
-            code = run_local(fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file)
+            code = run_local(
+                fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file, root=root
+            )
         except RunRefused as e:
             raise click.ClickException(str(e)) from None
         ctx.exit(code)
