@@ -459,6 +459,21 @@ def test_bad_graph_is_refused_naming_the_step(case):
         compile_(manifest)
 
 
+def test_overlong_step_name_is_refused():
+    long_name = "x" * 69
+    manifest = manifest_for(
+        _flow(
+            f"    @step\n    def start(self):\n        self.next(self.{long_name})\n\n"
+            f"    @step\n    def {long_name}(self):\n        self.next(self.end)\n\n"
+            "    @step\n    def end(self):\n        pass\n"
+        )
+    )
+    with pytest.raises(CompileError, match=f"step name '{long_name}' is too long"):
+        compile_(manifest)
+    ok = manifest_for(linear_source(3).replace("s1", "y" * 68))
+    assert "y" * 68 in compile_(ok)["States"]
+
+
 def test_manifest_flow_name_must_match_its_graph():
     manifest = shared_manifest("parameter_flow.py").model_copy(update={"flow_name": "Other"})
     with pytest.raises(CompileError, match="flow_name 'Other'"):

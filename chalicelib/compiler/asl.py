@@ -2,17 +2,23 @@
 
 Shape of what comes out:
 
+- a first Pass state (`flowplane-context`) evaluates once what every task shares:
+  the Batch queue and job definition and the job environment (FLOWPLANE_RUN_ID =
+  `sfn-<execution name>`, FLOWPLANE_EXECUTION_INPUT = the whole execution input
+  as JSON, which holds "Parameters", FLOWPLANE_PACKAGE_URL, _DATASTORE_ROOT, ...).
+  It becomes the state data `{"fp": {...}}`; tasks refer to it by path, which
+  keeps each task state near 0.5 KB whatever the URLs' length;
 - every step is one Task state (`batch:submitJob.sync`) named after the step; its
-  job runs `flowplane task --step <step>` and learns everything that changes per
-  execution from the environment (run id, task id, attempt, execution input);
+  job runs `flowplane task --step S --task-id T --retry-count N`, the task id
+  being `1` outside any foreach and `$.tid` inside, the retry count
+  `$$.State.RetryCount`;
 - a static split is the split's Task, then a Parallel state with one branch per
   out step (each branch runs up to, not including, the join), then the join;
 - a foreach is the split's Task (which records its cardinality in DynamoDB), a
-  getItem state reading it, a Map state over the indices, then the join;
-- state data is the execution input at the top level and `{"tid": "1.<i>..."}`
-  inside Map iterations: the only thing a task needs from it is its task id
-  (`1` outside any foreach). Every state passes its input through
-  (`ResultPath: null`), so the data never grows with the graph;
+  getItem state reading it, a Map state over the indices whose iterations get
+  `{"fp": ..., "tid": "<parent tid>.<index>"}`, then the join;
+- every state passes its input through (`ResultPath: null`, the Map keeps only its
+  iteration count), so the state data never grows with the graph;
 - `@retry` and `@catch` become a Retry on the job failing (`@catch` adds
   Metaflow's fallback attempts, where the task runtime records the exception
   instead of running user code) and, for `@catch`, a Catch that moves on to the
@@ -53,6 +59,8 @@ CONTEXT_FIELD = "fp"
 CONTEXT_PATH = f"$.{CONTEXT_FIELD}"
 # Batch takes strings only; $$.State.RetryCount is a number (0 on the first attempt).
 RETRY_COUNT = format_call(["", ""], ["$$.State.RetryCount"])
+# ASL caps state names at 80 characters; the longest suffix added is "-cardinality".
+MAX_STEP_NAME = 80 - len("-cardinality")
 # Batch refuses an attempt timeout under 60 seconds.
 BATCH_MIN_ATTEMPT_SECONDS = 60
 
@@ -89,6 +97,12 @@ class _Compiler:
         for name in ("start", "end"):
             if name not in self.graph:
                 raise CompileError(f"the flow has no {name!r} step")
+        for name in self.graph.steps:
+            if len(name) > MAX_STEP_NAME:
+                raise CompileError(
+                    f"step name {name!r} is too long: Step Functions state names are limited to "
+                    f"80 characters, so step names to {MAX_STEP_NAME}"
+                )
         body = self._chain("start", stop=None, task_id_path=None)
         unreached = [n for n in self.graph.steps if n not in self.visited]
         if unreached:
