@@ -13,6 +13,7 @@ keeps running and the deployment record says FAILED, where and why.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from typing import Any, Callable, Optional
@@ -114,8 +115,6 @@ def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any]) -> dict[s
     check_size(size, settings.max_package_bytes)
     if not isinstance(body.get("manifest"), dict):
         raise BadRequest("manifest must be the package's manifest.json as an object", field="manifest")
-    import json
-
     manifest = parse_manifest(json.dumps(body["manifest"]).encode())
     schedule_expression(manifest.graph.schedule)
     record = _pending_record(manifest, sha, size, "presigned")

@@ -42,8 +42,6 @@ class Settings(BaseModel):
     account: Optional[str] = None
     # Where tasks keep artifacts; s3://<bucket>/data unless set.
     datastore_root: Optional[str] = None
-    # Container image for tasks when a flow does not choose one (None: the job definition's).
-    image: Optional[str] = None
 
     max_package_bytes: int = Field(50 * MB, gt=0)
     # Unpacked size cap, so a small gzip bomb cannot exhaust the Lambda.

@@ -14,7 +14,6 @@ import copy
 import importlib.util
 import io
 import json
-import os
 import sys
 import tarfile
 from dataclasses import dataclass

@@ -64,12 +64,10 @@ def test_upload_answers_202_then_the_arrival_event_deploys(control_plane):
 def test_create_again_makes_version_2_production_and_keeps_version_1_listed(control_plane, tmp_path):
     cp = control_plane
     first = cp.deploy("parameter_flow.py")
-    folder = project_copy(
-        tmp_path, "parameter_flow.py", (cp_source := open(_example("parameter_flow.py")).read()).replace(
-            'print("alpha is still %f" % self.alpha)', 'print("alpha stays %f" % self.alpha)'
-        )
-    )
-    assert "alpha stays" in (folder / "parameter_flow.py").read_text() and cp_source
+    source = _example("parameter_flow.py").read_text()
+    changed = source.replace('print("alpha is still %f" % self.alpha)', 'print("alpha stays %f" % self.alpha)')
+    assert changed != source
+    folder = project_copy(tmp_path, "parameter_flow.py", changed)
     second = cp.deploy("parameter_flow.py", folder=folder)
     assert second["status"] == "DEPLOYED" and second["version"] == 2
     assert second["production_token"] == first["production_token"]  # same deployer keeps the namespace

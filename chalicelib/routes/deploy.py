@@ -9,7 +9,7 @@ from chalice import Blueprint, Response
 
 from .. import deployments as dp
 from ..deploy import accept_presign, accept_upload, deploy_arrived, dry_run
-from ..errors import UnsupportedMediaType
+from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from ..http import aws, content_type, json_body, json_errors
 from ..s3events import PACKAGE_CREATED_PATTERN
 
@@ -57,8 +57,6 @@ def get_deployment(deployment_id: str) -> Any:
 @json_errors
 def list_deployments() -> Any:
     """?flow=NAME: the flow's production pointer and every published version."""
-    from ..errors import BadRequest
-
     params = bp.current_request.query_params or {}
     name = params.get("flow")
     if not name:
@@ -66,8 +64,6 @@ def list_deployments() -> Any:
     records = dp.Deployments(aws().table)
     head = records.head(name)
     if head is None:
-        from ..errors import NotFound
-
         raise NotFound(f"no flow named {name!r} was ever deployed", field="flow")
     return {"flow": head, "versions": records.versions(name)}
 
