@@ -33,8 +33,14 @@ log = logging.getLogger("flowplane.deploy")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def compile_definition(manifest: Manifest, package_url: str, settings: Settings) -> dict[str, Any]:
-    """The state machine for `manifest`; a CompileError becomes a 400 naming the step."""
+def compile_definition(
+    manifest: Manifest, package_url: str, settings: Settings, production_token: Optional[str] = None
+) -> dict[str, Any]:
+    """The state machine for `manifest`; a CompileError becomes a 400 naming the step.
+
+    Only the fields CompileSettings declares are passed, so the production token
+    reaches the state machine as soon as the compiler takes one.
+    """
     # Imported here: the API Lambda answers most routes without the compiler.
     from .compiler import CompileError, CompileSettings, compile_state_machine
 
@@ -45,6 +51,7 @@ def compile_definition(manifest: Manifest, package_url: str, settings: Settings)
         "foreach_table": settings.foreach_table,
         "region": settings.region,
         "event_bus": settings.event_bus,
+        "production_token": production_token,
     }
     known = CompileSettings.model_fields
     compile_settings = CompileSettings(**{k: v for k, v in candidates.items() if k in known and v is not None})
@@ -183,7 +190,7 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         stage = "compile"
         records.set_stage(deployment_id, stage)
         package_url = aws.packages.url(package.key)
-        definition = compile_definition(manifest, package_url, settings)
+        definition = compile_definition(manifest, package_url, settings, token)
         definition_key = f"state-machines/{name}/{deployment_id}.json"
         aws.packages.put_json(definition_key, definition)
 
