@@ -239,9 +239,12 @@ class Task:
     _sources: dict[TaskRef, TaskArtifacts] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from .task_events import EventSender
+        self.events = None
+        if os.environ.get("FLOWPLANE_EVENT_BUS"):
+            # Only on Batch: the event model and boto3 stay out of local tasks.
+            from .task_events import EventSender
 
-        self.events = EventSender.from_env()
+            self.events = EventSender.from_env()
         self.flow_name = self.graph.flow_name
         self.step = self.node.name
         self.store = ArtifactStore(self.storage, self.flow_name)
