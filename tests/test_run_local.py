@@ -424,3 +424,36 @@ def test_large_output_is_shown_and_logged_in_full(root, tmp_path):
     assert shown[20001] == "no newline at the end"
     log = res.run.log("start")
     assert log.count("\n") == 20000 and log.endswith("no newline at the end")
+
+
+def test_a_task_that_cannot_be_started_fails_the_run_cleanly(root, tmp_path):
+    from flowplane.runtime import ForkLauncher
+
+    class NoMoreProcesses(ForkLauncher):
+        calls = 0
+
+        def launch(self, argv, close_in_child):
+            NoMoreProcesses.calls += 1
+            if NoMoreProcesses.calls > 1:
+                raise BlockingIOError(11, "Resource temporarily unavailable")
+            return super().launch(argv, close_in_child)
+
+    res = run(write_flow(tmp_path, "no_fork", PARAMS), root, params={"alpha": 0.1}, launcher=NoMoreProcesses())
+    assert res.code == 1
+    r = res.run
+    assert r.task("end").status == "failed"
+    assert r.record.status == "failed" and r.record.failed_task == f"ParamsFlow/{r.run_id}/end/1"
+    assert "the task could not be started: [Errno 11] Resource temporarily unavailable" in res.out
+
+
+def test_a_runtime_failure_is_recorded_on_the_run(root, tmp_path, monkeypatch):
+    from flowplane.runtime import local
+
+    def broken(self, ref, attempt):
+        raise RuntimeError("datastore vanished")
+
+    monkeypatch.setattr(local.LocalRun, "_succeeded", broken)
+    res = run(write_flow(tmp_path, "broken_rt", PARAMS), root, params={"alpha": 0.1})
+    assert res.code == 1
+    assert res.run.record.status == "failed"
+    assert res.run.record.error.message == "the runtime failed: RuntimeError: datastore vanished"

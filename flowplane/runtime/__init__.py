@@ -97,7 +97,14 @@ def run_local(
     progress.system(f"Workflow starting (run-id {run_id}):")
     settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params)
     local = LocalRun(ctx, graph, settings, storage, launcher, progress)
-    code = local.execute()
+    try:
+        code = local.execute()
+    except Exception:
+        # Recorded as failed below; the traceback is for whoever fixes the runtime.
+        import traceback
+
+        traceback.print_exc()
+        code = 1
 
     run.status = "succeeded" if code == 0 else "failed"
     run.finished_at = records.now_iso()

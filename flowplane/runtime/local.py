@@ -115,6 +115,10 @@ class LocalRun:
             self._loop()
         except RunInterrupted as e:
             self._abort(f"the run was interrupted ({e})")
+        except Exception as e:
+            # A bug or a broken datastore: stop the tasks, let the caller record and report it.
+            self._abort(f"the runtime failed: {type(e).__name__}: {e}")
+            raise
         finally:
             restore()
             self.selector.close()
@@ -142,7 +146,13 @@ class LocalRun:
     def _launch_ready(self) -> None:
         while self.ready and len(self.running) < self.s.max_workers and self.failed is None:
             ref, attempt = self.ready.popleft()
-            self._launch(ref, attempt)
+            try:
+                self._launch(ref, attempt)
+            except OSError as e:  # out of processes, file descriptors, ...
+                error = records.ErrorInfo(type="LaunchError", message=f"the task could not be started: {e}")
+                self.progress.system(f"{self.s.run_id}/{ref}: {error.message}")
+                self._mark_task_failed(ref, attempt, error)
+                self._fail_run(ref, error)
 
     def _launch(self, ref: TaskRef, attempt: int) -> None:
         argv = ["--run-id", self.s.run_id, "--step", ref.step, "--task-id", ref.task_id,
@@ -356,7 +366,8 @@ class LocalRun:
 
     def _abort(self, reason: str) -> None:
         if self.failed is None:
-            self.failed = (None, records.ErrorInfo(type="RunInterrupted", message=reason))
+            kind = "RunInterrupted" if "interrupted" in reason else "RuntimeError"
+            self.failed = (None, records.ErrorInfo(type=kind, message=reason))
         self._stop_all(reason)
         deadline = time.monotonic() + 10
         while self.running and time.monotonic() < deadline:
