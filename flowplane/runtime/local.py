@@ -114,10 +114,10 @@ class LocalRun:
         try:
             self._loop()
         except RunInterrupted as e:
-            self._abort(f"the run was interrupted ({e})")
+            self._abort("RunInterrupted", f"the run was interrupted ({e})")
         except Exception as e:
             # A bug or a broken datastore: stop the tasks, let the caller record and report it.
-            self._abort(f"the runtime failed: {type(e).__name__}: {e}")
+            self._abort("RuntimeError", f"the runtime failed: {type(e).__name__}: {e}")
             raise
         finally:
             restore()
@@ -364,9 +364,8 @@ class LocalRun:
                 att.killed_because = reason
                 att.proc.kill()
 
-    def _abort(self, reason: str) -> None:
+    def _abort(self, kind: str, reason: str) -> None:
         if self.failed is None:
-            kind = "RunInterrupted" if "interrupted" in reason else "RuntimeError"
             self.failed = (None, records.ErrorInfo(type=kind, message=reason))
         self._stop_all(reason)
         deadline = time.monotonic() + 10
