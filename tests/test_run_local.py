@@ -457,3 +457,14 @@ def test_a_runtime_failure_is_recorded_on_the_run(root, tmp_path, monkeypatch):
     assert res.code == 1
     assert res.run.record.status == "failed"
     assert res.run.record.error.message == "the runtime failed: RuntimeError: datastore vanished"
+
+
+@pytest.mark.parametrize(
+    "text", ["retry", "retry:times=2,minutes_between_retries=0", "catch:var=oops,print_exception=false",
+             "timeout:minutes=2", "resources:cpu=0.5,memory=1024,gpu=1"],
+)
+def test_with_decorators_reach_the_task_unchanged(text):
+    from flowplane.runtime.local import with_option_text
+
+    spec = parse_with_option(text)
+    assert parse_with_option(with_option_text(spec)) == spec
