@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from test_run_support import SHARED_FLOWS, USER, RunView, max_overlap, run_cli, write_flow
