@@ -27,9 +27,9 @@ install: $(STAMP) $(NODE_STAMP)
 test: install
 	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
-# The fast subset to run while working: no subprocess-heavy end-to-end tests.
+# The fast subset to run while working: no end-to-end tests, no in-process AWS.
 test-quick: install
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not slow and not aws" $(PYTEST_ARGS)
 
 demo: install
 	$(PY) -m flowplane.demo

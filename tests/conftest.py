@@ -1,0 +1,23 @@
+"""Suite-wide test configuration.
+
+Tests that stand up moto (in-process AWS) are marked `aws` automatically, so
+`make test-quick` (not slow, not aws) runs the pure-Python core in seconds.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    uses_aws: dict[str, bool] = {}
+    for item in items:
+        path = str(item.fspath)
+        if path not in uses_aws:
+            try:
+                text = open(path, encoding="utf-8").read()
+            except OSError:
+                text = ""
+            uses_aws[path] = any(k in text for k in ("moto", "mock_aws", "test_app_support", "chalice.test"))
+        if uses_aws[path]:
+            item.add_marker(pytest.mark.aws)
