@@ -1,6 +1,6 @@
 """Test-only patch: make moto's Step Functions interpreter run Batch `submitJob.sync` as AWS does.
 
-Two defects of moto 5.2.1, both in the interpreter it copied from LocalStack;
+Three defects of moto 5.2.1, both in the interpreter it copied from LocalStack;
 production code never imports this.
 
 1. Request/response normalisation. Moto 5.2's copy of the Step Functions interpreter (from LocalStack) leaves
@@ -27,8 +27,16 @@ timeout: any job not already finished at the first poll ends in `TaskTimedOut` /
 `MOTO_SIMPLE_BATCH_FAIL_AFTER=0` jobs fail inside SubmitJob, before the first
 poll, which hides it; a job that runs for a moment shows it.) On AWS each retry
 is a new TaskScheduled/TaskSubmitted/TaskFailed round with its own job, and the
-execution fails with `States.TaskFailed` once MaxAttempts are spent. The fix gives
-each attempt a fresh token, as a new state entry would.
+execution fails with `States.TaskFailed` once MaxAttempts are spent. The fix
+re-arms the endpoint at the start of each attempt.
+
+3. `DescribeJobs` racing `SubmitJob`. moto's Batch backend iterates its job dict
+in `describe_jobs` while other threads insert into it; with a Map running
+iterations concurrently, the `.sync` poll of one iteration meets the submission
+of another and dies with `RuntimeError: dictionary changed size during
+iteration`, which the interpreter reports as `States.Runtime` (a 100-item
+foreach at MaxConcurrency 40 failed this way about one run in three here).
+The fix iterates over a snapshot.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from typing import Any, Iterator, Optional
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
+from moto.batch.models import BatchBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
 )
@@ -80,10 +89,22 @@ def _normalise_response(
 
 
 def _eval_execution(self: StateTaskServiceBatch, env: Environment) -> None:
-    context = env.states.context_object
-    if "Task" in context.context_object_data:
-        env.callback_pool_manager.add(context.update_task_token())
+    task = env.states.context_object.context_object_data.get("Task")
+    endpoint = env.callback_pool_manager.get(task["Token"]) if task else None
+    if endpoint is not None:
+        # Re-arm the endpoint the previous attempt interrupted.
+        endpoint._notify_event.clear()
+        endpoint._outcome = None
     StateTaskService._eval_execution(self, env)
+
+
+def _describe_jobs(self: BatchBackend, jobs: Optional[list[str]]) -> list[dict[str, Any]]:
+    wanted = set(jobs or ())
+    return [
+        job.describe()
+        for key, job in list(self._jobs.items())
+        if not wanted or key in wanted or job.arn in wanted
+    ]
 
 
 _HOOKS = {
@@ -93,17 +114,21 @@ _HOOKS = {
 }
 
 
+_PATCHES = [(StateTaskServiceBatch, name, hook) for name, hook in _HOOKS.items()]
+_PATCHES.append((BatchBackend, "describe_jobs", _describe_jobs))
+
+
 @contextlib.contextmanager
 def patched_moto_batch() -> Iterator[None]:
-    """Install both fixes on moto's Batch task for the duration of the block."""
-    saved = {name: StateTaskServiceBatch.__dict__.get(name) for name in _HOOKS}
-    for name, hook in _HOOKS.items():
-        setattr(StateTaskServiceBatch, name, hook)
+    """Install the three fixes for the duration of the block."""
+    saved = [(cls, name, cls.__dict__.get(name)) for cls, name, _ in _PATCHES]
+    for cls, name, hook in _PATCHES:
+        setattr(cls, name, hook)
     try:
         yield
     finally:
-        for name, original in saved.items():
+        for cls, name, original in saved:
             if original is None:
-                delattr(StateTaskServiceBatch, name)
+                delattr(cls, name)
             else:
-                setattr(StateTaskServiceBatch, name, original)
+                setattr(cls, name, original)

@@ -102,6 +102,12 @@ class Aws:
         name: str = "run1",
         timeout: float = 60,
     ) -> Run:
+        """Compile, create a state machine, seed the cardinalities, run it once to the end.
+
+        Once per mock session: moto 5.2.1 cannot start a second execution after one
+        has run (getmoto/moto#10077: StartExecution deep-copies the state machine
+        together with the finished execution's locks).
+        """
         definition = compile_state_machine(manifest, PACKAGE_URL, self.settings)
         self._machines += 1
         arn = self.sfn.create_state_machine(
@@ -208,6 +214,29 @@ def test_foreach_flow_runs_ten_squares_with_their_own_task_ids(aws):
     env = run.submissions[0][3]
     assert env["FLOWPLANE_PACKAGE_URL"] == PACKAGE_URL and env["FLOWPLANE_DATASTORE_ROOT"] == DATASTORE
     assert env["FLOWPLANE_FOREACH_TABLE"] == TABLE
+    # --max-workers 3: never more than three iterations (squares) at once.
+    assert max_concurrent_iterations(run) <= 3
+
+
+def max_concurrent_iterations(run: Run) -> int:
+    active = peak = 0
+    for event in sorted(run.history, key=lambda e: e["id"]):
+        if event["type"] == "MapIterationStarted":
+            active += 1
+            peak = max(peak, active)
+        elif event["type"] in ("MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"):
+            active -= 1
+    return peak
+
+
+def test_wide_foreach_runs_every_item(aws):
+    # 100 items at MaxConcurrency 40: many iterations submit and poll at once
+    # (what moto's Batch backend raced on, see moto_batch_patch.py, defect 3).
+    run = aws.run(shared_manifest("foreach_flow.py", max_workers=40), {("start", "1"): 100})
+    assert (run.status, run.error) == ("SUCCEEDED", None)
+    squares = sorted(task_id for step, task_id, *_ in run.submissions if step == "square")
+    assert squares == sorted(f"1.{i}" for i in range(100))
+    assert 1 < max_concurrent_iterations(run) <= 40
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
