@@ -1,8 +1,9 @@
 """Where the Client API reads runs from: one small interface, chosen in one place.
 
 `LocalProvider` reads the datastore layout (a local folder or an S3 prefix) that
-local runs and production tasks write. The control plane's HTTP API plugs in as
-another provider in `get_provider()`; the classes in core.py never know which.
+local runs and production tasks write; `ServiceProvider` (service.py) reads the
+control plane's HTTP API. `get_provider()` picks one; the classes in core.py
+never know which.
 """
 
 from __future__ import annotations
@@ -83,11 +84,21 @@ _cache: dict[str, Provider] = {}
 def get_provider() -> Provider:
     """The provider every Client API object reads through.
 
-    An explicit override (tests, `use_provider`) wins; otherwise the datastore at
-    FLOWPLANE_DATASTORE_ROOT (default `./.flowplane`), cached per root.
+    An explicit override (tests, `use_provider`) wins; then the control plane when
+    one is configured (configured_service_url); otherwise the datastore at
+    FLOWPLANE_DATASTORE_ROOT (default `./.flowplane`). Cached per URL or root.
     """
     if _override is not None:
         return _override
+    from .service import ServiceProvider, configured_service_url
+
+    url = configured_service_url()
+    if url:
+        with _lock:
+            provider = _cache.get(f"service:{url}")
+            if provider is None:
+                provider = _cache[f"service:{url}"] = ServiceProvider(url)
+            return provider
     from ..datastore.storage import default_root
 
     root = default_root()

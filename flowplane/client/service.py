@@ -1,0 +1,489 @@
+"""The provider over the control plane's read routes (notes/HELPERS.md, "Client API over
+the control plane"): production runs read as local ones do, through the same classes.
+
+Requests go through flowplane.api_client.ApiClient (one HTTP client for the SDK);
+artifact values come from the presigned S3 URL the artifact route hands out,
+streamed and decoded by the datastore's own ArtifactStore.load. Nothing here
+imports boto3 or requests.
+
+get_provider() picks this provider when a control plane is configured (see
+configured_service_url); objects and values read are the same classes and
+answers as over the local datastore.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import threading
+import time
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Optional, Union, overload
+
+from pydantic import ValidationError
+
+from ..datastore import layout
+from ..datastore.artifacts import ArtifactRef, ArtifactStore
+from ..datastore.records import AttemptRecord, RunRecord, TaskRecord
+from .exceptions import ClientError, NotFound
+from .local import _ok
+from .provider import FlowInfo, LogStream, StepInfo
+
+if TYPE_CHECKING:
+    from ..api_client import ApiClient, Transport
+
+UrlOpener = Callable[[str], IO[bytes]]
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+# Growing pages: `latest_run` costs one small query, a full listing few large ones.
+PAGE_SIZES = (20, 100, 500, 1000)
+# Statuses worth asking again (throttling, a gateway or Lambda hiccup).
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# The attempts of a task read with get_task are handed to the list_attempts call the
+# Task object makes right after; older than this they may be stale for a running task.
+_ATTEMPTS_FRESH_S = 5.0
+# Blobs whose pickle is this small are kept (compressed) for other tasks with the same
+# value, e.g. a parameter every task inherits; larger ones are streamed, never held.
+_CACHE_BLOB_MAX = 8 << 20
+_CACHE_TOTAL = 64 << 20
+
+
+class ServiceError(ClientError):
+    """The control plane answered with an error (other than "not found"), or not at all."""
+
+    headline = "Control plane error"
+
+    def __init__(self, url: str, message: str, status: Optional[int] = None, body: Optional[dict] = None):
+        self.url = url
+        self.status = status
+        self.body = body or {}
+        code = f"HTTP {status}: " if status else ""
+        super().__init__(f"GET {url} failed: {code}{message}")
+
+
+def _redact(url: str) -> str:
+    """A presigned URL without its query: the signature is a credential for a while."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def urllib_opener(timeout: float = 60.0) -> UrlOpener:
+    """Opens a presigned URL as a stream (stdlib only, like the API client's transport)."""
+
+    def open_url(url: str) -> IO[bytes]:
+        import urllib.error
+        import urllib.request
+
+        try:
+            return urllib.request.urlopen(urllib.request.Request(url, method="GET"), timeout=timeout)
+        except urllib.error.HTTPError as e:
+            detail = e.read()[:300].decode("utf-8", "replace")
+            raise ServiceError(_redact(url), f"the artifact download failed: {detail}", e.code) from None
+        except urllib.error.URLError as e:
+            raise ServiceError(_redact(url), f"cannot reach it: {e.reason}") from None
+
+    return open_url
+
+
+class _Blobs:
+    """A read-only Storage for ArtifactStore.load: its one blob key maps to an open stream."""
+
+    def __init__(self, key: str, open_stream: Callable[[], IO[bytes]]):
+        self.root = "service"
+        self._key = key
+        self._open = open_stream
+
+    def open_read(self, key: str) -> IO[bytes]:
+        if key != self._key:  # ArtifactStore asks for exactly the key it was given
+            raise KeyError(key)
+        return self._open()
+
+
+class _RunPages(Sequence):
+    """Runs newest first, fetched page by page as they are read (`next_token`)."""
+
+    def __init__(self, fetch: Callable[[int, Optional[str]], tuple[list[RunRecord], Optional[str]]],
+                 limit: Optional[int] = None):
+        self._fetch = fetch
+        self._limit = limit
+        self._items: list[RunRecord] = []
+        self._token: Optional[str] = None
+        self._seen_tokens: set[str] = set()
+        self._done = limit == 0
+        self._pages = 0
+        self._lock = threading.Lock()
+
+    def _more(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            size = PAGE_SIZES[min(self._pages, len(PAGE_SIZES) - 1)]
+            if self._limit is not None:
+                size = min(size, self._limit - len(self._items))
+            page, token = self._fetch(size, self._token)
+            self._pages += 1
+            self._items.extend(page)
+            if self._limit is not None and len(self._items) >= self._limit:
+                del self._items[self._limit:]
+                self._done = True
+            elif not token:
+                self._done = True
+            elif token in self._seen_tokens:
+                raise ClientError(f"the control plane returned next_token {token!r} twice while listing runs")
+            else:
+                self._seen_tokens.add(token)
+                self._token = token
+
+    def _fill(self, upto: Optional[int]) -> None:
+        while not self._done and (upto is None or len(self._items) <= upto):
+            self._more()
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        i = 0
+        while True:
+            if i < len(self._items):
+                yield self._items[i]
+                i += 1
+            elif self._done:
+                return
+            else:
+                self._more()
+
+    def __len__(self) -> int:
+        self._fill(None)
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        self._fill(0)
+        return bool(self._items)
+
+    @overload
+    def __getitem__(self, i: int) -> RunRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[RunRecord]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Union[RunRecord, list[RunRecord]]:
+        if isinstance(i, slice) or i < 0:
+            self._fill(None)
+        else:
+            self._fill(i)
+        return self._items[i]
+
+    def __repr__(self) -> str:
+        more = "" if self._done else ", more to fetch"
+        return f"<runs: {len(self._items)} fetched{more}>"
+
+
+class ServiceProvider:
+    """Reads flows, runs, steps, tasks, artifacts and logs from the control plane."""
+
+    def __init__(self, base_url: Optional[str] = None, *, client: Optional["ApiClient"] = None,
+                 transport: Optional["Transport"] = None, open_url: Optional[UrlOpener] = None,
+                 retries: int = 3, sleep: Callable[[float], None] = time.sleep):
+        if client is None:
+            from ..api_client import ApiClient
+
+            client = ApiClient(base_url, transport)
+        self.client = client
+        self._open_url = open_url or urllib_opener()
+        self._retries = max(1, retries)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        # (flow, sha) -> where it was listed: the artifact route is addressed by task and name.
+        self._where: dict[tuple[str, str], tuple[str, str, str, int, str, int]] = {}
+        self._blobs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._blob_bytes = 0
+        self._attempts: dict[str, tuple[float, list[AttemptRecord]]] = {}
+
+    def describe(self) -> str:
+        return f"service@{self.client.base_url}"
+
+    # --- HTTP ----------------------------------------------------------------
+
+    def _get(self, path: str, query: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
+        """The JSON answer; None for the contract's 404 (`code: not_found`)."""
+        from ..api_client import ApiError, ConfigError
+
+        url = self.client.base_url + path
+        if query:
+            shown = {k: v for k, v in query.items() if v is not None}
+            url += ("?" + urllib.parse.urlencode(shown)) if shown else ""
+        for attempt in range(self._retries):
+            try:
+                answer = self.client.request("GET", path, query=query)
+            except ConfigError as e:
+                raise ServiceError(url, str(e)) from None
+            except ApiError as e:
+                if e.status == 404 and e.body.get("code") == "not_found":
+                    return None
+                if e.status in _RETRY_STATUSES and attempt + 1 < self._retries:
+                    self._sleep(0.2 * 2**attempt)
+                    continue
+                if e.status == 404:
+                    # Not the contract's 404: a route this control plane does not have.
+                    raise ServiceError(url, f"no such route on the control plane (is it older than the SDK?): "
+                                            f"{e.describe()}", e.status, e.body) from None
+                raise ServiceError(url, e.describe(), e.status, e.body) from None
+            if not isinstance(answer, dict):
+                raise ServiceError(url, f"expected a JSON object, got {type(answer).__name__}")
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _model(self, model: type, doc: Any, path: str) -> Any:
+        try:
+            return model.model_validate(doc)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ServiceError(self.client.base_url + path,
+                               f"unexpected answer: {model.__name__}.{where}: {first['msg']}") from None
+
+    def _list(self, answer: dict[str, Any], key: str, path: str) -> list[Any]:
+        items = answer.get(key)
+        if not isinstance(items, list):
+            raise ServiceError(self.client.base_url + path, f"unexpected answer: no list {key!r}")
+        return items
+
+    # --- flows and runs ----------------------------------------------------------
+
+    def list_flows(self) -> list[FlowInfo]:
+        answer = self._get("/flows") or {"flows": []}
+        out = []
+        for doc in self._list(answer, "flows", "/flows"):
+            if isinstance(doc, dict) and _ok(doc.get("name", "")):
+                out.append(FlowInfo(name=doc["name"], created_at=str(doc.get("created_at") or "")))
+        return sorted(out, key=lambda f: f.name)
+
+    def get_flow(self, flow: str) -> Optional[FlowInfo]:
+        if not _ok(flow):
+            return None
+        doc = self._get(f"/flows/{_seg(flow)}")
+        if doc is None:
+            return None
+        return FlowInfo(name=str(doc.get("name") or flow), created_at=str(doc.get("created_at") or ""))
+
+    def list_runs(self, flow: str, namespace_tag: Optional[str] = None,
+                  limit: Optional[int] = None) -> Sequence:  # Sequence[RunRecord], read lazily
+        if not _ok(flow):
+            return []
+        path = f"/flows/{_seg(flow)}/runs"
+
+        def fetch(size: int, token: Optional[str]) -> tuple[list[RunRecord], Optional[str]]:
+            answer = self._get(path, {"namespace": namespace_tag, "limit": size, "next_token": token})
+            if answer is None:
+                return [], None
+            runs = [self._model(RunRecord, doc, path) for doc in self._list(answer, "runs", path)]
+            token = answer.get("next_token")
+            return runs, token if isinstance(token, str) and token else None
+
+        return _RunPages(fetch, None if limit is None else max(0, int(limit)))
+
+    def get_run(self, flow: str, run: str) -> Optional[RunRecord]:
+        if not _ok(flow, run):
+            return None
+        path = _path(flow, run)
+        doc = self._get(path)
+        return None if doc is None else self._model(RunRecord, doc, path)
+
+    # --- steps and tasks -----------------------------------------------------------
+
+    def _step_info(self, flow: str, run: str, doc: Any, path: str) -> StepInfo:
+        if not isinstance(doc, dict) or not _ok(str(doc.get("name", ""))):
+            raise ServiceError(self.client.base_url + path, "unexpected answer: a step without a valid name")
+        count = doc.get("task_count")
+        if not isinstance(count, int) or isinstance(count, bool):
+            count = len(self.list_tasks(flow, run, doc["name"]))
+        return StepInfo(flow=flow, run_id=run, step=doc["name"], created_at=str(doc.get("created_at") or ""),
+                        task_count=count)
+
+    def list_steps(self, flow: str, run: str) -> list[StepInfo]:
+        if not _ok(flow, run):
+            return []
+        path = _path(flow, run, "steps")
+        answer = self._get(path)
+        if answer is None:
+            return []
+        return [self._step_info(flow, run, doc, path) for doc in self._list(answer, "steps", path)]
+
+    def get_step(self, flow: str, run: str, step: str) -> Optional[StepInfo]:
+        if not _ok(flow, run, step):
+            return None
+        path = _path(flow, run, "steps", step)
+        doc = self._get(path)
+        return None if doc is None else self._step_info(flow, run, doc, path)
+
+    def _task(self, doc: Any, path: str) -> TaskRecord:
+        """A TaskRecord; a task answer's `attempts` list (TaskRecord.attempts is a count) is kept aside."""
+        if isinstance(doc, dict) and isinstance(doc.get("attempts"), list):
+            attempts = sorted((self._model(AttemptRecord, a, path) for a in doc["attempts"]),
+                              key=lambda a: a.attempt)
+            doc = {**doc, "attempts": len(attempts)}
+            rec = self._model(TaskRecord, doc, path)
+            with self._lock:
+                self._attempts[rec.pathspec] = (time.monotonic(), attempts)
+            return rec
+        return self._model(TaskRecord, doc, path)
+
+    def list_tasks(self, flow: str, run: str, step: str) -> list[TaskRecord]:
+        if not _ok(flow, run, step):
+            return []
+        path = _path(flow, run, "steps", step, "tasks")
+        answer = self._get(path)
+        if answer is None:
+            return []
+        tasks = [self._task(doc, path) for doc in self._list(answer, "tasks", path)]
+        return sorted(tasks, key=lambda t: (t.foreach_indices, t.task_id))
+
+    def get_task(self, flow: str, run: str, step: str, task: str) -> Optional[TaskRecord]:
+        if not _ok(flow, run, step, task):
+            return None
+        path = _path(flow, run, "steps", step, "tasks", task)
+        doc = self._get(path)
+        return None if doc is None else self._task(doc, path)
+
+    def list_attempts(self, flow: str, run: str, step: str, task: str) -> list[AttemptRecord]:
+        if not _ok(flow, run, step, task):
+            return []
+        pathspec = f"{flow}/{run}/{step}/{task}"
+        with self._lock:
+            held = self._attempts.pop(pathspec, None)
+        if held is not None and time.monotonic() - held[0] <= _ATTEMPTS_FRESH_S:
+            return list(held[1])
+        if self.get_task(flow, run, step, task) is None:
+            return []
+        with self._lock:
+            held = self._attempts.pop(pathspec, None)
+        return list(held[1]) if held else []
+
+    # --- artifacts and logs ------------------------------------------------------
+
+    def artifact_index(self, flow: str, run: str, step: str, task: str,
+                       attempt: int) -> dict[str, ArtifactRef]:
+        if not _ok(flow, run, step, task):
+            return {}
+        path = _path(flow, run, "steps", step, "tasks", task, "artifacts")
+        answer = self._get(path, {"attempt": int(attempt)})
+        if answer is None:
+            return {}
+        docs = answer.get("artifacts")
+        if not isinstance(docs, dict):
+            raise ServiceError(self.client.base_url + path, "unexpected answer: no object 'artifacts'")
+        index = {}
+        for name, doc in docs.items():
+            try:
+                ref = ArtifactRef(sha=str(doc["sha"]), size=int(doc["size"]), type=str(doc.get("type", "")))
+            except (KeyError, TypeError, ValueError):
+                raise ServiceError(self.client.base_url + path,
+                                   f"unexpected answer: artifact {name!r} has no sha and size") from None
+            index[name] = ref
+        with self._lock:
+            for name, ref in index.items():
+                self._where[(flow, ref.sha)] = (run, step, task, int(attempt), name, ref.size)
+        return index
+
+    def load_artifact(self, flow: str, sha: str) -> Any:
+        if not _ok(flow) or not isinstance(sha, str) or not _SHA.match(sha):
+            raise KeyError(f"not an artifact address: {flow}/{sha}")
+        key = (flow, sha)
+        with self._lock:
+            cached = self._blobs.get(key)
+            if cached is not None:
+                self._blobs.move_to_end(key)
+            where = self._where.get(key)
+        if cached is not None:
+            return self._decode(flow, sha, lambda: io.BytesIO(cached))
+        if where is None:
+            # The artifact route is addressed by task and name, not by content.
+            raise NotFound(f"artifact {sha} of {flow} was not listed by any task read through "
+                           f"{self.describe()}; read it from its task (task['name'].data)")
+        run, step, task, attempt, name, size = where
+        path = _path(flow, run, "steps", step, "tasks", task, "artifacts", name)
+        answer = self._get(path, {"attempt": attempt})
+        if answer is None:
+            raise NotFound(f"DataArtifact('{flow}/{run}/{step}/{task}/{name}') (attempt {attempt}) does not exist "
+                           f"on {self.describe()}")
+        url = answer.get("url")
+        if not isinstance(url, str) or not url:
+            raise ServiceError(self.client.base_url + path, "unexpected answer: no 'url' to download from")
+        if size > _CACHE_BLOB_MAX:
+            return self._decode(flow, sha, lambda: self._open_url(url))
+        stream = self._open_url(url)
+        try:
+            data = stream.read()
+        finally:
+            stream.close()
+        self._keep(key, data)
+        return self._decode(flow, sha, lambda: io.BytesIO(data))
+
+    def _decode(self, flow: str, sha: str, open_stream: Callable[[], IO[bytes]]) -> Any:
+        key = layout.blob_key(flow, sha)
+        return ArtifactStore(_Blobs(key, open_stream), flow).load(sha)  # type: ignore[arg-type]
+
+    def _keep(self, key: tuple[str, str], data: bytes) -> None:
+        with self._lock:
+            if key in self._blobs:
+                return
+            self._blobs[key] = data
+            self._blob_bytes += len(data)
+            while self._blob_bytes > _CACHE_TOTAL and self._blobs:
+                _, dropped = self._blobs.popitem(last=False)
+                self._blob_bytes -= len(dropped)
+
+    def logs(self, flow: str, run: str, step: str, task: str, attempt: int, stream: LogStream) -> str:
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"a log stream is 'stdout' or 'stderr', got {stream!r}")
+        if not _ok(flow, run, step, task):
+            return ""
+        path = _path(flow, run, "steps", step, "tasks", task, "logs", stream)
+        answer = self._get(path, {"attempt": int(attempt)})
+        if answer is None:
+            return ""
+        text = answer.get("text")
+        if not isinstance(text, str):
+            raise ServiceError(self.client.base_url + path, "unexpected answer: no string 'text'")
+        return text
+
+
+# Same file as flowplane.api_client.CONFIG_PATH; not imported from there so that a
+# local read never pays for the HTTP client's imports.
+CONFIG_PATH = os.path.join("~", ".flowplane", "config.json")
+
+
+def configured_service_url() -> Optional[str]:
+    """The control plane the Client API reads from, or None for the local datastore.
+
+    Environment before file: FLOWPLANE_API_URL names it; an explicit
+    FLOWPLANE_DATASTORE_ROOT means the datastore (a task, a test, a notebook that
+    chose one); otherwise `api_url` in ~/.flowplane/config.json, if any.
+    """
+    url = os.environ.get("FLOWPLANE_API_URL")
+    if url:
+        return url.rstrip("/")
+    if os.environ.get("FLOWPLANE_DATASTORE_ROOT"):
+        return None
+    path = os.path.expanduser(CONFIG_PATH)
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise ClientError(f"{path} is not readable JSON ({e}); fix it, or remove it to read the local datastore"
+                          ) from None
+    if not isinstance(config, dict):
+        raise ClientError(f"{path} must hold a JSON object")
+    url = config.get("api_url")
+    return str(url).rstrip("/") if url else None
+
+
+def _seg(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def _path(flow: str, run: str, *rest: str) -> str:
+    return "/flows/" + "/".join(_seg(p) for p in (flow, "runs", run, *rest))

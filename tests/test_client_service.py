@@ -1,0 +1,684 @@
+"""The Client API over the control plane's read routes (ServiceProvider), against a small
+fake of the HTTP contract in notes/HELPERS.md served on 127.0.0.1.
+
+The fake answers from a datastore written with the datastore's own writers
+(fixtures_runs), so every test can ask the same question through the local
+datastore and through HTTP and expect the same answer. It pages runs with an
+opaque next_token, filters by namespace on the server, answers 404/400 with
+the contract's bodies, and serves artifact blobs at "presigned" URLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import urllib.parse
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator, Optional
+
+import pytest
+
+from fixtures_runs import RunWriter, build_world, isolate_client, linear_run
+from flowplane import Flow, Metaflow, Run, Step, Task, namespace
+from flowplane.client import ClientError, NotFound, get_metadata, get_provider, set_provider, use_provider
+from flowplane.client.local import LocalProvider
+from flowplane.client.service import ServiceError, ServiceProvider, configured_service_url
+from flowplane.datastore import layout
+from flowplane.datastore.storage import LocalStorage
+
+# --- the fake control plane ----------------------------------------------------------
+
+_ROUTES = [
+    ("flows", re.compile(r"^/flows$")),
+    ("flow", re.compile(r"^/flows/(?P<flow>[^/]+)$")),
+    ("runs", re.compile(r"^/flows/(?P<flow>[^/]+)/runs$")),
+    ("run", re.compile(r"^/flows/(?P<flow>[^/]+)/runs/(?P<run>[^/]+)$")),
+    ("steps", re.compile(r"^/flows/(?P<flow>[^/]+)/runs/(?P<run>[^/]+)/steps$")),
+    ("step", re.compile(r"^/flows/(?P<flow>[^/]+)/runs/(?P<run>[^/]+)/steps/(?P<step>[^/]+)$")),
+    ("tasks", re.compile(r"^/flows/(?P<flow>[^/]+)/runs/(?P<run>[^/]+)/steps/(?P<step>[^/]+)/tasks$")),
+    ("task", re.compile(r"^/flows/(?P<flow>[^/]+)/runs/(?P<run>[^/]+)/steps/(?P<step>[^/]+)/tasks/(?P<task>[^/]+)$")),
+    ("artifacts", re.compile(
+        r"^/flows/(?P<flow>[^/]+)/runs/(?P<run>[^/]+)/steps/(?P<step>[^/]+)/tasks/(?P<task>[^/]+)/artifacts$")),
+    ("artifact", re.compile(r"^/flows/(?P<flow>[^/]+)/runs/(?P<run>[^/]+)/steps/(?P<step>[^/]+)/tasks/"
+                            r"(?P<task>[^/]+)/artifacts/(?P<name>[^/]+)$")),
+    ("logs", re.compile(r"^/flows/(?P<flow>[^/]+)/runs/(?P<run>[^/]+)/steps/(?P<step>[^/]+)/tasks/"
+                        r"(?P<task>[^/]+)/logs/(?P<stream>stdout|stderr)$")),
+    ("blob", re.compile(r"^/_s3/(?P<flow>[^/]+)/(?P<sha>[0-9a-f]{64})$")),
+]
+
+
+class Answer(Exception):
+    def __init__(self, status: int, body: Any):
+        self.status = status
+        self.body = body
+
+
+def _missing(what: str) -> Answer:
+    return Answer(404, {"error": f"{what} does not exist", "code": "not_found"})
+
+
+class FakeControlPlane:
+    """The read routes of the contract, answered from a datastore."""
+
+    def __init__(self, storage: LocalStorage):
+        self.storage = storage
+        self.data = LocalProvider(storage)
+        self.requests: list[tuple[str, dict[str, str]]] = []  # (path, query)
+        # [path, status, body, times]: answers that replace the real one at that exact path.
+        self.faults: list[list[Any]] = []
+        self.blob_status = 200
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api"
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail(self, prefix: str, status: int, body: Any, times: int = 1_000_000) -> None:
+        self.faults.append([prefix, status, body, times])
+
+    def paths(self, kind: Optional[str] = None) -> list[str]:
+        return [p for p, _ in self.requests if kind is None or self._kind(p) == kind]
+
+    @staticmethod
+    def _kind(path: str) -> Optional[str]:
+        for kind, pattern in _ROUTES:
+            if pattern.match(path):
+                return kind
+        return None
+
+    def _handler(self) -> type:
+        plane = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                parts = urllib.parse.urlsplit(self.path)
+                path = parts.path[len("/api"):] if parts.path.startswith("/api") else parts.path
+                query = dict(urllib.parse.parse_qsl(parts.query))
+                plane.requests.append((path, query))
+                try:
+                    status, body = plane.answer(path, query)
+                except Answer as a:
+                    status, body = a.status, a.body
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/octet-stream" if isinstance(body, bytes)
+                                 else "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        return Handler
+
+    def answer(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        for fault in self.faults:
+            prefix, status, body, times = fault
+            if path == prefix and times > 0:
+                fault[3] -= 1
+                return status, body
+        for kind, pattern in _ROUTES:
+            m = pattern.match(path)
+            if m:
+                args = {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()}
+                return 200, getattr(self, f"_{kind}")(query=query, **args)
+        return 404, {"Code": "NotFoundError", "Message": f"no route {path}"}  # API Gateway's, not ours
+
+    # --- one method per route ---------------------------------------------------------
+
+    def _flows(self, query: dict[str, str]) -> Any:
+        return {"flows": [{"name": f.name, "created_at": f.created_at, "deleted": False}
+                          for f in self.data.list_flows()]}
+
+    def _flow(self, query: dict[str, str], flow: str) -> Any:
+        info = self.data.get_flow(flow)
+        if info is None:
+            raise _missing(f"flow {flow}")
+        return {"name": info.name, "created_at": info.created_at, "production_token": "tok1"}
+
+    def _runs(self, query: dict[str, str], flow: str) -> Any:
+        try:
+            limit = int(query.get("limit", "100"))
+            if not 1 <= limit <= 1000:
+                raise ValueError
+        except ValueError:
+            raise Answer(400, {"error": "limit is a number from 1 to 1000", "field": "limit"}) from None
+        ns = query.get("namespace")
+        if ns is not None and ":" not in ns:
+            raise Answer(400, {"error": f"not a namespace: {ns!r}", "field": "namespace"})
+        try:
+            start = int(base64.urlsafe_b64decode(query["next_token"]).decode()) if "next_token" in query else 0
+        except ValueError:
+            raise Answer(400, {"error": "next_token is not one this server gave", "field": "next_token"}) from None
+        runs = self.data.list_runs(flow, namespace_tag=ns)
+        page = runs[start:start + limit]
+        more = start + limit < len(runs)
+        token = base64.urlsafe_b64encode(str(start + limit).encode()).decode() if more else None
+        return {"runs": [r.model_dump(mode="json") for r in page], "next_token": token}
+
+    def _run(self, query: dict[str, str], flow: str, run: str) -> Any:
+        rec = self.data.get_run(flow, run)
+        if rec is None:
+            raise _missing(f"run {flow}/{run}")
+        return rec.model_dump(mode="json")
+
+    def _steps(self, query: dict[str, str], flow: str, run: str) -> Any:
+        self._run(query, flow, run)
+        return {"steps": [{"name": s.step, "created_at": s.created_at} for s in self.data.list_steps(flow, run)]}
+
+    def _step(self, query: dict[str, str], flow: str, run: str, step: str) -> Any:
+        info = self.data.get_step(flow, run, step)
+        if info is None:
+            raise _missing(f"step {flow}/{run}/{step}")
+        return {"name": info.step, "created_at": info.created_at}
+
+    def _tasks(self, query: dict[str, str], flow: str, run: str, step: str) -> Any:
+        self._step(query, flow, run, step)
+        return {"tasks": [t.model_dump(mode="json") for t in self.data.list_tasks(flow, run, step)]}
+
+    def _task(self, query: dict[str, str], flow: str, run: str, step: str, task: str) -> Any:
+        rec = self.data.get_task(flow, run, step, task)
+        if rec is None:
+            raise _missing(f"task {flow}/{run}/{step}/{task}")
+        attempts = self.data.list_attempts(flow, run, step, task)
+        return {**rec.model_dump(mode="json"), "attempts": [a.model_dump(mode="json") for a in attempts]}
+
+    def _attempt(self, query: dict[str, str], flow: str, run: str, step: str, task: str) -> int:
+        self._task(query, flow, run, step, task)
+        attempt = int(query["attempt"])
+        if attempt not in [a.attempt for a in self.data.list_attempts(flow, run, step, task)]:
+            raise _missing(f"attempt {attempt} of {flow}/{run}/{step}/{task}")
+        return attempt
+
+    def _artifacts(self, query: dict[str, str], flow: str, run: str, step: str, task: str) -> Any:
+        attempt = self._attempt(query, flow, run, step, task)
+        index = self.data.artifact_index(flow, run, step, task, attempt)
+        return {"attempt": attempt,
+                "artifacts": {n: {"sha": r.sha, "size": r.size, "type": r.type} for n, r in index.items()}}
+
+    def _artifact(self, query: dict[str, str], flow: str, run: str, step: str, task: str, name: str) -> Any:
+        attempt = self._attempt(query, flow, run, step, task)
+        ref = self.data.artifact_index(flow, run, step, task, attempt).get(name)
+        if ref is None:
+            raise _missing(f"artifact {name}")
+        host = self.url[: -len("/api")]
+        url = f"{host}/_s3/{flow}/{ref.sha}?X-Amz-Signature=secret-signature&X-Amz-Expires=900"
+        return {"sha": ref.sha, "size": ref.size, "type": ref.type, "url": url}
+
+    def _logs(self, query: dict[str, str], flow: str, run: str, step: str, task: str, stream: str) -> Any:
+        attempt = self._attempt(query, flow, run, step, task)
+        return {"attempt": attempt, "text": self.data.logs(flow, run, step, task, attempt, stream)}
+
+    def _blob(self, query: dict[str, str], flow: str, sha: str) -> Any:
+        if self.blob_status != 200:
+            raise Answer(self.blob_status, b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message>")
+        return self.storage.get_bytes(layout.blob_key(flow, sha))
+
+
+@contextmanager
+def fake_control_plane(storage: LocalStorage) -> Iterator[FakeControlPlane]:
+    plane = FakeControlPlane(storage)
+    try:
+        yield plane
+    finally:
+        plane.close()
+
+
+# --- fixtures ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("datastore")
+    build_world(LocalStorage(str(root)))
+    return root
+
+
+@pytest.fixture()
+def plane(world_root, monkeypatch, tmp_path):
+    """The Client API reads through the fake control plane (FLOWPLANE_API_URL), as alice."""
+    isolate_client(monkeypatch, world_root)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with fake_control_plane(LocalStorage(str(world_root))) as p:
+        monkeypatch.setenv("FLOWPLANE_API_URL", p.url)
+        yield p
+
+
+def local_provider(root) -> LocalProvider:
+    return LocalProvider(LocalStorage(str(root)))
+
+
+# --- what a run looks like through the Client API ----------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """Exceptions compare by identity; compare them by type and arguments."""
+    if isinstance(value, BaseException):
+        return (type(value).__name__, value.args)
+    return value
+
+
+def describe_task(task: Task) -> dict[str, Any]:
+    exc = task.exception
+    return {
+        "pathspec": task.pathspec,
+        "data": {name: _plain(getattr(task.data, name)) for name in task.data},
+        "artifacts": sorted((a.id, a.sha, a.size, a.type) for a in task),
+        "successful": task.successful,
+        "finished": task.finished,
+        "created_at": task.created_at,
+        "finished_at": task.finished_at,
+        "index": task.index,
+        "attempt": task.current_attempt,
+        "stdout": task.stdout,
+        "stderr": task.stderr,
+        "exception": (exc.type, exc.message) if hasattr(exc, "type") else repr(exc),
+        "tags": task.tags,
+        "metadata": {k: v for k, v in task.metadata_dict.items() if k not in ("ds-type", "ds-root")},
+    }
+
+
+def describe_run(run: Run) -> dict[str, Any]:
+    """Everything the Client API says about a run, in the order it says it."""
+    steps = list(run)
+    return {
+        "pathspec": run.pathspec,
+        "tags": run.tags,
+        "user_tags": run.user_tags,
+        "system_tags": run.system_tags,
+        "successful": run.successful,
+        "finished": run.finished,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "data": None if run.data is None else {n: _plain(getattr(run.data, n)) for n in run.data},
+        "steps": [s.id for s in steps],
+        "task_counts": {s.id: len(list(s)) for s in steps},
+        "step_finished_at": {s.id: s.finished_at for s in steps},
+        "tasks": {s.id: [describe_task(t) for t in s] for s in steps},
+        "earlier_attempts": {
+            t.pathspec: [describe_task(Task(t.pathspec, attempt=n)) for n in range(t.current_attempt or 0)]
+            for s in steps for t in s
+        },
+    }
+
+
+SHAPES = [
+    ("ParameterFlow", "1002"),
+    ("ParameterFlow", "sfn-abc"),
+    ("ParameterFlow", "7001"),  # still running
+    ("BranchFlow", "2001"),
+    ("ForeachFlow", "3001"),
+    ("TrainFlow", "4001"),  # failed
+    ("CatchFlow", "5001"),  # @catch
+    ("RetryFlow", "6001"),  # @retry: attempt 0 failed
+]
+
+
+@pytest.mark.parametrize("flow,run_id", SHAPES, ids=[f"{f}/{r}" for f, r in SHAPES])
+def test_the_service_path_gives_the_same_answers_as_the_local_datastore(plane, world_root, flow, run_id):
+    namespace(None)
+    with use_provider(local_provider(world_root)):
+        local = describe_run(Run(f"{flow}/{run_id}"))
+    service = describe_run(Run(f"{flow}/{run_id}"))
+    assert get_metadata() == f"service@{plane.url}"
+    assert service == local
+    assert plane.paths(), "nothing went through the control plane"
+
+
+def test_production_run_is_read_in_its_deployment_namespace(plane):
+    namespace("production:tok1")
+    run = Flow("ParameterFlow").latest_run
+    assert run.id == "sfn-abc"
+    assert run.data.alpha == 0.5
+    assert run.successful and run.finished
+    assert "alpha is 0.500000" in run["start"].task.stdout
+    assert {"production:tok1", "runtime:step-functions"} <= run.tags
+    # The filter ran on the server: the namespace went with the request.
+    assert {q.get("namespace") for p, q in plane.requests if plane._kind(p) == "runs"} == {"production:tok1"}
+
+
+def test_default_namespace_is_the_users_and_none_shows_every_run(plane):
+    assert [r.id for r in Flow("ParameterFlow")] == ["7001", "1002", "1001"]
+    assert Flow("ParameterFlow").latest_successful_run.data.alpha == 0.5
+    assert [f.id for f in Metaflow()] == [
+        "BranchFlow", "CatchFlow", "ForeachFlow", "ParameterFlow", "RetryFlow", "TrainFlow"]
+    namespace(None)
+    assert [r.id for r in Flow("ParameterFlow")] == ["7001", "sfn-abc", "1003", "1002", "1001"]
+    assert "BobOnlyFlow" in [f.id for f in Metaflow()]
+    runs_queries = [q for p, q in plane.requests if plane._kind(p) == "runs"]
+    assert "namespace" not in runs_queries[-1]
+    assert {q.get("namespace") for q in runs_queries[:-1]} >= {"user:alice"}
+
+
+def test_objects_outside_the_namespace_are_a_mismatch_not_a_miss(plane):
+    from flowplane.client import NamespaceMismatch
+
+    with pytest.raises(NamespaceMismatch, match="user:alice"):
+        Run("ParameterFlow/sfn-abc")
+    with pytest.raises(NamespaceMismatch):
+        Flow("BobOnlyFlow")
+    namespace("user:bob")
+    assert Flow("BobOnlyFlow").latest_run.data.alpha == 0.01
+
+
+def test_missing_things_are_not_found(plane):
+    namespace(None)
+    with pytest.raises(NotFound, match=r"Flow\('NoSuchFlow'\) does not exist \(datastore service@http"):
+        Flow("NoSuchFlow")
+    with pytest.raises(NotFound, match=r"Run\('ParameterFlow/999'\) does not exist"):
+        Run("ParameterFlow/999")
+    with pytest.raises(KeyError, match="nostep"):
+        Run("ParameterFlow/1001")["nostep"]
+    with pytest.raises(NotFound, match=r"Task\('ParameterFlow/1001/start/9'\) does not exist"):
+        Task("ParameterFlow/1001/start/9")
+    with pytest.raises(NotFound, match="has no attempt 3"):
+        Task("RetryFlow/6001/flaky/1", attempt=3)
+    with pytest.raises(AttributeError, match="does not exist"):
+        Run("ParameterFlow/1001").data.nothing
+    assert "nostep" not in Run("ParameterFlow/1001")
+    assert "NoSuchFlow" not in Metaflow()
+
+
+# --- pagination ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def many_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("many")
+    storage = LocalStorage(str(root))
+    for i in range(130):
+        linear_run(storage, str(10_000 + i), minute=i, alpha=i / 100)
+    return root
+
+
+@pytest.fixture()
+def many_runs(many_root, tmp_path, monkeypatch):
+    isolate_client(monkeypatch, many_root)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with fake_control_plane(LocalStorage(str(many_root))) as p:
+        monkeypatch.setenv("FLOWPLANE_API_URL", p.url)
+        yield p
+
+
+def test_latest_run_reads_one_small_page(many_runs):
+    run = Flow("ParameterFlow").latest_run
+    assert run.id == "10129" and run.data.alpha == 1.29
+    pages = [q for p, q in many_runs.requests if many_runs._kind(p) == "runs"]
+    # One page for the namespace check (limit 1), one for latest_run: never the whole list.
+    assert [q["limit"] for q in pages] == ["1", "20"]
+    assert all("next_token" not in q for q in pages)
+
+
+def test_iterating_runs_follows_next_token_lazily(many_runs):
+    runs = iter(Flow("ParameterFlow"))
+    first = [next(runs) for _ in range(20)]
+    pages = lambda: [q for p, q in many_runs.requests if many_runs._kind(p) == "runs"]  # noqa: E731
+    assert len(pages()) == 2  # the namespace check and the first page: nothing fetched ahead
+    rest = list(runs)
+    ids = [r.id for r in first + rest]
+    assert ids == [str(10_000 + i) for i in reversed(range(130))]
+    assert [q["limit"] for q in pages()] == ["1", "20", "100", "500"]
+    assert [("next_token" in q) for q in pages()] == [False, False, True, True]
+
+
+def test_run_pages_behave_as_a_sequence(many_runs):
+    provider = get_provider()
+    runs = provider.list_runs("ParameterFlow", namespace_tag="user:alice")
+    assert runs[0].run_id == "10129"
+    assert runs[25].run_id == "10104"
+    assert len(runs) == 130 and runs[-1].run_id == "10000"
+    assert [r.run_id for r in runs[:2]] == ["10129", "10128"]
+    assert bool(provider.list_runs("ParameterFlow", namespace_tag="user:nobody")) is False
+    assert [r.run_id for r in provider.list_runs("ParameterFlow", limit=3)] == ["10129", "10128", "10127"]
+    assert list(provider.list_runs("ParameterFlow", limit=0)) == []
+    assert len(provider.list_runs("ParameterFlow", limit=1000)) == 130
+
+
+def test_a_repeated_next_token_stops_the_listing(many_runs):
+    token = base64.urlsafe_b64encode(b"20").decode()
+    many_runs.fail("/flows/ParameterFlow/runs", 200, {"runs": [], "next_token": token})
+    with pytest.raises(ClientError, match="returned next_token .* twice"):
+        list(get_provider().list_runs("ParameterFlow"))
+
+
+# --- artifacts -------------------------------------------------------------------------
+
+
+def test_artifacts_stream_from_the_presigned_url_once_per_sha(plane):
+    namespace(None)
+    run = Run("ParameterFlow/sfn-abc")
+    assert run["start"].task.data.alpha == 0.5
+    assert run.data.alpha == 0.5  # the end task inherits the same value: same sha
+    assert run["end"].task["alpha"].data == 0.5
+    assert run["start"].task["alpha"].sha == run["end"].task["alpha"].sha
+    assert len(plane.paths("blob")) == 1
+    assert len(plane.paths("artifact")) == 1
+
+
+def test_a_large_artifact_is_streamed_and_not_kept(tmp_path, monkeypatch):
+    storage = LocalStorage(str(tmp_path / "big"))
+    big = bytes(range(256)) * (40 * 1024)  # 10 MiB pickle: past what the provider keeps
+    w = RunWriter(storage, "BigFlow", "1")
+    w.task("start", {"blob": big})
+    w.task("end", {"blob": big})
+    w.finish()
+    isolate_client(monkeypatch, tmp_path / "big")
+    with fake_control_plane(storage) as p:
+        monkeypatch.setenv("FLOWPLANE_API_URL", p.url)
+        art = Run("BigFlow/1").end_task["blob"]
+        assert art.type == "bytes" and art.size > len(big)
+        assert art.data == big
+        assert art.data == big
+        assert len(p.paths("blob")) == 2
+
+
+def test_a_failed_download_names_the_url_without_its_signature(plane):
+    plane.blob_status = 403
+    namespace(None)
+    with pytest.raises(ServiceError) as e:
+        Run("ParameterFlow/1002").data.alpha
+    msg = str(e.value)
+    assert "HTTP 403" in msg and "/_s3/ParameterFlow/" in msg and "Request has expired" in msg
+    assert "secret-signature" not in msg
+
+
+def test_an_artifact_gone_between_index_and_value_is_not_found(plane):
+    namespace(None)
+    task = Run("ParameterFlow/1001")["end"].task
+    assert "alpha" in task.data
+    plane.fail("/flows/ParameterFlow/runs/1001/steps/end/tasks/1/artifacts/alpha", 404,
+               {"error": "artifact alpha does not exist", "code": "not_found"})
+    with pytest.raises(NotFound, match=r"DataArtifact\('ParameterFlow/1001/end/1/alpha'\) \(attempt 0\)"):
+        task.data.alpha
+
+
+def test_load_artifact_refuses_what_it_cannot_address(plane):
+    provider = get_provider()
+    with pytest.raises(KeyError, match="not an artifact address"):
+        provider.load_artifact("ParameterFlow", "../../etc/passwd")
+    with pytest.raises(NotFound, match="was not listed by any task"):
+        provider.load_artifact("ParameterFlow", "0" * 64)
+    assert plane.requests == []
+
+
+# --- attempts and logs -------------------------------------------------------------------
+
+
+def test_a_task_reads_its_attempts_from_the_task_answer(plane):
+    namespace(None)
+    task = Task("RetryFlow/6001/flaky/1")
+    assert task.current_attempt == 1 and task.successful
+    assert len(plane.paths("task")) == 1  # get_task's attempts served list_attempts
+    assert task.stdout == "try 2\n"
+    first = Task("RetryFlow/6001/flaky/1", attempt=0)
+    assert first.stdout == "try 1\n"
+    assert not first.finished and first.exception.type == "RuntimeError"
+    assert [q["attempt"] for p, q in plane.requests if plane._kind(p) == "logs"] == ["1", "0"]
+
+
+def test_logs_refuse_a_stream_that_is_not_one(plane):
+    with pytest.raises(ValueError, match="a log stream is 'stdout' or 'stderr', got 'stdin'"):
+        get_provider().logs("RetryFlow", "6001", "flaky", "1", 0, "stdin")  # type: ignore[arg-type]
+    assert plane.requests == []
+
+
+def test_names_that_could_leave_the_route_are_never_sent(plane):
+    provider = get_provider()
+    assert provider.get_run("..", "x") is None
+    assert provider.list_runs("../ParameterFlow") == []
+    assert provider.get_task("ParameterFlow", "1001", "..", "1") is None
+    assert provider.list_steps("ParameterFlow", "1001/..") == []
+    assert provider.artifact_index("ParameterFlow", "1001", "start", "1/../2", 0) == {}
+    assert plane.requests == []
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_a_server_error_names_the_url_and_the_message(plane):
+    plane.fail("/flows/ParameterFlow/runs/1001", 500, {"error": "DynamoDB said no"})
+    with pytest.raises(ServiceError) as e:
+        Run("ParameterFlow/1001")
+    assert str(e.value) == f"GET {plane.url}/flows/ParameterFlow/runs/1001 failed: HTTP 500: DynamoDB said no"
+    assert e.value.status == 500
+    assert isinstance(e.value, ClientError)
+
+
+def test_a_bad_request_names_the_field(plane):
+    plane.fail("/flows/ParameterFlow/runs", 400, {"error": "not a namespace: 'x y'", "field": "namespace"})
+    with pytest.raises(ServiceError, match=r"HTTP 400: not a namespace: 'x y' \(field namespace\)"):
+        list(get_provider().list_runs("ParameterFlow", namespace_tag="x y"))
+
+
+def test_a_404_that_is_not_the_contracts_is_a_missing_route(plane):
+    plane.fail("/flows/ParameterFlow/runs/1001/steps", 404, {"message": "Not Found"})
+    namespace(None)
+    with pytest.raises(ServiceError, match="no such route on the control plane"):
+        list(Run("ParameterFlow/1001"))
+
+
+def test_throttling_and_gateway_errors_are_retried(world_root, plane):
+    waits: list[float] = []
+    provider = ServiceProvider(plane.url, sleep=waits.append)
+    plane.fail("/flows/ParameterFlow/runs/1001", 503, {"message": "Service Unavailable"}, times=2)
+    assert provider.get_run("ParameterFlow", "1001").run_id == "1001"
+    assert waits == [0.2, 0.4]
+    plane.fail("/flows/ParameterFlow/runs/1002", 429, {"message": "Too Many Requests"})
+    with pytest.raises(ServiceError, match="HTTP 429: Too Many Requests"):
+        provider.get_run("ParameterFlow", "1002")
+    assert len(plane.paths("run")) == 3 + 3
+
+
+def test_an_answer_of_the_wrong_shape_is_reported(plane):
+    provider = get_provider()
+    plane.fail("/flows/ParameterFlow/runs/1001", 200, {"flow": "ParameterFlow"})
+    with pytest.raises(ServiceError, match=r"unexpected answer: RunRecord\.run_id: Field required"):
+        provider.get_run("ParameterFlow", "1001")
+    plane.fail("/flows/ParameterFlow/runs", 200, {"items": []})
+    with pytest.raises(ServiceError, match="unexpected answer: no list 'runs'"):
+        list(provider.list_runs("ParameterFlow"))
+    plane.fail("/flows/ParameterFlow/runs/1002/steps/end/tasks/1/logs/stdout", 200, {"attempt": 0})
+    with pytest.raises(ServiceError, match="no string 'text'"):
+        provider.logs("ParameterFlow", "1002", "end", "1", 0, "stdout")
+    plane.fail("/flows/ParameterFlow/runs/1002/steps/end/tasks/1/artifacts", 200,
+               {"attempt": 0, "artifacts": {"alpha": {"type": "float"}}})
+    with pytest.raises(ServiceError, match="artifact 'alpha' has no sha and size"):
+        provider.artifact_index("ParameterFlow", "1002", "end", "1", 0)
+
+
+def test_an_unreachable_control_plane_is_a_clear_error(world_root, monkeypatch):
+    isolate_client(monkeypatch, world_root)
+    monkeypatch.setenv("FLOWPLANE_API_URL", "http://127.0.0.1:9/api")
+    with pytest.raises(ServiceError, match=r"GET http://127.0.0.1:9/api/flows/ParameterFlow failed: cannot reach"):
+        Flow("ParameterFlow")
+
+
+# --- choosing the provider ----------------------------------------------------------------
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch, world_root):
+    isolate_client(monkeypatch, world_root)
+    monkeypatch.delenv("FLOWPLANE_API_URL", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".flowplane").mkdir(parents=True)
+    return tmp_path / "home"
+
+
+def test_flowplane_api_url_selects_the_control_plane(home, monkeypatch):
+    monkeypatch.setenv("FLOWPLANE_API_URL", "https://cp.example/dev/")
+    provider = get_provider()
+    assert isinstance(provider, ServiceProvider)
+    assert provider.describe() == "service@https://cp.example/dev"
+    assert get_provider() is provider  # cached per URL
+    monkeypatch.delenv("FLOWPLANE_API_URL")
+    assert isinstance(get_provider(), LocalProvider)
+
+
+def test_the_config_file_selects_the_control_plane_unless_a_datastore_is_chosen(home, monkeypatch):
+    (home / ".flowplane" / "config.json").write_text(json.dumps({"api_url": "https://cp.example/prod"}))
+    # An explicit FLOWPLANE_DATASTORE_ROOT (a task, a test) is a choice the file does not override.
+    assert isinstance(get_provider(), LocalProvider)
+    monkeypatch.delenv("FLOWPLANE_DATASTORE_ROOT")
+    assert configured_service_url() == "https://cp.example/prod"
+    assert get_metadata() == "service@https://cp.example/prod"
+    (home / ".flowplane" / "config.json").write_text(json.dumps({"other": 1}))
+    assert configured_service_url() is None
+    assert get_metadata().startswith("local@")
+
+
+def test_a_broken_config_file_is_named(home, monkeypatch):
+    monkeypatch.delenv("FLOWPLANE_DATASTORE_ROOT")
+    (home / ".flowplane" / "config.json").write_text("{not json")
+    with pytest.raises(ClientError, match=r"config.json is not readable JSON"):
+        Flow("ParameterFlow")
+    (home / ".flowplane" / "config.json").write_text(json.dumps(["https://cp.example"]))
+    with pytest.raises(ClientError, match=r"config.json must hold a JSON object"):
+        Flow("ParameterFlow")
+
+
+def test_an_explicit_provider_wins_over_the_control_plane(home, monkeypatch, world_root):
+    monkeypatch.setenv("FLOWPLANE_API_URL", "http://127.0.0.1:9/api")
+    local = local_provider(world_root)
+    with use_provider(local):
+        assert Flow("ParameterFlow").latest_run.id == "7001"
+    set_provider(local)
+    try:
+        assert get_provider() is local
+    finally:
+        set_provider(None)
+    assert isinstance(get_provider(), ServiceProvider)
+
+
+def test_the_config_path_is_the_api_clients():
+    from flowplane import api_client
+    from flowplane.client import service
+
+    assert service.CONFIG_PATH == api_client.CONFIG_PATH
+
+
+_PROBE = """
+import sys
+from flowplane import Flow, namespace
+namespace(None)
+assert Flow('ParameterFlow').latest_successful_run.data.alpha == 0.5
+print(",".join(sorted(m for m in ("boto3", "botocore", "requests", "moto") if m in sys.modules)))
+"""
+
+
+def test_reading_through_the_control_plane_loads_no_aws_sdk_nor_requests(plane, world_root):
+    env = {**os.environ, "FLOWPLANE_API_URL": plane.url, "FLOWPLANE_USER": "alice"}
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+    assert plane.paths("runs")
