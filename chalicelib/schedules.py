@@ -38,6 +38,8 @@ def schedule_expression(spec: Optional[ScheduleSpec]) -> Optional[str]:
             field="schedule.timezone",
         )
     expression = spec.expression
+    if expression is None:
+        return None
     inner = expression[len("cron(") : -1] if expression.startswith("cron(") and expression.endswith(")") else ""
     try:
         AWSCronExpressionValidator.validate(inner)

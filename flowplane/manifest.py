@@ -118,15 +118,20 @@ class ScheduleSpec(_Strict):
     timezone: Optional[str] = None
 
     @property
-    def expression(self) -> str:
-        """The EventBridge schedule expression: cron wins, then weekly, hourly, daily."""
+    def expression(self) -> Optional[str]:
+        """The EventBridge schedule expression: cron wins, then weekly, hourly, daily.
+
+        As in Metaflow, `@schedule(daily=False)` with nothing else means no schedule.
+        """
         if self.cron:
             return f"cron({self.cron.strip()})"
         if self.weekly:
             return "cron(0 0 ? * SUN *)"
         if self.hourly:
             return "cron(0 * * * ? *)"
-        return "cron(0 0 * * ? *)"
+        if self.daily:
+            return "cron(0 0 * * ? *)"
+        return None
 
 
 # --- graph -----------------------------------------------------------------

@@ -213,7 +213,7 @@ def _print_deployed(console: Any, flow: FlowContext, name: str, record: dict[str
     echo("")
     echo("What will trigger execution of the workflow:")
     schedule = flow.graph.schedule
-    if schedule is not None:
+    if schedule is not None and schedule.expression is not None:
         echo(f"    This workflow triggers automatically via {schedule.expression} (UTC).")
     else:
         echo("    No triggers defined. You need to launch this workflow manually.")

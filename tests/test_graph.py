@@ -567,3 +567,10 @@ def test_shared_parameter_flows() -> None:
 def test_graph_from_source_is_the_source_flows_graph() -> None:
     path = SHARED_FLOWS / "foreach_flow.py"
     assert graph_from_source(path.read_text()) == read_source_flow(path.read_text()).graph
+
+
+def test_schedule_with_every_flag_off_means_no_schedule_as_in_metaflow():
+    from flowplane.manifest import ScheduleSpec
+
+    assert ScheduleSpec(daily=False).expression is None
+    assert ScheduleSpec().expression == "cron(0 0 * * ? *)"
