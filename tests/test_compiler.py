@@ -478,3 +478,20 @@ def test_manifest_flow_name_must_match_its_graph():
     manifest = shared_manifest("parameter_flow.py").model_copy(update={"flow_name": "Other"})
     with pytest.raises(CompileError, match="flow_name 'Other'"):
         compile_(manifest)
+
+
+@pytest.mark.parametrize("shape", ["decorated", "nested_foreach"])
+def test_no_two_states_share_an_object(shape):
+    # The deployer may edit a definition (e.g. tag a state); that must not leak into others.
+    d = compile_(shape_manifest(SHAPES_BY_NAME[shape]))
+    seen: dict[int, str] = {}
+
+    def visit(obj, where):
+        if isinstance(obj, (dict, list)):
+            assert id(obj) not in seen, f"{where} shares an object with {seen[id(obj)]}"
+            seen[id(obj)] = where
+            items = obj.items() if isinstance(obj, dict) else enumerate(obj)
+            for k, v in items:
+                visit(v, f"{where}/{k}")
+
+    visit(d, "")

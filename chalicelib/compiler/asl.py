@@ -33,7 +33,7 @@ from typing import Any, Optional
 from flowplane.manifest import GraphSpec, Manifest, StepSpec
 
 from . import foreach
-from .intrinsics import RUN_ID_PREFIX, escape_literal, format_call, run_id_expr
+from .intrinsics import escape_literal, format_call, run_id_expr
 from .settings import CompileSettings
 
 SUBMIT_JOB_SYNC = "arn:aws:states:::batch:submitJob.sync"
@@ -230,7 +230,7 @@ class _Compiler:
                 # A Catch needs a Next; at the end of a branch or of the flow, end there.
                 target = f"{node.name}-caught"
                 states[target] = {"Type": "Pass", "End": True}
-            task["Catch"] = [{"ErrorEquals": JOB_FAILED, "ResultPath": None, "Next": target}]
+            task["Catch"] = [{"ErrorEquals": list(JOB_FAILED), "ResultPath": None, "Next": target}]
         if nxt is None:
             task["End"] = True
         else:
@@ -271,14 +271,16 @@ class _Compiler:
         return task
 
     def _retry(self, node: StepSpec) -> list[dict[str, Any]]:
-        retriers: list[dict[str, Any]] = [BATCH_THROTTLE_RETRY]
+        # Copies: a caller may edit the definition; no two states share an object.
+        throttle = {**BATCH_THROTTLE_RETRY, "ErrorEquals": list(BATCH_THROTTLE_RETRY["ErrorEquals"])}
+        retriers: list[dict[str, Any]] = [throttle]
         retry, catch = node.decorator("retry"), node.decorator("catch")
         attempts = (retry.times if retry is not None else 0) + (FALLBACK_ATTEMPTS if catch is not None else 0)
         if attempts:
             minutes = retry.minutes_between_retries if retry is not None else 0
             retriers.append(
                 {
-                    "ErrorEquals": JOB_FAILED,
+                    "ErrorEquals": list(JOB_FAILED),
                     # ASL: IntervalSeconds MUST be a positive integer (1 to 99999999);
                     # minutes_between_retries=0 means "at once", the closest is 1 s.
                     "IntervalSeconds": max(1, 60 * minutes),
@@ -309,4 +311,4 @@ def _resource_requirements(resources: Any) -> list[dict[str, str]]:
     return reqs
 
 
-__all__ = ["CompileError", "compile_state_machine", "job_name", "RUN_ID_PREFIX"]
+__all__ = ["CompileError", "compile_state_machine", "job_name"]

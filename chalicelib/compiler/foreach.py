@@ -68,7 +68,7 @@ def get_item_state(flow: str, step: str, table: str, task_id_path: Optional[str]
         },
         "ResultSelector": {"i.$": f"$.Item.{CARDINALITY_ATTR}.NS"},
         "ResultPath": f"$.{ITEMS_FIELD}",
-        "Retry": [{"ErrorEquals": DYNAMODB_TRANSIENT, "IntervalSeconds": 1, "MaxAttempts": 6, "BackoffRate": 2}],
+        "Retry": [{"ErrorEquals": list(DYNAMODB_TRANSIENT), "IntervalSeconds": 1, "MaxAttempts": 6, "BackoffRate": 2}],
         "Next": next_state,
     }
 

@@ -20,7 +20,9 @@ _BATCH_ARN = re.compile(
 )
 _BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}(:\d+)?$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_BUS = re.compile(r"^[A-Za-z0-9/._-]{1,256}$|^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9/._-]{1,256}$")
+_BUS = re.compile(
+    r"^[A-Za-z0-9/._-]{1,256}$|^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9/._-]{1,256}$"
+)
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 
 
