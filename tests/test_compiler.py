@@ -1,6 +1,6 @@
 """The Manifest -> ASL compiler: shape, budgets, decorators, validation, bad input.
 
-Execution of the same definitions by moto's interpreter is in test_compiler_exec.py.
+Execution of the same definitions by the in-process AWS is in test_compiler_exec.py.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def test_compiler_makes_no_aws_calls_and_imports_no_sdk():
         "from compiler_shapes import SHAPES, shape_manifest, LONG_SETTINGS, PACKAGE_URL\n"
         "from chalicelib.compiler import compile_state_machine, CompileSettings\n"
         "for s in SHAPES: compile_state_machine(shape_manifest(s), PACKAGE_URL, CompileSettings(**LONG_SETTINGS))\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 'moto'))))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
