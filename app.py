@@ -6,6 +6,7 @@ function in chalicelib/; this file only assembles them.
 
 from chalice import Chalice
 
+from chalicelib.identity import require_iam
 from chalicelib.routes import deploy, runs
 
 app = Chalice(app_name="flowplane")
@@ -21,3 +22,7 @@ app.register_blueprint(runs.bp)
 @app.route("/health", methods=["GET"])
 def health() -> dict:
     return {"ok": True, "service": "flowplane"}
+
+
+# Last: every route registered above needs a SigV4 signature except the open ones.
+require_iam(app)

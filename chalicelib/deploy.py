@@ -66,7 +66,9 @@ def _stored_options(manifest: Manifest) -> dict[str, Any]:
     return manifest.options.model_dump(mode="json", exclude={"authorize"})
 
 
-def _pending_record(manifest: Manifest, sha256: str, size: int, upload: str) -> dict[str, Any]:
+def _pending_record(
+    manifest: Manifest, sha256: str, size: int, upload: str, caller: Optional[str] = None
+) -> dict[str, Any]:
     name = dp.deployment_name(manifest.flow_name, manifest.options.name)
     now = dp.now_iso()
     return {
@@ -76,7 +78,10 @@ def _pending_record(manifest: Manifest, sha256: str, size: int, upload: str) -> 
         "package_sha256": sha256,
         "package_key": package_key(sha256),
         "package_size": size,
-        "deployer": manifest.created_by,
+        # The signed caller when there is one (see chalicelib/identity.py); the manifest's
+        # user is only a claim, kept to check the uploaded package is the one announced.
+        "deployer": caller or manifest.created_by,
+        "created_by": manifest.created_by,
         "created_at": now,
         "updated_at": now,
         "options": _stored_options(manifest),
@@ -94,13 +99,13 @@ def _answer(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def accept_upload(aws: Aws, settings: Settings, data: bytes) -> dict[str, Any]:
+def accept_upload(aws: Aws, settings: Settings, data: bytes, caller: Optional[str] = None) -> dict[str, Any]:
     """POST /packages with the package as the body: 202 once it is stored."""
     package = validate_package(data, settings.max_package_bytes, settings.max_unpacked_bytes)
     manifest = package.manifest
-    record = _pending_record(manifest, package.sha256, package.size, "inline")
+    record = _pending_record(manifest, package.sha256, package.size, "inline", caller)
     records = dp.Deployments(aws.table)
-    dp.check_authorized(record["name"], records.head(record["name"]), manifest.created_by, manifest.options.authorize)
+    dp.check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
     # The record first: the package's arrival is what starts the deployment.
     saved = records.create_pending(record)
     try:
@@ -111,7 +116,7 @@ def accept_upload(aws: Aws, settings: Settings, data: bytes) -> dict[str, Any]:
     return _answer(saved)
 
 
-def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any]) -> dict[str, Any]:
+def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any], caller: Optional[str] = None) -> dict[str, Any]:
     """POST /packages asking for a presigned PUT: what can be checked before the bytes exist."""
     sha = body.get("sha256")
     if not isinstance(sha, str) or not _SHA256.match(sha):
@@ -124,9 +129,9 @@ def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any]) -> dict[s
         raise BadRequest("manifest must be the package's manifest.json as an object", field="manifest")
     manifest = parse_manifest(json.dumps(body["manifest"]).encode())
     schedule_expression(manifest.graph.schedule)
-    record = _pending_record(manifest, sha, size, "presigned")
+    record = _pending_record(manifest, sha, size, "presigned", caller)
     records = dp.Deployments(aws.table)
-    dp.check_authorized(record["name"], records.head(record["name"]), manifest.created_by, manifest.options.authorize)
+    dp.check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
     saved = records.create_pending(record)
     url, headers = aws.packages.presign_put(record["package_key"], sha, settings.presign_expiry_seconds)
     return {**_answer(saved), "upload": {"method": "PUT", "url": url, "headers": headers}}
@@ -295,7 +300,9 @@ def _fetch_and_validate(aws: Aws, settings: Settings, deployment: dict[str, Any]
         )
     package = validate_package(data, settings.max_package_bytes, settings.max_unpacked_bytes)
     name = dp.deployment_name(package.manifest.flow_name, package.manifest.options.name)
-    if name != deployment["name"] or package.manifest.created_by != deployment["deployer"]:
+    # Records written before `created_by` existed hold the manifest's user as the deployer.
+    announced_by = deployment.get("created_by", deployment["deployer"])
+    if name != deployment["name"] or package.manifest.created_by != announced_by:
         raise BadRequest("the uploaded package's manifest is not the one announced", field="manifest")
     return package
 

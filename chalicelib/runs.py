@@ -135,9 +135,12 @@ def terminate(aws: Aws, name: str, run_id: str) -> dict[str, Any]:
     return {"run_id": run_id, "status": "ABORTED", "execution_arn": arn}
 
 
-def delete_flow(aws: Aws, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Remove the state machine and the rule; the records and runs stay readable."""
-    user = body.get("user")
+def delete_flow(aws: Aws, name: str, body: dict[str, Any], caller: Optional[str] = None) -> dict[str, Any]:
+    """Remove the state machine and the rule; the records and runs stay readable.
+
+    `caller` is the signed identity (chalicelib/identity.py); it wins over the body's user.
+    """
+    user = caller or body.get("user")
     if not isinstance(user, str) or not user:
         raise BadRequest("user must name who deletes the flow", field="user")
     records = dp.Deployments(aws.table)

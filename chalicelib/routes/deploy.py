@@ -11,6 +11,7 @@ from .. import deployments as dp
 from ..deploy import accept_presign, accept_upload, deploy_arrived, dry_run
 from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from ..http import aws, content_type, json_body, json_errors
+from ..identity import acting_user
 from ..s3events import PACKAGE_CREATED_PATTERN
 
 log = logging.getLogger("flowplane.routes.deploy")
@@ -31,10 +32,11 @@ def _package_bytes() -> bytes:
 def post_package() -> Any:
     """A package as the body (up to API Gateway's 10 MB), or JSON asking for a presigned PUT."""
     a = aws()
+    caller = acting_user(bp.current_request.context, a.settings)
     if content_type(bp.current_request.headers) == "application/json":
-        answer = accept_presign(a, a.settings, json_body(bp.current_request.raw_body))
+        answer = accept_presign(a, a.settings, json_body(bp.current_request.raw_body), caller)
     else:
-        answer = accept_upload(a, a.settings, _package_bytes())
+        answer = accept_upload(a, a.settings, _package_bytes(), caller)
     return Response(body=answer, status_code=202)
 
 

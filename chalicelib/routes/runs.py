@@ -9,6 +9,7 @@ from chalice import Blueprint, Response
 from .. import runs
 from ..errors import BadRequest
 from ..http import aws, json_body, json_errors
+from ..identity import acting_user
 
 bp = Blueprint(__name__)
 
@@ -41,7 +42,9 @@ def terminate(flow: str, run_id: str) -> Any:
 @bp.route("/flows/{flow}", methods=["DELETE"], content_types=["application/json"])
 @json_errors
 def delete(flow: str) -> Any:
-    return runs.delete_flow(aws(), flow, json_body(bp.current_request.raw_body))
+    a = aws()
+    caller = acting_user(bp.current_request.context, a.settings)
+    return runs.delete_flow(a, flow, json_body(bp.current_request.raw_body), caller)
 
 
 @bp.lambda_function(name="launch")
