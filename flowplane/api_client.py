@@ -4,12 +4,19 @@ Where the control plane lives: `FLOWPLANE_API_URL`, else `api_url` in
 `~/.flowplane/config.json`. Requests go through a `Transport` (urllib by
 default, stdlib only, so a task or a notebook needs nothing more), which tests
 replace with one that calls the Chalice app in-process.
+
+A control plane on AWS answers only SigV4-signed requests (IAM authorization
+on API Gateway): requests to an `execute-api` URL are signed with the user's
+AWS credentials through botocore, found as the AWS CLI finds them. Another
+URL (a custom domain) is signed when `FLOWPLANE_API_AUTH=iam` (or `"auth":
+"iam"` in the config file) says so; the local and embedded planes are not.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -20,6 +27,9 @@ from .manifest import Manifest
 from .package import Package
 
 CONFIG_PATH = os.path.join("~", ".flowplane", "config.json")
+AUTH_MODES = ("iam", "none")
+# https://<api id>.execute-api.<region>.amazonaws.com[.cn]/<stage>: API Gateway's own hosts.
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 # API Gateway takes 10 MB, but a Lambda event holds 6 MB and a binary body grows by a
 # third in base64: anything larger goes straight to S3 through a presigned URL.
 INLINE_LIMIT = 4 * 1024 * 1024
@@ -72,18 +82,25 @@ def urllib_transport(timeout: float = 60.0) -> Transport:
     return send
 
 
+def _config_file() -> dict[str, Any]:
+    path = os.path.expanduser(CONFIG_PATH)
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} is not readable JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path} must hold a JSON object")
+    return value
+
+
 def configured_url() -> str:
     url = os.environ.get("FLOWPLANE_API_URL")
     if url:
         return url.rstrip("/")
-    path = os.path.expanduser(CONFIG_PATH)
-    try:
-        with open(path, encoding="utf-8") as f:
-            url = json.load(f).get("api_url")
-    except FileNotFoundError:
-        url = None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} is not readable JSON ({e})") from None
+    url = _config_file().get("api_url")
     if not url:
         raise ConfigError(
             "no control plane configured: set FLOWPLANE_API_URL or put {\"api_url\": ...} in ~/.flowplane/config.json"
@@ -91,19 +108,109 @@ def configured_url() -> str:
     return str(url).rstrip("/")
 
 
+def _setting(env: str, key: str) -> Optional[str]:
+    value = os.environ.get(env)
+    if value:
+        return value
+    value = _config_file().get(key)
+    return str(value) if value else None
+
+
+def auth_mode(url: str) -> str:
+    """"iam" (sign) or "none": FLOWPLANE_API_AUTH, else the config's "auth", else by the URL."""
+    mode = _setting("FLOWPLANE_API_AUTH", "auth")
+    if mode is not None:
+        mode = mode.strip().lower()
+        if mode not in AUTH_MODES:
+            raise ConfigError(f"FLOWPLANE_API_AUTH (or \"auth\" in {CONFIG_PATH}) must be iam or none, not {mode!r}")
+        return mode
+    return "iam" if _EXECUTE_API_HOST.match(urllib.parse.urlsplit(url).hostname or "") else "none"
+
+
+class SigV4Signer:
+    """Signs a request for API Gateway (service `execute-api`) with botocore.
+
+    Credentials come from botocore's usual chain (environment, profile, SSO,
+    instance role) unless given; refreshable ones are refreshed by botocore.
+    """
+
+    SERVICE = "execute-api"
+
+    def __init__(self, region: str, credentials: Any = None) -> None:
+        self.region = region
+        self._credentials = credentials
+
+    @classmethod
+    def for_url(cls, url: str, credentials: Any = None) -> "SigV4Signer":
+        match = _EXECUTE_API_HOST.match(urllib.parse.urlsplit(url).hostname or "")
+        region = match.group(1) if match else _setting("FLOWPLANE_API_REGION", "region")
+        if not region:
+            import botocore.session
+
+            region = botocore.session.get_session().get_config_variable("region")
+        if not region:
+            raise ConfigError(
+                f"cannot tell the AWS region of {url} to sign requests: set FLOWPLANE_API_REGION "
+                "(or \"region\" in ~/.flowplane/config.json)"
+            )
+        return cls(region, credentials)
+
+    def _frozen(self) -> Any:
+        if self._credentials is None:
+            import botocore.session
+
+            self._credentials = botocore.session.get_session().get_credentials()
+        if self._credentials is None:
+            raise ConfigError(
+                "the control plane needs requests signed with AWS credentials and none were found: "
+                "configure them as for the AWS CLI (aws configure, AWS_PROFILE, aws sso login), or set "
+                "FLOWPLANE_API_AUTH=none for a control plane without IAM authorization"
+            )
+        return self._credentials.get_frozen_credentials()
+
+    def __call__(self, method: str, url: str, headers: dict[str, str], body: Optional[bytes]) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
+        SigV4Auth(self._frozen(), self.SERVICE, self.region).add_auth(request)
+        return dict(request.headers.items())
+
+
 class ApiClient:
     def __init__(
-        self, base_url: Optional[str] = None, transport: Optional[Transport] = None, inline_limit: int = INLINE_LIMIT
+        self,
+        base_url: Optional[str] = None,
+        transport: Optional[Transport] = None,
+        inline_limit: int = INLINE_LIMIT,
+        auth: Optional[str] = None,
+        credentials: Any = None,
     ) -> None:
+        """auth: "iam" or "none"; None decides from the settings and the URL (see auth_mode)."""
+        if auth is not None and auth not in AUTH_MODES:
+            raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
         self._base_url = base_url
         self.transport = transport or urllib_transport()
         self.inline_limit = inline_limit
+        self._auth = auth
+        self._credentials = credentials
+        self._signer: Optional[SigV4Signer] = None
+        self._signer_decided = False
 
     @property
     def base_url(self) -> str:
         if self._base_url is None:
             self._base_url = configured_url()
         return self._base_url
+
+    @property
+    def signer(self) -> Optional[SigV4Signer]:
+        """The SigV4 signer when this control plane takes signed requests, else None."""
+        if not self._signer_decided:
+            mode = self._auth or auth_mode(self.base_url)
+            self._signer = SigV4Signer.for_url(self.base_url, self._credentials) if mode == "iam" else None
+            self._signer_decided = True
+        return self._signer
 
     def request(
         self,
@@ -122,7 +229,12 @@ class ApiClient:
             headers["Content-Type"] = content_type
         url = self.base_url + path
         if query:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+            # %20 rather than '+': what SigV4's canonical query string expects.
+            url += "?" + urllib.parse.urlencode(
+                {k: v for k, v in query.items() if v is not None}, quote_via=urllib.parse.quote
+            )
+        if self.signer is not None:
+            headers = self.signer(method, url, headers, data)
         status, _, raw = self.transport(method, url, headers, data)
         try:
             answer = json.loads(raw) if raw else {}
