@@ -121,6 +121,9 @@ class _Compiler:
         s = self.settings
         env: list[dict[str, str]] = [
             {"Name": "FLOWPLANE_RUN_ID", "Value.$": run_id_expr()},
+            # With the run id, what the recorder needs to file a Batch job's state changes
+            # (step, task id and retry count are in the job's command).
+            {"Name": "FLOWPLANE_FLOW", "Value": self.flow},
             # Parameters are in here ("Parameters": a JSON string); missing ones take the
             # deployed defaults in the task, so a console start with any object works.
             {"Name": "FLOWPLANE_EXECUTION_INPUT", "Value.$": "States.JsonToString($$.Execution.Input)"},
@@ -130,6 +133,9 @@ class _Compiler:
         ]
         if s.event_bus:
             env.append({"Name": "FLOWPLANE_EVENT_BUS", "Value": s.event_bus})
+        if s.production_token:
+            # Runs of this deployment live in the namespace production:<token>.
+            env.append({"Name": "FLOWPLANE_PRODUCTION_TOKEN", "Value": s.production_token})
         ctx = {"queue": s.job_queue, "jobdef": s.job_definition, "env": env}
         return {"Type": "Pass", "Parameters": {CONTEXT_FIELD: ctx}, "Next": next_state}
 

@@ -52,6 +52,9 @@ class CompileSettings(BaseModel):
     foreach_table: str = Field(description="DynamoDB table holding foreach cardinalities")
     region: str
     event_bus: Optional[str] = Field(None, description="EventBridge bus for task events")
+    production_token: Optional[str] = Field(
+        None, description="the deployment's production token: runs are tagged production:<token>"
+    )
 
     @field_validator("job_queue")
     @classmethod
