@@ -13,7 +13,7 @@ from pathlib import Path
 from flowplane.graph import read_source_flow
 from flowplane.manifest import DeployOptions, Manifest
 
-SHARED_FLOWS = Path("/work/shared/flows")
+from shared_flows import SHARED_FLOWS  # noqa: E402
 
 # Realistic (long) names, so byte budgets are measured on what a stage really holds.
 REGION = "eu-west-1"

@@ -17,7 +17,7 @@ from flowplane import Flow, Run, Step
 
 pytestmark = pytest.mark.slow
 
-FLOWS = Path(__file__).resolve().parents[2] / "shared" / "flows"
+from shared_flows import SHARED_FLOWS as FLOWS  # noqa: E402
 USER = "flowtester"
 
 if not FLOWS.is_dir():

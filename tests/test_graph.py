@@ -12,7 +12,7 @@ from flowplane.graph import FlowSourceError, graph_from_source, read_source_flow
 from flowplane.manifest import CatchSpec, ResourcesSpec, RetrySpec, TimeoutSpec
 from flowplane.parameters import Parameter
 
-SHARED_FLOWS = Path(__file__).parents[2] / "shared" / "flows"
+from shared_flows import SHARED_FLOWS  # noqa: E402
 
 HEADER = "import flowplane\nfrom flowplane import FlowSpec, JSONType, Parameter, catch, resources, retry, schedule, step, timeout\n\n\n"
 

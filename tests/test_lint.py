@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from flowplane.graph import read_source_flow
 from flowplane.lint import RULES, LintError, LintFailed, check, lint
 
-SHARED_FLOWS = Path(__file__).parents[2] / "shared" / "flows"
+from shared_flows import SHARED_FLOWS  # noqa: E402
 
 HEADER = "from flowplane import FlowSpec, JSONType, Parameter, catch, retry, schedule, step\n\n\n"
 

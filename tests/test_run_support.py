@@ -19,7 +19,7 @@ from flowplane.datastore import layout, records
 from flowplane.datastore.artifacts import ArtifactStore, read_index
 from flowplane.datastore.storage import LocalStorage, Storage
 
-SHARED_FLOWS = Path(__file__).resolve().parents[2] / "shared" / "flows"
+from shared_flows import SHARED_FLOWS  # noqa: E402
 USER = "tester"
 
 
