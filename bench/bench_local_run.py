@@ -21,6 +21,9 @@ def run(ctx: BenchContext) -> list[Row]:
         shutil.copy(src, fp_file)
         env = {"FLOWPLANE_DATASTORE_ROOT": str(work / "fp" / ".flowplane"), "USER": "bench"}
         fp = median_time(lambda: run_cmd([ctx.python, str(fp_file), "run"], fp_file.parent, env), ctx.repeat)
+        # Without fork every task pays interpreter start-up and imports: what forking saves.
+        sub_env = {**env, "FLOWPLANE_TASK_LAUNCHER": "subprocess"}
+        sub = median_time(lambda: run_cmd([ctx.python, str(fp_file), "run"], fp_file.parent, sub_env), 1)
         mf = None
         if ctx.metaflow_python:
             mf_file = work / "mf" / "foreach_flow.py"
@@ -33,6 +36,7 @@ def run(ctx: BenchContext) -> list[Row]:
             )
         reference = mf if mf is not None else METAFLOW_MEASURED
         rows.append(Row("flowplane run foreach_flow.py (13 tasks), median", fp, "s", goal=reference / 3))
+        rows.append(Row("flowplane run, subprocess launcher (no fork), one run", sub, "s"))
         if mf is not None:
             rows.append(Row("metaflow run foreach_flow.py (13 tasks), median", mf, "s"))
             rows.append(Row("flowplane / metaflow wall time", fp / mf, "ratio", goal=1 / 3))
