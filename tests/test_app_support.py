@@ -9,8 +9,6 @@ snapshot everything stored so a refusal can be shown to have changed nothing.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import importlib.util
 import io
 import json
@@ -38,6 +36,7 @@ from chalicelib.bootstrap import ensure_resources  # noqa: E402
 from chalicelib.s3events import object_created_event  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from flowplane.context import FlowContext  # noqa: E402
+from flowplane.local.moto_patches import moto_second_execution_fix  # noqa: E402,F401  (see there why)
 from flowplane.manifest import DeployOptions, Manifest  # noqa: E402
 from flowplane.package import Package, build_package, manifest_for  # noqa: E402
 
@@ -194,38 +193,6 @@ class ControlPlane:
     def executions(self, name: str) -> list[dict[str, Any]]:
         arn = self.aws.state_machine_arn(name)
         return self.aws.state_machines.client.list_executions(stateMachineArn=arn)["executions"]
-
-
-@contextlib.contextmanager
-def moto_second_execution_fix():
-    """Test-only fix for moto 5.2.1: a state machine can run only one execution.
-
-    With execute_state_machine on, StartExecution deep-copies the state machine,
-    executions included; a started execution holds a thread lock, so the second
-    StartExecution on the same state machine dies with "cannot pickle
-    '_thread.RLock' object". AWS runs any number. The copy only needs the
-    definition, so it gets an empty execution list. (The embedded local mode
-    needs the same fix to trigger a flow twice.)
-    """
-    from moto.stepfunctions.models import StateMachineInstance
-
-    def deepcopy_without_executions(self, memo):
-        clone = type(self).__new__(type(self))
-        memo[id(self)] = clone
-        for key, value in self.__dict__.items():
-            setattr(clone, key, [] if key == "executions" else copy.deepcopy(value, memo))
-        return clone
-
-    had = "__deepcopy__" in StateMachineInstance.__dict__
-    previous = StateMachineInstance.__dict__.get("__deepcopy__")
-    StateMachineInstance.__deepcopy__ = deepcopy_without_executions
-    try:
-        yield
-    finally:
-        if had:
-            StateMachineInstance.__deepcopy__ = previous
-        else:
-            del StateMachineInstance.__deepcopy__
 
 
 @pytest.fixture

@@ -1,0 +1,279 @@
+"""Fixes to moto 5.2.1 that the embedded control plane and the tests need.
+
+Each patch corrects a place where moto behaves unlike AWS, with the reason
+beside it; with them, moto does what the AWS documentation says. They change
+moto's classes process-wide, so each comes as an `install_*()` returning its
+undo (which puts back exactly what was there), and the Batch and
+second-execution ones also as context managers for tests.
+
+1-3  Step Functions' Batch `submitJob.sync` (normalisation, retries, a race)
+4    a second StartExecution on the same state machine
+5    a Batch job's environment growing at every DescribeJobs
+6-7  EventBridge delivery to targets (schedule rules, the account field)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any, Callable, Iterator, Optional
+
+Undo = Callable[[], None]
+
+# --- 1-3: Step Functions' Batch `submitJob.sync` ---------------------------------------------
+#
+# 1. Request/response normalisation. Moto 5.2's copy of the Step Functions
+# interpreter (from LocalStack) leaves `StateTaskService._normalise_parameters` /
+# `_normalise_response` empty. On AWS, Step Functions takes the PascalCase fields
+# of the ASL (`JobQueue`, `ContainerOverrides.Environment[].Name`) and calls
+# Batch's API, whose members are camelCase (`jobQueue`, `environment[].name`);
+# moto hands the PascalCase dict to botocore untranslated, so every Batch task
+# fails with `States.Runtime ... Unknown parameter ... 'JobQueue'`, and `.sync`
+# then reads `JobId` from a response that says `jobId`. The fix fills the two
+# hooks for the Batch service only, from botocore's own operation model (input
+# shape for the request, output shape for the response), using the
+# interpreter's existing `_to_boto_request` / `_from_boto_response` helpers.
+#
+# 2. Retried `.sync` attempts reported as timed out. The interpreter makes one
+# task token (and callback endpoint) when it enters a Task state, and `.sync`
+# waits on that endpoint beside polling `DescribeJobs`. At the end of the first
+# attempt the endpoint is interrupted for good, but Retry re-runs the attempt
+# inside the same state entry, so from the second attempt on the wait returns at
+# once, as a timeout: any job not already finished at the first poll ends in
+# `TaskTimedOut` / `States.Timeout`, and the attempts that follow are skipped.
+# (With `MOTO_SIMPLE_BATCH_FAIL_AFTER=0` jobs fail inside SubmitJob, before the
+# first poll, which hides it; a job that runs for a moment shows it.) On AWS each
+# retry is a new TaskScheduled/TaskSubmitted/TaskFailed round with its own job,
+# and the execution fails with `States.TaskFailed` once MaxAttempts are spent.
+# The fix re-arms the endpoint at the start of each attempt.
+#
+# 3. `DescribeJobs` racing `SubmitJob`. moto's Batch backend iterates its job
+# dict in `describe_jobs` while other threads insert into it; with a Map running
+# iterations concurrently, the `.sync` poll of one iteration meets the
+# submission of another and dies with `RuntimeError: dictionary changed size
+# during iteration`, which the interpreter reports as `States.Runtime` (a
+# 100-item foreach at MaxConcurrency 40 failed this way about one run in three).
+# The fix iterates over a snapshot.
+
+_batch_model: Any = None
+
+
+def _batch_operation(snake_name: str) -> Any:
+    import botocore
+    import botocore.session
+
+    global _batch_model
+    if _batch_model is None:
+        _batch_model = botocore.session.get_session().get_service_model("batch")
+    for name in _batch_model.operation_names:
+        if botocore.xform_name(name) == snake_name:
+            return _batch_model.operation_model(name)
+    raise KeyError(f"Batch has no operation {snake_name!r}")
+
+
+def _normalise_parameters(
+    self: Any, parameters: dict, boto_service_name: Optional[str] = None, service_action_name: Optional[str] = None
+) -> None:
+    op = _batch_operation(self._get_boto_service_action(service_action_name))
+    self._to_boto_request(parameters, op.input_shape)
+
+
+def _normalise_response(
+    self: Any, response: Any, boto_service_name: Optional[str] = None, service_action_name: Optional[str] = None
+) -> None:
+    op = _batch_operation(self._get_boto_service_action(service_action_name))
+    self._from_boto_response(response, op.output_shape)
+
+
+def _eval_execution(self: Any, env: Any) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    task = env.states.context_object.context_object_data.get("Task")
+    endpoint = env.callback_pool_manager.get(task["Token"]) if task else None
+    if endpoint is not None:
+        # Re-arm the endpoint the previous attempt interrupted.
+        endpoint._notify_event.clear()
+        endpoint._outcome = None
+    StateTaskService._eval_execution(self, env)
+
+
+def _describe_jobs(self: Any, jobs: Optional[list[str]]) -> list[dict[str, Any]]:
+    wanted = set(jobs or ())
+    return [
+        job.describe() for key, job in list(self._jobs.items()) if not wanted or key in wanted or job.arn in wanted
+    ]
+
+
+def install_batch_sync_fix() -> Undo:
+    """Patches 1-3; returns the undo."""
+    from moto.batch.models import BatchBackend
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
+        StateTaskServiceBatch,
+    )
+
+    undo_task = _set_attributes(
+        StateTaskServiceBatch,
+        {
+            "_normalise_parameters": _normalise_parameters,
+            "_normalise_response": _normalise_response,
+            "_eval_execution": _eval_execution,
+        },
+    )
+    undo_backend = _set_attributes(BatchBackend, {"describe_jobs": _describe_jobs})
+    return _both(undo_backend, undo_task)
+
+
+@contextlib.contextmanager
+def patched_moto_batch() -> Iterator[None]:
+    """Patches 1-3 for the duration of the block."""
+    undo = install_batch_sync_fix()
+    try:
+        yield
+    finally:
+        undo()
+
+
+# --- 4: a second StartExecution on the same state machine ---------------------------------------
+#
+# With execute_state_machine on, StartExecution deep-copies the state machine,
+# executions included; a started execution holds a thread lock, so the second
+# StartExecution on the same state machine dies with "cannot pickle
+# '_thread.RLock' object". AWS runs any number. The copy only needs the
+# definition, so it gets an empty execution list.
+
+
+def _deepcopy_without_executions(self: Any, memo: dict) -> Any:
+    clone = type(self).__new__(type(self))
+    memo[id(self)] = clone
+    for key, value in self.__dict__.items():
+        setattr(clone, key, [] if key == "executions" else copy.deepcopy(value, memo))
+    return clone
+
+
+def install_second_execution_fix() -> Undo:
+    """Patch 4; returns the undo."""
+    from moto.stepfunctions.models import StateMachineInstance
+
+    return _set_attributes(StateMachineInstance, {"__deepcopy__": _deepcopy_without_executions})
+
+
+@contextlib.contextmanager
+def moto_second_execution_fix() -> Iterator[None]:
+    """Patch 4 for the duration of the block."""
+    undo = install_second_execution_fix()
+    try:
+        yield
+    finally:
+        undo()
+
+
+# --- 5: a Batch job's environment grows at every DescribeJobs ------------------------------------
+#
+# moto's `Job._get_container_property("environment")` appends the job
+# definition's variables and AWS_BATCH_JOB_ID to the list held in the job's
+# container overrides, so each DescribeJobs (the `.sync` integration polls it
+# twice a second) adds another AWS_BATCH_JOB_ID to the job for good. AWS
+# reports the environment once. The fix builds a new list each time.
+
+_original_container_property: Any = None
+
+
+def _container_property(self: Any, p: str, default: Any) -> Any:
+    if p != "environment":
+        return _original_container_property(self, p, default)
+    overrides = list(self.container_overrides.get(p, default) or [])
+    definition = self.job_definition.container_properties.get(p, default) or []
+    names = {e["name"] for e in overrides}
+    merged = overrides + [e for e in definition if e["name"] not in names]
+    merged.append({"name": "AWS_BATCH_JOB_ID", "value": self.job_id})
+    return merged
+
+
+def install_batch_environment_fix() -> Undo:
+    """Patch 5; returns the undo."""
+    from moto.batch.models import Job
+
+    global _original_container_property
+    current = Job.__dict__["_get_container_property"]
+    if current is _container_property:
+        return lambda: None
+    _original_container_property = current
+    return _set_attributes(Job, {"_get_container_property": _container_property})
+
+
+# --- 6 and 7: EventBridge delivery to targets ---------------------------------------------------
+#
+# 6. Schedule rules hear events. moto sends every PutEvents event (and every S3
+# "Object Created" event) to every rule whose pattern matches, and a rule with
+# only a ScheduleExpression has no pattern, which matches everything; its
+# target (a Lambda function: a flow's launcher, the reconciler) then fails the
+# whole PutEvents with NotImplementedError. On AWS a schedule rule fires on its
+# schedule only, and a DISABLED rule delivers nothing. The fix skips both.
+#
+# 7. Events reach a target without their account. For a target with no
+# InputTransformer, AWS delivers the event as it is; moto fills its default
+# template, which leaves out "account" (a field every EventBridge event has,
+# and Chalice's CloudWatchEvent reads). The fix adds it to the template.
+
+_original_send_to_targets: Any = None
+_ACCOUNT_FIELD = '"account": "<account>", '
+
+
+def _send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+    if self.state != "ENABLED" or (self.scheduled_expression and not self.event_pattern.get_pattern()):
+        return
+    _original_send_to_targets(self, original_event, transform_input)
+
+
+def install_events_fixes() -> Undo:
+    """Patches 6 and 7; returns the undo."""
+    from moto.events.models import Rule
+    from moto.events.utils import EventTemplateParser
+
+    global _original_send_to_targets
+    undo_template: Undo = _nothing
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        undo_template = _set_attributes(
+            EventTemplateParser, {"DEFAULT_EVENT_INPUT_TEMPLATE": template.replace("{", "{" + _ACCOUNT_FIELD, 1)}
+        )
+    if Rule.__dict__["send_to_targets"] is _send_to_targets:
+        return undo_template
+    _original_send_to_targets = Rule.__dict__["send_to_targets"]
+    return _both(_set_attributes(Rule, {"send_to_targets": _send_to_targets}), undo_template)
+
+
+# --- plumbing -------------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _both(first: Undo, second: Undo) -> Undo:
+    def undo() -> None:
+        first()
+        second()
+
+    return undo
+
+
+def _set_attributes(cls: type, attributes: dict[str, Any]) -> Undo:
+    """Set class attributes; the undo puts back exactly what was there (or nothing)."""
+    saved = {name: cls.__dict__.get(name, _MISSING) for name in attributes}
+    for name, value in attributes.items():
+        setattr(cls, name, value)
+
+    def undo() -> None:
+        for name, original in saved.items():
+            if original is _MISSING:
+                if name in cls.__dict__:
+                    delattr(cls, name)
+            else:
+                setattr(cls, name, original)
+
+    return undo
