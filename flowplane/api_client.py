@@ -1,7 +1,8 @@
 """The SDK's HTTP client of the control plane.
 
 Where the control plane lives: `FLOWPLANE_API_URL`, else `api_url` in
-`~/.flowplane/config.json`. Requests go through a `Transport` (urllib by
+`~/.flowplane/config.json`, else the embedded local one (flowplane/local/
+discover.py). Requests go through a `Transport` (urllib by
 default, stdlib only, so a task or a notebook needs nothing more), which tests
 replace with one that calls the Chalice app in-process.
 
@@ -200,7 +201,13 @@ class ApiClient:
     @property
     def base_url(self) -> str:
         if self._base_url is None:
-            self._base_url = configured_url()
+            try:
+                self._base_url = configured_url()
+            except ConfigError:
+                # Nothing configured: the embedded local control plane (see flowplane/local/discover.py).
+                from .local.discover import embedded_url
+
+                self._base_url = embedded_url()
         return self._base_url
 
     @property

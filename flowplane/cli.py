@@ -22,9 +22,16 @@ def _task(argv: list[str]) -> int:
     return task_main(argv)
 
 
+def _local(argv: list[str]) -> int:
+    from .local.cli import main as local_main
+
+    return local_main(argv)
+
+
 # name -> (entry taking the remaining arguments and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "task": (_task, "run one attempt of one task of a flow (what `run` and AWS Batch start)"),
+    "local": (_local, "run the control plane on this machine, on an embedded AWS (moto)"),
 }
 
 

@@ -1,0 +1,576 @@
+"""The embedded control plane: the AWS stack of `flowplane`, on this machine.
+
+    with LocalPlane(PlaneConfig(state_dir=...)) as plane:
+        plane.url            # the control plane's HTTP API (FLOWPLANE_API_URL)
+        plane.endpoint       # the embedded AWS (moto in server mode)
+
+What runs, all in this process:
+
+- moto in server mode on 127.0.0.1 (a free port), Step Functions executing
+  state machines, with the fixes of `moto_patches` and Batch jobs run by
+  `LocalBatch` as local processes (at most `vcpus` at once);
+- the stack's resources, created at start: the bucket and tables
+  (chalicelib.bootstrap, as the tests do), the Batch compute environment, job
+  queue and job definition (`python -m flowplane task` with this interpreter),
+  the Step Functions role, and one rule per event handler of the app;
+- the Chalice app (app.py) served on 127.0.0.1 by Chalice's own local server,
+  with the `local` stage's environment from .chalice/config.json pointed at
+  moto (AWS_ENDPOINT_URL): nothing in chalicelib/ knows it is local;
+- the loop that does what AWS does and moto does not: execution status events
+  (`ExecutionWatcher`), schedule rules firing (`Scheduler`), and the periodic
+  save of the state folder (`StateStore`).
+
+While a plane runs, this process's environment points boto3 at moto (as
+`chalice local` sets the stage's variables process-wide); `stop` puts back
+everything it changed: environment, moto's configuration and classes, the
+app's class. One plane per process at a time; one plane per state folder
+(a lock), whose URL is in `<state folder>/plane.json` while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from .batch import LocalBatch
+from .events import EventRouter, ExecutionWatcher, batch_job_event
+from .lambda_logs import LambdaOutput
+from .moto_patches import Undo, install_batch_sync_fix, install_events_fixes, install_second_execution_fix
+from .persist import Counts, StateStore
+from .scheduler import Clock, Scheduler, SystemClock
+
+log = logging.getLogger("flowplane.local")
+
+URL_FILE = "plane.json"
+LOCK_FILE = "plane.lock"
+STATE_DIR_ENV = "FLOWPLANE_LOCAL_STATE_DIR"
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "batch": {"use_docker": True}}
+STOPPED_CAUSE = "the local control plane stopped while the run was running"
+# Loggers too chatty for a terminal: every request, every failed state of every execution.
+QUIET_LOGGERS = ("werkzeug", "moto", "botocore", "urllib3")
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get(STATE_DIR_ENV) or Path.home() / ".flowplane" / "local").expanduser()
+
+
+def default_project_dir() -> Path:
+    """Where app.py and .chalice/ are: the checkout this flowplane comes from."""
+    here = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("FLOWPLANE_CONTROL_PLANE_DIR") or here)
+
+
+class PlaneError(RuntimeError):
+    """The embedded control plane cannot start; the message says why and what to do."""
+
+
+@dataclass
+class PlaneConfig:
+    state_dir: Path = field(default_factory=default_state_dir)
+    host: str = "127.0.0.1"
+    port: int = 0  # the control plane's port (0: a free one); moto always takes a free one
+    vcpus: int = field(default_factory=lambda: os.cpu_count() or 2)
+    clock: Clock = field(default_factory=SystemClock)
+    poll_seconds: float = 0.25  # execution status changes
+    schedule_seconds: Optional[float] = 1.0  # None: schedules fire only on `plane.scheduler.tick()`
+    save_seconds: float = 60.0  # 0: save only at stop
+    persist: bool = True  # False: start empty, save nothing
+    project_dir: Path = field(default_factory=default_project_dir)
+    stage: str = "local"
+    progress: Optional[Callable[[str], None]] = None
+    # Called with each execution status change reported (a DescribeExecution answer).
+    on_execution: Optional[Callable[[dict[str, Any]], None]] = None
+
+
+class _Environment:
+    """Changes to os.environ, each undone by `restore`."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, Optional[str]] = {}
+
+    def set(self, values: dict[str, Optional[str]]) -> None:
+        for key, value in values.items():
+            if key not in self._saved:
+                self._saved[key] = os.environ.get(key)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def restore(self) -> None:
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved.clear()
+
+
+class LocalPlane:
+    def __init__(self, config: Optional[PlaneConfig] = None) -> None:
+        self.config = config or PlaneConfig()
+        self.url = ""
+        self.endpoint = ""
+        self.started_at = 0.0
+        self.restored = Counts()
+        self._undo: list[Undo] = []
+        self._env = _Environment()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock_fd: Optional[int] = None
+        self._running = False
+        self.store = StateStore(self.config.state_dir)
+        # One invocation at a time, API requests included. On AWS each function runs in its
+        # own containers, one event per container at once; here they share one process, and
+        # code written for Lambda (module-level clients, Powertools' lazily made Logger) is
+        # not made for threads.
+        self._lambda_lock = threading.RLock()
+
+    # --- context manager -------------------------------------------------------------
+
+    def __enter__(self) -> "LocalPlane":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # --- start -----------------------------------------------------------------------
+
+    def start(self) -> "LocalPlane":
+        if self._running:
+            return self
+        t0 = time.perf_counter()
+        try:
+            self._start()
+        except BaseException:
+            self._teardown()
+            raise
+        self._running = True
+        self.started_at = time.time()
+        self._say(f"control plane ready at {self.url} ({time.perf_counter() - t0:.1f} s)")
+        return self
+
+    def _start(self) -> None:
+        cfg = self.config
+        project = Path(cfg.project_dir)
+        if not (project / "app.py").exists() or not (project / ".chalice" / "config.json").exists():
+            raise PlaneError(
+                f"the embedded control plane needs the control plane's sources (app.py, chalicelib/, "
+                f".chalice/config.json); none in {project}: set FLOWPLANE_CONTROL_PLANE_DIR to the checkout"
+            )
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self._quiet_loggers()
+
+        self._say("starting the embedded AWS (moto)")
+        from moto.server import ThreadedMotoServer
+
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        self._undo.append(self._moto.stop)
+        port = self._moto.get_host_and_port()[1]
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self._configure_moto()
+
+        chalice_config, stage_env = self._stage(project)
+        # On AWS the stack names the bus tasks report to (their events carry the artifact
+        # index the recorder files); here it is the embedded account's default bus.
+        stage_env.setdefault("FLOWPLANE_EVENT_BUS", "default")
+        self.region = stage_env.get("FLOWPLANE_REGION") or "us-east-1"
+        self.account = stage_env.get("FLOWPLANE_ACCOUNT") or "123456789012"
+        self._env.set(
+            {
+                **stage_env,
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "FLOWPLANE_S3_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_SESSION_TOKEN": None,
+                "AWS_SECURITY_TOKEN": None,
+                "AWS_PROFILE": None,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                # moto's Step Functions interpreter calls services at localhost:$MOTO_PORT.
+                "MOTO_PORT": str(port),
+            }
+        )
+        self._undo.append(self._env.restore)
+        from moto.logs.models import logs_backends
+
+        self.lambda_output = LambdaOutput(lambda: logs_backends[self.account][self.region])
+        self._undo.append(self.lambda_output.install())
+        import boto3
+
+        self.session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=self.region
+        )
+
+        self.batch = LocalBatch(
+            vcpus=cfg.vcpus,
+            endpoint=self.endpoint,
+            region=self.region,
+            work_dir=str(self._jobs_dir()),
+            emit=lambda detail, arn: self.router.put([batch_job_event(detail, arn)]),
+        )
+        self._undo.append(self.batch.install())
+        self._undo.append(self.batch.close)
+
+        self._say("creating the stack: bucket, tables, Batch queue, roles")
+        self._create_stack(chalice_config)
+        if cfg.persist and self.store.exists():
+            self._say(f"restoring the state saved in {cfg.state_dir}")
+            self.restored = self.store.restore(self.session, self.account, self.region)
+
+        app = self._load_app(chalice_config)
+        prefix = f"{app.app_name}-{cfg.stage}-"
+        self.router = EventRouter(self.session, self.invoke, prefix)
+        self._own_rules = self._route_handlers(app, prefix)
+        self.router.start()
+        self._undo.append(lambda: self.router.stop(drain_seconds=5.0))
+
+        self.watcher = ExecutionWatcher(self.session.client("stepfunctions"), self.router.put, on_status=self._on_status)
+        for arn, statuses in self.restored.reported.items():
+            self.watcher.mark_emitted(arn, statuses)
+        self.scheduler = Scheduler(
+            events_client=self.session.client("events"),
+            invoke=self.invoke,
+            function_prefix=prefix,
+            region=self.region,
+            account=self.account,
+            clock=cfg.clock,
+        )
+        self._serve(app, chalice_config)
+        self._loop = threading.Thread(target=self._background, daemon=True, name="flowplane-local-loop")
+        self._loop.start()
+        self._write_url_file()
+
+    def _say(self, message: str) -> None:
+        log.info(message)
+        if self.config.progress is not None:
+            self.config.progress(message)
+
+    def _take_lock(self) -> None:
+        path = self.config.state_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            running = read_url_file(self.config.state_dir)
+            where = f" at {running['url']} (pid {running['pid']})" if running else ""
+            raise PlaneError(
+                f"another embedded control plane runs on {self.config.state_dir}{where}; "
+                "use it (FLOWPLANE_API_URL) or give this one another --state-dir"
+            ) from None
+        self._lock_fd = fd
+
+        def release() -> None:
+            (self.config.state_dir / URL_FILE).unlink(missing_ok=True)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        self._undo.append(release)
+
+    def _quiet_loggers(self) -> None:
+        levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL if name == "moto" else logging.WARNING)
+
+        def restore() -> None:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+        self._undo.append(restore)
+
+    def _configure_moto(self) -> None:
+        import urllib.request
+
+        from moto.core.config import default_user_config
+
+        saved = copy.deepcopy(default_user_config)
+
+        def post(path: str, body: Optional[dict] = None) -> None:
+            data = json.dumps(body).encode() if body is not None else b""
+            request = urllib.request.Request(self.endpoint + path, data=data, method="POST")
+            with urllib.request.urlopen(request, timeout=30) as r:
+                r.read()
+
+        # A fresh world: moto's backends are process-wide and outlive a previous plane.
+        post("/moto-api/reset")
+        post("/moto-api/config", MOTO_CONFIG)
+
+        def restore() -> None:
+            default_user_config.clear()
+            default_user_config.update(saved)
+
+        self._undo.append(restore)
+        self._undo.append(lambda: post("/moto-api/reset"))
+        self._undo.append(install_batch_sync_fix())
+        self._undo.append(install_second_execution_fix())
+        self._undo.append(install_events_fixes())
+
+    def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
+        from chalice.cli.factory import CLIFactory
+
+        # Chalice would write the stage's variables into the environ it is given; the plane
+        # sets them itself (undone at stop), so it hands Chalice a throwaway one.
+        factory = CLIFactory(str(project), environ={})
+        config = factory.create_config_obj(chalice_stage_name=self.config.stage)
+        return config, dict(config.environment_variables)
+
+    def _jobs_dir(self) -> Path:
+        path = self.config.state_dir / "jobs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _create_stack(self, chalice_config: Any) -> None:
+        from chalicelib import http
+        from chalicelib.aws import Aws
+        from chalicelib.bootstrap import ensure_resources
+        from chalicelib.settings import Settings
+
+        http.reset()  # clients cached by an earlier plane or test point elsewhere
+        self._undo.append(http.reset)
+        settings = Settings.from_env()
+        self.settings = settings
+        aws = Aws(settings, self.session)
+        ensure_resources(aws)
+        iam = self.session.client("iam")
+        trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+        iam.create_role(RoleName=f"flowplane-{settings.stage}-states", AssumeRolePolicyDocument=trust)
+        batch_role = iam.create_role(RoleName=f"flowplane-{settings.stage}-batch", AssumeRolePolicyDocument=trust)
+        batch = self.session.client("batch")
+        environment = batch.create_compute_environment(
+            computeEnvironmentName=settings.job_queue,
+            type="UNMANAGED",
+            state="ENABLED",
+            serviceRole=batch_role["Role"]["Arn"],
+        )["computeEnvironmentArn"]
+        batch.create_job_queue(
+            jobQueueName=settings.job_queue,
+            state="ENABLED",
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": environment}],
+        )
+        batch.register_job_definition(
+            jobDefinitionName=settings.job_definition,
+            type="container",
+            containerProperties={
+                "image": "flowplane-local",  # this machine: LocalBatch runs the command here
+                "command": [sys.executable, "-m", "flowplane", "task"],
+                "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
+            },
+        )
+
+    def _load_app(self, chalice_config: Any) -> Any:
+        app = chalice_config.chalice_app
+        self.app = app
+        self.chalice_config = chalice_config
+        return app
+
+    def _route_handlers(self, app: Any, prefix: str) -> set[str]:
+        """A rule per event handler (pattern → queue) and per scheduled handler, as `chalice deploy` makes."""
+        from chalice.app import CloudWatchEventConfig, ScheduledEventConfig
+
+        own = set()
+        events = self.session.client("events")
+        for source in app.event_sources:
+            if isinstance(source, CloudWatchEventConfig):
+                self.router.add(source.name, source.event_pattern)
+                own.add(self.router.rule_names[-1])
+            elif isinstance(source, ScheduledEventConfig):
+                expression = source.schedule_expression
+                if not isinstance(expression, str):
+                    expression = expression.to_string()
+                rule = f"{prefix}{source.name}"[:64]
+                events.put_rule(Name=rule, ScheduleExpression=expression, State="ENABLED",
+                                Description=source.description or "")
+                function = f"arn:aws:lambda:{self.region}:{self.account}:function:{prefix}{source.name}"
+                events.put_targets(Rule=rule, Targets=[{"Id": "handler", "Arn": function}])
+                own.add(rule)
+        return own
+
+    def _serve(self, app: Any, chalice_config: Any) -> None:
+        import functools
+
+        from chalice.local import ChaliceRequestHandler, create_local_server
+
+        original_class = app.__class__
+        server = create_local_server(app, chalice_config, self.config.host, self.config.port)
+        # create_local_server gives the app a thread-local current_request; put its class back at stop.
+        self._undo.append(lambda: setattr(app, "__class__", original_class))
+
+        output, api_function = self.lambda_output, f"{app.app_name}-{self.config.stage}"
+        one_at_a_time = self._lambda_lock
+
+        class QuietHandler(ChaliceRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("%s %s", self.address_string(), format % args)
+
+            def handle_one_request(self) -> None:
+                with one_at_a_time, output.capture(api_function):
+                    super().handle_one_request()
+
+        server.server.RequestHandlerClass = functools.partial(QuietHandler, app_object=app, config=chalice_config)
+        httpd = server.server
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+                                  name="flowplane-local-api")
+        thread.start()
+
+        def shutdown() -> None:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(5)
+
+        self._undo.append(shutdown)
+        host, port = httpd.server_address[:2]
+        self.url = f"http://{host}:{port}"
+
+    def _write_url_file(self) -> None:
+        info = {"url": self.url, "endpoint": self.endpoint, "pid": os.getpid(), "started_at": time.time(),
+                "state_dir": str(self.config.state_dir)}
+        path = self.config.state_dir / URL_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, path)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def _background(self) -> None:
+        cfg = self.config
+        next_schedule = time.monotonic()
+        next_save = time.monotonic() + cfg.save_seconds if cfg.save_seconds else None
+        while not self._stop.wait(cfg.poll_seconds):
+            now = time.monotonic()
+            self._guarded("watching executions", self.watcher.poll)
+            if cfg.schedule_seconds and now >= next_schedule:
+                self._guarded("firing schedules", self.scheduler.tick)
+                next_schedule = now + cfg.schedule_seconds
+            if next_save is not None and now >= next_save:
+                self._guarded("saving the state", self.save)
+                next_save = now + cfg.save_seconds
+
+    def _guarded(self, what: str, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:
+            if not self._stop.is_set():
+                log.exception("the local control plane failed %s", what)
+
+    def _on_status(self, execution: dict[str, Any]) -> None:
+        # Step Functions stops the .sync jobs of an execution that ended without them.
+        if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
+            reason = f"the execution {execution['name']} ended {execution['status']}"
+            self.batch.terminate_run(f"sfn-{execution['name']}", reason)
+        if self.config.on_execution is not None:
+            self.config.on_execution(execution)
+
+    # --- what callers use ---------------------------------------------------------------------------
+
+    def invoke(self, handler: str, payload: Any) -> Any:
+        """Call one of the app's Lambda handlers in-process, as Lambda would."""
+        from chalice.local import LambdaContext
+
+        function = self.app.handler_map.get(handler)
+        if function is None:
+            raise KeyError(f"the control plane has no function {handler!r}")
+        scoped = self.chalice_config.scope(self.config.stage, handler)
+        context = LambdaContext(
+            f"{self.app.app_name}-{self.config.stage}-{handler}",
+            memory_size=scoped.lambda_memory_size or 128,
+            max_runtime_ms=(scoped.lambda_timeout or 60) * 1000,
+        )
+        with self._lambda_lock, self.lambda_output.capture(context.function_name):
+            return function(payload, context)
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Report every status change so far and wait until every event is handled."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.watcher.poll()
+            if self.router.idle():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def running_executions(self) -> list[dict[str, Any]]:
+        sfn = self.session.client("stepfunctions")
+        out = []
+        for m in sfn.list_state_machines()["stateMachines"]:
+            out.extend(sfn.list_executions(stateMachineArn=m["stateMachineArn"], statusFilter="RUNNING")["executions"])
+        return out
+
+    def wait_for_runs(self, timeout: Optional[float] = None) -> bool:
+        """Wait until no execution runs; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running_executions():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.25)
+        return True
+
+    def save(self) -> Counts:
+        if not self.config.persist:
+            return Counts()
+        return self.store.save(self.session, skip_rules=self._own_rules)
+
+    # --- stop -----------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop runs still going (recorded ABORTED), save the state, and put back what start changed."""
+        if not self._running:
+            return
+        self._running = False
+        self._say("stopping the embedded control plane")
+        try:
+            self._stop.set()
+            self._loop.join(5)
+            sfn = self.session.client("stepfunctions")
+            for e in self.running_executions():
+                sfn.stop_execution(executionArn=e["executionArn"], error="Flowplane.LocalPlaneStopped",
+                                   cause=STOPPED_CAUSE)
+            self.batch.close()
+            self.settle(timeout=10)
+            if self.config.persist:
+                counts = self.save()
+                self._say(f"saved {counts.objects} objects, {counts.items} records, "
+                          f"{counts.executions} executions to {self.config.state_dir}")
+        finally:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        self._stop.set()
+        while self._undo:
+            undo = self._undo.pop()
+            try:
+                undo()
+            except Exception:
+                log.exception("undoing a change of the local control plane failed")
+
+
+def read_url_file(state_dir: Path) -> Optional[dict[str, Any]]:
+    """The running plane's URL file, if its process is alive."""
+    path = Path(state_dir) / URL_FILE
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info
+
+
+@contextlib.contextmanager
+def running_plane(**options: Any) -> Iterator[LocalPlane]:
+    with LocalPlane(PlaneConfig(**options)) as plane:
+        yield plane

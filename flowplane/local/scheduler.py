@@ -1,0 +1,231 @@
+"""Firing EventBridge schedule rules, which moto stores but never fires.
+
+Every enabled rule with a ScheduleExpression (`cron(...)` in AWS's six-field
+syntax, or `rate(N unit)`) fires at its times: each target gets the
+"Scheduled Event" AWS sends, through the target's InputTransformer or Input
+when it has one. A target that is a Lambda function of the control plane
+(`<app>-<stage>-<name>`, as Chalice names them) is its handler, called
+in-process; other targets are skipped with a warning.
+
+Time comes from a `Clock`, so tests move it by hand. A rule first seen at T
+fires for its times after T. When the clock jumps over several times (a laptop
+asleep), only the latest missed time fires, as a machine that was off would
+not replay an hour of ticks; the skipped ones are logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional, Protocol
+
+log = logging.getLogger("flowplane.local.scheduler")
+
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+@dataclass
+class ManualClock:
+    """A clock that moves only when told (tests)."""
+
+    current: datetime
+
+    def now(self) -> datetime:
+        return self.current
+
+    def set(self, when: datetime) -> None:
+        self.current = when.astimezone(timezone.utc)
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+class ScheduleError(ValueError):
+    """A schedule expression the local scheduler cannot read."""
+
+
+def next_time(expression: str, after: datetime, anchor: Optional[datetime] = None) -> datetime:
+    """The first time strictly after `after` at which `expression` fires (UTC).
+
+    A rate counts from `anchor` (when the rule was first seen), as EventBridge
+    counts from the rule's creation.
+    """
+    after = after.astimezone(timezone.utc)
+    if expression.startswith("cron(") and expression.endswith(")"):
+        from pyawscron import AWSCron
+
+        try:
+            return AWSCron(expression[5:-1]).occurrence(after).next().astimezone(timezone.utc)
+        except Exception as e:
+            raise ScheduleError(f"cannot read {expression!r}: {e}") from None
+    m = _RATE.match(expression.strip())
+    if m:
+        period = int(m[1]) * _UNIT_SECONDS[m[2].rstrip("s")]
+        if period <= 0:
+            raise ScheduleError(f"{expression!r}: a rate must be positive")
+        start = (anchor or after).astimezone(timezone.utc)
+        if after < start:
+            return start + timedelta(seconds=period)
+        n = int((after - start).total_seconds() // period) + 1
+        return start + timedelta(seconds=n * period)
+    raise ScheduleError(f"{expression!r} is neither cron(...) nor rate(N minutes|hours|days)")
+
+
+def scheduled_event(rule_arn: str, when: datetime, region: str, account: str) -> dict[str, Any]:
+    """What EventBridge sends for a schedule: a "Scheduled Event" from aws.events."""
+    import uuid
+
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
+    """What a target receives for `event`: its InputTransformer's output, its Input, or the event."""
+    if target.get("InputTransformer"):
+        # The control plane's own model of EventBridge's template filling (JSON templates).
+        from chalicelib.s3events import apply_input_transformer
+
+        return apply_input_transformer(target["InputTransformer"], event)
+    if target.get("Input"):
+        return json.loads(target["Input"])
+    if target.get("InputPath"):
+        value: Any = event
+        for part in target["InputPath"].lstrip("$").strip(".").split("."):
+            if part:
+                value = value[part]
+        return value
+    return event
+
+
+@dataclass
+class Firing:
+    rule: str
+    time: datetime
+    target: str
+    result: Any = None
+    error: Optional[str] = None
+
+
+@dataclass
+class _Rule:
+    expression: str
+    seen_at: datetime
+    last: datetime  # the end of the window already fired
+
+
+@dataclass
+class Scheduler:
+    """Fires the schedule rules of moto's EventBridge at their times."""
+
+    events_client: Any
+    invoke: Callable[[str, Any], Any]  # (handler name, payload) -> result
+    function_prefix: str  # "<app>-<stage>-": a Lambda target's name minus this is its handler
+    region: str
+    account: str
+    clock: Clock = field(default_factory=SystemClock)
+    fired: list[Firing] = field(default_factory=list)
+    _rules: dict[str, _Rule] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tick(self) -> list[Firing]:
+        """Fire every rule whose time has come since the last tick; what fired."""
+        with self._lock:
+            now = self.clock.now().astimezone(timezone.utc)
+            due: list[tuple[dict[str, Any], datetime]] = []
+            current = {}
+            for rule in self._schedule_rules():
+                name, expression = rule["Name"], rule["ScheduleExpression"]
+                known = self._rules.get(name)
+                if known is None or known.expression != expression:
+                    known = _Rule(expression, now, now)
+                current[name] = known
+                try:
+                    when = self._due(known, now)
+                except ScheduleError as e:
+                    log.warning("rule %s: %s; it never fires here", name, e)
+                    continue
+                if when is not None:
+                    due.append((rule, when))
+                known.last = now
+            self._rules = current
+            fired = []
+            for rule, when in due:
+                fired.extend(self.deliver(rule["Name"], when, rule_arn=rule["Arn"]))
+            return fired
+
+    def _due(self, rule: _Rule, now: datetime) -> Optional[datetime]:
+        first = next_time(rule.expression, rule.last, rule.seen_at)
+        if first > now:
+            return None
+        latest, skipped = first, 0
+        while True:
+            nxt = next_time(rule.expression, latest, rule.seen_at)
+            if nxt > now:
+                break
+            latest, skipped = nxt, skipped + 1
+        if skipped:
+            log.warning("the clock jumped over %d time(s) of %s; firing only %s", skipped, rule.expression, latest)
+        return latest
+
+    def deliver(self, rule: str, when: datetime, rule_arn: Optional[str] = None) -> list[Firing]:
+        """Deliver the rule's scheduled event for `when` to its targets (also: a duplicate delivery)."""
+        if rule_arn is None:
+            rule_arn = self.events_client.describe_rule(Name=rule)["Arn"]
+        event = scheduled_event(rule_arn, when, self.region, self.account)
+        targets = self.events_client.list_targets_by_rule(Rule=rule).get("Targets", [])
+        out = []
+        for target in targets:
+            firing = Firing(rule, when, target["Arn"])
+            handler = self._handler(target["Arn"])
+            if handler is None:
+                firing.error = f"target {target['Arn']} is not a function of this control plane"
+                log.warning("rule %s: %s; skipped", rule, firing.error)
+            else:
+                try:
+                    firing.result = self.invoke(handler, target_input(target, event))
+                except Exception as e:  # a failing target must not stop the other rules
+                    firing.error = f"{type(e).__name__}: {e}"
+                    log.exception("rule %s: %s failed", rule, handler)
+            self.fired.append(firing)
+            out.append(firing)
+        return out
+
+    def _handler(self, arn: str) -> Optional[str]:
+        parts = arn.split(":")
+        if len(parts) >= 7 and parts[2] == "lambda" and parts[5] == "function":
+            function = parts[6]
+            if function.startswith(self.function_prefix):
+                return function[len(self.function_prefix) :]
+        return None
+
+    def _schedule_rules(self) -> list[dict[str, Any]]:
+        rules, token = [], None
+        while True:
+            page = self.events_client.list_rules(**({"NextToken": token} if token else {}))
+            rules.extend(r for r in page.get("Rules", []) if r.get("ScheduleExpression") and r.get("State") == "ENABLED")
+            token = page.get("NextToken")
+            if not token:
+                return rules
