@@ -14,6 +14,17 @@ from flowplane.foreach_cardinality import KEY_ATTR, TTL_ATTR
 
 from .aws import Aws, error_code
 
+# Run records' sparse indexes (chalicelib/TABLE.md): runs of a flow by time, and by status.
+RUN_INDEX_ATTRIBUTES = ("GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+RUN_INDEXES = tuple(
+    {
+        "IndexName": name,
+        "KeySchema": [{"AttributeName": f"{name}PK", "KeyType": "HASH"}, {"AttributeName": f"{name}SK", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+    for name in ("GSI1", "GSI2")
+)
+
 
 def ensure_resources(aws: Aws) -> None:
     s = aws.settings
@@ -31,12 +42,15 @@ def ensure_resources(aws: Aws) -> None:
         Bucket=s.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
     ddb = aws.session.client("dynamodb", region_name=s.region)
-    _table(
+    if _table(
         ddb,
         s.table,
         [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-        [{"AttributeName": "PK", "AttributeType": "S"}, {"AttributeName": "SK", "AttributeType": "S"}],
-    )
+        [{"AttributeName": a, "AttributeType": "S"} for a in ("PK", "SK", *RUN_INDEX_ATTRIBUTES)],
+        RUN_INDEXES,
+    ):
+        # Transient items (the reconciler's lease) expire by themselves.
+        ddb.update_time_to_live(TableName=s.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"})
     assert s.foreach_table is not None
     if _table(
         ddb,
@@ -49,9 +63,12 @@ def ensure_resources(aws: Aws) -> None:
         )
 
 
-def _table(ddb, name: str, keys: list, attributes: list) -> bool:  # type: ignore[no-untyped-def]
+def _table(ddb, name: str, keys: list, attributes: list, indexes: tuple = ()) -> bool:  # type: ignore[no-untyped-def]
     try:
-        ddb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST")
+        extra = {"GlobalSecondaryIndexes": list(indexes)} if indexes else {}
+        ddb.create_table(
+            TableName=name, KeySchema=keys, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST", **extra
+        )
         ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         return True
     except ClientError as e:

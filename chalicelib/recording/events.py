@@ -48,6 +48,15 @@ class ExecutionStatusChange(_Loose):
     input: Optional[str] = None
     error: Optional[str] = None
     cause: Optional[str] = None
+    # Present when the execution was started on a version or an alias.
+    stateMachineVersionArn: Optional[str] = None
+    stateMachineAliasArn: Optional[str] = None
+
+    @property
+    def state_machine_name(self) -> str:
+        """arn:aws:states:REGION:ACCOUNT:stateMachine:NAME[:version|alias] -> NAME."""
+        parts = self.stateMachineArn.split(":")
+        return parts[6] if len(parts) > 6 else ""
 
 
 class KeyValue(_Loose):
@@ -56,6 +65,7 @@ class KeyValue(_Loose):
 
 
 class BatchContainer(_Loose):
+    command: list[str] = Field(default_factory=list)
     environment: list[KeyValue] = Field(default_factory=list)
     exitCode: Optional[int] = None
     reason: Optional[str] = None
@@ -106,21 +116,82 @@ def run_id_of_execution(name: str) -> str:
 
 def run_update(change: ExecutionStatusChange, flow: str) -> dict[str, Any]:
     """What an execution status change says about its run."""
+    run_id = run_id_of_execution(change.name)
     update: dict[str, Any] = {
         "flow": flow,
-        "run_id": run_id_of_execution(change.name),
+        "run_id": run_id,
         "execution_arn": change.executionArn,
-        "state_machine_arn": change.stateMachineArn,
+        "state_machine_arn": change.stateMachineArn.split(":stateMachine:")[0]
+        + ":stateMachine:"
+        + change.state_machine_name,
+        "deployment": change.state_machine_name,
         "status": change.status,
         "started_at": ms_to_iso(change.startDate),
     }
     if change.status != "RUNNING":
         update["stopped_at"] = ms_to_iso(change.stopDate)
-        if change.error or change.cause:
-            update["error"] = {"type": change.error or change.status, "message": change.cause or ""}
+        if change.error or change.cause or change.status in ("TIMED_OUT", "ABORTED"):
+            error, task = summarize_failure(change.error, change.cause)
+            update["error"] = {"type": error or change.status, "message": error_message(error, change.cause, task)}
+            if task is not None and change.status != "SUCCEEDED":
+                update["failed_task"] = f"{flow}/{run_id}/{task[0]}/{task[1]}"
     if change.input:
         update["parameters"] = execution_parameters(change.input)
     return update
+
+
+# A failed run's cause can be the whole Batch job description (tens of KB); the
+# record keeps a readable line.
+MAX_MESSAGE = 2000
+
+
+def summarize_failure(error: Optional[str], cause: Optional[str]) -> tuple[Optional[str], Optional[tuple[str, str]]]:
+    """(error, (step, task id) of the failed task when the cause names one)."""
+    if not cause:
+        return error, None
+    try:
+        doc = json.loads(cause)
+    except (json.JSONDecodeError, TypeError):
+        return error, None
+    if not isinstance(doc, dict):
+        return error, None
+    container = _field(doc, "container")
+    command = _field(container, "command") if isinstance(container, dict) else None
+    if isinstance(command, list):
+        parsed = task_from_command([str(c) for c in command])
+        if parsed is not None:
+            return error, (parsed[0], parsed[1])
+    return error, None
+
+
+def error_message(error: Optional[str], cause: Optional[str], task: Optional[tuple[str, str]]) -> str:
+    if not cause:
+        return error or ""
+    try:
+        doc = json.loads(cause)
+    except (json.JSONDecodeError, TypeError):
+        doc = None
+    if isinstance(doc, dict):
+        reason = _field(doc, "statusReason")
+        container = _field(doc, "container")
+        exit_code = _field(container, "exitCode") if isinstance(container, dict) else None
+        where = f"task {task[0]}/{task[1]}" if task else "a task"
+        parts = [f"{where} failed"]
+        if reason:
+            parts.append(str(reason))
+        if exit_code is not None:
+            parts.append(f"exit code {exit_code}")
+        return ": ".join(parts[:2]) + (f" ({parts[2]})" if len(parts) > 2 else "")
+    return cause[:MAX_MESSAGE]
+
+
+def _field(doc: Any, name: str) -> Any:
+    """A field in either case: Step Functions hands Batch's job back in PascalCase."""
+    if not isinstance(doc, dict):
+        return None
+    if name in doc:
+        return doc[name]
+    return doc.get(name[0].upper() + name[1:])
 
 
 def execution_parameters(raw_input: str) -> dict[str, Any]:
@@ -134,25 +205,48 @@ def execution_parameters(raw_input: str) -> dict[str, Any]:
         return {}
 
 
-def attempt_key(change: JobStateChange) -> Optional[tuple[str, str, str, str, int]]:
-    """(flow, run, step, task, attempt) of a Batch job that runs a flowplane task, else None."""
-    env = change.env()
+def task_from_command(command: list[str]) -> Optional[tuple[str, str, int]]:
+    """(step, task id, retry count) from `flowplane task --step S --task-id T --retry-count N`."""
+    if len(command) < 2 or command[0] != "flowplane" or command[1] != "task":
+        return None
+    options: dict[str, str] = {}
+    rest = command[2:]
+    for option, value in zip(rest[::2], rest[1::2]):
+        options[option] = value
     try:
-        return (
-            env["FLOWPLANE_FLOW"],
-            env["FLOWPLANE_RUN_ID"],
-            env["FLOWPLANE_STEP"],
-            env["FLOWPLANE_TASK_ID"],
-            int(env.get("FLOWPLANE_RETRY_COUNT") or 0),
-        )
+        return options["--step"], options["--task-id"], int(options.get("--retry-count") or 0)
     except (KeyError, ValueError):
         return None
+
+
+def attempt_key(change: JobStateChange) -> Optional[tuple[str, str, str, str, int]]:
+    """(flow, run, step, task, attempt) of a Batch job that runs a flowplane task, else None.
+
+    The compiled job carries the flow and the run in its environment (shared by every
+    task of the execution) and the step, task id and retry count in its command; the
+    FLOWPLANE_STEP/TASK_ID/RETRY_COUNT variables win when a job definition sets them.
+    """
+    env = change.env()
+    from_command = task_from_command(change.container.command)
+    try:
+        flow = env["FLOWPLANE_FLOW"]
+        run_id = env["FLOWPLANE_RUN_ID"]
+        step = env.get("FLOWPLANE_STEP") or (from_command[0] if from_command else "")
+        task_id = env.get("FLOWPLANE_TASK_ID") or (from_command[1] if from_command else "")
+        retry = env.get("FLOWPLANE_RETRY_COUNT")
+        attempt = int(retry) if retry else (from_command[2] if from_command else 0)
+    except (KeyError, ValueError):
+        return None
+    if not (flow and run_id and step and task_id) or attempt < 0:
+        return None
+    return flow, run_id, step, task_id, attempt
 
 
 def attempt_update_from_batch(change: JobStateChange) -> dict[str, Any]:
     update: dict[str, Any] = {
         "status": change.status,
         "batch_job_id": change.jobId,
+        "created_at": ms_to_iso(change.createdAt),
         "started_at": ms_to_iso(change.startedAt),
         "log_stream": change.container.logStreamName,
     }
@@ -163,17 +257,23 @@ def attempt_update_from_batch(change: JobStateChange) -> dict[str, Any]:
     return {k: v for k, v in update.items() if v is not None}
 
 
+# Tracebacks ride in the task item with every attempt; a runaway one is cut.
+MAX_TRACEBACK = 16_000
+
+
 def attempt_update_from_task(event: TaskEvent) -> dict[str, Any]:
+    """What a task's own event says about its attempt (the artifact index travels apart)."""
     status = {"started": "RUNNING", "finished": "SUCCEEDED", "failed": "FAILED"}[event.kind]
-    update: dict[str, Any] = {"status": status, "foreach_indices": event.foreach_indices or None}
+    update: dict[str, Any] = {"status": status}
     if event.kind == "started":
         update["started_at"] = event.at
     else:
         update["stopped_at"] = event.at
-    if event.artifacts is not None:
-        update["artifacts"] = {n: a.model_dump() for n, a in event.artifacts.items()}
     if event.error is not None:
-        update["error"] = event.error.model_dump()
+        error = event.error.model_dump(exclude_none=True)
+        if len(error.get("traceback") or "") > MAX_TRACEBACK:
+            error["traceback"] = "...\n" + error["traceback"][-MAX_TRACEBACK:]
+        update["error"] = error
     if event.batch_job_id:
         update["batch_job_id"] = event.batch_job_id
-    return {k: v for k, v in update.items() if v is not None}
+    return update

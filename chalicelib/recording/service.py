@@ -1,0 +1,83 @@
+"""The recorder and reconciler wired to the stage's table and Step Functions.
+
+Built once per warm Lambda (the versions cache lives as long as it does); each
+invocation gets its own Telemetry, flushed when it ends.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from ..aws import Aws
+from . import keys
+from .owners import Owners
+from .recorder import Recorder
+from .reconcile import Limits, Reconciler
+from .store import RecordStore
+from .telemetry import Telemetry
+
+# Keyed by the adapters themselves: a new stage or moto world gets a new recorder.
+_RECORDERS: "weakref.WeakKeyDictionary[Aws, Recorder]" = weakref.WeakKeyDictionary()
+
+
+def recorder_for(aws: Aws) -> Recorder:
+    rec = _RECORDERS.get(aws)
+    if rec is None:
+        table = aws.table
+
+        def versions(name: str) -> list[dict[str, Any]]:
+            return table.query(keys.flow_pk(name), "VERSION#")
+
+        rec = _RECORDERS[aws] = Recorder(RecordStore(table.t), Owners(versions))
+    return rec
+
+
+def reset() -> None:
+    _RECORDERS.clear()
+
+
+def record_event(aws: Aws, event: dict[str, Any]) -> dict[str, Any]:
+    rec = recorder_for(aws)
+    rec.telemetry = Telemetry()
+    try:
+        return rec.record(event).to_dict()
+    finally:
+        rec.telemetry.flush()
+        rec.telemetry.correlate(None)
+
+
+def reconcile(aws: Aws, limits: Limits = Limits()) -> dict[str, Any]:
+    rec = recorder_for(aws)
+    rec.telemetry = Telemetry()
+    try:
+        report = Reconciler(rec, aws.state_machines.client, limits).run()
+    finally:
+        rec.telemetry.flush()
+        rec.telemetry.correlate(None)
+    from .telemetry import logger
+
+    logger().info("reconciled", extra=report.to_dict())
+    return report.to_dict()
+
+
+def note_execution(aws: Aws, execution_arn: str) -> None:
+    """Record an execution the control plane just started or stopped, as Step Functions describes it.
+
+    The run is readable at once rather than when its event arrives; best effort,
+    since the event and the reconciler record it anyway.
+    """
+    from .reconcile import change_from_description
+    from .telemetry import logger
+
+    rec = recorder_for(aws)
+    rec.telemetry = Telemetry()
+    try:
+        desc = aws.state_machines.execution(execution_arn)
+        if desc is not None:
+            rec.record_execution(change_from_description(desc))
+    except Exception as e:  # the run itself started; its record will come from its events
+        logger().warning("could not record execution", extra={"execution_arn": execution_arn, "error": repr(e)})
+    finally:
+        rec.telemetry.flush()
+        rec.telemetry.correlate(None)

@@ -1,0 +1,328 @@
+"""The recording handlers driven through chalice.test.Client into moto DynamoDB.
+
+Events have AWS's documented shapes (tests/test_recording_support.py). The flows
+are deployed through the control plane itself, so a run finds its deployment
+(production token, deployer, --tag) the way it will on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from chalicelib import http
+from chalicelib.recording import keys
+from test_app_support import control_plane  # noqa: F401  (fixture)
+from test_recording_support import (
+    T0,
+    Attempt,
+    Event,
+    TaskPlan,
+    artifact,
+    deliver,
+    execution_detail,
+    execution_event,
+    iso,
+    job_detail,
+    job_event,
+    run_events,
+    task_detail,
+    task_event,
+)
+
+FLOW = "ParameterFlow"
+
+
+@pytest.fixture
+def deployed(control_plane):  # noqa: F811
+    cp = control_plane
+    record = cp.deploy("parameter_flow.py", tags=["team:ml"])
+    assert record["status"] == "DEPLOYED", record
+    cp.token = record["production_token"]
+    return cp
+
+
+def run_doc(cp, run_id: str, flow: str = FLOW) -> dict:
+    item = cp.aws.table.t.get_item(Key={"PK": keys.flow_pk(flow), "SK": keys.run_sk(run_id)}).get("Item")
+    return keys.decode(item) if item else {}
+
+
+def record_items(cp) -> list[str]:
+    """Every item the recorder writes (deployment items and the lease left out), canonical."""
+    ddb = cp.aws.session.client("dynamodb", region_name=cp.settings.region)
+    out, kwargs = [], {"TableName": cp.settings.table}
+    while True:
+        page = ddb.scan(**kwargs)
+        out += [json.dumps(i, sort_keys=True) for i in page["Items"] if i.get("type", {}).get("S") in RECORD_TYPES]
+        if "LastEvaluatedKey" not in page:
+            return sorted(out)
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+RECORD_TYPES = {keys.RUN, keys.TAG, keys.TASK, keys.STEP, keys.ARTIFACTS, keys.FLOW_ENTRY}
+
+
+def json_lines(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            out.append(doc)
+    return out
+
+
+def metric_totals(docs: list[dict]) -> Counter:
+    totals: Counter = Counter()
+    for d in docs:
+        for m in d.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in m["Metrics"]:
+                dims = tuple(sorted((k, d[k]) for dims in m["Dimensions"] for k in dims if k != "service"))
+                totals[(metric["Name"], dims)] += sum(d[metric["Name"]])
+    return totals
+
+
+class DynamoCalls:
+    """DynamoDB operations made through the handlers' own client."""
+
+    def __init__(self) -> None:
+        self.ops: Counter = Counter()
+        http.aws().table.client.meta.events.register("before-call.dynamodb", self._count)
+
+    def _count(self, model, **kwargs) -> None:
+        self.ops[model.name] += 1
+
+    def writes(self) -> int:
+        return sum(n for op, n in self.ops.items() if op in ("PutItem", "UpdateItem", "TransactWriteItems", "DeleteItem"))
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+def test_a_run_is_recorded_with_its_deployments_token_user_and_tags(deployed):
+    cp = deployed
+    r = deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0, parameters={"alpha": 0.5})))
+    assert r == {"recorded": True, "kind": "execution", "pathspec": f"{FLOW}/sfn-e1", "changed": True}
+    doc = run_doc(cp, "sfn-e1")
+    assert doc["status"] == "RUNNING" and doc["started_at"] == iso(T0)
+    assert doc["user"] == "alice" and doc["tags"] == ["team:ml"]
+    assert doc["system_tags"] == sorted([f"production:{cp.token}", "runtime:step-functions", "user:alice"])
+    assert doc["parameters"] == {"alpha": 0.5} and doc["version"] == 1 and doc["deployment"] == FLOW
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "SUCCEEDED", T0, T0 + 9000, {"alpha": 0.5})))
+    doc = run_doc(cp, "sfn-e1")
+    assert doc["status"] == "SUCCEEDED" and doc["stopped_at"] == iso(T0 + 9000)
+
+
+def test_each_tag_gets_a_copy_of_the_run_that_moves_with_it(deployed):
+    cp = deployed
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0)))
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "FAILED", T0, T0 + 5, error="States.TaskFailed", cause="x")))
+    tags = ["team:ml", f"production:{cp.token}", "runtime:step-functions", "user:alice"]
+    for tag in tags:
+        copies = cp.aws.table.t.query(
+            KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": keys.tag_pk(FLOW, tag)}
+        )["Items"]
+        assert len(copies) == 1
+        assert keys.decode(copies[0]) == run_doc(cp, "sfn-e1")
+        assert copies[0]["GSI2PK"] == keys.status_pk(FLOW, "failed", tag)
+
+
+def test_a_run_belongs_to_the_version_live_when_it_started(deployed):
+    cp = deployed
+    first = cp.token
+    time.sleep(0.01)
+    between = int(time.time() * 1000)
+    time.sleep(0.01)
+    second = cp.deploy("parameter_flow.py", new_token=True)
+    assert second["status"] == "DEPLOYED" and second["production_token"] != first
+    deliver(cp.client, execution_event(execution_detail(FLOW, "old", "RUNNING", between)))
+    deliver(cp.client, execution_event(execution_detail(FLOW, "new", "RUNNING", int(time.time() * 1000) + 1000)))
+    assert f"production:{first}" in run_doc(cp, "sfn-old")["system_tags"]
+    assert run_doc(cp, "sfn-old")["version"] == 1
+    assert f"production:{second['production_token']}" in run_doc(cp, "sfn-new")["system_tags"]
+    assert run_doc(cp, "sfn-new")["version"] == 2
+
+
+def test_an_execution_started_on_a_version_belongs_to_that_version(deployed):
+    cp = deployed
+    second = cp.deploy("parameter_flow.py", new_token=True)
+    v1_arn = cp.get(f"/deployments?flow={FLOW}").json_body["versions"][0]["version_arn"]
+    detail = execution_detail(FLOW, "pinned", "RUNNING", int(time.time() * 1000) + 1000)
+    detail["stateMachineVersionArn"] = v1_arn
+    deliver(cp.client, execution_event(detail))
+    doc = run_doc(cp, "sfn-pinned")
+    assert doc["version"] == 1 and f"production:{cp.token}" in doc["system_tags"]
+    assert f"production:{second['production_token']}" not in doc["system_tags"]
+
+
+def test_duplicates_cost_one_read_and_no_write(deployed):
+    cp = deployed
+    event = execution_event(execution_detail(FLOW, "e1", "RUNNING", T0))
+    deliver(cp.client, event)
+    calls = DynamoCalls()
+    again = deliver(cp.client, event)
+    assert again["changed"] is False
+    assert calls.writes() == 0 and calls.ops["GetItem"] == 1
+
+
+def test_a_final_status_is_not_undone_by_a_late_running_event(deployed):
+    cp = deployed
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "SUCCEEDED", T0, T0 + 10)))
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0)))
+    doc = run_doc(cp, "sfn-e1")
+    assert doc["status"] == "SUCCEEDED" and doc["stopped_at"] == iso(T0 + 10)
+
+
+# --- tasks and attempts -----------------------------------------------------------------------
+
+
+def test_batch_and_task_events_make_one_task_with_its_attempts(deployed):
+    cp = deployed
+    plan = [TaskPlan("start", "1", [Attempt(False), Attempt(True, {"alpha": artifact("a" * 64)})])]
+    for event in run_events(FLOW, FLOW, "e1", plan):
+        assert deliver(cp.client, event)["recorded"] is True
+    item = cp.aws.table.t.get_item(Key={"PK": keys.run_records_pk(FLOW, "sfn-e1"), "SK": keys.task_sk("start", "1")})["Item"]
+    doc = keys.decode(item)
+    assert sorted(doc["attempts"]) == ["0", "1"]
+    first, second = doc["attempts"]["0"], doc["attempts"]["1"]
+    assert first["status"] == "FAILED" and first["exit_code"] == 1 and first["error"]["message"] == "boom 0"
+    assert first["status_reason"] == "Essential container in task exited" and first["log_stream"]
+    assert second["status"] == "SUCCEEDED" and second["exit_code"] == 0 and second["log_stream"] != first["log_stream"]
+    step = cp.aws.table.t.get_item(Key={"PK": keys.run_records_pk(FLOW, "sfn-e1"), "SK": keys.step_sk("start")})["Item"]
+    assert step["name"] == "start" and step["created_at"] == first["created_at"]
+    index = cp.aws.table.t.get_item(
+        Key={"PK": keys.run_records_pk(FLOW, "sfn-e1"), "SK": keys.artifacts_sk("start", "1", 1)}
+    )["Item"]
+    assert keys.decode(index) == {"attempt": 1, "artifacts": {"alpha": artifact("a" * 64)}}
+
+
+def test_task_events_need_no_run_record_first(deployed):
+    cp = deployed
+    ids = dict(flow="AnyFlow", run_id="sfn-x", step="start", task_id="1", attempt=0)
+    deliver(cp.client, task_event(task_detail("finished", at=T0 + 5, artifacts={}, **ids)))
+    deliver(cp.client, task_event(task_detail("started", at=T0, **ids)))
+    item = cp.aws.table.t.get_item(Key={"PK": keys.run_records_pk("AnyFlow", "sfn-x"), "SK": keys.task_sk("start", "1")})["Item"]
+    assert keys.decode(item)["attempts"]["0"] == {
+        "attempt": 0, "status": "SUCCEEDED", "started_at": iso(T0), "stopped_at": iso(T0 + 5),
+    }
+
+
+# --- what is refused: logged, counted, never raised, nothing written ------------------------------
+
+
+def _bad_events(cp) -> list[Event]:
+    ours = job_detail(FLOW, "sfn-e1", "start", "1", 0, "RUNNING", "j", T0)
+    not_ours = json.loads(json.dumps(ours))
+    not_ours["container"]["command"] = ["sleep", "600"]
+    bad_task_id = task_detail("started", FLOW, "sfn-e1", "start", "1", 0, T0)
+    bad_task_id["task_id"] = "1.01"
+    bad_step = task_detail("started", FLOW, "sfn-e1", "start", "1", 0, T0)
+    bad_step["step"] = "no/such#step"
+    malformed = execution_detail(FLOW, "e1", "RUNNING", T0)
+    del malformed["executionArn"]
+    no_start = execution_detail(FLOW, "e1", "RUNNING", T0)
+    no_start["startDate"] = None
+    return [
+        execution_event(execution_detail("SomeoneElsesMachine", "e1", "RUNNING", T0)),
+        Event("aws.states", "Step Functions Execution Status Change", malformed, ("x",)),
+        Event("aws.states", "Step Functions Execution Status Change", no_start, ("x",)),
+        job_event(not_ours),
+        Event("aws.batch", "Batch Job State Change", {"jobId": "j", "status": "RUNNING"}, ("x",)),
+        task_event(bad_task_id),
+        task_event(bad_step),
+        Event("flowplane.task", "Flowplane Task Started", {"kind": "started", "flow": FLOW}, ()),
+    ]
+
+
+def test_unknown_and_malformed_events_are_counted_and_change_nothing(deployed, capsys):
+    cp = deployed
+    before = cp.snapshot()
+    capsys.readouterr()
+    bad = _bad_events(cp)
+    for event in bad:
+        answer = deliver(cp.client, event)
+        assert answer["recorded"] is False and answer["kind"] == "rejected" and answer["reason"]
+    assert cp.snapshot() == before
+    docs = json_lines(capsys.readouterr().out)
+    assert metric_totals(docs)[("EventsRejected", ())] == len(bad)
+    assert metric_totals(docs)[("EventsRecorded", ())] == 0
+    warnings = [d for d in docs if d.get("message") == "event rejected"]
+    assert len(warnings) == len(bad) and all(w["level"] == "WARNING" and w["reason"] for w in warnings)
+
+
+def test_an_event_from_another_handlers_source_is_refused_too(deployed):
+    # The rules route by source; a handler given another's event still says no politely.
+    cp = deployed
+    event = execution_event(execution_detail(FLOW, "e1", "RUNNING", T0)).envelope(cp.client)
+    event["source"] = "aws.ec2"
+    assert cp.client.lambda_.invoke("record_job", event).payload["recorded"] is False
+
+
+# --- metrics and logs ------------------------------------------------------------------------------
+
+
+def test_metrics_count_runs_per_flow_once_and_events_recorded(deployed, capsys):
+    cp = deployed
+    capsys.readouterr()
+    events = run_events(FLOW, FLOW, "e1", [TaskPlan("start", "1", [Attempt(True)]), TaskPlan("end", "1", [Attempt(True)])])
+    failed = [execution_event(execution_detail(FLOW, "e2", "FAILED", T0, T0 + 5, error="E", cause="c"))]
+    for event in events + events + failed:  # every event twice
+        deliver(cp.client, event)
+    totals = metric_totals(json_lines(capsys.readouterr().out))
+    flow = (("flow", FLOW),)
+    assert totals[("RunsStarted", flow)] == 2
+    assert totals[("RunsSucceeded", flow)] == 1 and totals[("RunsFailed", flow)] == 1
+    assert totals[("EventsRecorded", ())] == 2 * len(events) + 1
+
+
+def test_log_lines_carry_the_run_id_as_correlation_id(deployed, capsys):
+    cp = deployed
+    capsys.readouterr()
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0)))
+    deliver(cp.client, job_event(job_detail(FLOW, "sfn-e2", "start", "1", 0, "RUNNING", "j", T0)))
+    recorded = [d for d in json_lines(capsys.readouterr().out) if d.get("message") == "recorded"]
+    assert [(d["correlation_id"], d["pathspec"]) for d in recorded] == [
+        ("sfn-e1", f"{FLOW}/sfn-e1"),
+        ("sfn-e2", f"{FLOW}/sfn-e2/start/1"),
+    ]
+    assert all(d["service"] == "flowplane-recorder" for d in recorded)
+
+
+def test_a_write_conflict_is_retried_with_a_fresh_read(deployed):
+    """Another writer between our read and our write: we read theirs and merge again."""
+    from chalicelib.recording.service import recorder_for
+
+    cp = deployed
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0)))
+    rec = recorder_for(http.aws())
+    store = rec.store
+    real_get = store.get
+    raced = []
+
+    def get_then_race(pk, sk):
+        item = real_get(pk, sk)
+        if not raced and sk == keys.run_sk("sfn-e1"):
+            raced.append(1)
+            # Someone records the run's end right after our read.
+            deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "SUCCEEDED", T0, T0 + 7)))
+        return item
+
+    store.get = get_then_race
+    failed = execution_event(execution_detail(FLOW, "e1", "FAILED", T0, T0 + 3, error="E", cause="c"))
+    try:
+        deliver(cp.client, failed)
+    finally:
+        store.get = real_get
+    assert raced
+    # Our write lost the race and was merged again, so nothing the other writer wrote
+    # is lost: between two final statuses the merge's tie-break keeps SUCCEEDED.
+    doc = run_doc(cp, "sfn-e1")
+    assert doc["status"] == "SUCCEEDED" and doc["stopped_at"] == iso(T0 + 7)
+    succeeded = execution_event(execution_detail(FLOW, "e1", "SUCCEEDED", T0, T0 + 7))
+    for event in (failed, succeeded):
+        assert deliver(cp.client, event)["changed"] is False
