@@ -38,6 +38,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -171,6 +172,9 @@ class LocalPlane:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self._quiet_loggers()
+        # Said by Chalice's local server at every request to an IAM-authorized route; the
+        # local stage trusts the manifest's user by design (chalicelib/identity.py).
+        warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
 
         self._say("starting the embedded AWS (moto)")
         from moto.server import ThreadedMotoServer
