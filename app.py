@@ -7,7 +7,7 @@ function in chalicelib/; this file only assembles them.
 from chalice import Chalice
 
 from chalicelib.identity import require_iam
-from chalicelib.routes import deploy, recording, runs
+from chalicelib.routes import client_api, deploy, recording, runs
 
 app = Chalice(app_name="flowplane")
 # Packages arrive as application/gzip; API Gateway must pass them through as bytes.
@@ -18,6 +18,7 @@ for _t in deploy.BINARY_TYPES:
 app.register_blueprint(deploy.bp)
 app.register_blueprint(runs.bp)
 app.register_blueprint(recording.bp)
+app.register_blueprint(client_api.bp)
 
 
 @app.route("/health", methods=["GET"])

@@ -87,6 +87,7 @@ def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> di
     values = convert_parameters(specs, body.get("parameters"))
     execution = str(uuid.uuid4())
     arn = aws.state_machines.start(_target(head, settings), execution, execution_input(values))
+    _record(aws, arn)
     return {
         "run_id": run_id_for(execution),
         "execution_arn": arn,
@@ -132,6 +133,7 @@ def terminate(aws: Aws, name: str, run_id: str) -> dict[str, Any]:
     if found["status"] != "RUNNING":
         raise Conflict(f"run {run_id!r} is {found['status']}, not RUNNING", field="run_id", status=found["status"])
     aws.state_machines.stop(arn, f"terminated through flowplane ({run_id})")
+    _record(aws, arn)
     return {"run_id": run_id, "status": "ABORTED", "execution_arn": arn}
 
 
@@ -170,4 +172,12 @@ def launch(aws: Aws, settings: Settings, event: dict[str, Any]) -> dict[str, Any
         return {"flow": name, "started": False, "reason": "the rule is not this flow's"}
     execution = execution_name(rule, when)
     arn = aws.state_machines.start(_target(head, settings), execution, execution_input({}))
+    _record(aws, arn)
     return {"flow": name, "started": True, "run_id": run_id_for(execution), "execution_arn": arn}
+
+
+def _record(aws: Aws, execution_arn: str) -> None:
+    """The run's record now, so a listing right after shows it (its events follow)."""
+    from .recording.service import note_execution
+
+    note_execution(aws, execution_arn)

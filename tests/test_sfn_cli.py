@@ -219,7 +219,7 @@ def test_list_runs_prints_a_table(control_plane, api):
     run_id = run(cli, "step-functions", "trigger").output.strip().splitlines()[-1]
     table = run(cli, "step-functions", "list-runs")
     assert table.exit_code == 0 and run_id in table.output and "Status" in table.output
-    status = control_plane.get("/flows/ParameterFlow/runs").json_body["runs"][0]["status"]
+    status = control_plane.get("/flows/ParameterFlow/runs").json_body["runs"][0]["production_status"]
     flag = {"RUNNING": "--running", "SUCCEEDED": "--succeeded", "FAILED": "--failed"}[status]
     assert run_id in run(cli, "step-functions", "list-runs", flag).output
     other = next(f for f in ("--running", "--succeeded", "--failed") if f != flag)

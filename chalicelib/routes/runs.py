@@ -1,4 +1,8 @@
-"""Production runs of deployed flows, deleting flows, and the schedule's launcher."""
+"""Production runs of deployed flows, deleting flows, and the schedule's launcher.
+
+Listing runs is the Client API's GET /flows/{flow}/runs (routes/client_api.py),
+read from the recorded runs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from typing import Any
 from chalice import Blueprint, Response
 
 from .. import runs
-from ..errors import BadRequest
 from ..http import aws, json_body, json_errors
 from ..identity import acting_user
 
@@ -20,17 +23,6 @@ def trigger(flow: str) -> Any:
     a = aws()
     answer = runs.trigger(a, a.settings, flow, json_body(bp.current_request.raw_body, required=False))
     return Response(body=answer, status_code=201)
-
-
-@bp.route("/flows/{flow}/runs", methods=["GET"])
-@json_errors
-def list_runs(flow: str) -> Any:
-    params = bp.current_request.query_params or {}
-    try:
-        limit = int(params.get("limit", "100"))
-    except ValueError:
-        raise BadRequest("limit must be a number", field="limit") from None
-    return runs.list_runs(aws(), flow, params.get("status"), limit)
 
 
 @bp.route("/flows/{flow}/runs/{run_id}/terminate", methods=["POST"], content_types=["application/json"])

@@ -1,0 +1,329 @@
+"""Every Client API read as one Query or GetItem (chalicelib/TABLE.md, "Run records").
+
+Listings page with `limit` and an opaque `next_token`; a missing thing is a
+404 and a bad parameter a 400 naming it, checked before anything is read.
+Only an empty answer costs a second request, to tell "none yet" from "no such
+flow/run" (a 404).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from boto3.dynamodb.conditions import Attr, Key
+
+from flowplane.datastore import layout
+
+from ..errors import BadRequest, NotFound
+from ..recording import keys
+from . import tokens
+from .views import run_view, task_view
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+RUN_STATUSES = ("running", "succeeded", "failed")
+# Finer production statuses, filtered inside "failed" (the CLI's --timed-out/--aborted).
+FINE_STATUSES = {"timed_out": "TIMED_OUT", "aborted": "ABORTED"}
+MAX_TAG = 512
+_TAG_BAD = re.compile(r"[\x00-\x1f\x7f]")
+HEAD_SK = "FLOW"
+
+
+class Missing(NotFound):
+    """404 with the contract's code."""
+
+    code = "not_found"
+
+
+def parse_limit(value: Optional[str], default: int = DEFAULT_LIMIT) -> int:
+    if value is None:
+        return default
+    try:
+        limit = int(value)
+    except ValueError:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {value!r}", field="limit") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be from 1 to {MAX_LIMIT}, got {limit}", field="limit")
+    return limit
+
+
+def parse_tag(value: Optional[str], field: str) -> Optional[str]:
+    """A namespace or tag: any non-empty tag string (`user:alice`, `production:<token>`, ...)."""
+    if value is None:
+        return None
+    if not value.strip() or value != value.strip() or len(value) > MAX_TAG or _TAG_BAD.search(value):
+        raise BadRequest(
+            f"{field} must be a tag such as user:alice or production:<token> "
+            f"(1-{MAX_TAG} characters, no surrounding spaces or control characters), got {value!r}",
+            field=field,
+        )
+    if field == "namespace" and value.startswith("production:") and value == "production:":
+        raise BadRequest("namespace production: needs the token after the colon", field=field)
+    return value
+
+
+def parse_status(value: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """(status in the API's terms, finer production status or None)."""
+    if value is None:
+        return None, None
+    v = value.strip().lower()
+    if v in RUN_STATUSES:
+        return v, None
+    if v in FINE_STATUSES:
+        return "failed", FINE_STATUSES[v]
+    allowed = ", ".join([*RUN_STATUSES, *FINE_STATUSES])
+    raise BadRequest(f"status must be one of {allowed}, got {value!r}", field="status")
+
+
+def parse_attempt(value: Optional[str]) -> Optional[int]:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 6:
+        raise BadRequest(f"attempt must be a whole number from 0, got {value!r}", field="attempt")
+    return int(value)
+
+
+def _names(flow: str, run_id: Optional[str] = None, step: Optional[str] = None, task_id: Optional[str] = None) -> None:
+    """A name that cannot exist is simply not found (and never reaches a key)."""
+    if not keys.FLOW_NAME.match(flow):
+        raise Missing(f"no flow named {flow!r}", field="flow")
+    if run_id is not None and not keys.RUN_ID.match(run_id):
+        raise Missing(f"no run {flow}/{run_id}", field="run_id")
+    if step is not None and not keys.STEP_NAME.match(step):
+        raise Missing(f"no step {flow}/{run_id}/{step}", field="step")
+    if task_id is not None and not keys.TASK_ID.match(task_id):
+        raise Missing(f"no task {flow}/{run_id}/{step}/{task_id}", field="task_id")
+
+
+class Reads:
+    def __init__(self, resource_table: Any) -> None:
+        self.t = resource_table
+        self.client = resource_table.meta.client
+        self.name = resource_table.name
+
+    # --- primitives ---------------------------------------------------------------------
+
+    def _get(self, pk: str, sk: str) -> Optional[dict[str, Any]]:
+        return self.t.get_item(Key={"PK": pk, "SK": sk}).get("Item")
+
+    def _page(
+        self,
+        partition: tuple[str, str],
+        index: Optional[str],
+        limit: Optional[int],
+        next_token: Optional[str],
+        prefix: Optional[str] = None,
+        newest_first: bool = False,
+        filter_: Any = None,
+    ) -> tuple[list[dict[str, Any]], Optional[str]]:
+        """One Query: a page of `partition` on `index`, and the token of the next."""
+        attribute, value = partition
+        start = tokens.decode(next_token, index, partition)
+        cond = Key(attribute).eq(value)
+        if prefix:
+            cond = cond & Key(keys.INDEX_KEYS[index][1]).begins_with(prefix)
+        kwargs: dict[str, Any] = {"KeyConditionExpression": cond, "ScanIndexForward": not newest_first}
+        if index:
+            kwargs["IndexName"] = index
+        if limit:
+            kwargs["Limit"] = limit
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        if filter_ is not None:
+            kwargs["FilterExpression"] = filter_
+        page = self.t.query(**kwargs)
+        return page.get("Items", []), tokens.encode(page.get("LastEvaluatedKey"), index)
+
+    def _all(self, partition: tuple[str, str], prefix: str) -> list[dict[str, Any]]:
+        """Every item under a prefix: one Query per 1 MB."""
+        items, token = self._page(partition, None, None, None, prefix)
+        while token:
+            more, token = self._page(partition, None, None, token, prefix)
+            items.extend(more)
+        return items
+
+    def _batch_get(self, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        request = {self.name: {"Keys": [{"PK": pk, "SK": sk} for pk, sk in pairs]}}
+        found: list[dict[str, Any]] = []
+        while request:
+            answer = self.client.batch_get_item(RequestItems=request)
+            found.extend(answer.get("Responses", {}).get(self.name, []))
+            request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    # --- flows ----------------------------------------------------------------------------
+
+    def flows(self) -> dict[str, Any]:
+        """Flows with recorded runs; `deleted` from the deployment of the same name."""
+        entries = self._all(("PK", keys.FLOWS_PK), "FLOW#")
+        heads = {}
+        names = [str(e["name"]) for e in entries]
+        for i in range(0, len(names), 100):
+            for h in self._batch_get([(keys.flow_pk(n), HEAD_SK) for n in names[i : i + 100]]):
+                heads[h["name"]] = h
+        flows = [
+            {"name": n, "created_at": e["created_at"], "deleted": bool(heads.get(n, {}).get("deleted", False))}
+            for n, e in zip(names, entries)
+        ]
+        return {"flows": sorted(flows, key=lambda f: f["name"])}
+
+    def flow(self, flow: str) -> dict[str, Any]:
+        """The flow's first run and its deployment of the same name, in one BatchGetItem."""
+        _names(flow)
+        found = {i["SK"]: i for i in self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), HEAD_SK)])}
+        entry, head = found.get(keys.flow_entry_sk(flow)), found.get(HEAD_SK)
+        if entry is None and head is None:
+            raise Missing(f"no flow named {flow!r} has runs or a deployment", field="flow")
+        out: dict[str, Any] = {
+            "name": flow,
+            "created_at": entry["created_at"] if entry else head.get("deployed_at"),  # type: ignore[union-attr]
+            "deleted": bool(head and head.get("deleted")),
+            "deployed": head is not None,
+        }
+        if head is not None:
+            live = not head.get("deleted")
+            if live and head.get("production_token"):
+                out["production_token"] = head["production_token"]
+                out["namespace"] = f"production:{head['production_token']}"
+            for k in ("state_machine_arn", "production_version", "deployer", "deployed_at", "schedule"):
+                if head.get(k) is not None:
+                    out[k] = int(head[k]) if k == "production_version" else head[k]
+        return out
+
+    def _flow_exists(self, flow: str) -> bool:
+        return bool(self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), HEAD_SK)]))
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def runs(
+        self,
+        flow: str,
+        namespace: Optional[str] = None,
+        tag: Optional[str] = None,
+        status: Optional[str] = None,
+        limit: Optional[str] = None,
+        next_token: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Newest first; one Query whichever filters are given (see TABLE.md)."""
+        _names(flow)
+        ns, user_tag = parse_tag(namespace, "namespace"), parse_tag(tag, "tag")
+        api_status, fine = parse_status(status)
+        n = parse_limit(limit)
+        # The namespace is a tag like any other: the rarer of the two picks the partition,
+        # the other filters.
+        primary, also = (ns, user_tag) if ns is not None else (user_tag, None)
+        filters = []
+        if also is not None:
+            filters.append(Attr("all_tags").contains(also))
+        if fine is not None:
+            filters.append(Attr("production_status").eq(fine))
+        filter_ = None
+        for f in filters:
+            filter_ = f if filter_ is None else filter_ & f
+        if api_status is not None:
+            index, partition = keys.BY_STATUS, ("GSI2PK", keys.status_pk(flow, api_status, primary))
+        elif primary is not None:
+            index, partition = None, ("PK", keys.tag_pk(flow, primary))
+        else:
+            index, partition = keys.BY_TIME, ("GSI1PK", keys.runs_by_time_pk(flow))
+        items, token = self._page(partition, index, n, next_token, newest_first=True, filter_=filter_)
+        if not items and next_token is None and not self._flow_exists(flow):
+            raise Missing(f"no flow named {flow!r} has runs or a deployment", field="flow")
+        return {"runs": [run_view(keys.decode(i)) for i in items], "next_token": token}
+
+    def run(self, flow: str, run_id: str) -> dict[str, Any]:
+        _names(flow, run_id)
+        item = self._get(keys.flow_pk(flow), keys.run_sk(run_id))
+        if item is None:
+            raise Missing(f"no run {flow}/{run_id}", field="run_id")
+        return run_view(keys.decode(item))
+
+    # --- steps and tasks ----------------------------------------------------------------------
+
+    def steps(self, flow: str, run_id: str) -> dict[str, Any]:
+        _names(flow, run_id)
+        items = self._all(("PK", keys.run_records_pk(flow, run_id)), "STEP#")
+        if not items and self._get(keys.flow_pk(flow), keys.run_sk(run_id)) is None:
+            raise Missing(f"no run {flow}/{run_id}", field="run_id")
+        steps = [{"name": i["name"], "created_at": i["created_at"]} for i in items]
+        return {"steps": sorted(steps, key=lambda s: (s["created_at"], s["name"]))}
+
+    def step(self, flow: str, run_id: str, step: str) -> dict[str, Any]:
+        _names(flow, run_id, step)
+        item = self._get(keys.run_records_pk(flow, run_id), keys.step_sk(step))
+        if item is None:
+            raise Missing(f"no step {flow}/{run_id}/{step}", field="step")
+        return {"name": item["name"], "created_at": item["created_at"]}
+
+    def tasks(
+        self, flow: str, run_id: str, step: str, limit: Optional[str] = None, next_token: Optional[str] = None
+    ) -> dict[str, Any]:
+        """In foreach order; all of them unless `limit` asks for pages."""
+        _names(flow, run_id, step)
+        partition = ("PK", keys.run_records_pk(flow, run_id))
+        if limit is None and next_token is None:
+            items, token = self._all(partition, keys.task_prefix(step)), None
+        else:
+            items, token = self._page(partition, None, parse_limit(limit), next_token, keys.task_prefix(step))
+        if not items and next_token is None:
+            raise Missing(f"no step {flow}/{run_id}/{step} (no task of it was recorded)", field="step")
+        return {"tasks": [task_view(keys.decode(i)) for i in items], "next_token": token}
+
+    def task(self, flow: str, run_id: str, step: str, task_id: str) -> dict[str, Any]:
+        return task_view(self._task_doc(flow, run_id, step, task_id), with_attempts=True)
+
+    def _task_doc(self, flow: str, run_id: str, step: str, task_id: str) -> dict[str, Any]:
+        _names(flow, run_id, step, task_id)
+        item = self._get(keys.run_records_pk(flow, run_id), keys.task_sk(step, task_id))
+        if item is None:
+            raise Missing(f"no task {flow}/{run_id}/{step}/{task_id}", field="task_id")
+        return keys.decode(item)
+
+    # --- artifacts --------------------------------------------------------------------------------
+
+    def artifacts(self, flow: str, run_id: str, step: str, task_id: str, attempt: Optional[str]) -> dict[str, Any]:
+        """The attempt's artifact index; without `attempt`, the one that counts (the successful)."""
+        _names(flow, run_id, step, task_id)
+        n = parse_attempt(attempt)
+        pk = keys.run_records_pk(flow, run_id)
+        if n is not None:
+            item = self._get(pk, keys.artifacts_sk(step, task_id, n))
+        else:
+            # Only a finished attempt stores an index, and a task finishes once: the last is it.
+            found, _ = self._page(("PK", pk), None, 1, None, keys.artifacts_prefix(step, task_id), newest_first=True)
+            item = found[0] if found else None
+        if item is None:
+            which = f"attempt {n} of " if n is not None else ""
+            raise Missing(
+                f"no artifacts recorded for {which}task {flow}/{run_id}/{step}/{task_id} "
+                "(it has not finished, or does not exist)",
+                field="attempt" if n is not None else "task_id",
+            )
+        doc = keys.decode(item)
+        return {"attempt": doc["attempt"], "artifacts": doc["artifacts"]}
+
+    def artifact(
+        self, flow: str, run_id: str, step: str, task_id: str, name: str, attempt: Optional[str]
+    ) -> dict[str, Any]:
+        found = self.artifacts(flow, run_id, step, task_id, attempt)
+        entry = found["artifacts"].get(name)
+        if entry is None:
+            raise Missing(f"task {flow}/{run_id}/{step}/{task_id} has no artifact {name!r}", field="name")
+        return {"name": name, "attempt": found["attempt"], **entry, "key": layout.blob_key(flow, entry["sha"])}
+
+    def attempt_log_stream(
+        self, flow: str, run_id: str, step: str, task_id: str, attempt: Optional[str]
+    ) -> tuple[int, Optional[str]]:
+        """(attempt, CloudWatch log stream); without `attempt`, the latest."""
+        n = parse_attempt(attempt)
+        doc = self._task_doc(flow, run_id, step, task_id)
+        attempts = doc.get("attempts") or {}
+        if n is None:
+            if not attempts:
+                raise Missing(f"task {flow}/{run_id}/{step}/{task_id} has no attempt yet", field="attempt")
+            n = max(int(k) for k in attempts)
+        a = attempts.get(str(n))
+        if a is None:
+            raise Missing(f"task {flow}/{run_id}/{step}/{task_id} has no attempt {n}", field="attempt")
+        return n, a.get("log_stream")

@@ -1,0 +1,141 @@
+"""The Client API's read routes (the contract in notes/HELPERS.md).
+
+Each route parses its parameters and calls one read in chalicelib/query; the
+query modules are imported on the first request so app.py's cold import stays
+lean. Artifact values are fetched by the caller through a presigned S3 URL;
+logs come from the attempt's stored log, else from CloudWatch Logs.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Optional
+
+from chalice import Blueprint
+
+from ..http import aws, json_errors
+
+bp = Blueprint(__name__)
+
+TASK = "/flows/{flow}/runs/{run_id}/steps/{step}/tasks/{task_id}"
+BATCH_LOG_GROUP = "/aws/batch/job"
+LOG_STREAMS = ("stdout", "stderr")
+# A log answer is capped (API Gateway's payload limit is 10 MB); the tail is kept.
+MAX_LOG_BYTES = 4 * 1024 * 1024
+
+
+# One CloudWatch Logs client per stage's adapters, reused while the Lambda is warm.
+_LOGS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def _logs_client(a: Any) -> Any:
+    client = _LOGS.get(a)
+    if client is None:
+        client = _LOGS[a] = a.session.client("logs", region_name=a.settings.region)
+    return client
+
+
+def _reads() -> Any:
+    from ..query.reads import Reads
+
+    return Reads(aws().table.t)
+
+
+def _param(name: str) -> Optional[str]:
+    return (bp.current_request.query_params or {}).get(name)
+
+
+@bp.route("/flows", methods=["GET"])
+@json_errors
+def list_flows() -> Any:
+    return _reads().flows()
+
+
+@bp.route("/flows/{flow}", methods=["GET"])
+@json_errors
+def get_flow(flow: str) -> Any:
+    return _reads().flow(flow)
+
+
+@bp.route("/flows/{flow}/runs", methods=["GET"])
+@json_errors
+def list_runs(flow: str) -> Any:
+    return _reads().runs(
+        flow,
+        namespace=_param("namespace"),
+        tag=_param("tag"),
+        status=_param("status"),
+        limit=_param("limit"),
+        next_token=_param("next_token"),
+    )
+
+
+@bp.route("/flows/{flow}/runs/{run_id}", methods=["GET"])
+@json_errors
+def get_run(flow: str, run_id: str) -> Any:
+    return _reads().run(flow, run_id)
+
+
+@bp.route("/flows/{flow}/runs/{run_id}/steps", methods=["GET"])
+@json_errors
+def list_steps(flow: str, run_id: str) -> Any:
+    return _reads().steps(flow, run_id)
+
+
+@bp.route("/flows/{flow}/runs/{run_id}/steps/{step}", methods=["GET"])
+@json_errors
+def get_step(flow: str, run_id: str, step: str) -> Any:
+    return _reads().step(flow, run_id, step)
+
+
+@bp.route("/flows/{flow}/runs/{run_id}/steps/{step}/tasks", methods=["GET"])
+@json_errors
+def list_tasks(flow: str, run_id: str, step: str) -> Any:
+    return _reads().tasks(flow, run_id, step, limit=_param("limit"), next_token=_param("next_token"))
+
+
+@bp.route(TASK, methods=["GET"])
+@json_errors
+def get_task(flow: str, run_id: str, step: str, task_id: str) -> Any:
+    return _reads().task(flow, run_id, step, task_id)
+
+
+@bp.route(TASK + "/artifacts", methods=["GET"])
+@json_errors
+def list_artifacts(flow: str, run_id: str, step: str, task_id: str) -> Any:
+    return _reads().artifacts(flow, run_id, step, task_id, _param("attempt"))
+
+
+@bp.route(TASK + "/artifacts/{name}", methods=["GET"])
+@json_errors
+def get_artifact(flow: str, run_id: str, step: str, task_id: str, name: str) -> Any:
+    from ..query.blobs import presigned_blob_url
+
+    found = _reads().artifact(flow, run_id, step, task_id, name, _param("attempt"))
+    a = aws()
+    key = found.pop("key")
+    found["url"] = presigned_blob_url(a.packages.client, a.settings.datastore_root, key, a.settings.presign_expiry_seconds)
+    return found
+
+
+@bp.route(TASK + "/logs/{stream}", methods=["GET"])
+@json_errors
+def get_logs(flow: str, run_id: str, step: str, task_id: str, stream: str) -> Any:
+    from ..errors import BadRequest
+    from ..query.blobs import attempt_log
+
+    if stream not in LOG_STREAMS:
+        raise BadRequest(f"logs are stdout or stderr, not {stream!r}", field="stream")
+    attempt, log_stream = _reads().attempt_log_stream(flow, run_id, step, task_id, _param("attempt"))
+    a = aws()
+    text, source = attempt_log(
+        s3=a.packages.client,
+        logs=_logs_client(a),
+        datastore_root=a.settings.datastore_root,
+        pathspec=(flow, run_id, step, task_id, attempt),
+        stream=stream,
+        log_group=BATCH_LOG_GROUP,
+        log_stream=log_stream,
+        max_bytes=MAX_LOG_BYTES,
+    )
+    return {"attempt": attempt, "text": text, "source": source}
