@@ -1,0 +1,176 @@
+"""Failures through the embedded control plane: `--with retry` retried as the state
+machine says and recorded attempt by attempt; a task whose process is killed gives a
+FAILED run whose reason the Client API shows; a terminated run stops its jobs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from test_e2e_support import create, embedded_plane, execution, processes, production_run, trigger, wait_for_run
+
+pytestmark = pytest.mark.slow
+
+plane = embedded_plane()
+
+FLAKY = '''
+from flowplane import FlowSpec, Parameter, current, step
+
+
+class FlakyFlow(FlowSpec):
+    """start fails until its attempt number reaches `succeed_at`."""
+
+    succeed_at = Parameter("succeed_at", default=1)
+
+    @step
+    def start(self):
+        print("attempt %d" % current.retry_count)
+        if current.retry_count < self.succeed_at:
+            raise RuntimeError("flaky failure on attempt %d" % current.retry_count)
+        self.attempt_that_worked = current.retry_count
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    FlakyFlow()
+'''
+
+SLEEPY = '''
+import time
+
+from flowplane import FlowSpec, step
+
+
+class SleepyFlow(FlowSpec):
+    @step
+    def start(self):
+        print("going to sleep", flush=True)
+        time.sleep(120)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    SleepyFlow()
+'''
+
+
+def write(tmp_path: Path, name: str, source: str) -> Path:
+    folder = tmp_path / name.removesuffix(".py")
+    folder.mkdir()
+    path = folder / name
+    path.write_text(source)
+    return path
+
+
+@pytest.fixture(scope="module")
+def flaky(plane, tmp_path_factory) -> Path:
+    path = write(tmp_path_factory.mktemp("flaky"), "flaky_flow.py", FLAKY)
+    # Two retries, one second apart (minutes_between_retries=0 becomes IntervalSeconds 1).
+    create(path, with_=("retry:times=2,minutes_between_retries=0",))
+    return path
+
+
+def test_a_retried_task_succeeds_on_its_second_attempt(plane, flaky):
+    run_id = trigger(flaky, "--succeed_at", "1")
+    assert wait_for_run(plane, "FlakyFlow", run_id)["status"] == "SUCCEEDED"
+    # One Batch job per attempt, each given its attempt number by the state machine.
+    starts = processes(plane, run_id, "start")
+    assert [p.command[-1] for p in starts] == ["0", "1"] and [p.exit_code for p in starts] == [1, 0]
+    run = production_run("FlakyFlow", run_id)
+    assert run.successful and run.data.attempt_that_worked == 1
+    task = run["start"].task
+    assert task.current_attempt == 1 and task.successful
+    first = run["start"].task.__class__(task.pathspec, attempt=0)
+    assert not first.successful and "flaky failure on attempt 0" in str(first.exception)
+    assert "attempt 0" in first.stdout and "attempt 1" in task.stdout
+
+
+def test_a_task_failing_every_attempt_fails_the_run_after_the_last(plane, flaky):
+    run_id = trigger(flaky, "--succeed_at", "9")
+    found = wait_for_run(plane, "FlakyFlow", run_id)
+    assert found["status"] == "FAILED" and found["error"] == "States.TaskFailed"
+    starts = processes(plane, run_id, "start")
+    # times=2: the first attempt and two retries, at least IntervalSeconds apart; `end` never ran.
+    assert [p.command[-1] for p in starts] == ["0", "1", "2"] and all(p.exit_code == 1 for p in starts)
+    assert all(b.started - a.ended >= 0.9 for a, b in zip(starts, starts[1:]))
+    assert processes(plane, run_id, "end") == []
+    run = production_run("FlakyFlow", run_id)
+    assert not run.successful and run.end_task is None
+    task = run["start"].task
+    assert task.current_attempt == 2 and not task.successful
+    for n in (0, 1, 2):
+        attempt = task.__class__(task.pathspec, attempt=n)
+        assert f"flaky failure on attempt {n}" in str(attempt.exception)
+
+
+def test_a_killed_task_fails_the_run_with_the_reason(plane, tmp_path):
+    path = write(tmp_path, "sleepy_flow.py", SLEEPY)
+    create(path)
+    run_id = trigger(path)
+    job = _wait_running(plane, run_id, "start")
+    _wait_logged(plane, job.job_id, "going to sleep")  # mid-run, not at its start
+    plane.batch.kill(job.job_id, signal.SIGKILL)  # as the OOM killer would
+    found = wait_for_run(plane, "SleepyFlow", run_id)
+    assert found["status"] == "FAILED"
+    cause = json.loads(found["cause"])
+    assert cause["Container"]["ExitCode"] == 137 and "SIGKILL" in cause["StatusReason"]
+    run = production_run("SleepyFlow", run_id)
+    assert not run.successful
+    task = run["start"].task
+    assert not task.finished
+    shown = str(task.exception)
+    assert "SIGKILL" in shown, shown
+    assert "going to sleep" in task.stdout
+
+
+def test_terminating_a_run_stops_its_jobs(plane, tmp_path):
+    path = write(tmp_path, "sleepy_flow.py", SLEEPY.replace("SleepyFlow", "NappingFlow"))
+    create(path)
+    run_id = trigger(path)
+    _wait_running(plane, run_id, "start")
+    from test_e2e_support import sdk
+
+    assert "Terminated run" in sdk(path, "step-functions", "terminate", run_id)
+    assert wait_for_run(plane, "NappingFlow", run_id)["status"] == "ABORTED"
+    deadline = time.monotonic() + 15
+    while processes(plane, run_id, "start")[0].ended is None:
+        assert time.monotonic() < deadline, "the aborted run's job still runs"
+        time.sleep(0.1)
+    assert execution(plane, "NappingFlow", run_id)["status"] == "ABORTED"
+
+
+def _wait_logged(plane, job_id: str, text: str, timeout: float = 60) -> None:
+    logs = plane.session.client("logs")
+    stream = f"{plane.settings.job_definition}/default/{job_id}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=stream)["events"]
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
+        if any(text in e["message"] for e in events):
+            return
+        assert time.monotonic() < deadline, f"{text!r} not in the logs of job {job_id} after {timeout} s"
+        time.sleep(0.2)
+
+
+def _wait_running(plane, run_id: str, step: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [p for p in plane.batch.running() if p.run_id == run_id and p.step == step]
+        if running:
+            return running[0]
+        assert time.monotonic() < deadline, f"no process for {step} of {run_id} after {timeout} s"
+        time.sleep(0.1)
