@@ -44,5 +44,16 @@ $(BENCH_VENV)/.installed-stamp: bench/requirements.txt
 bench: install $(BENCH_VENV)/.installed-stamp
 	$(PY) bench/run.py --metaflow-python $(BENCH_VENV)/bin/python
 
+# The CloudFormation (SAM) template and Lambda bundle of a stage, in out/: deploy them with
+# `aws cloudformation deploy` (README, "Deploying to AWS"). Nothing here calls AWS: chalice
+# only needs some credentials to exist, so dummy ones stop it looking for real ones.
+STAGE ?= dev
+package: install
+	rm -rf out
+	env -u AWS_PROFILE AWS_ACCESS_KEY_ID=packaging AWS_SECRET_ACCESS_KEY=packaging AWS_SESSION_TOKEN= \
+	  AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	  $(VENV)/bin/chalice package --stage $(STAGE) --merge-template infra/resources.json out/
+	@echo "out/sam.json and out/deployment.zip ($$(du -k out/deployment.zip | cut -f1) KB) for stage $(STAGE)"
+
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) node_modules .flowplane .pytest_cache
