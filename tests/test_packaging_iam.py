@@ -354,3 +354,26 @@ def test_the_checker_refuses_what_a_policy_does_not_grant(control_plane):
     assert _allowed(compile_, "iam:PassRole", names["StatesRole.Arn"], {"iam:PassedToService": "states.amazonaws.com"}, names)
     assert not _allowed(compile_, "iam:PassRole", names["StatesRole.Arn"], {"iam:PassedToService": "lambda.amazonaws.com"}, names)
     assert not _allowed(compile_, "s3:PutObject", f"arn:aws:s3:::{cp.settings.bucket}/packages/x.tar.gz", {}, names)
+
+
+# --- the stack's tables are the ones the code and the local plane use ------------------------
+
+
+def test_the_stacks_tables_match_what_bootstrap_creates_locally():
+    from chalicelib.bootstrap import RUN_INDEX_ATTRIBUTES, RUN_INDEXES
+    from flowplane.foreach_cardinality import KEY_ATTR, TTL_ATTR
+
+    table = INFRA["Resources"]["Table"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}]
+    assert {a["AttributeName"] for a in table["AttributeDefinitions"]} == {"PK", "SK", *RUN_INDEX_ATTRIBUTES}
+    assert table["GlobalSecondaryIndexes"] == [dict(i) for i in RUN_INDEXES]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    foreach = INFRA["Resources"]["ForeachTable"]["Properties"]
+    assert foreach["KeySchema"] == [{"AttributeName": KEY_ATTR, "KeyType": "HASH"}]
+    assert foreach["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTR, "Enabled": True}
+    bucket = INFRA["Resources"]["Bucket"]["Properties"]
+    assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
