@@ -1,0 +1,224 @@
+"""State survives a restart of the embedded control plane: deployed flows, recorded runs,
+their artifacts and logs, executions and schedules; a run cut short by a crash comes back
+ABORTED and recorded as failed. Also `flowplane local` itself, and the SDK starting a
+plane in its own process when none runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flowplane.local import discover
+from flowplane.local.cli import main as local_main
+from flowplane.local.plane import LocalPlane, PlaneConfig, read_url_file
+from test_e2e_support import SHARED_FLOWS, USER, create, flow_cli, production_run, sdk, trigger, wait_for_run
+
+pytestmark = pytest.mark.slow
+
+
+
+@pytest.fixture()
+def sdk_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FLOWPLANE_USER", USER)
+    monkeypatch.delenv("FLOWPLANE_DATASTORE_ROOT", raising=False)
+    from flowplane.client import namespace
+
+    namespace(None)
+    return monkeypatch
+
+
+def start(state: Path, monkeypatch, **options) -> LocalPlane:
+    plane = LocalPlane(PlaneConfig(state_dir=state, save_seconds=0, **options)).start()
+    monkeypatch.setenv("FLOWPLANE_API_URL", plane.url)
+    return plane
+
+
+def test_deployed_flows_and_recorded_runs_survive_a_restart(tmp_path, sdk_env):
+    state = tmp_path / "state"
+    parameter, hourly = SHARED_FLOWS / "parameter_flow.py", SHARED_FLOWS / "hourly_flow.py"
+    plane = start(state, sdk_env)
+    try:
+        create(parameter)
+        create(hourly)
+        first = trigger(parameter, "--alpha", "0.5")
+        assert wait_for_run(plane, "ParameterFlow", first)["status"] == "SUCCEEDED"
+    finally:
+        plane.stop()
+    assert read_url_file(state) is None and (state / "snapshot.json").exists()
+
+    plane = start(state, sdk_env)
+    try:
+        assert plane.restored.executions == 1 and plane.restored.state_machines == 2
+        # The run, its artifacts and its logs, through the Client API over the new plane.
+        run = production_run("ParameterFlow", first)
+        assert run.successful and run.data.alpha == 0.5
+        assert "alpha is 0.500000" in run["start"].task.stdout
+        # Step Functions still knows the execution; the schedule is still there.
+        listed = sdk(parameter, "step-functions", "list-runs", "--succeeded")
+        assert first in listed
+        rule = plane.session.client("events").describe_rule(Name="flowplane-HourlyFlow")
+        assert rule["ScheduleExpression"] == "cron(0 * * * ? *)" and rule["State"] == "ENABLED"
+        targets = plane.session.client("events").list_targets_by_rule(Rule="flowplane-HourlyFlow")["Targets"]
+        assert targets[0]["Arn"].endswith(":function:flowplane-local-launch") and targets[0]["InputTransformer"]
+        # The deployment still works: trigger again, and deploy a new version.
+        second = trigger(parameter)
+        assert wait_for_run(plane, "ParameterFlow", second)["status"] == "SUCCEEDED"
+        assert production_run("ParameterFlow", second).data.alpha == 0.01
+        assert "version 2" in create(parameter)
+        # The restored run was reported before the restart: not again.
+        reported = [d for d in plane.router.deliveries if d.event["detail"].get("name") == first.removeprefix("sfn-")]
+        assert reported == []
+    finally:
+        plane.stop()
+
+
+SLEEPY_FLOW = '''
+import time
+
+from flowplane import FlowSpec, step
+
+
+class SleepyFlow(FlowSpec):
+    @step
+    def start(self):
+        time.sleep(120)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    SleepyFlow()
+'''
+
+
+def test_a_run_cut_short_by_a_crash_comes_back_aborted(tmp_path, sdk_env):
+    folder = tmp_path / "sleepy"
+    folder.mkdir()
+    path = folder / "sleepy_flow.py"
+    path.write_text(SLEEPY_FLOW)
+    state, crashed = tmp_path / "state", tmp_path / "crashed"
+    plane = start(state, sdk_env)
+    try:
+        create(path)
+        run_id = trigger(path)
+        while not plane.batch.running():
+            time.sleep(0.1)
+        plane.settle()
+        plane.save()  # the periodic save, taken while the run runs
+        shutil.copytree(state, crashed, ignore=shutil.ignore_patterns("plane.*", "jobs"))
+    finally:
+        plane.stop()
+    # As if the machine had died just after that save: the plane restarts from it.
+    plane = start(crashed, sdk_env)
+    try:
+        assert plane.restored.executions == 1
+        found = wait_for_run(plane, "SleepyFlow", run_id)
+        assert found["status"] == "ABORTED" and "stopped while this execution ran" in found["cause"]
+        run = production_run("SleepyFlow", run_id)
+        assert not run.successful and not run.finished
+        listed = sdk(path, "step-functions", "list-runs", "--aborted")
+        assert run_id in listed
+    finally:
+        plane.stop()
+
+
+def test_stopping_the_plane_ends_the_runs_still_going_and_records_them(tmp_path, sdk_env):
+    folder = tmp_path / "sleepy"
+    folder.mkdir()
+    path = folder / "sleepy_flow.py"
+    path.write_text(SLEEPY_FLOW)
+    state = tmp_path / "state"
+    plane = start(state, sdk_env)
+    try:
+        create(path)
+        run_id = trigger(path)
+        while not plane.batch.running():
+            time.sleep(0.1)
+    finally:
+        t0 = time.monotonic()
+        plane.stop()
+    assert time.monotonic() - t0 < 20
+    assert all(p.ended is not None for p in plane.batch.history)
+    plane = start(state, sdk_env)
+    try:
+        run = production_run("SleepyFlow", run_id)
+        assert not run.successful
+        assert plane.session.client("stepfunctions").describe_execution(
+            executionArn=f"arn:aws:states:{plane.region}:{plane.account}:execution:SleepyFlow:{run_id[4:]}"
+        )["status"] == "ABORTED"
+    finally:
+        plane.stop()
+
+
+def test_flowplane_local_serves_until_stopped(tmp_path, sdk_env, capsys):
+    state = tmp_path / "state"
+    stop = threading.Event()
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(code=local_main(["--port", "0", "--vcpus", "2", "--state-dir", str(state)],
+                                                     stop=stop))
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (info := read_url_file(state)) is None:
+            assert thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.1)
+        with urllib.request.urlopen(info["url"] + "/health") as r:
+            assert json.loads(r.read())["ok"] is True
+    finally:
+        stop.set()
+        thread.join(60)
+    assert result == {"code": 0} and read_url_file(state) is None
+    out = capsys.readouterr().out
+    assert f"export FLOWPLANE_API_URL={info['url']}" in out and "control plane ready" in out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--vcpus", "0"], "argument --vcpus: must be at least 1, got 0"),
+        (["--vcpus", "many"], "argument --vcpus: 'many' is not a whole number"),
+        (["--port", "70000"], "argument --port: a port is 0..65535, got 70000"),
+    ],
+)
+def test_flowplane_local_refuses_bad_options(args, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        local_main([*args, "--state-dir", str(tmp_path / "state")])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
+
+
+def test_the_sdk_starts_an_embedded_plane_for_the_command_when_none_runs(tmp_path, sdk_env):
+    sdk_env.delenv("FLOWPLANE_API_URL", raising=False)
+    state = tmp_path / "state"
+    sdk_env.setenv("FLOWPLANE_LOCAL_STATE_DIR", str(state))
+    discover._announced.clear()
+    path = SHARED_FLOWS / "parameter_flow.py"
+    try:
+        result = CliRunner().invoke(flow_cli(path), ["step-functions", "create"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "pushed to AWS Step Functions successfully" in result.output
+        assert discover._plane is not None and read_url_file(state)["url"] == discover._plane.url
+        # Said once (click's runner shows stderr with the output).
+        assert result.output.count("starting the embedded one in this process") == 1
+    finally:
+        discover._stop_at_exit()  # what atexit does when the command ends
+    assert discover._plane is None and read_url_file(state) is None
+    # The next command's plane finds the deployment.
+    plane = start(state, sdk_env)
+    try:
+        assert plane.restored.state_machines == 1
+    finally:
+        plane.stop()
