@@ -682,3 +682,23 @@ def test_reading_through_the_control_plane_loads_no_aws_sdk_nor_requests(plane, 
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
     assert plane.paths("runs")
+
+
+def test_run_data_costs_one_request_per_thing_it_needs(plane):
+    namespace(None)
+    assert Run("ParameterFlow/1002").data.alpha == 0.5
+    kinds = [plane._kind(p) for p, _ in plane.requests]
+    # The step's task count comes from its tasks, which the Step's iteration then reuses.
+    assert kinds == ["run", "step", "tasks", "task", "artifacts", "artifact", "blob"]
+
+
+def test_a_handed_over_read_goes_stale(plane, monkeypatch):
+    from flowplane.client import service
+
+    namespace(None)
+    provider = get_provider()
+    assert provider.get_step("ParameterFlow", "1002", "end").task_count == 1
+    monkeypatch.setattr(service, "_HANDOFF_FRESH_S", -1.0)
+    assert [t.task_id for t in provider.list_tasks("ParameterFlow", "1002", "end")] == ["1"]
+    assert [plane._kind(p) for p, _ in plane.requests] == ["step", "tasks", "tasks"]
+    assert provider._handoff == {}

@@ -43,9 +43,10 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 PAGE_SIZES = (20, 100, 500, 1000)
 # Statuses worth asking again (throttling, a gateway or Lambda hiccup).
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
-# The attempts of a task read with get_task are handed to the list_attempts call the
-# Task object makes right after; older than this they may be stale for a running task.
-_ATTEMPTS_FRESH_S = 5.0
+# What one read brings along for the next (a task answer's attempts for the Task's
+# list_attempts, a step's tasks counted for its StepInfo for the Step's list_tasks) is
+# handed over once, and only this fresh: a running task's records move on.
+_HANDOFF_FRESH_S = 5.0
 # Blobs whose pickle is this small are kept (compressed) for other tasks with the same
 # value, e.g. a parameter every task inherits; larger ones are streamed, never held.
 _CACHE_BLOB_MAX = 8 << 20
@@ -198,7 +199,7 @@ class ServiceProvider:
         self._where: dict[tuple[str, str], tuple[str, str, str, int, str, int]] = {}
         self._blobs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._blob_bytes = 0
-        self._attempts: dict[str, tuple[float, list[AttemptRecord]]] = {}
+        self._handoff: dict[tuple[str, ...], tuple[float, list[Any]]] = {}
 
     def describe(self) -> str:
         return f"service@{self.client.base_url}"
@@ -297,7 +298,11 @@ class ServiceProvider:
             raise ServiceError(self.client.base_url + path, "unexpected answer: a step without a valid name")
         count = doc.get("task_count")
         if not isinstance(count, int) or isinstance(count, bool):
-            count = len(self.list_tasks(flow, run, doc["name"]))
+            # The contract's step has no count: the step's tasks tell it, and are handed
+            # to the list_tasks that iterating the Step makes next.
+            tasks = self.list_tasks(flow, run, doc["name"])
+            self._hand_over(("tasks", flow, run, doc["name"]), tasks)
+            count = len(tasks)
         return StepInfo(flow=flow, run_id=run, step=doc["name"], created_at=str(doc.get("created_at") or ""),
                         task_count=count)
 
@@ -324,14 +329,16 @@ class ServiceProvider:
                               key=lambda a: a.attempt)
             doc = {**doc, "attempts": len(attempts)}
             rec = self._model(TaskRecord, doc, path)
-            with self._lock:
-                self._attempts[rec.pathspec] = (time.monotonic(), attempts)
+            self._hand_over(("attempts", rec.pathspec), attempts)
             return rec
         return self._model(TaskRecord, doc, path)
 
     def list_tasks(self, flow: str, run: str, step: str) -> list[TaskRecord]:
         if not _ok(flow, run, step):
             return []
+        held = self._take(("tasks", flow, run, step))
+        if held is not None:
+            return held
         path = _path(flow, run, "steps", step, "tasks")
         answer = self._get(path)
         if answer is None:
@@ -349,16 +356,28 @@ class ServiceProvider:
     def list_attempts(self, flow: str, run: str, step: str, task: str) -> list[AttemptRecord]:
         if not _ok(flow, run, step, task):
             return []
-        pathspec = f"{flow}/{run}/{step}/{task}"
-        with self._lock:
-            held = self._attempts.pop(pathspec, None)
-        if held is not None and time.monotonic() - held[0] <= _ATTEMPTS_FRESH_S:
-            return list(held[1])
+        key = ("attempts", f"{flow}/{run}/{step}/{task}")
+        held = self._take(key)
+        if held is not None:
+            return held
         if self.get_task(flow, run, step, task) is None:
             return []
+        return self._take(key) or []
+
+    def _hand_over(self, key: tuple[str, ...], items: list[Any]) -> None:
         with self._lock:
-            held = self._attempts.pop(pathspec, None)
-        return list(held[1]) if held else []
+            self._handoff[key] = (time.monotonic(), list(items))
+
+    def _take(self, key: tuple[str, ...]) -> Optional[list[Any]]:
+        with self._lock:
+            held = self._handoff.pop(key, None)
+            now = time.monotonic()
+            # Whatever was never taken is dropped once stale, so the map stays small.
+            for k in [k for k, (t, _) in self._handoff.items() if now - t > _HANDOFF_FRESH_S]:
+                del self._handoff[k]
+        if held is None or now - held[0] > _HANDOFF_FRESH_S:
+            return None
+        return list(held[1])
 
     # --- artifacts and logs ------------------------------------------------------
 
