@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -36,14 +37,31 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
+def _checkout(dest: Path) -> Path:
+    """What a fresh clone holds of the app: no chalice cache, no byte code, vendor/ a link.
+
+    Packaging a copy also keeps parallel test workers from sharing .chalice/deployments.
+    """
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments", "deployed")
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("chalicelib", "flowplane", ".chalice", "infra", "vendor"):
+        shutil.copytree(ROOT / name, dest / name, symlinks=True, ignore=ignore)
+    assert (dest / "vendor" / "flowplane").is_symlink()
+    return dest
+
+
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("package") / "out"
+    base = tmp_path_factory.mktemp("package")
+    (base / "project").mkdir()
+    project = _checkout(base / "project")
+    out = base / "out"
     cmd = [
         str(VENV_BIN / "chalice"), "package", "--stage", "dev",
         "--merge-template", "infra/resources.json", str(out),
     ]
-    r = subprocess.run(cmd, cwd=ROOT, env=_offline_env(), capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd, cwd=project, env=_offline_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     return out
 
