@@ -201,6 +201,20 @@ def test_batch_and_task_events_make_one_task_with_its_attempts(deployed):
     assert keys.decode(index) == {"attempt": 1, "artifacts": {"alpha": artifact("a" * 64)}}
 
 
+def test_a_failed_attempts_artifacts_are_kept_when_its_event_carries_them(deployed):
+    cp = deployed
+    ids = dict(flow=FLOW, run_id="sfn-e1", step="start", task_id="1")
+    error = {"type": "ValueError", "message": "boom"}
+    deliver(cp.client, task_event(task_detail("failed", attempt=0, at=T0, error=error, artifacts={"x": artifact("c" * 64)}, **ids)))
+    deliver(cp.client, task_event(task_detail("started", attempt=1, at=T0 + 5, **ids)))
+    base = f"/flows/{FLOW}/runs/sfn-e1/steps/start/tasks/1/artifacts"
+    assert cp.get(base + "?attempt=0").json_body == {"attempt": 0, "artifacts": {"x": artifact("c" * 64)}}
+    # The task is retrying: the last index so far is the failed attempt's.
+    assert cp.get(base).json_body["attempt"] == 0
+    deliver(cp.client, task_event(task_detail("finished", attempt=1, at=T0 + 9, artifacts={"x": artifact("d" * 64)}, **ids)))
+    assert cp.get(base).json_body == {"attempt": 1, "artifacts": {"x": artifact("d" * 64)}}
+
+
 def test_task_events_need_no_run_record_first(deployed):
     cp = deployed
     ids = dict(flow="AnyFlow", run_id="sfn-x", step="start", task_id="1", attempt=0)

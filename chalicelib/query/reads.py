@@ -283,14 +283,17 @@ class Reads:
     # --- artifacts --------------------------------------------------------------------------------
 
     def artifacts(self, flow: str, run_id: str, step: str, task_id: str, attempt: Optional[str]) -> dict[str, Any]:
-        """The attempt's artifact index; without `attempt`, the one that counts (the successful)."""
+        """The attempt's artifact index; without `attempt`, the final attempt's.
+
+        No attempt follows a successful one, so the last attempt that stored an index is
+        the successful one, else the last that failed.
+        """
         _names(flow, run_id, step, task_id)
         n = parse_attempt(attempt)
         pk = keys.run_records_pk(flow, run_id)
         if n is not None:
             item = self._get(pk, keys.artifacts_sk(step, task_id, n))
         else:
-            # Only a finished attempt stores an index, and a task finishes once: the last is it.
             found, _ = self._page(("PK", pk), None, 1, None, keys.artifacts_prefix(step, task_id), newest_first=True)
             item = found[0] if found else None
         if item is None:

@@ -118,7 +118,9 @@ class Recorder:
         outcome = self._attempt(
             "task", event.flow, event.run_id, event.step, event.task_id, event.attempt, attempt_update_from_task(event)
         )
-        if event.kind == "finished" and event.artifacts is not None:
+        # A finished attempt's index; a failed one's too when the task sends it (its
+        # best-effort artifacts, which a local run shows as Metaflow does).
+        if event.kind != "started" and event.artifacts is not None:
             index = {name: a.model_dump() for name, a in event.artifacts.items()}
             self.store.put_artifacts(event.flow, event.run_id, event.step, event.task_id, event.attempt, index)
         return outcome
