@@ -348,3 +348,16 @@ def test_bad_and_missing_logs(api):
     assert get(api, base + "/stdout?attempt=9", status=404)["code"] == "not_found"
     assert get(api, base + "/stdout?attempt=nine", most=1, status=400)["field"] == "attempt"
     assert get(api, f"/flows/{FLOW}/runs/sfn-e1/steps/start/tasks/1.7/logs/stdout", status=404)["code"] == "not_found"
+
+
+def test_a_huge_log_answers_with_its_tail_marked_as_cut(api):
+    from chalicelib.query.blobs import TRUNCATED
+    from chalicelib.routes.client_api import MAX_LOG_BYTES
+
+    bucket = api.settings.datastore_root[len("s3://") :].split("/")[0]
+    key = "data/" + layout.attempt_key(FLOW, "sfn-e1", "start", "1", 1, "stdout.log")
+    body = b"".join(b"line %07d\n" % i for i in range(MAX_LOG_BYTES // 6))
+    api.aws.packages.client.put_object(Bucket=bucket, Key=key, Body=body)
+    text = get(api, f"/flows/{FLOW}/runs/sfn-e1/steps/start/tasks/1/logs/stdout?attempt=1")["text"]
+    assert text.startswith(TRUNCATED) and text.endswith(body[-100:].decode())
+    assert len(text) == len(TRUNCATED) + MAX_LOG_BYTES

@@ -19,6 +19,7 @@ from ..errors import ApiError
 
 LOG_FILES = {"stdout": layout.LOGS[0], "stderr": layout.LOGS[1]}
 MAX_LOG_PAGES = 50
+TRUNCATED = "[... earlier output cut; the whole log is in the datastore or CloudWatch Logs ...]\n"
 
 
 class DatastoreNotOnS3(ApiError):
@@ -43,8 +44,9 @@ def presigned_blob_url(s3: Any, datastore_root: str, key: str, expires: int) -> 
 
 
 def _tail(data: bytes, max_bytes: int) -> str:
+    """The last max_bytes, marked as cut (a log can outgrow a Lambda's 6 MB answer)."""
     if len(data) > max_bytes:
-        data = data[-max_bytes:]
+        data = TRUNCATED.encode() + data[-max_bytes:]
     return data.decode("utf-8", errors="replace")
 
 

@@ -20,8 +20,9 @@ bp = Blueprint(__name__)
 TASK = "/flows/{flow}/runs/{run_id}/steps/{step}/tasks/{task_id}"
 BATCH_LOG_GROUP = "/aws/batch/job"
 LOG_STREAMS = ("stdout", "stderr")
-# A log answer is capped (API Gateway's payload limit is 10 MB); the tail is kept.
-MAX_LOG_BYTES = 4 * 1024 * 1024
+# A log answer is capped, its tail kept: a Lambda answers at most 6 MB, and JSON
+# escaping can make text several times longer.
+MAX_LOG_BYTES = 1024 * 1024
 
 
 # One CloudWatch Logs client per stage's adapters, reused while the Lambda is warm.
