@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from flowplane.local import discover
 from flowplane.local.cli import main as local_main
 from flowplane.local.plane import LocalPlane, PlaneConfig, read_url_file
-from test_e2e_support import SHARED_FLOWS, USER, create, flow_cli, production_run, sdk, trigger, wait_for_run
+from flowplane.client import Flow
+from test_e2e_support import SHARED_FLOWS, USER, create, execution, flow_cli, production_run, trigger, wait_for_run
 
 pytestmark = pytest.mark.slow
-
 
 
 @pytest.fixture()
@@ -39,45 +39,6 @@ def start(state: Path, monkeypatch, **options) -> LocalPlane:
     plane = LocalPlane(PlaneConfig(state_dir=state, save_seconds=0, **options)).start()
     monkeypatch.setenv("FLOWPLANE_API_URL", plane.url)
     return plane
-
-
-def test_deployed_flows_and_recorded_runs_survive_a_restart(tmp_path, sdk_env):
-    state = tmp_path / "state"
-    parameter, hourly = SHARED_FLOWS / "parameter_flow.py", SHARED_FLOWS / "hourly_flow.py"
-    plane = start(state, sdk_env)
-    try:
-        create(parameter)
-        create(hourly)
-        first = trigger(parameter, "--alpha", "0.5")
-        assert wait_for_run(plane, "ParameterFlow", first)["status"] == "SUCCEEDED"
-    finally:
-        plane.stop()
-    assert read_url_file(state) is None and (state / "snapshot.json").exists()
-
-    plane = start(state, sdk_env)
-    try:
-        assert plane.restored.executions == 1 and plane.restored.state_machines == 2
-        # The run, its artifacts and its logs, through the Client API over the new plane.
-        run = production_run("ParameterFlow", first)
-        assert run.successful and run.data.alpha == 0.5
-        assert "alpha is 0.500000" in run["start"].task.stdout
-        # Step Functions still knows the execution; the schedule is still there.
-        listed = sdk(parameter, "step-functions", "list-runs", "--succeeded")
-        assert first in listed
-        rule = plane.session.client("events").describe_rule(Name="flowplane-HourlyFlow")
-        assert rule["ScheduleExpression"] == "cron(0 * * * ? *)" and rule["State"] == "ENABLED"
-        targets = plane.session.client("events").list_targets_by_rule(Rule="flowplane-HourlyFlow")["Targets"]
-        assert targets[0]["Arn"].endswith(":function:flowplane-local-launch") and targets[0]["InputTransformer"]
-        # The deployment still works: trigger again, and deploy a new version.
-        second = trigger(parameter)
-        assert wait_for_run(plane, "ParameterFlow", second)["status"] == "SUCCEEDED"
-        assert production_run("ParameterFlow", second).data.alpha == 0.01
-        assert "version 2" in create(parameter)
-        # The restored run was reported before the restart: not again.
-        reported = [d for d in plane.router.deliveries if d.event["detail"].get("name") == first.removeprefix("sfn-")]
-        assert reported == []
-    finally:
-        plane.stop()
 
 
 SLEEPY_FLOW = '''
@@ -102,11 +63,65 @@ if __name__ == "__main__":
 '''
 
 
-def test_a_run_cut_short_by_a_crash_comes_back_aborted(tmp_path, sdk_env):
+def sleepy_flow(tmp_path: Path) -> Path:
     folder = tmp_path / "sleepy"
     folder.mkdir()
     path = folder / "sleepy_flow.py"
     path.write_text(SLEEPY_FLOW)
+    return path
+
+
+def test_flows_and_runs_survive_a_restart_and_runs_still_going_end_aborted(tmp_path, sdk_env):
+    state = tmp_path / "state"
+    parameter, hourly, sleepy = SHARED_FLOWS / "parameter_flow.py", SHARED_FLOWS / "hourly_flow.py", sleepy_flow(tmp_path)
+    plane = start(state, sdk_env)
+    try:
+        for path in (parameter, hourly, sleepy):
+            create(path)
+        first = trigger(parameter, "--alpha", "0.5")
+        assert wait_for_run(plane, "ParameterFlow", first)["status"] == "SUCCEEDED"
+        cut = trigger(sleepy)
+        while not plane.batch.running():
+            time.sleep(0.1)
+    finally:
+        t0 = time.monotonic()
+        plane.stop()
+    # Stopping ended the run still going (its process too) and saved everything.
+    assert time.monotonic() - t0 < 20 and all(p.ended is not None for p in plane.batch.history)
+    assert read_url_file(state) is None and (state / "snapshot.json").exists()
+
+    plane = start(state, sdk_env)
+    try:
+        assert plane.restored.executions == 2 and plane.restored.state_machines == 3
+        # The run, its artifacts and its logs, through the Client API over the new plane.
+        run = production_run("ParameterFlow", first)
+        assert run.successful and run.data.alpha == 0.5
+        assert "alpha is 0.500000" in run["start"].task.stdout
+        # The run cut short: aborted, and recorded so before the stop.
+        assert not production_run("SleepyFlow", cut).successful
+        assert execution(plane, "SleepyFlow", cut)["status"] == "ABORTED"
+        # Step Functions still knows the executions; the Client API lists the runs; the schedule is there.
+        assert execution(plane, "ParameterFlow", first)["status"] == "SUCCEEDED"
+        assert [r.id for r in Flow("ParameterFlow")] == [first]
+        events = plane.session.client("events")
+        rule = events.describe_rule(Name="flowplane-HourlyFlow")
+        assert rule["ScheduleExpression"] == "cron(0 * * * ? *)" and rule["State"] == "ENABLED"
+        (target,) = events.list_targets_by_rule(Rule="flowplane-HourlyFlow")["Targets"]
+        assert target["Arn"].endswith(":function:flowplane-local-launch") and target["InputTransformer"]
+        # The deployment still works: trigger again, and deploy a new version.
+        second = trigger(parameter)
+        assert wait_for_run(plane, "ParameterFlow", second)["status"] == "SUCCEEDED"
+        assert production_run("ParameterFlow", second).data.alpha == 0.01
+        assert "version 2" in create(parameter)
+        # Runs restored were reported before the restart: not again.
+        names = {first.removeprefix("sfn-"), cut.removeprefix("sfn-")}
+        assert [d for d in plane.router.deliveries if d.event["detail"].get("name") in names] == []
+    finally:
+        plane.stop()
+
+
+def test_a_run_cut_short_by_a_crash_comes_back_aborted(tmp_path, sdk_env):
+    path = sleepy_flow(tmp_path)
     state, crashed = tmp_path / "state", tmp_path / "crashed"
     plane = start(state, sdk_env)
     try:
@@ -127,36 +142,7 @@ def test_a_run_cut_short_by_a_crash_comes_back_aborted(tmp_path, sdk_env):
         assert found["status"] == "ABORTED" and "stopped while this execution ran" in found["cause"]
         run = production_run("SleepyFlow", run_id)
         assert not run.successful and not run.finished
-        listed = sdk(path, "step-functions", "list-runs", "--aborted")
-        assert run_id in listed
-    finally:
-        plane.stop()
-
-
-def test_stopping_the_plane_ends_the_runs_still_going_and_records_them(tmp_path, sdk_env):
-    folder = tmp_path / "sleepy"
-    folder.mkdir()
-    path = folder / "sleepy_flow.py"
-    path.write_text(SLEEPY_FLOW)
-    state = tmp_path / "state"
-    plane = start(state, sdk_env)
-    try:
-        create(path)
-        run_id = trigger(path)
-        while not plane.batch.running():
-            time.sleep(0.1)
-    finally:
-        t0 = time.monotonic()
-        plane.stop()
-    assert time.monotonic() - t0 < 20
-    assert all(p.ended is not None for p in plane.batch.history)
-    plane = start(state, sdk_env)
-    try:
-        run = production_run("SleepyFlow", run_id)
-        assert not run.successful
-        assert plane.session.client("stepfunctions").describe_execution(
-            executionArn=f"arn:aws:states:{plane.region}:{plane.account}:execution:SleepyFlow:{run_id[4:]}"
-        )["status"] == "ABORTED"
+        assert [r.id for r in Flow("SleepyFlow")] == [run_id]
     finally:
         plane.stop()
 
@@ -216,9 +202,6 @@ def test_the_sdk_starts_an_embedded_plane_for_the_command_when_none_runs(tmp_pat
     finally:
         discover._stop_at_exit()  # what atexit does when the command ends
     assert discover._plane is None and read_url_file(state) is None
-    # The next command's plane finds the deployment.
-    plane = start(state, sdk_env)
-    try:
-        assert plane.restored.state_machines == 1
-    finally:
-        plane.stop()
+    # Saved for the next command's plane.
+    saved = json.loads((state / "snapshot.json").read_text())
+    assert [m["name"] for m in saved["stepfunctions"]] == ["ParameterFlow"]

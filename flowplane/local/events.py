@@ -10,8 +10,8 @@ patterns. A handler that raises gets the event again, twice at most, as
 Lambda retries an asynchronous invocation.
 
 `ExecutionWatcher` makes the "Step Functions Execution Status Change" events
-moto does not: it polls ListExecutions and puts one event per status an
-execution reaches (RUNNING, then SUCCEEDED/FAILED/TIMED_OUT/ABORTED), each
+moto does not: it polls the executions' statuses and puts one event per status
+an execution reaches (RUNNING, then SUCCEEDED/FAILED/TIMED_OUT/ABORTED), each
 once, in AWS's shape. The local Batch hands its job state changes to
 `batch_job_event` for the "Batch Job State Change" events.
 """
@@ -209,14 +209,23 @@ class EventRouter:
             )
 
 
+Statuses = Callable[[], list[tuple[str, str]]]
+
+
 @dataclass
 class ExecutionWatcher:
-    """Puts one status-change event per status each execution reaches."""
+    """Puts one status-change event per status each execution reaches.
+
+    `statuses` lists (execution ARN, status) of every execution; by default it
+    asks ListStateMachines and ListExecutions. Only a status not reported yet
+    costs a DescribeExecution, for the event's detail.
+    """
 
     sfn: Any  # a Step Functions client
     put: Callable[[list[dict[str, Any]]], None]
     emitted: dict[str, set[str]] = field(default_factory=dict)  # execution ARN -> statuses sent
     on_status: Optional[Callable[[dict[str, Any]], None]] = None
+    statuses: Optional[Statuses] = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def mark_emitted(self, execution_arn: str, statuses: Iterable[str]) -> None:
@@ -224,29 +233,33 @@ class ExecutionWatcher:
         self.emitted.setdefault(execution_arn, set()).update(statuses)
 
     def poll(self) -> int:
-        """One pass over every state machine's executions; how many events were put."""
+        """One pass over every execution; how many events were put."""
         with self._lock:
             entries: list[dict[str, Any]] = []
-            for machine in _pages(self.sfn.list_state_machines, "stateMachines"):
-                for summary in _pages(
-                    lambda **kw: self.sfn.list_executions(stateMachineArn=machine["stateMachineArn"], **kw),
-                    "executions",
-                ):
-                    arn, status = summary["executionArn"], summary["status"]
-                    sent = self.emitted.setdefault(arn, set())
-                    if status in sent and "RUNNING" in sent:
-                        continue
-                    execution = self.sfn.describe_execution(executionArn=arn)
-                    for reached in ("RUNNING", execution["status"]):
-                        if reached not in sent:
-                            shown = execution if reached == execution["status"] else _as_running(execution)
-                            entries.append(execution_status_event(shown))
-                            sent.add(reached)
-                            if self.on_status is not None:
-                                self.on_status(shown)
+            for arn, status in (self.statuses or self._listed)():
+                sent = self.emitted.setdefault(arn, set())
+                if status in sent and "RUNNING" in sent:
+                    continue
+                execution = self.sfn.describe_execution(executionArn=arn)
+                for reached in ("RUNNING", execution["status"]):
+                    if reached not in sent:
+                        shown = execution if reached == execution["status"] else _as_running(execution)
+                        entries.append(execution_status_event(shown))
+                        sent.add(reached)
+                        if self.on_status is not None:
+                            self.on_status(shown)
             if entries:
                 self.put(entries)
             return len(entries)
+
+    def _listed(self) -> list[tuple[str, str]]:
+        out = []
+        for machine in _pages(self.sfn.list_state_machines, "stateMachines"):
+            for e in _pages(
+                lambda **kw: self.sfn.list_executions(stateMachineArn=machine["stateMachineArn"], **kw), "executions"
+            ):
+                out.append((e["executionArn"], e["status"]))
+        return out
 
 
 def _as_running(execution: dict[str, Any]) -> dict[str, Any]:

@@ -127,6 +127,7 @@ class Firing:
     target: str
     result: Any = None
     error: Optional[str] = None
+    skipped: int = 0  # earlier times of the rule the clock jumped over, not fired
 
 
 @dataclass
@@ -154,7 +155,7 @@ class Scheduler:
         """Fire every rule whose time has come since the last tick; what fired."""
         with self._lock:
             now = self.clock.now().astimezone(timezone.utc)
-            due: list[tuple[dict[str, Any], datetime]] = []
+            due: list[tuple[dict[str, Any], datetime, int]] = []
             current = {}
             for rule in self._schedule_rules():
                 name, expression = rule["Name"], rule["ScheduleExpression"]
@@ -163,23 +164,23 @@ class Scheduler:
                     known = _Rule(expression, now, now)
                 current[name] = known
                 try:
-                    when = self._due(known, now)
+                    when, skipped = self._due(known, now)
                 except ScheduleError as e:
                     log.warning("rule %s: %s; it never fires here", name, e)
                     continue
                 if when is not None:
-                    due.append((rule, when))
+                    due.append((rule, when, skipped))
                 known.last = now
             self._rules = current
             fired = []
-            for rule, when in due:
-                fired.extend(self.deliver(rule["Name"], when, rule_arn=rule["Arn"]))
+            for rule, when, skipped in due:
+                fired.extend(self.deliver(rule["Name"], when, rule_arn=rule["Arn"], skipped=skipped))
             return fired
 
-    def _due(self, rule: _Rule, now: datetime) -> Optional[datetime]:
+    def _due(self, rule: _Rule, now: datetime) -> tuple[Optional[datetime], int]:
         first = next_time(rule.expression, rule.last, rule.seen_at)
         if first > now:
-            return None
+            return None, 0
         latest, skipped = first, 0
         while True:
             nxt = next_time(rule.expression, latest, rule.seen_at)
@@ -188,9 +189,9 @@ class Scheduler:
             latest, skipped = nxt, skipped + 1
         if skipped:
             log.warning("the clock jumped over %d time(s) of %s; firing only %s", skipped, rule.expression, latest)
-        return latest
+        return latest, skipped
 
-    def deliver(self, rule: str, when: datetime, rule_arn: Optional[str] = None) -> list[Firing]:
+    def deliver(self, rule: str, when: datetime, rule_arn: Optional[str] = None, skipped: int = 0) -> list[Firing]:
         """Deliver the rule's scheduled event for `when` to its targets (also: a duplicate delivery)."""
         if rule_arn is None:
             rule_arn = self.events_client.describe_rule(Name=rule)["Arn"]
@@ -198,7 +199,7 @@ class Scheduler:
         targets = self.events_client.list_targets_by_rule(Rule=rule).get("Targets", [])
         out = []
         for target in targets:
-            firing = Firing(rule, when, target["Arn"])
+            firing = Firing(rule, when, target["Arn"], skipped=skipped)
             handler = self._handler(target["Arn"])
             if handler is None:
                 firing.error = f"target {target['Arn']} is not a function of this control plane"
