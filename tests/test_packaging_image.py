@@ -7,7 +7,6 @@ point is run from there, away from the repository.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import shutil
@@ -32,20 +31,42 @@ def _instructions() -> list[tuple[str, str]]:
     return out
 
 
+def _docker_pattern(pattern: str) -> "re.Pattern[str]":
+    """A .dockerignore pattern as Docker reads it: `**` any directories (even none), `*` and
+    `?` within one path element."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + "$")
+
+
 def _context(dest: Path) -> Path:
-    """The build context after .dockerignore (its rules: '*' then '!' exceptions, in order)."""
-    rules = [r.strip() for r in (ROOT / ".dockerignore").read_text().splitlines() if r.strip() and not r.startswith("#")]
+    """The build context after .dockerignore: the last rule matching a path or one of its
+    folders decides; `!` lets it back in."""
+    rules = []
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            negate = line.startswith("!")
+            rules.append((negate, _docker_pattern(line.lstrip("!").strip("/"))))
     for path in sorted(ROOT.rglob("*")):
         rel = path.relative_to(ROOT).as_posix()
         if path.is_dir() or rel.startswith((".git/", ".venv/", "node_modules/")):
             continue
+        parts = rel.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
         keep = True
-        for rule in rules:
-            negate = rule.startswith("!")
-            pattern = rule[1:] if negate else rule
-            pattern = pattern.rstrip("/")
-            hit = fnmatch.fnmatch(rel, pattern) or rel.startswith(pattern + "/") or fnmatch.fnmatch(rel, pattern.replace("**/", "*/"))
-            if hit:
+        for negate, regex in rules:
+            if any(regex.match(p) for p in prefixes):
                 keep = negate
         if keep:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
