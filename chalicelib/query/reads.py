@@ -58,8 +58,8 @@ def parse_tag(value: Optional[str], field: str) -> Optional[str]:
             f"(1-{MAX_TAG} characters, no surrounding spaces or control characters), got {value!r}",
             field=field,
         )
-    if field == "namespace" and value.startswith("production:") and value == "production:":
-        raise BadRequest("namespace production: needs the token after the colon", field=field)
+    if field == "namespace" and value.endswith(":"):
+        raise BadRequest(f"namespace {value!r} names no one: put the user or token after the colon", field=field)
     return value
 
 
