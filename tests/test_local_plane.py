@@ -229,3 +229,21 @@ def test_the_sdk_finds_a_running_plane_when_nothing_is_configured(plane, monkeyp
     monkeypatch.setenv("FLOWPLANE_EMBEDDED", "0")
     with pytest.raises(ConfigError, match="FLOWPLANE_EMBEDDED=0"):
         ApiClient().base_url
+
+
+def test_an_idle_keep_alive_connection_does_not_hold_up_other_requests(plane):
+    import http.client
+
+    host, port = plane.url.removeprefix("http://").split(":")
+    idle = http.client.HTTPConnection(host, int(port), timeout=10)
+    idle.request("GET", "/health")
+    assert idle.getresponse().read()
+    try:
+        t0 = time.monotonic()
+        with urllib.request.urlopen(plane.url + "/health", timeout=5) as r:
+            assert r.status == 200
+        assert time.monotonic() - t0 < 2
+        idle.request("GET", "/health")  # and the kept connection still works
+        assert idle.getresponse().status == 200
+    finally:
+        idle.close()

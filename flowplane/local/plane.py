@@ -424,9 +424,13 @@ class LocalPlane:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)
 
-            def handle_one_request(self) -> None:
+            def _generic_handle(self) -> None:
+                # Around the request's handling only: waiting for a keep-alive connection's
+                # next request must not hold the lock.
                 with one_at_a_time, output.capture(api_function):
-                    super().handle_one_request()
+                    super()._generic_handle()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
         server.server.RequestHandlerClass = functools.partial(QuietHandler, app_object=app, config=chalice_config)
         httpd = server.server
