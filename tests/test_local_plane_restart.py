@@ -205,3 +205,15 @@ def test_the_sdk_starts_an_embedded_plane_for_the_command_when_none_runs(tmp_pat
     # Saved for the next command's plane.
     saved = json.loads((state / "snapshot.json").read_text())
     assert [m["name"] for m in saved["stepfunctions"]] == ["ParameterFlow"]
+
+
+def test_flowplane_local_says_when_its_port_is_taken(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert local_main(["--port", str(port), "--state-dir", str(tmp_path / "state")]) == 1
+    assert f"port {port} is taken; choose another with --port" in capsys.readouterr().err
+    assert read_url_file(tmp_path / "state") is None

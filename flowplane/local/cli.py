@@ -10,6 +10,7 @@ itself through the state folder), then one line per run status change. Ctrl-C
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -80,8 +81,15 @@ def main(argv: Optional[list[str]] = None, stop: Optional[threading.Event] = Non
     plane = LocalPlane(config)
     try:
         plane.start()
-    except (PlaneError, OSError) as e:
+    except PlaneError as e:
         print(f"flowplane local: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            print(f"flowplane local: port {args.port} is taken; choose another with --port (0: any free one)",
+                  file=sys.stderr)
+        else:
+            print(f"flowplane local: {e}", file=sys.stderr)
         return 1
     r = plane.restored
     if r.state_machines or r.executions:
