@@ -36,7 +36,7 @@ def sdk_env(tmp_path, monkeypatch):
 
 
 def start(state: Path, monkeypatch, **options) -> LocalPlane:
-    plane = LocalPlane(PlaneConfig(state_dir=state, save_seconds=0, **options)).start()
+    plane = LocalPlane(PlaneConfig(state_dir=state, **{"save_seconds": 0, **options})).start()
     monkeypatch.setenv("FLOWPLANE_API_URL", plane.url)
     return plane
 
@@ -61,6 +61,16 @@ class SleepyFlow(FlowSpec):
 if __name__ == "__main__":
     SleepyFlow()
 '''
+
+
+def _saved_after(state: Path, when: float) -> bool:
+    from datetime import datetime
+
+    try:
+        saved = json.loads((state / "snapshot.json").read_text())["saved_at"]
+    except (OSError, ValueError):
+        return False
+    return datetime.fromisoformat(saved).timestamp() > when
 
 
 def sleepy_flow(tmp_path: Path) -> Path:
@@ -123,14 +133,19 @@ def test_flows_and_runs_survive_a_restart_and_runs_still_going_end_aborted(tmp_p
 def test_a_run_cut_short_by_a_crash_comes_back_aborted(tmp_path, sdk_env):
     path = sleepy_flow(tmp_path)
     state, crashed = tmp_path / "state", tmp_path / "crashed"
-    plane = start(state, sdk_env)
+    plane = start(state, sdk_env, save_seconds=0.5)
     try:
         create(path)
         run_id = trigger(path)
         while not plane.batch.running():
             time.sleep(0.1)
         plane.settle()
-        plane.save()  # the periodic save, taken while the run runs
+        # The periodic save, taken while the run runs.
+        running_since = time.time()
+        deadline = time.monotonic() + 30
+        while not _saved_after(state, running_since):
+            assert time.monotonic() < deadline, "no periodic save in 30 s"
+            time.sleep(0.1)
         shutil.copytree(state, crashed, ignore=shutil.ignore_patterns("plane.*", "jobs"))
     finally:
         plane.stop()
