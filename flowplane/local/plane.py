@@ -169,6 +169,9 @@ class LocalPlane:
                 f"the embedded control plane needs the control plane's sources (app.py, chalicelib/, "
                 f".chalice/config.json); none in {project}: set FLOWPLANE_CONTROL_PLANE_DIR to the checkout"
             )
+        if str(project) not in sys.path:
+            # app.py and chalicelib/ import from the project folder, as `chalice local` runs them.
+            sys.path.insert(0, str(project))
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self._quiet_loggers()
