@@ -9,7 +9,10 @@ from chalice import Chalice
 from chalicelib.identity import require_iam
 from chalicelib.routes import client_api, deploy, recording, runs
 
-app = Chalice(app_name="flowplane")
+# configure_logs=False: Chalice would take over the "flowplane" logger (its app name) and
+# stop it propagating, which also silences the SDK's own "flowplane.*" loggers in the same
+# process (the embedded plane). Handlers log through Powertools' structured Logger instead.
+app = Chalice(app_name="flowplane", configure_logs=False)
 # Packages arrive as application/gzip; API Gateway must pass them through as bytes.
 for _t in deploy.BINARY_TYPES:
     if _t not in app.api.binary_types:

@@ -40,7 +40,8 @@ RESERVED_NAMES = frozenset(
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: schemas are built on first use, not at import (Lambda cold starts, task start-up).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 # --- decorators ------------------------------------------------------------

@@ -496,7 +496,8 @@ class Task:
         if outcome.ok:
             self._send("finished", artifacts=outcome.artifacts or {}, error=error)
         else:
-            self._send("failed", error=error)
+            # A failed attempt keeps what it had saved, as a local run shows it (Metaflow does too).
+            self._send("failed", artifacts=outcome.artifacts or None, error=error)
 
     def _send(self, kind: str, **extra: Any) -> None:
         if self.events is not None:

@@ -219,15 +219,9 @@ def plane(control_plane, monkeypatch, tmp_path):  # noqa: F811
         yield cp
 
 
-# A failed attempt keeps its (best-effort) artifacts in the datastore, and a local run
-# shows them as Metaflow does; the task's "failed" event carries no artifact index,
-# so the control plane cannot show them yet (flowplane/task.py _send, recorder _task).
-FAILED_ATTEMPT_ARTIFACTS = pytest.mark.xfail(
-    strict=True, reason="the failed attempt's artifacts are not on the 'failed' event, so not recorded")
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=FAILED_ATTEMPT_ARTIFACTS) if n == "ParameterFlow-retried" else n for n in SHAPES])
+# A failed attempt keeps its (best-effort) artifacts; the task's "failed" event carries
+# their index, so a retried task reads the same through the control plane as locally.
+@pytest.mark.parametrize("name", list(SHAPES))
 def test_a_production_run_reads_as_the_same_local_run(plane, tmp_path, name):
     shape = SHAPES[name]
     local_root = tmp_path / "local"

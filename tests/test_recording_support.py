@@ -271,7 +271,7 @@ def run_events(
                 events.append(task_event(task_detail("finished", at=stopped - 50, artifacts=attempt.artifacts, **ids)))
             else:
                 error = {"type": "ValueError", "message": f"boom {n}", "traceback": "Traceback ...\nValueError: boom"}
-                events.append(task_event(task_detail("failed", at=stopped - 50, error=error, **ids)))
+                events.append(task_event(task_detail("failed", at=stopped - 50, error=error, artifacts=attempt.artifacts or None, **ids)))
                 failed_job = last
     stop = clock + 200
     if final == "SUCCEEDED":
