@@ -84,6 +84,10 @@ def main(argv: Optional[list[str]] = None, stop: Optional[threading.Event] = Non
     except PlaneError as e:
         print(f"flowplane local: {e}", file=sys.stderr)
         return 1
+    except ImportError as e:
+        print(f"flowplane local needs the control plane's dependencies (moto[server], chalice; "
+              f"`make install` or pip install -r requirements-dev.txt): {e}", file=sys.stderr)
+        return 1
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             print(f"flowplane local: port {args.port} is taken; choose another with --port (0: any free one)",
