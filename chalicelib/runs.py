@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime
 from typing import Any, Optional
 
 from flowplane.manifest import ParameterSpec
@@ -27,7 +26,6 @@ from .settings import Settings
 log = logging.getLogger("flowplane.runs")
 
 RUN_PREFIX = "sfn-"
-STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 
 
 def run_id_for(execution: str) -> str:
@@ -96,31 +94,6 @@ def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> di
         "parameters": values,
         "namespace": f"{dp.TOKEN_PREFIX}{head['production_token']}",
     }
-
-
-def _when(value: Any) -> Optional[str]:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def list_runs(aws: Aws, name: str, status: Optional[str], limit: int = 100) -> dict[str, Any]:
-    if status is not None:
-        status = status.upper()
-        if status not in STATUSES:
-            raise BadRequest(f"status {status!r} is not one of {', '.join(STATUSES)}", field="status")
-    if not 1 <= limit <= 1000:
-        raise BadRequest("limit must be between 1 and 1000", field="limit")
-    head = dp.Deployments(aws.table).live_head(name)
-    runs = [
-        {
-            "run_id": run_id_for(e["name"]),
-            "status": e["status"],
-            "started_at": _when(e.get("startDate")),
-            "stopped_at": _when(e.get("stopDate")),
-            "execution_arn": e["executionArn"],
-        }
-        for e in aws.state_machines.executions(head["state_machine_arn"], status, limit)
-    ]
-    return {"flow": name, "runs": runs}
 
 
 def terminate(aws: Aws, name: str, run_id: str) -> dict[str, Any]:
