@@ -232,3 +232,6 @@ def test_flowplane_local_says_when_its_port_is_taken(tmp_path, capsys):
         assert local_main(["--port", str(port), "--state-dir", str(tmp_path / "state")]) == 1
     assert f"port {port} is taken; choose another with --port" in capsys.readouterr().err
     assert read_url_file(tmp_path / "state") is None
+    # The refused start put everything back: the next plane in this process starts.
+    plane = LocalPlane(PlaneConfig(state_dir=tmp_path / "next", persist=False)).start()
+    plane.stop()

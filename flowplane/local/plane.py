@@ -413,12 +413,17 @@ class LocalPlane:
     def _serve(self, app: Any, chalice_config: Any) -> None:
         import functools
 
-        from chalice.local import ChaliceRequestHandler, create_local_server
+        from chalice.local import ChaliceRequestHandler, CustomLocalChalice, create_local_server
 
         original_class = app.__class__
-        server = create_local_server(app, chalice_config, self.config.host, self.config.port)
-        # create_local_server gives the app a thread-local current_request; put its class back at stop.
+        if original_class is CustomLocalChalice:
+            # Left so by a local server that never finished starting elsewhere in this process.
+            original_class = CustomLocalChalice.__bases__[1]
+            app.__class__ = original_class
+        # create_local_server gives the app a thread-local current_request (a class of its own),
+        # before it binds the port: put the class back at stop, or if the bind fails.
         self._undo.append(lambda: setattr(app, "__class__", original_class))
+        server = create_local_server(app, chalice_config, self.config.host, self.config.port)
 
         output, api_function = self.lambda_output, f"{app.app_name}-{self.config.stage}"
         one_at_a_time = self._lambda_lock
