@@ -36,7 +36,9 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", help="run only these sections")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    ctx = BenchContext(metaflow_python=args.metaflow_python, repeat=args.repeat)
+    # Sections run commands in other folders: a relative interpreter path must not break there.
+    mf = str(Path(args.metaflow_python).absolute()) if args.metaflow_python else None
+    ctx = BenchContext(metaflow_python=mf, repeat=args.repeat)
     failed = 0
     for name in SECTIONS:
         if args.only and name not in args.only and name.removeprefix("bench_") not in args.only:
