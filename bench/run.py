@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from common import BenchContext, Row  # noqa: E402
+from common import BenchContext  # noqa: E402
 
 SECTIONS = [
     "bench_local_run",

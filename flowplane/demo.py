@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TRIGGERED = ("parameter_flow.py", ("--alpha", "0.5"))
