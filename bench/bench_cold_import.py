@@ -1,6 +1,8 @@
 """Cold `import app` in a fresh interpreter: what every Lambda of the stack pays first.
 
-Median of 5 runs, each its own process. Also what the run-record blueprints
+Median of 5 runs, each its own process, with the environment every Lambda of the
+stack gets from .chalice/config.json (PYDANTIC_DISABLE_PLUGINS: pydantic would
+otherwise scan every installed distribution for plugins on the first model). Also what the run-record blueprints
 add to it (from -X importtime), and what the recorder loads on its first event
 (Powertools Logger/Metrics and the recording modules), which only the record
 and reconcile Lambdas pay.
@@ -8,6 +10,7 @@ and reconcile Lambdas pay.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -26,8 +29,14 @@ FIRST_EVENT = (
 )
 
 
+def _lambda_environment() -> dict[str, str]:
+    """The variables config.json gives every function of every stage."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return dict(config.get("environment_variables", {}))
+
+
 def _python(ctx: BenchContext, code: str, *flags: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0", **_lambda_environment()}
     return subprocess.run([ctx.python, *flags, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
 
 

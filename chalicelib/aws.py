@@ -12,16 +12,31 @@ import base64
 import json
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, Optional
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING, Any, Optional
 
 from .settings import Settings
 
+if TYPE_CHECKING:
+    import boto3
+    from botocore.exceptions import ClientError
 
-def error_code(e: ClientError) -> str:
+# boto3 and botocore load on first use, not on import: they are most of a cold
+# Lambda's import time, and routes that answer from the request alone (bad input,
+# /health) never need them.
+
+
+def client_error() -> type["ClientError"]:
+    """botocore's ClientError, for `except client_error() as e:`.
+
+    An except clause evaluates its expression only when something was raised,
+    and by then the failing call has loaded botocore already.
+    """
+    from botocore.exceptions import ClientError
+
+    return ClientError
+
+
+def error_code(e: "ClientError") -> str:
     return e.response.get("Error", {}).get("Code", "") or ""
 
 
@@ -64,7 +79,7 @@ class PackageStore:
     def size(self, key: str) -> Optional[int]:
         try:
             return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
@@ -194,7 +209,7 @@ class StateMachines:
     def find(self, arn: str) -> Optional[dict[str, Any]]:
         try:
             return self.client.describe_state_machine(stateMachineArn=arn)
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) in ("StateMachineDoesNotExist", "ResourceNotFound"):
                 return None
             raise
@@ -236,7 +251,7 @@ class StateMachines:
         routing = [{"stateMachineVersionArn": version_arn, "weight": 100}]
         try:
             self.client.update_state_machine_alias(stateMachineAliasArn=alias_arn, routingConfiguration=routing)
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) not in ("ResourceNotFound", "StateMachineDoesNotExist"):
                 raise
             alias_arn = self.client.create_state_machine_alias(name=self.ALIAS, routingConfiguration=routing)[
@@ -247,7 +262,7 @@ class StateMachines:
     def delete(self, arn: str) -> None:
         try:
             self.client.delete_state_machine_alias(stateMachineAliasArn=f"{arn}:{self.ALIAS}")
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) not in ("ResourceNotFound", "StateMachineDoesNotExist"):
                 raise
         self.client.delete_state_machine(stateMachineArn=arn)
@@ -258,7 +273,7 @@ class StateMachines:
             return self.client.start_execution(stateMachineArn=target_arn, name=name, input=json.dumps(payload))[
                 "executionArn"
             ]
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) != "ExecutionAlreadyExists":
                 raise
             return execution_arn(target_arn, name)
@@ -279,7 +294,7 @@ class StateMachines:
     def execution(self, arn: str) -> Optional[dict[str, Any]]:
         try:
             return self.client.describe_execution(executionArn=arn)
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) in ("ExecutionDoesNotExist", "ResourceNotFound"):
                 return None
             raise
@@ -308,7 +323,7 @@ class Schedules:
     def get(self, rule: str) -> Optional[dict[str, Any]]:
         try:
             r = self.client.describe_rule(Name=rule)
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) == "ResourceNotFoundException":
                 return None
             raise
@@ -335,7 +350,7 @@ class Schedules:
                 Principal="events.amazonaws.com",
                 SourceArn=rule_arn,
             )
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) != "ResourceConflictException":  # granted by an earlier deploy
                 raise
 
@@ -347,13 +362,15 @@ class Schedules:
         return True
 
 
-_SESSIONS: dict[str, boto3.session.Session] = {}
+_SESSIONS: dict[str, "boto3.session.Session"] = {}
 
 
-def shared_session(region: str) -> boto3.session.Session:
+def shared_session(region: str) -> "boto3.session.Session":
     """One session per region and process: it keeps the parsed service models, which a
     new session re-reads (a third of a second)."""
     if region not in _SESSIONS:
+        import boto3
+
         _SESSIONS[region] = boto3.session.Session(region_name=region)
     return _SESSIONS[region]
 
@@ -361,7 +378,7 @@ def shared_session(region: str) -> boto3.session.Session:
 class Aws:
     """The adapters for one stage, created lazily (a cold Lambda pays only for what it uses)."""
 
-    def __init__(self, settings: Settings, session: Optional[boto3.session.Session] = None) -> None:
+    def __init__(self, settings: Settings, session: Optional["boto3.session.Session"] = None) -> None:
         self.settings = settings
         self.session = session or shared_session(settings.region)
 
@@ -370,6 +387,8 @@ class Aws:
 
     @cached_property
     def packages(self) -> PackageStore:
+        from botocore.config import Config
+
         # SigV4 so a presigned PUT can carry the checksum S3 verifies.
         return PackageStore(self._client("s3", config=Config(signature_version="s3v4")), self.settings.bucket)
 

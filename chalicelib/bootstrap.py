@@ -8,11 +8,9 @@ string PK/SK, the foreach table is keyed by `pathspec` with a TTL.
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
 from flowplane.foreach_cardinality import KEY_ATTR, TTL_ATTR
 
-from .aws import Aws, error_code
+from .aws import Aws, client_error, error_code
 
 # Run records' sparse indexes (chalicelib/TABLE.md): runs of a flow by time, and by status.
 RUN_INDEX_ATTRIBUTES = ("GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
@@ -34,7 +32,7 @@ def ensure_resources(aws: Aws) -> None:
             s3.create_bucket(Bucket=s.bucket)
         else:
             s3.create_bucket(Bucket=s.bucket, CreateBucketConfiguration={"LocationConstraint": s.region})
-    except ClientError as e:
+    except client_error() as e:
         if error_code(e) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
     # The compile Lambda hears about packages through EventBridge, not S3 notifications.
@@ -71,7 +69,7 @@ def _table(ddb, name: str, keys: list, attributes: list, indexes: tuple = ()) ->
         )
         ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         return True
-    except ClientError as e:
+    except client_error() as e:
         if error_code(e) == "ResourceInUseException":
             return False
         raise

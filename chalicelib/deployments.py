@@ -14,9 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from botocore.exceptions import ClientError
-
-from .aws import Table, error_code
+from .aws import Table, client_error, error_code
 from .errors import BadRequest, Conflict, Forbidden, NotFound
 
 PENDING, DEPLOYED, FAILED = "PENDING", "DEPLOYED", "FAILED"
@@ -189,7 +187,7 @@ class Deployments:
                 names={"#s": "status"},
             )
             return True
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) == "ConditionalCheckFailedException":
                 return False
             raise
@@ -257,7 +255,7 @@ class Deployments:
                 ],
                 names={"#s": "status"},
             )
-        except ClientError as e:
+        except client_error() as e:
             if error_code(e) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
                 raise Conflict(
                     f"another deployment of {head['name']!r} finished while this one ran; deploy again",

@@ -285,3 +285,16 @@ def test_app_imports_and_answers_from_the_unzipped_bundle_in_a_clean_interpreter
         capture_output=True, text=True, timeout=120,
     )
     assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+
+
+def test_importing_app_loads_neither_boto3_nor_the_deploy_logic():
+    """Every Lambda of the stack imports app.py cold; boto3 and the compiler load on first use
+    (bench/bench_cold_import.py measures the time this keeps off a cold start)."""
+    probe = (
+        "import sys, app; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore', 's3transfer') "
+        "or m in ('chalicelib.deploy', 'chalicelib.runs', 'chalicelib.compiler', 'chalicelib.recording.service')); "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import app loaded: {out.stdout.strip()}"

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from botocore.exceptions import ClientError
-
 from flowplane.datastore import layout
 
+from ..aws import client_error
 from ..errors import ApiError
 
 LOG_FILES = {"stdout": layout.LOGS[0], "stderr": layout.LOGS[1]}
@@ -54,7 +53,7 @@ def _stored_log(s3: Any, datastore_root: str, key: str, max_bytes: int) -> Optio
     bucket, prefix = split_root(datastore_root)
     try:
         body = s3.get_object(Bucket=bucket, Key=prefix + key)["Body"].read()
-    except ClientError as e:
+    except client_error() as e:
         if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
             return None
         raise
@@ -76,7 +75,7 @@ def _cloudwatch_log(logs: Any, group: str, stream: str, max_bytes: int) -> Optio
             if not page.get("events") or not token or token == kwargs.get("nextToken"):
                 break
             kwargs["nextToken"] = token
-    except ClientError as e:
+    except client_error() as e:
         if e.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             return None
         raise

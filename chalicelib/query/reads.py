@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
-from boto3.dynamodb.conditions import Attr, Key
-
 from flowplane.datastore import layout
 
 from ..errors import BadRequest, NotFound
@@ -118,6 +116,8 @@ class Reads:
         filter_: Any = None,
     ) -> tuple[list[dict[str, Any]], Optional[str]]:
         """One Query: a page of `partition` on `index`, and the token of the next."""
+        from boto3.dynamodb.conditions import Key
+
         attribute, value = partition
         start = tokens.decode(next_token, index, partition)
         cond = Key(attribute).eq(value)
@@ -213,6 +213,8 @@ class Reads:
         # The namespace is a tag like any other: the rarer of the two picks the partition,
         # the other filters.
         primary, also = (ns, user_tag) if ns is not None else (user_tag, None)
+        from boto3.dynamodb.conditions import Attr
+
         filters = []
         if also is not None:
             filters.append(Attr("all_tags").contains(also))

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Optional
 
-from botocore.exceptions import ClientError
-
+from ..aws import client_error
 from . import keys
 from .events import ExecutionStatusChange, run_id_of_execution
 from .recorder import Recorder, Rejected
@@ -101,7 +100,7 @@ class Reconciler:
                 ExpressionAttributeValues={":now": int(now)},
             )
             return True
-        except ClientError as e:
+        except client_error() as e:
             if e.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
             raise
@@ -219,7 +218,7 @@ class Reconciler:
         self.describes += 1
         try:
             desc = self.sfn.describe_execution(executionArn=execution_arn)
-        except ClientError as e:
+        except client_error() as e:
             if e.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "ResourceNotFound"):
                 return None
             raise

@@ -11,14 +11,16 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
-
-from botocore.exceptions import ClientError
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from flowplane.datastore.layout import indices_of
 
+from ..aws import client_error
 from . import keys
 from .merge import merge_attempt, merge_run
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 MAX_TRIES = 6
 # DynamoDB takes at most 100 items in one transaction: the run and 99 tag copies.
@@ -97,7 +99,7 @@ class RecordStore:
             try:
                 write(after, item.get("revision") if item else None)
                 return Change(before, after)
-            except ClientError as e:
+            except client_error() as e:
                 if not _conflict(e):
                     raise
             # Someone wrote in between: read their version and merge again.
@@ -168,7 +170,7 @@ class RecordStore:
                 ExpressionAttributeNames={"#n": "name", "#t": "type"},
                 ExpressionAttributeValues={":n": name, ":t": kind, ":c": created_at},
             )
-        except ClientError as e:
+        except client_error() as e:
             if e.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
 

@@ -1,4 +1,9 @@
-"""Uploading packages, following deployments, and the compile function."""
+"""Uploading packages, following deployments, and the compile function.
+
+The deploy logic (manifest models, package checks, the compiler) is imported
+by the handlers that use it: every Lambda of the stack imports this module,
+and only the upload and compile paths need it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ from typing import Any
 from chalice import Blueprint, Response
 
 from .. import deployments as dp
-from ..deploy import accept_presign, accept_upload, deploy_arrived, dry_run
 from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from ..http import aws, content_type, json_body, json_errors
 from ..identity import acting_user
@@ -31,6 +35,8 @@ def _package_bytes() -> bytes:
 @json_errors
 def post_package() -> Any:
     """A package as the body (up to API Gateway's 10 MB), or JSON asking for a presigned PUT."""
+    from ..deploy import accept_presign, accept_upload
+
     a = aws()
     caller = acting_user(bp.current_request.context, a.settings)
     if content_type(bp.current_request.headers) == "application/json":
@@ -46,6 +52,8 @@ def post_compile() -> Any:
     """`--only-json`: compile a package without storing or deploying anything."""
     if content_type(bp.current_request.headers) not in PACKAGE_TYPES:
         raise UnsupportedMediaType("send the package as application/gzip", field="body")
+    from ..deploy import dry_run
+
     return dry_run(aws().settings, _package_bytes())
 
 
@@ -73,6 +81,8 @@ def list_deployments() -> Any:
 @bp.on_cw_event(PACKAGE_CREATED_PATTERN, name="compile")
 def compile_package(event: Any) -> list[dict[str, Any]]:
     """A package landed in S3: compile and deploy whatever deployments wait for it."""
+    from ..deploy import deploy_arrived
+
     a = aws()
     results = deploy_arrived(a, a.settings, event.detail)
     for r in results:

@@ -10,25 +10,31 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from .. import runs
 from ..http import aws, json_body, json_errors
 from ..identity import acting_user
 
 bp = Blueprint(__name__)
 
 
+def _runs() -> Any:
+    """chalicelib.runs, loaded by the handlers that act on runs, not by every Lambda's import."""
+    from .. import runs
+
+    return runs
+
+
 @bp.route("/flows/{flow}/runs", methods=["POST"], content_types=["application/json"])
 @json_errors
 def trigger(flow: str) -> Any:
     a = aws()
-    answer = runs.trigger(a, a.settings, flow, json_body(bp.current_request.raw_body, required=False))
+    answer = _runs().trigger(a, a.settings, flow, json_body(bp.current_request.raw_body, required=False))
     return Response(body=answer, status_code=201)
 
 
 @bp.route("/flows/{flow}/runs/{run_id}/terminate", methods=["POST"], content_types=["application/json"])
 @json_errors
 def terminate(flow: str, run_id: str) -> Any:
-    return runs.terminate(aws(), flow, run_id)
+    return _runs().terminate(aws(), flow, run_id)
 
 
 @bp.route("/flows/{flow}", methods=["DELETE"], content_types=["application/json"])
@@ -36,11 +42,11 @@ def terminate(flow: str, run_id: str) -> Any:
 def delete(flow: str) -> Any:
     a = aws()
     caller = acting_user(bp.current_request.context, a.settings)
-    return runs.delete_flow(a, flow, json_body(bp.current_request.raw_body), caller)
+    return _runs().delete_flow(a, flow, json_body(bp.current_request.raw_body), caller)
 
 
 @bp.lambda_function(name="launch")
 def launch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The target of every schedule rule (see chalicelib/schedules.py for its input)."""
     a = aws()
-    return runs.launch(a, a.settings, event)
+    return _runs().launch(a, a.settings, event)
