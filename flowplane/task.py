@@ -249,10 +249,13 @@ class Task:
         self.step = self.node.name
         self.store = ArtifactStore(self.storage, self.flow_name)
         if self.manifest is not None:
-            # On Batch the job's own user means nothing: the run belongs to whoever deployed it.
-            self.user = os.environ.get("FLOWPLANE_USER") or self.manifest.created_by
+            # On Batch the job's own user means nothing: the run is the production user's,
+            # and its owner whoever deployed it.
+            self.user = records.PRODUCTION_USER
+            self.owner: Optional[str] = os.environ.get("FLOWPLANE_USER") or self.manifest.created_by
         else:
             self.user = username()
+            self.owner = None
         self.pathspec = f"{self.flow_name}/{self.run_id}/{self.step}/{self.task_id}"
         retry = self.node.decorator("retry")
         self.last_attempt = self.attempt >= (retry.times if retry else 0)
@@ -528,7 +531,7 @@ class Task:
             records.write_run(
                 self.storage,
                 records.RunRecord(
-                    flow=self.flow_name, run_id=self.run_id, user=self.user, tags=list(self.tags),
+                    flow=self.flow_name, run_id=self.run_id, user=self.user, owner=self.owner, tags=list(self.tags),
                     system_tags=self._system_tags(), parameters=_jsonable(self.params),
                 ),
             )

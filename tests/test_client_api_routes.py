@@ -123,7 +123,7 @@ def test_runs_newest_first_as_run_records(api):
     body = get(api, f"/flows/{FLOW}/runs")
     assert run_ids(body) == ["sfn-e5", "sfn-e4", "sfn-e3", "sfn-e2", "sfn-e1"] and body["next_token"] is None
     e1 = body["runs"][-1]
-    assert e1["status"] == "succeeded" and e1["parameters"] == {"alpha": 0.5} and e1["user"] == "alice"
+    assert e1["status"] == "succeeded" and e1["parameters"] == {"alpha": 0.5} and e1["user"] == "SFN" and e1["owner"] == "alice"
     assert e1["tags"] == ["team:ml"] and f"production:{api.tokens[0]}" in e1["system_tags"]
     from flowplane.datastore.records import RunRecord
 
@@ -163,11 +163,12 @@ def test_runs_page_by_page_with_next_token(api):
         ("status=timed_out", ["sfn-e4"]),
         ("namespace=production:{0}", ["sfn-e4", "sfn-e3", "sfn-e2", "sfn-e1"]),
         ("namespace=production:{1}", ["sfn-e5"]),
-        ("namespace=user:alice", ["sfn-e5", "sfn-e4", "sfn-e3", "sfn-e2", "sfn-e1"]),
-        ("namespace=user:bob", []),
+        # Production runs are the production user's (Metaflow's `user:SFN`), not the deployer's.
+        ("namespace=user:SFN", ["sfn-e5", "sfn-e4", "sfn-e3", "sfn-e2", "sfn-e1"]),
+        ("namespace=user:alice", []),
         ("tag=team:ml", ["sfn-e4", "sfn-e3", "sfn-e2", "sfn-e1"]),
         ("namespace=production:{0}&status=succeeded", ["sfn-e1"]),
-        ("namespace=user:alice&tag=team:ml&status=failed", ["sfn-e4", "sfn-e3"]),
+        ("namespace=user:SFN&tag=team:ml&status=failed", ["sfn-e4", "sfn-e3"]),
     ],
 )
 def test_runs_by_status_namespace_and_tag_in_one_query(api, query, expected):
@@ -177,9 +178,9 @@ def test_runs_by_status_namespace_and_tag_in_one_query(api, query, expected):
 
 
 def test_a_filtered_listing_pages_too(api):
-    first = get(api, f"/flows/{FLOW}/runs?namespace=user:alice&limit=3")
+    first = get(api, f"/flows/{FLOW}/runs?namespace=user:SFN&limit=3")
     assert run_ids(first) == ["sfn-e5", "sfn-e4", "sfn-e3"] and first["next_token"]
-    rest = get(api, f"/flows/{FLOW}/runs?namespace=user:alice&limit=3&next_token={first['next_token']}")
+    rest = get(api, f"/flows/{FLOW}/runs?namespace=user:SFN&limit=3&next_token={first['next_token']}")
     assert run_ids(rest) == ["sfn-e2", "sfn-e1"]
 
 
@@ -216,7 +217,7 @@ def test_bad_listing_parameters_are_400(api, query, field):
 
 def test_a_next_token_only_works_for_the_listing_it_came_from(api):
     token = get(api, f"/flows/{FLOW}/runs?limit=1")["next_token"]
-    for other in ("status=running", "namespace=user:alice"):
+    for other in ("status=running", "namespace=user:SFN"):
         body = get(api, f"/flows/{FLOW}/runs?{other}&next_token={token}", most=0, status=400)
         assert body["field"] == "next_token"
     status_token = get(api, f"/flows/{FLOW}/runs?status=failed&limit=1")["next_token"]

@@ -45,7 +45,8 @@ def test_parameter_flow_with_alpha(plane, tmp_path):
     assert wait_for_run(plane, "ParameterFlow", run_id)["status"] == "SUCCEEDED"
     run = production_run("ParameterFlow", run_id)
     assert run.successful and run.data.alpha == 0.5
-    assert namespace_of(created) in run.tags and f"user:{USER}" in run.tags
+    # Metaflow's tagging: the run is the production user's and lives in the token's namespace.
+    assert namespace_of(created) in run.tags and "user:SFN" in run.tags and f"user:{USER}" not in run.tags
     # The task's stdout comes from CloudWatch Logs, where the local Batch put it.
     assert "alpha is 0.500000" in run["start"].task.stdout
     local = local_run(path, tmp_path, "--alpha", "0.5")

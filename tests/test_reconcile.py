@@ -92,7 +92,7 @@ def test_a_console_started_execution_is_adopted(deployed):
     doc = run_doc(cp, "sfn-from-the-console")
     assert doc["execution_arn"] == arn and doc["status"] == "RUNNING" and doc["parameters"] == {"alpha": 0.3}
     # Adopted the same way as a run of the deployment: its token, deployer and tags.
-    assert f"production:{cp.token}" in doc["system_tags"] and doc["user"] == "alice" and doc["tags"] == ["team:ml"]
+    assert f"production:{cp.token}" in doc["system_tags"] and doc["user"] == "SFN" and doc["owner"] == "alice" and doc["tags"] == ["team:ml"]
     listed = cp.get(f"/flows/{FLOW}/runs?namespace=production:{cp.token}").json_body["runs"]
     assert [r["run_id"] for r in listed] == ["sfn-from-the-console"]
 

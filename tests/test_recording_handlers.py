@@ -110,8 +110,9 @@ def test_a_run_is_recorded_with_its_deployments_token_user_and_tags(deployed):
     assert r == {"recorded": True, "kind": "execution", "pathspec": f"{FLOW}/sfn-e1", "changed": True}
     doc = run_doc(cp, "sfn-e1")
     assert doc["status"] == "RUNNING" and doc["started_at"] == iso(T0)
-    assert doc["user"] == "alice" and doc["tags"] == ["team:ml"]
-    assert doc["system_tags"] == sorted([f"production:{cp.token}", "runtime:step-functions", "user:alice"])
+    # As Metaflow's Step Functions runs: the production user's, owned by the deployer.
+    assert doc["user"] == "SFN" and doc["owner"] == "alice" and doc["tags"] == ["team:ml"]
+    assert doc["system_tags"] == sorted([f"production:{cp.token}", "runtime:step-functions", "user:SFN"])
     assert doc["parameters"] == {"alpha": 0.5} and doc["version"] == 1 and doc["deployment"] == FLOW
     deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "SUCCEEDED", T0, T0 + 9000, {"alpha": 0.5})))
     doc = run_doc(cp, "sfn-e1")
@@ -122,7 +123,7 @@ def test_each_tag_gets_a_copy_of_the_run_that_moves_with_it(deployed):
     cp = deployed
     deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0)))
     deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "FAILED", T0, T0 + 5, error="States.TaskFailed", cause="x")))
-    tags = ["team:ml", f"production:{cp.token}", "runtime:step-functions", "user:alice"]
+    tags = ["team:ml", f"production:{cp.token}", "runtime:step-functions", "user:SFN"]
     for tag in tags:
         copies = cp.aws.table.t.query(
             KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": keys.tag_pk(FLOW, tag)}

@@ -96,16 +96,18 @@ def test_foreach_flow_on_batch_total_285(aws, tmp_path, monkeypatch):
     record = run.record
     assert record.status == "succeeded" and record.finished_at
     assert f"production:{TOKEN}" in record.system_tags and "runtime:step-functions" in record.system_tags
-    assert record.user == "deployer" and "user:deployer" in record.system_tags
+    assert record.user == "SFN" and "user:SFN" in record.system_tags and record.owner == "deployer"
+    assert "user:deployer" not in record.system_tags
 
 
-def test_without_flowplane_user_the_run_belongs_to_the_deployer(aws, tmp_path, monkeypatch):
+def test_without_flowplane_user_the_run_is_owned_by_the_deployer(aws, tmp_path, monkeypatch):
     url = deploy(tmp_path, "parameter_flow.py")  # deployed by FLOWPLANE_USER=deployer
     monkeypatch.delenv("FLOWPLANE_USER")
     monkeypatch.setenv("USER", "root")  # what a container says
     monkeypatch.setenv("FLOWPLANE_EXECUTION_INPUT", json.dumps({"Parameters": "{}"}))
     assert batch_task(url, "sfn-u", "start") == 0
-    assert s3_run("ParameterFlow", "sfn-u").record.user == "deployer"
+    record = s3_run("ParameterFlow", "sfn-u").record
+    assert (record.user, record.owner) == ("SFN", "deployer")
 
 
 def test_parameters_from_the_execution_input(aws, tmp_path, monkeypatch):

@@ -45,6 +45,7 @@ def run_view(doc: dict[str, Any]) -> dict[str, Any]:
         flow=doc["flow"],
         run_id=doc["run_id"],
         user=doc.get("user") or "unknown",
+        owner=doc.get("owner"),
         tags=doc.get("tags") or [],
         system_tags=doc.get("system_tags") or [],
         parameters=doc.get("parameters") or {},

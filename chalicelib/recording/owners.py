@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Optional
 
+from flowplane.datastore.records import PRODUCTION_USER
+
 from .events import ExecutionStatusChange
 
 TOKEN_TAG = "production:"
@@ -40,9 +42,10 @@ class Owner:
             "flow": self.flow,
             "deployment": self.deployment,
             "version": self.version,
-            "user": self.deployer,
+            "user": PRODUCTION_USER,
+            "owner": self.deployer,
             "tags": sorted(set(self.tags)),
-            "system_tags": sorted({f"user:{self.deployer}", RUNTIME_TAG, f"{TOKEN_TAG}{self.token}"}),
+            "system_tags": sorted({f"user:{PRODUCTION_USER}", RUNTIME_TAG, f"{TOKEN_TAG}{self.token}"}),
         }
 
 

@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import layout
 from .storage import NotFound, Storage
 
+# The user of every production run, as Metaflow names Step Functions runs: namespace('user:me')
+# shows what I ran myself, never what a schedule ran from my deployment. Who deployed the
+# version that started the run is its `owner`.
+PRODUCTION_USER = "SFN"
+
 RunStatus = Literal["running", "succeeded", "failed"]
 TaskStatus = Literal["pending", "running", "succeeded", "failed"]
 
@@ -37,6 +42,7 @@ class RunRecord(_Record):
     flow: str
     run_id: str
     user: str
+    owner: Optional[str] = None
     # Tags the user gave (--tag) and system tags: user:<name>, runtime:local or
     # production:<token>. namespace('x') shows the runs that carry tag x.
     tags: list[str] = Field(default_factory=list)
