@@ -253,7 +253,7 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         }
         records.promote({**deployment, "token_minted": minted}, previous, head, version_record)
         new_revision = int(previous.get("revision", 0)) + 1 if previous else 1
-        undo.append(("record", lambda: records.unpromote(name, previous, new_revision, version)))
+        undo.append(("record", lambda: records.unpromote(name, manifest.flow_name, previous, new_revision, version)))
 
         stage = "alias"
         aws.state_machines.point_alias(sm_arn, version_arn)

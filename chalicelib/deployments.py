@@ -14,8 +14,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .aws import Table, client_error, error_code
+from .aws import Table, _dynamo, client_error, error_code
 from .errors import BadRequest, Conflict, Forbidden, NotFound
+from .recording import keys as run_keys
 
 PENDING, DEPLOYED, FAILED = "PENDING", "DEPLOYED", "FAILED"
 TOKEN_PREFIX = "production:"
@@ -246,15 +247,15 @@ class Deployments:
             "production_token": head["production_token"],
             "updated_at": now_iso(),
         }
+        ops = [
+            _put(self.table.name, head_item, head_cond, head_vals),
+            _put(self.table.name, version_item, "attribute_not_exists(PK)"),
+            _put(self.table.name, _encode(done), "#s = :pending", {":pending": PENDING}, {"#s": "status"}),
+            # The flow's directory entry moves with the head, so GET /flows reads `deleted` there.
+            *_entry_ops(self.table.name, head["name"], previous_head, head),
+        ]
         try:
-            self.table.transact_put(
-                [
-                    (head_item, head_cond, head_vals),
-                    (version_item, "attribute_not_exists(PK)", None),
-                    (_encode(done), "#s = :pending", {":pending": PENDING}),
-                ],
-                names={"#s": "status"},
-            )
+            self.table.client.transact_write_items(TransactItems=ops)
         except client_error() as e:
             if error_code(e) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
                 raise Conflict(
@@ -263,33 +264,128 @@ class Deployments:
                 ) from None
             raise
 
-    def unpromote(self, name: str, previous: Optional[dict[str, Any]], expected_revision: int, version: int) -> None:
+    def unpromote(
+        self, name: str, flow_name: str, previous: Optional[dict[str, Any]], expected_revision: int, version: int
+    ) -> None:
         """Undo `promote` when a later step fails: the head as it was, no record of the version."""
-        self.restore_head(name, previous, expected_revision)
+        self.restore_head(name, flow_name, previous, expected_revision)
         self.table.t.delete_item(Key={"PK": flow_pk(name), "SK": version_sk(version)})
 
-    def restore_head(self, name: str, previous: Optional[dict[str, Any]], expected_revision: int) -> None:
-        """Put the head back as it was before `promote`."""
-        cond, vals = "revision = :rev", {":rev": expected_revision}
+    def restore_head(
+        self, name: str, flow_name: str, previous: Optional[dict[str, Any]], expected_revision: int
+    ) -> None:
+        """Put the head back as it was before `promote` (which deployed `flow_name`), and the
+        flow directory's entries with it."""
+        t = self.table.name
+        guard = {"ConditionExpression": "revision = :rev", "ExpressionAttributeValues": {":rev": expected_revision}}
+        undone = {"name": name, "flow_name": flow_name}
         if previous is None:
+            head_op = {"Delete": {"TableName": t, "Key": {"PK": flow_pk(name), "SK": HEAD_SK}, **guard}}
+        else:
+            item = {"PK": flow_pk(name), "SK": HEAD_SK, "type": "flow", **_encode(previous)}
+            item["revision"] = expected_revision + 1
+            head_op = _put(t, item, "revision = :rev", {":rev": expected_revision})
+        self.table.client.transact_write_items(TransactItems=[head_op, *_entry_ops(t, name, undone, previous, undo=True)])
+        if previous is None or previous.get("flow_name") != flow_name:
+            self._drop_empty_entry(flow_name)
+
+    def _drop_empty_entry(self, flow_name: str) -> None:
+        """An entry only an undone first deploy wrote (no runs, no deployment) goes too."""
+        try:
             self.table.t.delete_item(
-                Key={"PK": flow_pk(name), "SK": HEAD_SK},
-                ConditionExpression=cond,
-                ExpressionAttributeValues={":rev": expected_revision},
+                Key={"PK": run_keys.FLOWS_PK, "SK": run_keys.flow_entry_sk(flow_name)},
+                ConditionExpression="attribute_not_exists(created_at) AND attribute_not_exists(deployments)",
             )
-            return
-        item = {"PK": flow_pk(name), "SK": HEAD_SK, "type": "flow", **_encode(previous)}
-        item["revision"] = expected_revision + 1
-        self.table.put(item, condition=cond, values=vals)
+        except client_error() as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
 
     def mark_deleted(self, head: dict[str, Any], user: str) -> None:
-        self.table.update(
-            flow_pk(head["name"]),
-            HEAD_SK,
-            {"deleted": True, "deleted_at": now_iso(), "deleted_by": user, "revision": int(head.get("revision", 0)) + 1},
-            condition="revision = :rev",
-            values={":rev": int(head.get("revision", 0))},
-        )
+        """The head deleted and the flow directory's entry saying so, together."""
+        revision = int(head.get("revision", 0))
+        deleted = {**head, "deleted": True}
+        ops = [
+            {
+                "Update": {
+                    "TableName": self.table.name,
+                    "Key": {"PK": flow_pk(head["name"]), "SK": HEAD_SK},
+                    "UpdateExpression": "SET deleted = :t, deleted_at = :at, deleted_by = :by, revision = :next",
+                    "ConditionExpression": "revision = :rev",
+                    "ExpressionAttributeValues": {
+                        ":t": True, ":at": now_iso(), ":by": user, ":next": revision + 1, ":rev": revision,
+                    },
+                }
+            },
+            *_entry_ops(self.table.name, head["name"], head, deleted),
+        ]
+        try:
+            self.table.client.transact_write_items(TransactItems=ops)
+        except client_error() as e:
+            if error_code(e) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                raise Conflict(f"{head['name']!r} changed while it was being deleted; try again", field="flow") from None
+            raise
+
+
+# --- the flow directory's entries (chalicelib/TABLE.md) ----------------------------
+#
+# `FLOWS`/`FLOW#<flow>` (the recorder keeps its `created_at`, the first run's start)
+# holds two string sets: `deployments`, every deployment name that deployed the flow,
+# and `live_deployments`, those not deleted. A flow is deleted when it has deployments
+# and none is live. Only head writes change the sets, in the head's own transaction,
+# so they follow the head's revisions; the recorder never touches them, so a run
+# recorded late cannot bring a deleted flow back.
+
+
+def _entry_ops(
+    table: str, name: str, before: Optional[dict[str, Any]], after: Optional[dict[str, Any]], undo: bool = False
+) -> list[dict]:
+    """Updates taking the flow entries from head `before` to head `after` of deployment `name`.
+
+    `after` is None when an undone first deploy removes the head. When the name moves to
+    another flow (`--name` reused by another flow file), the flow it deployed before keeps
+    the name as a deployment no longer live; an undo forgets the name in the flow it
+    failed to deploy.
+    """
+    ops = []
+    after_flow = after.get("flow_name") if after else None
+    if after_flow:
+        change = "ADD deployments :d, live_deployments :d" if live(after) else "ADD deployments :d DELETE live_deployments :d"
+        values = {":f": after_flow, ":t": run_keys.FLOW_ENTRY}
+        ops.append(_entry_update(table, after_flow, f"SET #n = :f, #t = :t {change}", values, name))
+    before_flow = before.get("flow_name") if before else None
+    if before_flow and before_flow != after_flow:
+        change = "DELETE deployments :d, live_deployments :d" if undo else "DELETE live_deployments :d"
+        ops.append(_entry_update(table, before_flow, change, {}, name))
+    return ops
+
+
+def _entry_update(table: str, flow: str, expression: str, values: dict[str, Any], name: str) -> dict[str, Any]:
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"PK": run_keys.FLOWS_PK, "SK": run_keys.flow_entry_sk(flow)},
+        "UpdateExpression": expression,
+        "ExpressionAttributeValues": {**values, ":d": {name}},
+    }
+    if "#n" in expression:
+        update["ExpressionAttributeNames"] = {"#n": "name", "#t": "type"}
+    return {"Update": update}
+
+
+def _put(
+    table: str,
+    item: dict[str, Any],
+    condition: Optional[str] = None,
+    values: Optional[dict[str, Any]] = None,
+    names: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
+    put: dict[str, Any] = {"TableName": table, "Item": _dynamo(item)}
+    if condition:
+        put["ConditionExpression"] = condition
+    if values:
+        put["ExpressionAttributeValues"] = _dynamo(values)
+    if names:
+        put["ExpressionAttributeNames"] = names
+    return {"Put": put}
 
 
 # Documents (options, parameters, errors) are stored as JSON strings: DynamoDB

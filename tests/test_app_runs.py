@@ -142,6 +142,24 @@ def test_delete_removes_state_machine_and_rule_and_keeps_the_records(control_pla
     assert again.status_code == 404
 
 
+def test_a_delete_racing_a_deploy_is_a_conflict_and_marks_nothing(control_plane, monkeypatch):
+    from chalicelib.deployments import Deployments
+
+    cp = control_plane
+    cp.deploy("parameter_flow.py")
+    stale = Deployments(cp.aws.table).head("ParameterFlow")
+    cp.deploy("parameter_flow.py")  # lands between the delete's read and its write
+    monkeypatch.setattr(Deployments, "live_head", lambda self, name: stale)
+    r = cp.client.http.delete(
+        "/flows/ParameterFlow", headers={"content-type": "application/json"}, body=json.dumps({"user": "alice"})
+    )
+    assert r.status_code == 409 and r.json_body["field"] == "flow", r.json_body
+    head = Deployments(cp.aws.table).head("ParameterFlow")
+    assert head["deleted"] is False and head["production_version"] == 2
+    entry = cp.aws.table.get("FLOWS", "FLOW#ParameterFlow")
+    assert entry["live_deployments"] == ["ParameterFlow"]
+
+
 def test_delete_with_the_token_by_another_user(control_plane):
     cp = control_plane
     token = cp.deploy("parameter_flow.py")["production_token"]

@@ -92,8 +92,8 @@ def get(cp, path: str, most: int = 1, status: int = 200):
 
 
 def test_flows_and_a_flow(api):
-    # The directory Query plus one BatchGetItem for the deployments' `deleted`.
-    assert get(api, "/flows", most=2) == {
+    # One Query: each directory entry carries its own `deleted`.
+    assert get(api, "/flows") == {
         "flows": [{"name": FLOW, "created_at": "2025-11-25T00:00:00.000+00:00", "deleted": False}]
     }
     flow = get(api, f"/flows/{FLOW}")
@@ -110,6 +110,62 @@ def test_a_deployed_flow_without_runs_is_found_and_an_unknown_one_is_not(api):
     assert body["code"] == "not_found" and "NoSuchFlow" in body["error"]
     assert get(api, "/flows/NoSuchFlow/runs", most=2, status=404)["code"] == "not_found"
     assert get(api, "/flows/" + quote("../etc", safe=""), most=0, status=404)["code"] == "not_found"
+
+
+def delete_flow(cp, name: str, user: str = "alice") -> None:
+    r = cp.client.http.delete(f"/flows/{name}", headers={"content-type": "application/json"}, body=json.dumps({"user": user}))
+    assert r.status_code == 200, r.json_body
+
+
+def listed(cp) -> dict[str, dict]:
+    """GET /flows by name, checked to cost one request."""
+    return {f["name"]: f for f in get(cp, "/flows")["flows"]}
+
+
+def test_deleted_after_a_delete_stays_through_late_runs_and_clears_on_a_redeploy(api):
+    delete_flow(api, FLOW)
+    assert listed(api)[FLOW]["deleted"] is True and get(api, f"/flows/{FLOW}")["deleted"] is True
+    # A run of the deleted deployment recorded late (its events were delayed; it started
+    # before every other run) moves the flow's first run, not its `deleted`.
+    early = T0 - 3_600_000
+    deliver(api.client, execution_event(execution_detail(FLOW, "late", "SUCCEEDED", early, early + 10)))
+    entry = listed(api)[FLOW]
+    assert entry["deleted"] is True and entry["created_at"] == "2025-11-24T23:00:00.000+00:00"
+    again = api.deploy("parameter_flow.py", user="bob")
+    assert again["status"] == "DEPLOYED"
+    assert listed(api)[FLOW] == {**entry, "deleted": False} and get(api, f"/flows/{FLOW}")["deleted"] is False
+
+
+def test_a_flow_is_deleted_once_every_deployment_of_it_is(api):
+    staging = api.deploy("parameter_flow.py", name="params-staging")
+    assert staging["status"] == "DEPLOYED"
+    delete_flow(api, FLOW)
+    # Still deployed as params-staging.
+    assert listed(api)[FLOW]["deleted"] is False and get(api, f"/flows/{FLOW}")["deleted"] is False
+    delete_flow(api, "params-staging")
+    assert listed(api)[FLOW]["deleted"] is True and get(api, f"/flows/{FLOW}")["deleted"] is True
+    api.deploy("parameter_flow.py", name="params-staging")
+    assert listed(api)[FLOW]["deleted"] is False
+
+
+def test_a_deployed_flow_is_listed_from_its_first_run(api):
+    api.deploy("hourly_flow.py")
+    assert "HourlyFlow" not in listed(api)
+    deliver(api.client, execution_event(execution_detail("HourlyFlow", "h1", "RUNNING", T0)))
+    assert listed(api)["HourlyFlow"] == {"name": "HourlyFlow", "created_at": "2025-11-25T00:00:00.000+00:00", "deleted": False}
+
+
+def test_a_failed_deploy_puts_the_flow_entry_back(api, monkeypatch):
+    from chalicelib.aws import StateMachines
+
+    delete_flow(api, FLOW)
+    monkeypatch.setattr(StateMachines, "point_alias", lambda self, *a: (_ for _ in ()).throw(RuntimeError("alias")))
+    assert api.deploy("parameter_flow.py")["status"] == "FAILED"
+    assert listed(api)[FLOW]["deleted"] is True
+    # A first deploy undone leaves no entry behind.
+    assert api.deploy("hourly_flow.py")["status"] == "FAILED"
+    item = api.aws.table.t.get_item(Key={"PK": "FLOWS", "SK": "FLOW#HourlyFlow"}).get("Item")
+    assert item is None and get(api, "/flows/HourlyFlow", status=404)["code"] == "not_found"
 
 
 # --- runs ----------------------------------------------------------------------------------------

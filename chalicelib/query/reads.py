@@ -82,6 +82,18 @@ def parse_attempt(value: Optional[str]) -> Optional[int]:
     return int(value)
 
 
+def entry_deleted(entry: dict[str, Any]) -> bool:
+    """A flow is deleted when it was deployed and none of its deployments is live (TABLE.md)."""
+    return bool(entry.get("deployments")) and not entry.get("live_deployments")
+
+
+def _own_head(head: Optional[dict[str, Any]], flow: str) -> Optional[dict[str, Any]]:
+    """The head keyed by the flow's name, unless it is a `--name` deployment of another flow."""
+    if head is None or head.get("flow_name") not in (None, flow):
+        return None
+    return head
+
+
 def _names(flow: str, run_id: Optional[str] = None, step: Optional[str] = None, task_id: Optional[str] = None) -> None:
     """A name that cannot exist is simply not found (and never reaches a key)."""
     if not keys.FLOW_NAME.match(flow):
@@ -155,30 +167,32 @@ class Reads:
     # --- flows ----------------------------------------------------------------------------
 
     def flows(self) -> dict[str, Any]:
-        """Flows with recorded runs; `deleted` from the deployment of the same name."""
-        entries = self._all(("PK", keys.FLOWS_PK), "FLOW#")
-        heads = {}
-        names = [str(e["name"]) for e in entries]
-        for i in range(0, len(names), 100):
-            for h in self._batch_get([(keys.flow_pk(n), HEAD_SK) for n in names[i : i + 100]]):
-                heads[h["name"]] = h
-        flows = [
-            {"name": n, "created_at": e["created_at"], "deleted": bool(heads.get(n, {}).get("deleted", False))}
-            for n, e in zip(names, entries)
-        ]
+        """Flows with recorded runs, each entry carrying its own `deleted`: one Query a MB."""
+        from boto3.dynamodb.conditions import Attr
+
+        # Deploying writes a flow's entry before it has runs; listed from its first run on.
+        has_runs = Attr("created_at").exists()
+        entries, token = self._page(("PK", keys.FLOWS_PK), None, None, None, "FLOW#", filter_=has_runs)
+        while token:
+            more, token = self._page(("PK", keys.FLOWS_PK), None, None, token, "FLOW#", filter_=has_runs)
+            entries.extend(more)
+        flows = [{"name": str(e["name"]), "created_at": e["created_at"], "deleted": entry_deleted(e)} for e in entries]
         return {"flows": sorted(flows, key=lambda f: f["name"])}
 
     def flow(self, flow: str) -> dict[str, Any]:
         """The flow's first run and its deployment of the same name, in one BatchGetItem."""
         _names(flow)
         found = {i["SK"]: i for i in self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), HEAD_SK)])}
-        entry, head = found.get(keys.flow_entry_sk(flow)), found.get(HEAD_SK)
-        if entry is None and head is None:
+        entry, head = found.get(keys.flow_entry_sk(flow)), _own_head(found.get(HEAD_SK), flow)
+        first_run = entry.get("created_at") if entry else None
+        if first_run is None and head is None:
             raise Missing(f"no flow named {flow!r} has runs or a deployment", field="flow")
         out: dict[str, Any] = {
             "name": flow,
-            "created_at": entry["created_at"] if entry else head.get("deployed_at"),  # type: ignore[union-attr]
-            "deleted": bool(head and head.get("deleted")),
+            "created_at": first_run or head.get("deployed_at"),  # type: ignore[union-attr]
+            # The entry knows every deployment of the flow (`--name` ones too); an entry
+            # written before it kept them leaves the head of the flow's own name to say.
+            "deleted": entry_deleted(entry) if entry and "deployments" in entry else bool(head and head.get("deleted")),
             "deployed": head is not None,
         }
         if head is not None:
@@ -192,7 +206,8 @@ class Reads:
         return out
 
     def _flow_exists(self, flow: str) -> bool:
-        return bool(self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), HEAD_SK)]))
+        found = self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), HEAD_SK)])
+        return any(i["SK"] != HEAD_SK or _own_head(i, flow) for i in found)
 
     # --- runs -------------------------------------------------------------------------------
 
