@@ -89,7 +89,9 @@ def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> di
     return {
         "run_id": run_id_for(execution),
         "execution_arn": arn,
-        "flow": name,
+        # The Client API files runs under the flow's class name, whatever the deployment's.
+        "flow": head.get("flow_name") or name,
+        "deployment": name,
         "version": head["production_version"],
         "parameters": values,
         "namespace": f"{dp.TOKEN_PREFIX}{head['production_token']}",

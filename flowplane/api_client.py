@@ -307,8 +307,17 @@ class ApiClient:
     def trigger(self, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", f"/flows/{_seg(name)}/runs", body={"parameters": parameters})
 
-    def list_runs(self, name: str, status: Optional[str] = None, limit: int = 100) -> dict[str, Any]:
-        return self.request("GET", f"/flows/{_seg(name)}/runs", query={"status": status, "limit": limit})
+    def list_runs(
+        self,
+        flow: str,
+        status: Optional[str] = None,
+        limit: int = 100,
+        deployment: Optional[str] = None,
+        next_token: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """A page of the flow's runs (its class name); `deployment` keeps one deployment's."""
+        query = {"status": status, "limit": limit, "deployment": deployment, "next_token": next_token}
+        return self.request("GET", f"/flows/{_seg(flow)}/runs", query=query)
 
     def terminate(self, name: str, run_id: str) -> dict[str, Any]:
         return self.request("POST", f"/flows/{_seg(name)}/runs/{_seg(run_id)}/terminate", body={})

@@ -283,14 +283,14 @@ def list_runs(ctx: click.Context, limit: int, **flags: bool) -> None:
     runs: list[dict[str, Any]] = []
     try:
         for status in statuses:
-            runs.extend(client.list_runs(name, status, limit)["runs"])
+            runs.extend(_runs_of_deployment(client, _flow(ctx).flow_name, name, status, limit))
     except (ApiError, ConfigError) as e:
         raise _fail(e) from None
     runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)
     console = _console()
     if not runs:
-        which = " or ".join(s.lower() for s in statuses if s) or "any"
-        console.print(f"No {which} runs of {name} on AWS Step Functions.")
+        which = " or ".join(s.lower() for s in statuses if s)
+        console.print(f"No {which + ' ' if which else ''}runs of {name} on AWS Step Functions.")
         return
     from rich.table import Table
 
@@ -300,6 +300,26 @@ def list_runs(ctx: click.Context, limit: int, **flags: bool) -> None:
     for r in runs[:limit]:
         table.add_row(r["run_id"], r["status"], r.get("started_at") or "", r.get("stopped_at") or "")
     console.print(table)
+
+
+def _runs_of_deployment(
+    client: ApiClient, flow: str, deployment: str, status: Optional[str], limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` runs of one deployment, newest first.
+
+    Runs are filed under the flow's class name (as the Client API shows them), whatever
+    the deployment's `--name`; the control plane keeps the deployment's, a page at a
+    time, so a page may come back short while more follow.
+    """
+    runs: list[dict[str, Any]] = []
+    token: Optional[str] = None
+    while len(runs) < limit:
+        page = client.list_runs(flow, status, limit - len(runs), deployment=deployment, next_token=token)
+        runs.extend(page["runs"])
+        token = page.get("next_token")
+        if not token:
+            break
+    return runs[:limit]
 
 
 @step_functions.command(help="Delete the state machine and its schedule; the runs stay readable.")

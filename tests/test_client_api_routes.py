@@ -233,6 +233,23 @@ def test_runs_by_status_namespace_and_tag_in_one_query(api, query, expected):
     assert run_ids(body) == expected
 
 
+def test_runs_of_one_deployment_of_the_flow(api):
+    """`step-functions --name params-staging list-runs`: runs stay filed under the flow's class name."""
+    assert api.deploy("parameter_flow.py", name="params-staging")["status"] == "DEPLOYED"
+    now = int(time.time() * 1000) + 1000
+    deliver(api.client, execution_event(execution_detail("params-staging", "s1", "RUNNING", now)))
+    staging = get(api, f"/flows/{FLOW}/runs?deployment=params-staging")
+    assert run_ids(staging) == ["sfn-s1"] and staging["runs"][0]["flow"] == FLOW
+    assert run_ids(get(api, f"/flows/{FLOW}/runs?deployment=params-staging&status=running")) == ["sfn-s1"]
+    assert run_ids(get(api, f"/flows/{FLOW}/runs?deployment={FLOW}")) == ["sfn-e5", "sfn-e4", "sfn-e3", "sfn-e2", "sfn-e1"]
+    assert "sfn-s1" in run_ids(get(api, f"/flows/{FLOW}/runs"))
+    # No such deployment of this flow (an empty page pays one more request to say so).
+    assert get(api, f"/flows/{FLOW}/runs?deployment=nope", most=2, status=404)["field"] == "deployment"
+    api.deploy("hourly_flow.py")
+    assert get(api, f"/flows/{FLOW}/runs?deployment=HourlyFlow", most=2, status=404)["field"] == "deployment"
+    assert get(api, f"/flows/{FLOW}/runs?deployment=" + quote("a/b", safe=""), most=0, status=400)["field"] == "deployment"
+
+
 def test_a_filtered_listing_pages_too(api):
     first = get(api, f"/flows/{FLOW}/runs?namespace=user:SFN&limit=3")
     assert run_ids(first) == ["sfn-e5", "sfn-e4", "sfn-e3"] and first["next_token"]

@@ -62,7 +62,12 @@ def record_items(cp) -> list[str]:
 def clear_records(cp) -> None:
     for raw in record_items(cp):
         item = json.loads(raw)
-        cp.aws.table.t.delete_item(Key={"PK": item["PK"]["S"], "SK": item["SK"]["S"]})
+        key = {"PK": item["PK"]["S"], "SK": item["SK"]["S"]}
+        if item["type"]["S"] == keys.FLOW_ENTRY:
+            # The flow entry's deployment sets are the deploy's; the recorder's part is its first run.
+            cp.aws.table.t.update_item(Key=key, UpdateExpression="REMOVE created_at")
+        else:
+            cp.aws.table.t.delete_item(Key=key)
 
 
 def run_status(cp, run_id: str) -> str | None:

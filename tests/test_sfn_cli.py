@@ -249,6 +249,73 @@ def test_delete(control_plane, api):
     assert control_plane.aws.schedules.get("flowplane-HourlyFlow") is None
 
 
+def _last_line(result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)  # runs stay RUNNING
+def test_name_option_drives_list_runs_trigger_terminate_and_delete(control_plane, api):
+    """As Metaflow's `step-functions --name`: the state machine's name changes, the flow's does not."""
+    cp = control_plane
+    cli = cli_for("parameter_flow.py", api)
+    named = ("step-functions", "--name", "params-dev")
+    assert run(cli, *named, "create").exit_code == 0
+    # Only params-dev is deployed: the flow's own name has no deployment to list.
+    missing = run(cli, "step-functions", "list-runs")
+    assert missing.exit_code == 1 and "'ParameterFlow' has no deployment named 'ParameterFlow'" in missing.output
+    assert "No runs of params-dev" in run(cli, *named, "list-runs").output
+    dev_runs = [_last_line(run(cli, *named, "trigger", "--alpha", "0.5")) for _ in range(2)]
+    assert run(cli, "step-functions", "create").exit_code == 0
+    own_run = _last_line(run(cli, "step-functions", "trigger"))
+
+    listed = run(cli, *named, "list-runs")
+    assert listed.exit_code == 0 and all(r in listed.output for r in dev_runs) and own_run not in listed.output
+    own = run(cli, "step-functions", "list-runs")
+    assert own_run in own.output and not any(r in own.output for r in dev_runs)
+    # The Client API files every run under the flow's class name.
+    runs = {r["run_id"]: r for r in cp.get("/flows/ParameterFlow/runs").json_body["runs"]}
+    assert set(runs) == {*dev_runs, own_run}
+    assert runs[dev_runs[0]]["flow"] == "ParameterFlow" and runs[dev_runs[0]]["parameters"] == {"alpha": 0.5}
+
+    assert "Terminated run" in run(cli, *named, "terminate", dev_runs[0]).output
+    aborted = run(cli, *named, "list-runs", "--aborted")
+    assert dev_runs[0] in aborted.output and dev_runs[1] not in aborted.output
+    # A run of one deployment is not another's to terminate.
+    refused = run(cli, "step-functions", "terminate", dev_runs[1])
+    assert refused.exit_code == 1 and "no run" in refused.output
+
+    assert run(cli, *named, "delete").exit_code == 0
+    machines = [m["name"] for m in cp.aws.state_machines.client.list_state_machines()["stateMachines"]]
+    assert machines == ["ParameterFlow"]
+    assert run(cli, *named, "trigger").exit_code == 1
+    # Its runs stay listed and readable.
+    assert dev_runs[1] in run(cli, *named, "list-runs").output
+    assert cp.get(f"/flows/ParameterFlow/runs/{dev_runs[1]}").status_code == 200
+
+
+def test_list_runs_pages_past_other_deployments_runs(control_plane, api, monkeypatch):
+    cli = cli_for("parameter_flow.py", api)
+    named = ("step-functions", "--name", "params-dev")
+    assert run(cli, *named, "create").exit_code == 0
+    assert run(cli, "step-functions", "create").exit_code == 0
+    dev_run = _last_line(run(cli, *named, "trigger"))
+    own_runs = [_last_line(run(cli, "step-functions", "trigger")) for _ in range(3)]
+    pages = []
+    original = ApiClient.list_runs
+
+    def spy(self, *args, **kwargs):
+        page = original(self, *args, **kwargs)
+        pages.append(len(page["runs"]))
+        return page
+
+    monkeypatch.setattr(ApiClient, "list_runs", spy)
+    # Pages of two: the newest runs are the other deployment's, filtered out of the first pages.
+    listed = run(cli, *named, "list-runs", "--limit", "2")
+    assert listed.exit_code == 0 and dev_run in listed.output
+    assert not any(r in listed.output for r in own_runs) and pages[0] == 0 and len(pages) > 1
+
+
 def test_the_api_url_comes_from_the_environment_or_the_config_file(monkeypatch, home):
     monkeypatch.delenv("FLOWPLANE_API_URL", raising=False)
     with pytest.raises(ConfigError, match="FLOWPLANE_API_URL"):

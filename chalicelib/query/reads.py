@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from flowplane.datastore import layout
 
+from ..deployments import NAME_RE
 from ..errors import BadRequest, NotFound
 from ..recording import keys
 from . import tokens
@@ -72,6 +73,16 @@ def parse_status(value: Optional[str]) -> tuple[Optional[str], Optional[str]]:
         return "failed", FINE_STATUSES[v]
     allowed = ", ".join([*RUN_STATUSES, *FINE_STATUSES])
     raise BadRequest(f"status must be one of {allowed}, got {value!r}", field="status")
+
+
+def parse_deployment(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    if not NAME_RE.match(value):
+        raise BadRequest(
+            f"deployment must be a deployment name (1-80 letters, digits, '-' or '_'), got {value!r}", field="deployment"
+        )
+    return value
 
 
 def parse_attempt(value: Optional[str]) -> Optional[int]:
@@ -209,6 +220,12 @@ class Reads:
         found = self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), HEAD_SK)])
         return any(i["SK"] != HEAD_SK or _own_head(i, flow) for i in found)
 
+    def _check_deployment(self, flow: str, deployment: str) -> None:
+        """404 unless `deployment` is (or was) a deployment of `flow`."""
+        head = self._get(keys.flow_pk(deployment), HEAD_SK)
+        if head is None or head.get("flow_name") not in (None, flow):
+            raise Missing(f"{flow!r} has no deployment named {deployment!r}", field="deployment")
+
     # --- runs -------------------------------------------------------------------------------
 
     def runs(
@@ -219,12 +236,19 @@ class Reads:
         status: Optional[str] = None,
         limit: Optional[str] = None,
         next_token: Optional[str] = None,
+        deployment: Optional[str] = None,
     ) -> dict[str, Any]:
-        """Newest first; one Query whichever filters are given (see TABLE.md)."""
+        """Newest first; one Query whichever filters are given (see TABLE.md).
+
+        `deployment` keeps the runs of one deployment (state machine) of the flow, as
+        `step-functions --name X list-runs` shows them; a filtered page may hold fewer
+        than `limit` runs and still have a `next_token`.
+        """
         _names(flow)
         ns, user_tag = parse_tag(namespace, "namespace"), parse_tag(tag, "tag")
         api_status, fine = parse_status(status)
         n = parse_limit(limit)
+        deployment = parse_deployment(deployment)
         # The namespace is a tag like any other: the rarer of the two picks the partition,
         # the other filters.
         primary, also = (ns, user_tag) if ns is not None else (user_tag, None)
@@ -235,6 +259,13 @@ class Reads:
             filters.append(Attr("all_tags").contains(also))
         if fine is not None:
             filters.append(Attr("production_status").eq(fine))
+        if deployment is not None:
+            of_deployment = Attr("deployment").eq(deployment)
+            if deployment == flow:
+                # Runs recorded before `deployment` was copied beside the document were
+                # nearly all of the deployment named after the flow.
+                of_deployment = of_deployment | Attr("deployment").not_exists()
+            filters.append(of_deployment)
         filter_ = None
         for f in filters:
             filter_ = f if filter_ is None else filter_ & f
@@ -245,8 +276,11 @@ class Reads:
         else:
             index, partition = keys.BY_TIME, ("GSI1PK", keys.runs_by_time_pk(flow))
         items, token = self._page(partition, index, n, next_token, newest_first=True, filter_=filter_)
-        if not items and next_token is None and not self._flow_exists(flow):
-            raise Missing(f"no flow named {flow!r} has runs or a deployment", field="flow")
+        if not items and next_token is None:
+            if deployment is not None:
+                self._check_deployment(flow, deployment)
+            elif not self._flow_exists(flow):
+                raise Missing(f"no flow named {flow!r} has runs or a deployment", field="flow")
         return {"runs": [run_view(keys.decode(i)) for i in items], "next_token": token}
 
     def run(self, flow: str, run_id: str) -> dict[str, Any]:

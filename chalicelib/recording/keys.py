@@ -137,6 +137,9 @@ def run_items(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "production_status": doc.get("status") or "RUNNING",
         "all_tags": tags,
     }
+    if doc.get("deployment"):
+        # `step-functions --name X list-runs` lists one deployment's runs of the flow.
+        body["deployment"] = doc["deployment"]
     order = time_sk(created, run_id)
     items = [
         {

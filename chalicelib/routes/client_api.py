@@ -68,6 +68,7 @@ def list_runs(flow: str) -> Any:
         status=_param("status"),
         limit=_param("limit"),
         next_token=_param("next_token"),
+        deployment=_param("deployment"),
     )
 
 
