@@ -83,6 +83,7 @@ def run(ctx: BenchContext) -> list[Row]:
                 # Production runs are the user SFN's, as in Metaflow (user:alice would list none,
                 # and an empty listing pays one more request to tell it from a 404).
                 ("GET .../runs?namespace=user:SFN&tag=team:ml", f"/flows/{FLOW}/runs?namespace=user:SFN&tag=team:ml"),
+                ("GET .../runs?deployment=<name> (list-runs)", f"/flows/{FLOW}/runs?deployment={FLOW}&limit=5"),
                 ("GET .../runs/{run}", f"/flows/{FLOW}/runs/sfn-e1"),
                 ("GET .../steps", f"/flows/{FLOW}/runs/sfn-e1/steps"),
                 ("GET .../steps/{step}", f"/flows/{FLOW}/runs/sfn-e1/steps/start"),

@@ -405,7 +405,11 @@ class Aws:
         return Schedules(self._client("events"), self._client("lambda"), self.settings.grant_launcher_permission)
 
     def state_machine_arn(self, name: str) -> str:
-        return f"arn:aws:states:{self.settings.region}:{self.account}:stateMachine:{name}"
+        """Deployment `name`'s state machine in this stage (chalicelib/names.py names it)."""
+        from .names import state_machine_name
+
+        machine = state_machine_name(str(self.settings.resource_prefix), name)
+        return f"arn:aws:states:{self.settings.region}:{self.account}:stateMachine:{machine}"
 
     @cached_property
     def account(self) -> str:

@@ -22,10 +22,11 @@ from flowplane.manifest import Manifest
 from flowplane.package import PACKAGE_PREFIX, package_key
 
 from . import deployments as dp
+from . import names
 from .aws import Aws
 from .errors import ApiError, BadRequest
 from .packages import ValidatedPackage, check_size, parse_manifest, validate_package
-from .schedules import input_transformer, rule_name, schedule_expression
+from .schedules import input_transformer, schedule_expression
 from .settings import Settings
 
 log = logging.getLogger("flowplane.deploy")
@@ -202,16 +203,24 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         stage = "publish"
         records.set_stage(deployment_id, stage)
         sm_arn = aws.state_machine_arn(name)
+        # A head from before state machines carried the stage's prefix names another one:
+        # this deploy starts the new one and retires the old once it succeeds.
+        moved = previous is not None and previous.get("state_machine_arn") not in (None, sm_arn)
         sm_arn, version_arn = aws.state_machines.publish(
-            sm_arn, name, definition, aws.sfn_role_arn, f"{deployment_id} by {deployment['deployer']}"
+            sm_arn,
+            names.state_machine_name(str(settings.resource_prefix), name),
+            definition,
+            aws.sfn_role_arn,
+            f"{deployment_id} by {deployment['deployer']}",
         )
-        undo.append(("publish", lambda: _undo_publish(aws, settings, previous, sm_arn, version_arn)))
+        kept = None if moved else previous
+        undo.append(("publish", lambda: _undo_publish(aws, settings, kept, sm_arn, version_arn)))
 
         stage = "schedule"
         records.set_stage(deployment_id, stage)
-        rule = rule_name(name)
+        rule = names.rule_name(str(settings.resource_prefix), name)
         _apply_schedule(aws, settings, name, rule, expression)
-        undo.append(("schedule", lambda: _apply_schedule(aws, settings, name, rule, _previous_schedule(previous))))
+        undo.append(("schedule", lambda: _apply_schedule(aws, settings, name, rule, _previous_schedule(kept))))
 
         stage = "record"
         records.set_stage(deployment_id, stage)
@@ -257,6 +266,8 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
 
         stage = "alias"
         aws.state_machines.point_alias(sm_arn, version_arn)
+        if moved and previous is not None:
+            _retire(aws, previous, rule)
         log.info("deployed %s version %s (%s)", name, version, deployment_id)
         return {"deployment_id": deployment_id, "status": dp.DEPLOYED, "version": version}
     except Exception as e:  # every failure, expected or not, must leave production as it was
@@ -315,6 +326,17 @@ def _apply_schedule(aws: Aws, settings: Settings, name: str, rule: str, expressi
     else:
         # Redeploying without @schedule removes the rule.
         aws.schedules.remove(rule)
+
+
+def _retire(aws: Aws, previous: dict[str, Any], rule: str) -> None:
+    """Remove what a head from before the stage's prefix left running; best effort."""
+    try:
+        if previous.get("rule_name") and previous["rule_name"] != rule:
+            aws.schedules.remove(previous["rule_name"])
+        if not previous.get("deleted") and aws.state_machines.find(previous["state_machine_arn"]) is not None:
+            aws.state_machines.delete(previous["state_machine_arn"])
+    except Exception as e:  # the new version is production already; the old one is only clutter
+        log.warning("could not remove %s's old state machine or rule: %s", previous.get("name"), e)
 
 
 def _undo_publish(

@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from . import names
 from .aws import Table, _dynamo, client_error, error_code
 from .errors import BadRequest, Conflict, Forbidden, NotFound
 from .recording import keys as run_keys
@@ -45,6 +46,14 @@ def deployment_pk(deployment_id: str) -> str:
 
 def package_pk(sha256: str) -> str:
     return f"PACKAGE#{sha256}"
+
+
+STATE_MACHINE_SK = "STATE_MACHINE"
+
+
+def state_machine_pk(state_machine: str) -> str:
+    """A shortened state machine name's item, naming its deployment (see chalicelib/names.py)."""
+    return f"STATE_MACHINE#{state_machine}"
 
 
 def now_iso() -> str:
@@ -254,6 +263,11 @@ class Deployments:
             # The flow's directory entry moves with the head, so GET /flows reads `deleted` there.
             *_entry_ops(self.table.name, head["name"], previous_head, head),
         ]
+        machine = head["state_machine_arn"].split(":")[6]
+        if names.shortened(machine):
+            # The recorder cannot read the deployment back from a name cut to fit.
+            link = {"PK": state_machine_pk(machine), "SK": STATE_MACHINE_SK, "type": "state_machine", "deployment": head["name"]}
+            ops.append(_put(self.table.name, link))
         try:
             self.table.client.transact_write_items(TransactItems=ops)
         except client_error() as e:

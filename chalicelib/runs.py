@@ -20,7 +20,8 @@ from flowplane.parameters import ParameterError, convert
 from . import deployments as dp
 from .aws import Aws, execution_arn
 from .errors import BadRequest, Conflict, NotFound
-from .schedules import execution_name, parse_time, rule_name
+from .names import rule_name
+from .schedules import execution_name, parse_time
 from .settings import Settings
 
 log = logging.getLogger("flowplane.runs")
@@ -124,7 +125,10 @@ def delete_flow(aws: Aws, name: str, body: dict[str, Any], caller: Optional[str]
     head = records.live_head(name)
     # As Metaflow's `step-functions delete`: the same authorization as a deploy.
     dp.check_authorized(name, head, user, body.get("authorize"))
-    aws.schedules.remove(rule_name(name))
+    rule = rule_name(str(aws.settings.resource_prefix), name)
+    aws.schedules.remove(rule)
+    if head.get("rule_name") not in (None, rule):  # a head from before rules carried the stage's prefix
+        aws.schedules.remove(head["rule_name"])
     if aws.state_machines.find(head["state_machine_arn"]) is not None:
         aws.state_machines.delete(head["state_machine_arn"])
     records.mark_deleted(head, user)
@@ -142,7 +146,7 @@ def launch(aws: Aws, settings: Settings, event: dict[str, Any]) -> dict[str, Any
         # A rule firing for a flow deleted or redeployed without @schedule: nothing to start.
         log.warning("schedule %s fired for %s, which has no live schedule; ignored", rule, name)
         return {"flow": name, "started": False, "reason": "the flow has no live schedule"}
-    if rule.rsplit("/", 1)[-1] != rule_name(name):
+    if rule.rsplit("/", 1)[-1] != rule_name(str(settings.resource_prefix), name):
         log.warning("rule %s is not %s's rule; ignored", rule, name)
         return {"flow": name, "started": False, "reason": "the rule is not this flow's"}
     execution = execution_name(rule, when)

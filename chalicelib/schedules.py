@@ -1,7 +1,7 @@
 """`@schedule` as an EventBridge rule, and the launcher it fires.
 
 The expression is checked with a real parser of AWS's six-field cron (moto
-accepts nonsense; AWS does not). The rule targets the launcher Lambda through
+accepts nonsense; AWS does not). The rule (named in chalicelib/names.py) targets the launcher Lambda through
 an input transformer that hands it the flow's name, the rule and the
 scheduled time; the launcher names the execution from the rule and that time,
 so a second delivery of the same tick finds the execution already there.
@@ -21,8 +21,6 @@ from flowplane.manifest import ScheduleSpec
 
 from .errors import BadRequest
 
-RULE_PREFIX = "flowplane-"
-_RULE_MAX = 64
 _EXEC_NAME_MAX = 80
 
 
@@ -51,15 +49,6 @@ def schedule_expression(spec: Optional[ScheduleSpec]) -> Optional[str]:
             expression=expression,
         ) from None
     return expression
-
-
-def rule_name(name: str) -> str:
-    """`flowplane-<name>`, shortened with a hash when EventBridge's 64 characters do not fit it."""
-    full = RULE_PREFIX + name
-    if len(full) <= _RULE_MAX:
-        return full
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{full[: _RULE_MAX - 9]}-{digest}"
 
 
 def input_transformer(name: str) -> dict[str, Any]:

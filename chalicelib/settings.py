@@ -8,11 +8,13 @@ them through `Settings.from_env()` so nothing else touches `os.environ`.
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "FLOWPLANE_"
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 MB = 1024 * 1024
 
 
@@ -42,6 +44,10 @@ class Settings(BaseModel):
     account: Optional[str] = None
     # Where tasks keep artifacts; s3://<bucket>/data unless set.
     datastore_root: Optional[str] = None
+    # What names this stage's state machines and schedule rules (chalicelib/names.py), so
+    # stages sharing an account and region keep apart; `flowplane-<stage>` unless set (the
+    # stack sets its own name). 40 characters at most: names keep room after it.
+    resource_prefix: Optional[str] = Field(None, pattern=_PREFIX.pattern)
 
     max_package_bytes: int = Field(50 * MB, gt=0)
     # Unpacked size cap, so a small gzip bomb cannot exhaust the Lambda.
@@ -60,6 +66,14 @@ class Settings(BaseModel):
             object.__setattr__(self, "foreach_table", f"{self.table}-foreach")
         if self.datastore_root is None:
             object.__setattr__(self, "datastore_root", f"s3://{self.bucket}/data")
+        if self.resource_prefix is None:
+            prefix = f"flowplane-{self.stage}"
+            if not _PREFIX.match(prefix):
+                raise ValueError(
+                    f"the stage {self.stage!r} makes the resource prefix {prefix!r}, which must be 1-40 letters, "
+                    "digits, '-' or '_': choose a shorter stage name or set FLOWPLANE_RESOURCE_PREFIX"
+                )
+            object.__setattr__(self, "resource_prefix", prefix)
         return self
 
     @classmethod

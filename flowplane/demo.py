@@ -145,8 +145,11 @@ def _trigger_and_follow(console: Any, plane: Any, flows: dict[str, tuple[type, P
     output = run_sdk(cls, "step-functions", "trigger", *args)
     run_id = output.strip().splitlines()[-1]
     console.print(f"[green]✓[/green] Triggered {cls.__name__} {' '.join(args)}: run [bold]{run_id}[/bold]")
+    from chalicelib.names import state_machine_name  # the plane's own sources, loaded with it
+
     sfn = plane.session.client("stepfunctions")
-    arn = f"arn:aws:states:{plane.region}:{plane.account}:execution:{cls.__name__}:{run_id.removeprefix('sfn-')}"
+    machine = state_machine_name(plane.settings.resource_prefix, cls.__name__)
+    arn = f"arn:aws:states:{plane.region}:{plane.account}:execution:{machine}:{run_id.removeprefix('sfn-')}"
     t0 = time.perf_counter()
     with console.status("Running...") as status:
         while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":

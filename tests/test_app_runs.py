@@ -24,7 +24,7 @@ def test_trigger_with_alpha_starts_an_execution_with_that_input(control_plane):
     body = r.json_body
     assert body["run_id"].startswith("sfn-")
     execution = body["run_id"][len("sfn-") :]
-    assert body["execution_arn"].endswith(f":execution:ParameterFlow:{execution}")
+    assert body["execution_arn"].endswith(f":execution:flowplane-local-ParameterFlow:{execution}")
     assert body["parameters"] == {"alpha": 0.5} and body["version"] == 1
     assert body["namespace"] == f"production:{deployed['production_token']}"
     payload = _input(cp, body["execution_arn"])
@@ -128,7 +128,7 @@ def test_delete_removes_state_machine_and_rule_and_keeps_the_records(control_pla
     )
     assert r.status_code == 200 and r.json_body["deleted"] is True
     assert cp.aws.state_machines.client.list_state_machines()["stateMachines"] == []
-    assert cp.aws.schedules.get("flowplane-HourlyFlow") is None
+    assert cp.aws.schedules.get("flowplane-local-schedule-HourlyFlow") is None
     listing = cp.get("/deployments?flow=HourlyFlow").json_body
     assert listing["flow"]["deleted"] is True and listing["flow"]["deleted_by"] == "alice"
     assert [v["version"] for v in listing["versions"]] == [1]
@@ -182,7 +182,7 @@ def test_deploying_again_after_delete_starts_a_new_namespace(control_plane):
     assert again["status"] == "DEPLOYED" and again["token_minted"] is True
     assert again["production_token"] != first["production_token"]
     # Versions keep counting; the new state machine's own numbering restarted.
-    assert again["version"] == 2 and again["version_arn"].endswith(":ParameterFlow:1")
+    assert again["version"] == 2 and again["version_arn"].endswith(":flowplane-local-ParameterFlow:1")
     head = cp.get("/deployments?flow=ParameterFlow").json_body["flow"]
     assert head["deleted"] is False and head["production_version"] == again["version"]
     assert cp.post_json("/flows/ParameterFlow/runs", {}).status_code == 201

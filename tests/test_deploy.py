@@ -12,6 +12,8 @@ from chalicelib.aws import Schedules, StateMachines
 from chalicelib.deployments import Deployments
 from test_app_support import control_plane, project_copy  # noqa: F401
 
+HOURLY_RULE = "flowplane-local-schedule-HourlyFlow"  # the local stage's (chalicelib/names.py)
+
 
 def _sfn(cp):
     return cp.aws.state_machines.client
@@ -44,7 +46,7 @@ def test_upload_answers_202_then_the_arrival_event_deploys(control_plane):
     record = cp.get(f"/deployments/{body['deployment_id']}").json_body
     assert record["status"] == "DEPLOYED"
     assert record["version"] == 1
-    assert record["version_arn"].endswith(":stateMachine:ParameterFlow:1")
+    assert record["version_arn"].endswith(":stateMachine:flowplane-local-ParameterFlow:1")
     assert record["package_sha256"] == package.sha256
     assert record["deployer"] == "alice"
     assert record["created_at"] and record["updated_at"]
@@ -207,7 +209,7 @@ def test_a_failed_step_leaves_the_previous_production_running(control_plane, mon
     assert first["status"] == "DEPLOYED"
     head_before = cp.get("/deployments?flow=HourlyFlow").json_body
     definition_before = _definition(cp, "HourlyFlow")
-    rule_before = cp.aws.schedules.get("flowplane-HourlyFlow")
+    rule_before = cp.aws.schedules.get(HOURLY_RULE)
 
     _break(monkeypatch, cls, method)
     second = cp.deploy("hourly_flow.py", folder=_variant(tmp_path))
@@ -217,7 +219,7 @@ def test_a_failed_step_leaves_the_previous_production_running(control_plane, mon
     assert "rollback_problems" not in second["error"]
     # Production is still version 1: the same definition runs, the same rule fires, the records agree.
     assert _definition(cp, "HourlyFlow") == definition_before
-    assert cp.aws.schedules.get("flowplane-HourlyFlow") == rule_before
+    assert cp.aws.schedules.get(HOURLY_RULE) == rule_before
     after = cp.get("/deployments?flow=HourlyFlow").json_body
     assert after["flow"]["production_version"] == 1
     assert after["flow"]["production_deployment"] == first["deployment_id"]
@@ -237,7 +239,7 @@ def test_a_failed_first_deploy_leaves_nothing_behind(control_plane, monkeypatch)
     record = cp.deploy("hourly_flow.py")
     assert record["status"] == "FAILED" and record["error"]["stage"] == "record"
     assert _sfn(cp).list_state_machines()["stateMachines"] == []
-    assert cp.aws.schedules.get("flowplane-HourlyFlow") is None
+    assert cp.aws.schedules.get(HOURLY_RULE) is None
     assert cp.get("/deployments?flow=HourlyFlow").status_code == 404
 
 
@@ -286,7 +288,50 @@ def test_deploy_name_option_names_the_state_machine(control_plane):
     cp = control_plane
     record = cp.deploy("parameter_flow.py", name="params-staging")
     assert record["status"] == "DEPLOYED" and record["name"] == "params-staging"
-    assert record["state_machine_arn"].endswith(":stateMachine:params-staging")
+    assert record["state_machine_arn"].endswith(":stateMachine:flowplane-local-params-staging")
+
+
+def _as_before_stage_prefixes(cp, name: str) -> dict:
+    """Point a deployment's head at a state machine and rule named as before the stage's prefix."""
+    sfn, events = _sfn(cp), cp.aws.schedules.client
+    described = sfn.describe_state_machine(stateMachineArn=cp.aws.state_machine_arn(name))
+    old = sfn.create_state_machine(name=name, definition=described["definition"], roleArn=described["roleArn"])["stateMachineArn"]
+    events.put_rule(Name=f"flowplane-{name}", ScheduleExpression="cron(0 * * * ? *)", State="ENABLED")
+    cp.aws.table.update(f"FLOW#{name}", "FLOW", {"state_machine_arn": old, "rule_name": f"flowplane-{name}"})
+    cp.aws.state_machines.delete(cp.aws.state_machine_arn(name))
+    return {"state_machine_arn": old, "rule": f"flowplane-{name}"}
+
+
+def test_redeploying_a_flow_deployed_before_stage_prefixes_moves_it_and_retires_the_old_names(control_plane):
+    cp = control_plane
+    cp.deploy("hourly_flow.py")
+    old = _as_before_stage_prefixes(cp, "HourlyFlow")
+    again = cp.deploy("hourly_flow.py")
+    assert again["status"] == "DEPLOYED" and again["state_machine_arn"] == cp.aws.state_machine_arn("HourlyFlow")
+    assert [m["name"] for m in _sfn(cp).list_state_machines()["stateMachines"]] == ["flowplane-local-HourlyFlow"]
+    assert cp.aws.schedules.get(old["rule"]) is None and cp.aws.schedules.get(HOURLY_RULE) is not None
+    assert cp.post_json("/flows/HourlyFlow/runs", {}).status_code == 201
+
+
+def test_a_failed_move_leaves_the_old_state_machine_in_production(control_plane, monkeypatch):
+    cp = control_plane
+    cp.deploy("hourly_flow.py")
+    old = _as_before_stage_prefixes(cp, "HourlyFlow")
+    _break(monkeypatch, StateMachines, "point_alias")
+    assert cp.deploy("hourly_flow.py")["status"] == "FAILED"
+    # The new state machine and rule are gone again; the old ones still run production.
+    assert [m["stateMachineArn"] for m in _sfn(cp).list_state_machines()["stateMachines"]] == [old["state_machine_arn"]]
+    assert cp.aws.schedules.get(HOURLY_RULE) is None and cp.aws.schedules.get(old["rule"]) is not None
+    assert cp.get("/deployments?flow=HourlyFlow").json_body["flow"]["state_machine_arn"] == old["state_machine_arn"]
+
+
+def test_deleting_a_flow_deployed_before_stage_prefixes_removes_its_old_names(control_plane):
+    cp = control_plane
+    cp.deploy("hourly_flow.py")
+    old = _as_before_stage_prefixes(cp, "HourlyFlow")
+    r = cp.client.http.delete("/flows/HourlyFlow", headers={"content-type": "application/json"}, body=json.dumps({"user": "alice"}))
+    assert r.status_code == 200 and r.json_body["state_machine_arn"] == old["state_machine_arn"]
+    assert _sfn(cp).list_state_machines()["stateMachines"] == [] and cp.aws.schedules.get(old["rule"]) is None
 
 
 def test_compile_event_for_other_buckets_or_keys_is_ignored(control_plane):

@@ -99,7 +99,7 @@ def test_hourly_flow_fires_on_the_hour_once_per_tick(plane, tmp_path):
     path = SHARED_FLOWS / "hourly_flow.py"
     created = create(path)
     assert "cron(0 * * * ? *)" in created
-    rule = plane.session.client("events").describe_rule(Name="flowplane-HourlyFlow")
+    rule = plane.session.client("events").describe_rule(Name="flowplane-local-schedule-HourlyFlow")
     assert rule["ScheduleExpression"] == "cron(0 * * * ? *)"
     assert hourly(plane.scheduler.tick()) == []  # 10:30: the rule is seen; nothing is due
     CLOCK.set(datetime(2026, 11, 24, 10, 59, 59, tzinfo=timezone.utc))
@@ -107,13 +107,13 @@ def test_hourly_flow_fires_on_the_hour_once_per_tick(plane, tmp_path):
     CLOCK.set(datetime(2026, 11, 24, 11, 0, 0, tzinfo=timezone.utc))
     fired = hourly(plane.scheduler.tick())
     assert [(f.rule, f.time.isoformat(), f.error) for f in fired] == [
-        ("flowplane-HourlyFlow", "2026-11-24T11:00:00+00:00", None)
+        ("flowplane-local-schedule-HourlyFlow", "2026-11-24T11:00:00+00:00", None)
     ]
     started = fired[0].result
     assert started["started"] is True
     run_id = started["run_id"]
     # EventBridge delivers at least once: the same tick again starts nothing new.
-    again = plane.scheduler.deliver("flowplane-HourlyFlow", CLOCK.now())
+    again = plane.scheduler.deliver("flowplane-local-schedule-HourlyFlow", CLOCK.now())
     assert again[0].error is None and again[0].result["run_id"] == run_id
     assert hourly(plane.scheduler.tick()) == []  # nothing more is due at 11:00
     assert wait_for_run(plane, "HourlyFlow", run_id)["status"] == "SUCCEEDED"
@@ -126,7 +126,7 @@ def test_hourly_flow_fires_on_the_hour_once_per_tick(plane, tmp_path):
 
 def hourly(fired: list) -> list:
     """HourlyFlow's firings (the control plane's own reconciler fires on its rate too)."""
-    return [f for f in fired if f.rule == "flowplane-HourlyFlow"]
+    return [f for f in fired if f.rule == "flowplane-local-schedule-HourlyFlow"]
 
 
 def _without(found: dict, name: str) -> dict:

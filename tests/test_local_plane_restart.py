@@ -114,9 +114,9 @@ def test_flows_and_runs_survive_a_restart_and_runs_still_going_end_aborted(tmp_p
         assert execution(plane, "ParameterFlow", first)["status"] == "SUCCEEDED"
         assert [r.id for r in Flow("ParameterFlow")] == [first]
         events = plane.session.client("events")
-        rule = events.describe_rule(Name="flowplane-HourlyFlow")
+        rule = events.describe_rule(Name="flowplane-local-schedule-HourlyFlow")
         assert rule["ScheduleExpression"] == "cron(0 * * * ? *)" and rule["State"] == "ENABLED"
-        (target,) = events.list_targets_by_rule(Rule="flowplane-HourlyFlow")["Targets"]
+        (target,) = events.list_targets_by_rule(Rule="flowplane-local-schedule-HourlyFlow")["Targets"]
         assert target["Arn"].endswith(":function:flowplane-local-launch") and target["InputTransformer"]
         # The deployment still works: trigger again, and deploy a new version.
         second = trigger(parameter)
@@ -219,7 +219,7 @@ def test_the_sdk_starts_an_embedded_plane_for_the_command_when_none_runs(tmp_pat
     assert discover._plane is None and read_url_file(state) is None
     # Saved for the next command's plane.
     saved = json.loads((state / "snapshot.json").read_text())
-    assert [m["name"] for m in saved["stepfunctions"]] == ["ParameterFlow"]
+    assert [m["name"] for m in saved["stepfunctions"]] == ["flowplane-local-ParameterFlow"]
 
 
 def test_flowplane_local_says_when_its_port_is_taken(tmp_path, capsys):

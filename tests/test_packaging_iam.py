@@ -24,7 +24,7 @@ import pytest
 
 from app import app
 from chalicelib.s3events import apply_input_transformer, scheduled_event
-from chalicelib.schedules import rule_name
+from chalicelib.names import rule_name
 from test_app_support import control_plane  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +131,31 @@ def test_only_prod_reserves_concurrency():
     prod = CONFIG["stages"]["prod"]["lambda_functions"]
     assert prod["compile"]["reserved_concurrency"] >= 2  # deployments of different flows overlap
     assert prod["reconcile"]["reserved_concurrency"] == 1
+
+
+def test_state_machines_and_rules_are_granted_only_under_the_stacks_own_prefix():
+    """Two stages in one account and region: each stack reaches only the names it makes."""
+    env = INFRA["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["FLOWPLANE_RESOURCE_PREFIX"] == {"Ref": "AWS::StackName"}
+    scoped = {
+        "states": (":stateMachine:${AWS::StackName}-*", ":execution:${AWS::StackName}-*:*"),
+        "events": (":rule/${AWS::StackName}-schedule-*",),
+    }
+    seen = 0
+    for where, doc in _all_policies():
+        if not where.startswith("policy"):
+            continue  # the stack's own roles (Step Functions', Batch's) name their own resources
+        for s in _statements(doc):
+            for action in _as_list(s["Action"]):
+                service = action.split(":")[0]
+                if service not in scoped or action in STAR_ONLY or action == "events:PutEvents":
+                    continue
+                for r in _as_list(s["Resource"]):
+                    seen += 1
+                    assert isinstance(r, dict) and r["Fn::Sub"].endswith(scoped[service]), f"{where}: {action} on {r}"
+    assert seen >= 8
+    launcher = INFRA["Resources"]["LauncherInvokedBySchedules"]["Properties"]["SourceArn"]["Fn::Sub"]
+    assert launcher.endswith(":rule/${AWS::StackName}-schedule-*")
 
 
 # --- dynamic: every call a handler makes is allowed by its policy --------------------------
@@ -283,7 +308,7 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
             assert cp.post_package(again.data).status_code == 202
         with log.acting_as("compile"):
             assert cp.deliver(again.key)[0]["status"] == "FAILED"
-    rule = cp.aws.schedules.get(rule_name("HourlyFlow"))
+    rule = cp.aws.schedules.get(rule_name(cp.settings.resource_prefix, "HourlyFlow"))
     payload = apply_input_transformer(rule["targets"][0]["InputTransformer"], scheduled_event(rule["arn"], "2026-11-24T10:00:00Z"))
     with log.acting_as("launch"):
         assert cp.client.lambda_.invoke("launch", payload).payload["started"] is True
@@ -354,6 +379,17 @@ def test_the_checker_refuses_what_a_policy_does_not_grant(control_plane):
     assert _allowed(compile_, "iam:PassRole", names["StatesRole.Arn"], {"iam:PassedToService": "states.amazonaws.com"}, names)
     assert not _allowed(compile_, "iam:PassRole", names["StatesRole.Arn"], {"iam:PassedToService": "lambda.amazonaws.com"}, names)
     assert not _allowed(compile_, "s3:PutObject", f"arn:aws:s3:::{cp.settings.bucket}/packages/x.tar.gz", {}, names)
+    # Another stage's state machines and schedules, and the stack's own rules, are out of reach.
+    states = f"arn:aws:states:{cp.settings.region}:{ACCOUNT}"
+    rules = f"arn:aws:events:{cp.settings.region}:{ACCOUNT}:rule"
+    assert _allowed(compile_, "states:DeleteStateMachine", f"{states}:stateMachine:flowplane-local-F", {}, names)
+    assert not _allowed(compile_, "states:DeleteStateMachine", f"{states}:stateMachine:flowplane-prod-F", {}, names)
+    assert not _allowed(compile_, "states:UpdateStateMachine", f"{states}:stateMachine:F", {}, names)
+    assert _allowed(compile_, "events:DeleteRule", f"{rules}/flowplane-local-schedule-F", {}, names)
+    assert not _allowed(compile_, "events:DeleteRule", f"{rules}/flowplane-prod-schedule-F", {}, names)
+    assert not _allowed(compile_, "events:DeleteRule", f"{rules}/flowplane-local-RecordJobEvent-1AB2", {}, names)
+    api = _load_policy(_policy_file("api_handler"))
+    assert not _allowed(api, "states:StopExecution", f"{states}:execution:flowplane-prod-F:x", {}, names)
 
 
 # --- the stack's tables are the ones the code and the local plane use ------------------------

@@ -81,7 +81,7 @@ def test_rule_patterns_match_their_events_and_nothing_else():
 
 def test_parse_each_kind_of_event():
     sfn = parse_event(envelope("aws.states", "Step Functions Execution Status Change", execution_detail("F", "e", "RUNNING", T0)))
-    assert isinstance(sfn, ExecutionStatusChange) and sfn.state_machine_name == "F" and sfn.startDate == T0
+    assert isinstance(sfn, ExecutionStatusChange) and sfn.state_machine_name == "flowplane-local-F" and sfn.startDate == T0
     job = parse_event(envelope("aws.batch", "Batch Job State Change", job_detail("F", "sfn-e", "s", "1.3", 2, "RUNNING", "j", T0)))
     assert isinstance(job, JobStateChange) and job.container.command[:2] == ["flowplane", "task"]
     task = parse_event(envelope(TASK_EVENT_SOURCE, "Flowplane Task Finished", task_detail("finished", "F", "sfn-e", "s", "1", 0, T0, artifacts={})))
@@ -112,9 +112,8 @@ def test_run_update_of_a_running_execution():
     assert update == {
         "flow": "ParameterFlow",
         "run_id": "sfn-e1",
-        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:ParameterFlow:e1",
-        "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:ParameterFlow",
-        "deployment": "ParameterFlow",
+        "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:flowplane-local-ParameterFlow:e1",
+        "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:flowplane-local-ParameterFlow",
         "status": "RUNNING",
         "started_at": iso(T0),
         "parameters": {"alpha": 0.5},
@@ -125,8 +124,8 @@ def test_a_version_qualified_state_machine_arn_names_the_same_state_machine():
     detail = execution_detail("F", "e", "RUNNING", T0)
     detail["stateMachineArn"] += ":7"
     change = ExecutionStatusChange.model_validate(detail)
-    assert change.state_machine_name == "F"
-    assert run_update(change, "F")["state_machine_arn"].endswith(":stateMachine:F")
+    assert change.state_machine_name == "flowplane-local-F"
+    assert run_update(change, "F")["state_machine_arn"].endswith(":stateMachine:flowplane-local-F")
 
 
 @pytest.mark.parametrize("pascal", [False, True])

@@ -33,12 +33,21 @@ def iso(ms: int) -> str:
     return ms_to_iso(ms)  # type: ignore[return-value]
 
 
-def state_machine_arn(name: str) -> str:
-    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+# The local stage's resource prefix (.chalice/config.json's stage, chalicelib/settings.py's default).
+PREFIX = "flowplane-local"
 
 
-def execution_arn(machine: str, name: str) -> str:
-    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{name}"
+def state_machine_arn(deployment: str) -> str:
+    """The local stage's state machine of a deployment, as the control plane names it."""
+    from chalicelib.names import state_machine_name
+
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name(PREFIX, deployment)}"
+
+
+def execution_arn(deployment: str, name: str) -> str:
+    from chalicelib.names import state_machine_name
+
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{state_machine_name(PREFIX, deployment)}:{name}"
 
 
 def execution_detail(

@@ -7,10 +7,20 @@ import json
 import pytest
 
 from chalicelib.errors import BadRequest
-from chalicelib.schedules import execution_name, input_transformer, rule_name, schedule_expression
+from chalicelib.names import rule_name as stage_rule_name
+from chalicelib.schedules import execution_name, input_transformer, schedule_expression
 from chalicelib.s3events import apply_input_transformer, scheduled_event
 from flowplane.manifest import ScheduleSpec
 from test_app_support import EXAMPLES, control_plane, project_copy  # noqa: F401
+
+PREFIX = "flowplane-local"  # the local stage's (chalicelib/settings.py)
+
+
+def rule_name(deployment: str) -> str:
+    return stage_rule_name(PREFIX, deployment)
+
+
+RULE = rule_name("HourlyFlow")
 
 
 # --- the expression -------------------------------------------------------------------
@@ -61,7 +71,7 @@ def test_a_timezone_is_refused_as_metaflow_does():
 
 
 def test_rule_and_execution_names_fit_aws_limits():
-    assert rule_name("HourlyFlow") == "flowplane-HourlyFlow"
+    assert rule_name("HourlyFlow") == "flowplane-local-schedule-HourlyFlow"
     long = "F" * 80
     assert len(rule_name(long)) == 64 and rule_name(long) != rule_name(long[:-1] + "G")
     name = execution_name("arn:aws:events:us-east-1:1:rule/" + rule_name(long), "2026-11-24T10:00:00Z")
@@ -76,19 +86,19 @@ def test_hourly_flow_gets_an_hourly_rule_targeting_the_launcher(control_plane):
     cp = control_plane
     record = cp.deploy("hourly_flow.py")
     assert record["status"] == "DEPLOYED"
-    rule = cp.aws.schedules.get("flowplane-HourlyFlow")
+    rule = cp.aws.schedules.get(RULE)
     assert rule["expression"] == "cron(0 * * * ? *)" and rule["state"] == "ENABLED"
     [target] = rule["targets"]
     assert target["Arn"] == "arn:aws:lambda:us-east-1:123456789012:function:flowplane-local-launch"
     assert target["InputTransformer"] == input_transformer("HourlyFlow")
     head = cp.get("/deployments?flow=HourlyFlow").json_body["flow"]
-    assert head["schedule"] == "cron(0 * * * ? *)" and head["rule_name"] == "flowplane-HourlyFlow"
+    assert head["schedule"] == "cron(0 * * * ? *)" and head["rule_name"] == RULE
 
 
 def test_flows_without_schedule_get_no_rule(control_plane):
     cp = control_plane
     cp.deploy("parameter_flow.py")
-    assert cp.aws.schedules.get("flowplane-ParameterFlow") is None
+    assert cp.aws.schedules.get(rule_name("ParameterFlow")) is None
 
 
 def test_redeploying_without_schedule_removes_the_rule(control_plane, tmp_path):
@@ -97,7 +107,7 @@ def test_redeploying_without_schedule_removes_the_rule(control_plane, tmp_path):
     text = (EXAMPLES / "hourly_flow.py").read_text().replace("@schedule(hourly=True)\n", "")
     record = cp.deploy("hourly_flow.py", folder=project_copy(tmp_path, "hourly_flow.py", text))
     assert record["status"] == "DEPLOYED" and record["version"] == 2
-    assert cp.aws.schedules.get("flowplane-HourlyFlow") is None
+    assert cp.aws.schedules.get(RULE) is None
     assert "schedule" not in cp.get("/deployments?flow=HourlyFlow").json_body["flow"]
 
 
@@ -106,7 +116,7 @@ def test_redeploying_with_another_schedule_replaces_the_expression(control_plane
     cp.deploy("hourly_flow.py")
     text = (EXAMPLES / "hourly_flow.py").read_text().replace("@schedule(hourly=True)", "@schedule(cron='0 10 * * ? *')")
     cp.deploy("hourly_flow.py", folder=project_copy(tmp_path, "hourly_flow.py", text))
-    rule = cp.aws.schedules.get("flowplane-HourlyFlow")
+    rule = cp.aws.schedules.get(RULE)
     assert rule["expression"] == "cron(0 10 * * ? *)" and len(rule["targets"]) == 1
 
 
@@ -126,9 +136,9 @@ def test_the_launcher_starts_production_with_default_parameters(control_plane):
     cp.deploy("hourly_flow.py")
     result = _tick(cp, "HourlyFlow", "2026-11-24T10:00:00Z")
     assert result["started"] is True
-    assert result["run_id"] == "sfn-flowplane-HourlyFlow-20261124T100000Z"
+    assert result["run_id"] == "sfn-flowplane-local-schedule-HourlyFlow-20261124T100000Z"
     [execution] = cp.executions("HourlyFlow")
-    assert execution["name"] == "flowplane-HourlyFlow-20261124T100000Z"
+    assert execution["name"] == "flowplane-local-schedule-HourlyFlow-20261124T100000Z"
     described = cp.aws.state_machines.client.describe_execution(executionArn=execution["executionArn"])
     assert json.loads(described["input"]) == {"Parameters": "{}"}
 
@@ -161,14 +171,15 @@ def test_execution_already_exists_counts_as_started(control_plane, monkeypatch):
     client = cp.aws.state_machines.client
     monkeypatch.setattr(type(client), "start_execution", already)
     result = _tick(cp, "HourlyFlow", "2026-11-24T10:00:00Z")
-    assert result["started"] is True and result["execution_arn"].endswith(":HourlyFlow:flowplane-HourlyFlow-20261124T100000Z")
-    assert aws_module.execution_arn(cp.aws.state_machine_arn("HourlyFlow"), "x").endswith(":execution:HourlyFlow:x")
+    assert result["started"] is True
+    assert result["execution_arn"].endswith(":flowplane-local-HourlyFlow:flowplane-local-schedule-HourlyFlow-20261124T100000Z")
+    assert aws_module.execution_arn(cp.aws.state_machine_arn("HourlyFlow"), "x").endswith(":execution:flowplane-local-HourlyFlow:x")
 
 
 def test_a_rule_firing_for_a_deleted_flow_starts_nothing(control_plane):
     cp = control_plane
     cp.deploy("hourly_flow.py")
-    rule = cp.aws.schedules.get("flowplane-HourlyFlow")
+    rule = cp.aws.schedules.get(RULE)
     payload = apply_input_transformer(rule["targets"][0]["InputTransformer"], scheduled_event(rule["arn"], "2026-11-24T10:00:00Z"))
     r = cp.client.http.delete("/flows/HourlyFlow", headers={"content-type": "application/json"}, body=json.dumps({"user": "alice"}))
     assert r.status_code == 200

@@ -14,10 +14,13 @@ from click.testing import CliRunner
 from flowplane.api_client import ApiClient, ConfigError, configured_url
 from flowplane.context import FlowContext
 from flowplane.decorators import parse_with_option
+from chalicelib.names import rule_name, state_machine_name
 from flowplane.sfn_cli import API_CLIENT_KEY, load_token, step_functions
 from test_app_support import EXAMPLES, FLOW_CLASSES, control_plane, load_flow_class, project_copy  # noqa: F401
 
 BASE = "https://flowplane.test/api"
+PREFIX = "flowplane-local"  # the local stage's resource prefix
+HOURLY_RULE = rule_name(PREFIX, "HourlyFlow")
 
 
 class InProcess:
@@ -93,7 +96,7 @@ def test_create_prints_the_schedule(control_plane, api):
     result = run(cli_for("hourly_flow.py", api), "step-functions", "create")
     assert result.exit_code == 0, result.output
     assert "triggers automatically via cron(0 * * * ? *)" in result.output
-    assert control_plane.aws.schedules.get("flowplane-HourlyFlow")["expression"] == "cron(0 * * * ? *)"
+    assert control_plane.aws.schedules.get(HOURLY_RULE)["expression"] == "cron(0 * * * ? *)"
 
 
 def test_create_again_and_by_another_user_on_this_machine(control_plane, api):
@@ -242,11 +245,11 @@ def test_delete(control_plane, api):
     cli = cli_for("hourly_flow.py", api)
     assert run(cli, "step-functions", "create").exit_code == 0
     refused = run(cli_for("hourly_flow.py", api, user="mallory"), "step-functions", "delete", "--authorize", "guess")
-    assert refused.exit_code == 1 and control_plane.aws.schedules.get("flowplane-HourlyFlow") is not None
+    assert refused.exit_code == 1 and control_plane.aws.schedules.get(HOURLY_RULE) is not None
     result = run(cli, "step-functions", "delete")
     assert result.exit_code == 0, result.output
     assert control_plane.aws.state_machines.client.list_state_machines()["stateMachines"] == []
-    assert control_plane.aws.schedules.get("flowplane-HourlyFlow") is None
+    assert control_plane.aws.schedules.get(HOURLY_RULE) is None
 
 
 def _last_line(result) -> str:
@@ -287,7 +290,7 @@ def test_name_option_drives_list_runs_trigger_terminate_and_delete(control_plane
 
     assert run(cli, *named, "delete").exit_code == 0
     machines = [m["name"] for m in cp.aws.state_machines.client.list_state_machines()["stateMachines"]]
-    assert machines == ["ParameterFlow"]
+    assert machines == [state_machine_name(PREFIX, "ParameterFlow")]
     assert run(cli, *named, "trigger").exit_code == 1
     # Its runs stay listed and readable.
     assert dev_runs[1] in run(cli, *named, "list-runs").output

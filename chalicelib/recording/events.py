@@ -115,7 +115,8 @@ def run_id_of_execution(name: str) -> str:
 
 
 def run_update(change: ExecutionStatusChange, flow: str) -> dict[str, Any]:
-    """What an execution status change says about its run."""
+    """What an execution status change says about its run (its deployment comes from owners.py:
+    the state machine's name carries the stage's prefix, or was shortened)."""
     run_id = run_id_of_execution(change.name)
     update: dict[str, Any] = {
         "flow": flow,
@@ -124,7 +125,6 @@ def run_update(change: ExecutionStatusChange, flow: str) -> dict[str, Any]:
         "state_machine_arn": change.stateMachineArn.split(":stateMachine:")[0]
         + ":stateMachine:"
         + change.state_machine_name,
-        "deployment": change.state_machine_name,
         "status": change.status,
         "started_at": ms_to_iso(change.startDate),
     }

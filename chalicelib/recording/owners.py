@@ -1,6 +1,8 @@
 """Which deployed version started an execution, and what its runs inherit from it.
 
-A state machine is named after its deployment (`FLOW#<name>` in the table); its
+A state machine is named after its deployment (`FLOW#<name>` in the table) under
+the stage's prefix (chalicelib/names.py: `<prefix>-<name>`, or a shortened name
+the table's `STATE_MACHINE#` item maps back); its
 `VERSION#` items say when each version went live, with its production token,
 deployer and `--tag`s. An execution belongs to the version it names
 (`stateMachineVersionArn`, when started on a version or an alias), else to the
@@ -19,6 +21,7 @@ from typing import Any, Callable, Optional
 
 from flowplane.datastore.records import PRODUCTION_USER
 
+from .. import names
 from .events import ExecutionStatusChange
 
 TOKEN_TAG = "production:"
@@ -86,12 +89,45 @@ class _Versions:
 
 
 class Owners:
-    """Versions per deployment, read with one Query and cached while the Lambda is warm."""
+    """Versions per deployment, read with one Query and cached while the Lambda is warm.
 
-    def __init__(self, query_versions: Callable[[str], list[dict[str, Any]]], clock: Callable[[], float] = time.time):
+    `prefix` is the stage's resource prefix: state machines without it are another
+    stage's (or nobody's). `resolve` maps a shortened state machine name to its
+    deployment (one GetItem, kept for good: the mapping never changes). Without a
+    prefix, a state machine's name is its deployment's (recorders built by hand).
+    """
+
+    def __init__(
+        self,
+        query_versions: Callable[[str], list[dict[str, Any]]],
+        clock: Callable[[], float] = time.time,
+        prefix: Optional[str] = None,
+        resolve: Optional[Callable[[str], Optional[str]]] = None,
+    ):
         self.query_versions = query_versions
         self.clock = clock
+        self.prefix = prefix
+        self.resolve = resolve
         self._cache: dict[str, _Versions] = {}
+        self._shortened: dict[str, str] = {}
+
+    def ours(self, state_machine: str) -> bool:
+        return self.prefix is None or names.is_ours(self.prefix, state_machine)
+
+    def deployment(self, state_machine: str) -> Optional[str]:
+        """The deployment this stage's state machine belongs to, or None."""
+        if self.prefix is None:
+            return state_machine or None
+        if not names.is_ours(self.prefix, state_machine):
+            return None
+        if not names.shortened(state_machine):
+            return names.deployment_of(self.prefix, state_machine)
+        if state_machine not in self._shortened and self.resolve is not None:
+            found = self.resolve(state_machine)
+            if found is None:
+                return None  # not deployed (yet): asked again next time
+            self._shortened[state_machine] = found
+        return self._shortened.get(state_machine)
 
     def _versions(self, name: str, started: float, version_arn: Optional[str]) -> list[dict[str, Any]]:
         cached = self._cache.get(name)
@@ -104,7 +140,7 @@ class Owners:
         return items
 
     def of(self, change: ExecutionStatusChange) -> Optional[Owner]:
-        name = change.state_machine_name
+        name = self.deployment(change.state_machine_name)
         if not name:
             return None
         started = (change.startDate or 0) / 1000

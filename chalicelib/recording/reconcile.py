@@ -148,7 +148,12 @@ class Reconciler:
                 break
             kwargs["nextToken"] = page["nextToken"]
         machines = machines[: self.limits.state_machines]
-        by_name = {m["name"]: m["stateMachineArn"] for m in machines}
+        # Only this stage's state machines, by the deployment each is named after.
+        by_name = {}
+        for m in machines:
+            deployment = self.recorder.owners.deployment(m["name"])
+            if deployment:
+                by_name[deployment] = m["stateMachineArn"]
         names = sorted(by_name)
         for i in range(0, len(names), 100):
             chunk = names[i : i + 100]

@@ -30,7 +30,6 @@ from .store import Change, RecordStore, task_created_at
 from .telemetry import Telemetry
 
 
-
 class Rejected(ValueError):
     """The event is well-formed JSON but says nothing we can record."""
 
@@ -88,6 +87,13 @@ class Recorder:
         """An execution's status (from its event, or from DescribeExecution when reconciling)."""
         if change.startDate is None:
             raise Rejected(f"execution {change.executionArn} has no startDate")
+        if not self.owners.ours(change.state_machine_name):
+            # Every stage in the account hears every execution; each records its own.
+            self.telemetry.other_stage()
+            raise Rejected(
+                f"{change.stateMachineArn} is not a state machine of this stage "
+                f"(its names start with {self.owners.prefix}-); another stage records it"
+            )
         owner = self.owners.of(change)
         if owner is None:
             raise Rejected(f"{change.stateMachineArn} is not a state machine flowplane deployed")

@@ -7,7 +7,7 @@ invocation gets its own Telemetry, flushed when it ends.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Optional
 
 from ..aws import Aws
 from . import keys
@@ -29,7 +29,14 @@ def recorder_for(aws: Aws) -> Recorder:
         def versions(name: str) -> list[dict[str, Any]]:
             return table.query(keys.flow_pk(name), "VERSION#")
 
-        rec = _RECORDERS[aws] = Recorder(RecordStore(table.t), Owners(versions))
+        def deployment_of_shortened(state_machine: str) -> Optional[str]:
+            from ..deployments import STATE_MACHINE_SK, state_machine_pk
+
+            item = table.get(state_machine_pk(state_machine), STATE_MACHINE_SK)
+            return str(item["deployment"]) if item else None
+
+        owners = Owners(versions, prefix=aws.settings.resource_prefix, resolve=deployment_of_shortened)
+        rec = _RECORDERS[aws] = Recorder(RecordStore(table.t), owners)
     return rec
 
 

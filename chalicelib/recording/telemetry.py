@@ -76,6 +76,10 @@ class Telemetry:
             },
         )
 
+    def other_stage(self) -> None:
+        """An execution of another stage's state machine (also counted as rejected)."""
+        self.counts["EventsOfOtherStages"] += 1
+
     def run_started(self, flow: str) -> None:
         self.per_flow[("RunsStarted", flow)] += 1
 

@@ -1,0 +1,59 @@
+"""The names of what a deployment creates in AWS: its state machine and its schedule rule.
+
+Both start with the stage's `resource_prefix` (Settings: `flowplane-<stage>`, and
+the stack's name on AWS), so two stages in one account and region never touch
+each other's resources, and each stage's IAM policies grant it only its own
+(`stateMachine:<prefix>-*`, `rule/<prefix>-schedule-*`). The rule's
+`schedule-` keeps schedules apart from the rules the stack itself owns
+(`<stack>-<LogicalId>-...` on AWS, `<app>-<stage>-<handler>` in the embedded
+plane).
+
+A name too long for its service (Step Functions 80, EventBridge 64) is cut and
+ends in a hash of the deployment name, so it stays unique. Only such shortened
+names are exactly the limit long; shorter ones read back to their deployment
+without asking anyone (`deployment_of`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+STATE_MACHINE_MAX = 80
+RULE_MAX = 64
+SCHEDULE_INFIX = "schedule-"
+_HASH = 8
+
+
+def _fit(full: str, deployment: str, limit: int) -> str:
+    if len(full) < limit:
+        return full
+    digest = hashlib.sha256(deployment.encode()).hexdigest()[:_HASH]
+    return f"{full[: limit - _HASH - 1]}-{digest}"
+
+
+def state_machine_name(prefix: str, deployment: str) -> str:
+    """`<prefix>-<deployment>`, shortened with a hash past Step Functions' 80 characters."""
+    return _fit(f"{prefix}-{deployment}", deployment, STATE_MACHINE_MAX)
+
+
+def rule_name(prefix: str, deployment: str) -> str:
+    """`<prefix>-schedule-<deployment>`, shortened with a hash past EventBridge's 64 characters."""
+    return _fit(f"{prefix}-{SCHEDULE_INFIX}{deployment}", deployment, RULE_MAX)
+
+
+def is_ours(prefix: str, state_machine: str) -> bool:
+    """Whether a state machine is named by this stage (not another stage's, nor anyone else's)."""
+    return state_machine.startswith(prefix + "-") and len(state_machine) > len(prefix) + 1
+
+
+def deployment_of(prefix: str, state_machine: str) -> Optional[str]:
+    """The deployment this stage's state machine is named after; None when the name was
+    shortened (the table's `STATE_MACHINE#` item says) or is not this stage's."""
+    if not is_ours(prefix, state_machine) or len(state_machine) >= STATE_MACHINE_MAX:
+        return None
+    return state_machine[len(prefix) + 1 :]
+
+
+def shortened(state_machine: str) -> bool:
+    return len(state_machine) >= STATE_MACHINE_MAX
