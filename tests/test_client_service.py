@@ -27,6 +27,7 @@ import pytest
 from fixtures_runs import RunWriter, build_world, isolate_client, linear_run
 from flowplane import Flow, Metaflow, Run, Step, Task, namespace
 from flowplane.client import ClientError, NotFound, get_metadata, get_provider, set_provider, use_provider
+from flowplane.client.combined import CombinedProvider
 from flowplane.client.local import LocalProvider
 from flowplane.client.service import ServiceError, ServiceProvider, configured_service_url
 from flowplane.datastore import layout
@@ -246,11 +247,15 @@ def world_root(tmp_path_factory):
 
 @pytest.fixture()
 def plane(world_root, monkeypatch, tmp_path):
-    """The Client API reads through the fake control plane (FLOWPLANE_API_URL), as alice."""
-    isolate_client(monkeypatch, world_root)
+    """The Client API reads through the fake control plane (FLOWPLANE_API_URL), as alice.
+
+    The client's own datastore is empty: every answer has to come through the plane
+    (the combined provider reads both; test_client_combined*.py covers the merge)."""
+    isolate_client(monkeypatch, tmp_path / "local")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with fake_control_plane(LocalStorage(str(world_root))) as p:
         monkeypatch.setenv("FLOWPLANE_API_URL", p.url)
+        p.client_root = tmp_path / "local"
         yield p
 
 
@@ -330,7 +335,7 @@ def test_the_service_path_gives_the_same_answers_as_the_local_datastore(plane, w
     with use_provider(local_provider(world_root)):
         local = describe_run(Run(f"{flow}/{run_id}"))
     service = describe_run(Run(f"{flow}/{run_id}"))
-    assert get_metadata() == f"service@{plane.url}"
+    assert get_metadata() == f"service@{plane.url}+local@{plane.client_root}"
     assert service == local
     assert plane.paths(), "nothing went through the control plane"
 
@@ -403,7 +408,7 @@ def many_root(tmp_path_factory):
 
 @pytest.fixture()
 def many_runs(many_root, tmp_path, monkeypatch):
-    isolate_client(monkeypatch, many_root)
+    isolate_client(monkeypatch, tmp_path / "local")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with fake_control_plane(LocalStorage(str(many_root))) as p:
         monkeypatch.setenv("FLOWPLANE_API_URL", p.url)
@@ -472,7 +477,7 @@ def test_a_large_artifact_is_streamed_and_not_kept(tmp_path, monkeypatch):
     w.task("start", {"blob": big})
     w.task("end", {"blob": big})
     w.finish()
-    isolate_client(monkeypatch, tmp_path / "big")
+    isolate_client(monkeypatch, tmp_path / "local")
     with fake_control_plane(storage) as p:
         monkeypatch.setenv("FLOWPLANE_API_URL", p.url)
         art = Run("BigFlow/1").end_task["blob"]
@@ -615,12 +620,15 @@ def home(tmp_path, monkeypatch, world_root):
     return tmp_path / "home"
 
 
-def test_flowplane_api_url_selects_the_control_plane(home, monkeypatch):
+def test_flowplane_api_url_selects_the_control_plane(home, monkeypatch, world_root):
     monkeypatch.setenv("FLOWPLANE_API_URL", "https://cp.example/dev/")
     provider = get_provider()
-    assert isinstance(provider, ServiceProvider)
-    assert provider.describe() == "service@https://cp.example/dev"
-    assert get_provider() is provider  # cached per URL
+    # The control plane, read together with the local datastore (local runs stay visible).
+    assert isinstance(provider, CombinedProvider) and provider.origin == "env"
+    assert isinstance(provider.plane, ServiceProvider) and isinstance(provider.local, LocalProvider)
+    assert provider.plane.describe() == "service@https://cp.example/dev"
+    assert provider.describe() == f"service@https://cp.example/dev+local@{world_root}"
+    assert get_provider() is provider  # cached per URL and root
     monkeypatch.delenv("FLOWPLANE_API_URL")
     assert isinstance(get_provider(), LocalProvider)
 
@@ -631,7 +639,8 @@ def test_the_config_file_selects_the_control_plane_unless_a_datastore_is_chosen(
     assert isinstance(get_provider(), LocalProvider)
     monkeypatch.delenv("FLOWPLANE_DATASTORE_ROOT")
     assert configured_service_url() == "https://cp.example/prod"
-    assert get_metadata() == "service@https://cp.example/prod"
+    assert get_metadata() == f"service@https://cp.example/prod+local@{os.getcwd()}/.flowplane"
+    assert get_provider().origin == "config"
     (home / ".flowplane" / "config.json").write_text(json.dumps({"other": 1}))
     assert configured_service_url() is None
     assert get_metadata().startswith("local@")
@@ -657,7 +666,7 @@ def test_an_explicit_provider_wins_over_the_control_plane(home, monkeypatch, wor
         assert get_provider() is local
     finally:
         set_provider(None)
-    assert isinstance(get_provider(), ServiceProvider)
+    assert isinstance(get_provider(), CombinedProvider)
 
 
 def test_the_config_path_is_the_api_clients():
@@ -701,4 +710,4 @@ def test_a_handed_over_read_goes_stale(plane, monkeypatch):
     monkeypatch.setattr(service, "_HANDOFF_FRESH_S", -1.0)
     assert [t.task_id for t in provider.list_tasks("ParameterFlow", "1002", "end")] == ["1"]
     assert [plane._kind(p) for p, _ in plane.requests] == ["step", "tasks", "tasks"]
-    assert provider._handoff == {}
+    assert provider.plane._handoff == {}

@@ -4,7 +4,9 @@
     Flow('ParameterFlow').latest_run.data.alpha
 
 Reads go through a provider (see provider.py): the datastore at
-FLOWPLANE_DATASTORE_ROOT by default. Importing this package loads no AWS SDK.
+FLOWPLANE_DATASTORE_ROOT (default ./.flowplane), together with the control plane
+when one is configured or a `flowplane local` runs (combined.py). Importing this
+package loads no AWS SDK.
 """
 
 from __future__ import annotations

@@ -559,7 +559,10 @@ class Task(MetaflowObject):
     @property
     def metadata(self) -> list[Metadata]:
         """Facts about the task's attempts, oldest first, as Metaflow's metadata entries."""
-        kind, _, root = self._provider.describe().partition("@")
+        # A provider reading more than one source (combined.py) says which one holds this run.
+        describe_run = getattr(self._provider, "describe_run", None)
+        where = describe_run(*self._components[:2]) if callable(describe_run) else self._provider.describe()
+        kind, _, root = where.partition("@")
         created = self._record.created_at
         out = [
             Metadata("ds-type", kind, created, "ds-type", self),

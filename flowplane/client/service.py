@@ -6,8 +6,9 @@ artifact values come from the presigned S3 URL the artifact route hands out,
 streamed and decoded by the datastore's own ArtifactStore.load. Nothing here
 imports boto3 or requests.
 
-get_provider() picks this provider when a control plane is configured (see
-configured_service_url); objects and values read are the same classes and
+get_provider() reads through this provider, combined with the local datastore
+(combined.py), when a control plane is configured (configured_service_url) or a
+`flowplane local` is running; objects and values read are the same classes and
 answers as over the local datastore.
 """
 
@@ -58,10 +59,15 @@ class ServiceError(ClientError):
 
     headline = "Control plane error"
 
-    def __init__(self, url: str, message: str, status: Optional[int] = None, body: Optional[dict] = None):
+    def __init__(self, url: str, message: str, status: Optional[int] = None, body: Optional[dict] = None,
+                 *, unreachable: bool = False):
         self.url = url
         self.status = status
         self.body = body or {}
+        self.reason = message
+        # No answer at all (refused, unresolvable, down): what the combined provider
+        # (combined.py) tells apart from a plane that answered with an error.
+        self.unreachable = unreachable
         code = f"HTTP {status}: " if status else ""
         super().__init__(f"GET {url} failed: {code}{message}")
 
@@ -85,7 +91,7 @@ def urllib_opener(timeout: float = 60.0) -> UrlOpener:
             detail = e.read()[:300].decode("utf-8", "replace")
             raise ServiceError(_redact(url), f"the artifact download failed: {detail}", e.code) from None
         except urllib.error.URLError as e:
-            raise ServiceError(_redact(url), f"cannot reach it: {e.reason}") from None
+            raise ServiceError(_redact(url), f"cannot reach it: {e.reason}", unreachable=True) from None
 
     return open_url
 
@@ -218,7 +224,12 @@ class ServiceProvider:
             try:
                 answer = self.client.request("GET", path, query=query)
             except ConfigError as e:
-                raise ServiceError(url, str(e)) from None
+                # The API client's transport reports a network failure as ConfigError("cannot reach ...");
+                # its other ConfigErrors (settings, credentials) are answers of a kind, not an absence.
+                raise ServiceError(url, str(e), unreachable=str(e).startswith("cannot reach")) from None
+            except OSError as e:
+                # A connection cut or timed out mid-answer (the transport only wraps URLError).
+                raise ServiceError(url, f"cannot reach it: {e}", unreachable=True) from None
             except ApiError as e:
                 if e.status == 404 and e.body.get("code") == "not_found":
                     return None
