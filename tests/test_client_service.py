@@ -36,6 +36,7 @@ from flowplane.datastore.storage import LocalStorage
 # --- the fake control plane ----------------------------------------------------------
 
 _ROUTES = [
+    ("health", re.compile(r"^/health$")),
     ("flows", re.compile(r"^/flows$")),
     ("flow", re.compile(r"^/flows/(?P<flow>[^/]+)$")),
     ("runs", re.compile(r"^/flows/(?P<flow>[^/]+)/runs$")),
@@ -136,6 +137,10 @@ class FakeControlPlane:
         return 404, {"Code": "NotFoundError", "Message": f"no route {path}"}  # API Gateway's, not ours
 
     # --- one method per route ---------------------------------------------------------
+
+    def _health(self, query: dict[str, str]) -> Any:
+        # What flowplane.local.discover asks of a plane named in a `flowplane local` URL file.
+        return {"ok": True}
 
     def _flows(self, query: dict[str, str]) -> Any:
         return {"flows": [{"name": f.name, "created_at": f.created_at, "deleted": False}
