@@ -300,10 +300,14 @@ def test_a_configured_plane_failing_mid_listing_is_an_error_not_a_short_list(wor
         linear_run(plane_storage, f"sfn-p{i:02d}", minute=100 + i, production_token="tok1")
     provider = combined(world)
     provider.plane.fail_from_page = 2
-    runs = iter(provider.list_runs("ParameterFlow"))
+    listing = provider.list_runs("ParameterFlow")
+    runs = iter(listing)
     assert len([next(runs) for _ in range(20)]) == 20
     with pytest.raises(ServiceError, match="cannot reach"):
         list(runs)
+    # Read again, the listing fails again rather than passing for complete.
+    with pytest.raises(ServiceError, match="cannot reach"):
+        len(listing)
 
 
 def test_a_plane_that_answers_with_an_error_raises_it_whatever_its_origin(world):

@@ -321,6 +321,9 @@ class MergedRuns(Sequence):
         self._items: list[RunRecord] = []
         self._source = self._merge(local, plane)
         self._done = limit == 0
+        # A failed read ends the merge generator: later reads must fail the same way,
+        # not end the listing early as if it were complete.
+        self._error: Optional[BaseException] = None
         self._lock = threading.Lock()
 
     def _plane_runs(self, plane: Sequence) -> Iterator[RunRecord]:
@@ -372,7 +375,13 @@ class MergedRuns(Sequence):
         with self._lock:
             if self._done:
                 return
-            rec = next(self._source, None)
+            if self._error is not None:
+                raise self._error
+            try:
+                rec = next(self._source, None)
+            except Exception as e:
+                self._error = e
+                raise
             if rec is None:
                 self._done = True
                 return
