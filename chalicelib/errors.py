@@ -11,8 +11,20 @@ from typing import Any, Optional
 
 
 class ApiError(Exception):
+    """The base refusal. A subclass declared with `status=` answers with that
+    status and its own class name as the body's "code" (`class NotFound(ApiError,
+    status=404)`), so the status and the code are written once, side by side; one
+    declared without it inherits both and may set its own `code` in its body."""
+
     status = 400
     code = "BadRequest"
+
+    def __init_subclass__(cls, status: Optional[int] = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+            if "code" not in cls.__dict__:
+                cls.code = cls.__name__
 
     def __init__(
         self,
@@ -40,31 +52,25 @@ class ApiError(Exception):
         return body
 
 
-class BadRequest(ApiError):
-    status = 400
-    code = "BadRequest"
+class BadRequest(ApiError, status=400):
+    """The request names a fault of its own: a bad field, step or line."""
 
 
-class Forbidden(ApiError):
-    status = 403
-    code = "Forbidden"
+class Forbidden(ApiError, status=403):
+    """The caller may not do this (e.g. deploy over a flow without its production token)."""
 
 
-class NotFound(ApiError):
-    status = 404
-    code = "NotFound"
+class NotFound(ApiError, status=404):
+    """What the path names does not exist."""
 
 
-class Conflict(ApiError):
-    status = 409
-    code = "Conflict"
+class Conflict(ApiError, status=409):
+    """The request races or contradicts what is stored (a deploy racing a delete)."""
 
 
-class PayloadTooLarge(ApiError):
-    status = 413
-    code = "PayloadTooLarge"
+class PayloadTooLarge(ApiError, status=413):
+    """The body is over the size the route takes."""
 
 
-class UnsupportedMediaType(ApiError):
-    status = 415
-    code = "UnsupportedMediaType"
+class UnsupportedMediaType(ApiError, status=415):
+    """The body is not of the content type the route reads."""
