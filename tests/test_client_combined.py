@@ -338,6 +338,7 @@ def test_a_discovered_plane_that_vanished_falls_back_to_local_with_one_warning(w
         assert Run("ParameterFlow/1002", _provider=provider).data.alpha == 0.5
     assert len(provider.plane.calls) == asked  # not asked again
     assert provider.describe().startswith("local@") and gone == [True]
+    assert provider.get_metadata() == provider.local.describe()
 
 
 def test_a_discovered_plane_vanishing_mid_listing_leaves_the_local_runs(world):
@@ -429,6 +430,7 @@ def test_a_running_flowplane_local_is_found_when_nothing_is_configured(nothing_c
         assert isinstance(provider, CombinedProvider) and provider.origin == "discovered"
         assert isinstance(provider.plane, ServiceProvider) and provider.plane.describe() == f"service@{plane.url}"
         assert get_provider() is provider  # looked for once, then cached for a while
+        assert get_metadata() == f"service@{plane.url}"
         assert plane.paths("health") == ["/health"]
         # Gap (a): production runs, with nothing configured.
         namespace("production:tok1")

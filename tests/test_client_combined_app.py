@@ -45,6 +45,7 @@ def user(control_plane, monkeypatch, tmp_path):  # noqa: F811
     monkeypatch.delenv("FLOWPLANE_DATASTORE_ROOT")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
+    cp.cwd = tmp_path
     cp.tokens = {flow: cp.deploy(file)["production_token"] for flow, file in FILES.items()}
     cp.transport = InProcess(cp)
     # get_provider() builds the combined provider around the ServiceProvider it keeps per
@@ -63,7 +64,8 @@ def user(control_plane, monkeypatch, tmp_path):  # noqa: F811
 def test_flow_runs_see_local_and_production_runs_newest_first(user):
     provider = get_provider()
     assert isinstance(provider, CombinedProvider)
-    assert get_metadata().startswith(f"service@{BASE}+local@")
+    assert get_metadata() == f"service@{BASE}"  # Metaflow's answer with a metadata service
+    assert provider.describe() == f"service@{BASE}+local@{user.cwd}/.flowplane"
     namespace(None)
     runs = list(Flow("ParameterFlow").runs())
     assert [r.id for r in runs] == [user.new_prod, "1764200000000", user.old_prod, "1764000000000"]

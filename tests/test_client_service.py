@@ -340,7 +340,8 @@ def test_the_service_path_gives_the_same_answers_as_the_local_datastore(plane, w
     with use_provider(local_provider(world_root)):
         local = describe_run(Run(f"{flow}/{run_id}"))
     service = describe_run(Run(f"{flow}/{run_id}"))
-    assert get_metadata() == f"service@{plane.url}+local@{plane.client_root}"
+    assert get_metadata() == f"service@{plane.url}"
+    assert get_provider().describe() == f"service@{plane.url}+local@{plane.client_root}"
     assert service == local
     assert plane.paths(), "nothing went through the control plane"
 
@@ -644,7 +645,8 @@ def test_the_config_file_selects_the_control_plane_unless_a_datastore_is_chosen(
     assert isinstance(get_provider(), LocalProvider)
     monkeypatch.delenv("FLOWPLANE_DATASTORE_ROOT")
     assert configured_service_url() == "https://cp.example/prod"
-    assert get_metadata() == f"service@https://cp.example/prod+local@{os.getcwd()}/.flowplane"
+    assert get_metadata() == "service@https://cp.example/prod"
+    assert get_provider().describe() == f"service@https://cp.example/prod+local@{os.getcwd()}/.flowplane"
     assert get_provider().origin == "config"
     (home / ".flowplane" / "config.json").write_text(json.dumps({"other": 1}))
     assert configured_service_url() is None

@@ -27,8 +27,14 @@ from .provider import FlowInfo, Provider, StepInfo, get_provider, set_provider, 
 
 
 def get_metadata() -> str:
-    """Where the Client API reads from, as `kind@location` (Metaflow's get_metadata())."""
-    return get_provider().describe()
+    """Where the Client API reads from, as `kind@location` (Metaflow's get_metadata()).
+
+    Reading local runs and a control plane together (combined.py), it is the control
+    plane's `service@<url>`, Metaflow's answer with a metadata service; the datastore
+    is read as well (see get_provider().describe())."""
+    provider = get_provider()
+    own = getattr(provider, "get_metadata", None)
+    return own() if callable(own) else provider.describe()
 
 
 __all__ = [

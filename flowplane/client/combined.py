@@ -86,6 +86,11 @@ class CombinedProvider:
             return self.local.describe()
         return f"{self.plane.describe()}+{self.local.describe()}"
 
+    def get_metadata(self) -> str:
+        """Metaflow's get_metadata(), one `kind@location` as code written for Metaflow parses it:
+        the control plane, Metaflow's metadata service (describe() names both sources)."""
+        return self.local.describe() if self._plane_gone else self.plane.describe()
+
     def describe_run(self, flow: str, run: str) -> str:
         """Where this run's data is read from (a task's ds-type/ds-root metadata)."""
         if not _ok(flow, run):
