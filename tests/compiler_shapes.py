@@ -13,7 +13,18 @@ from pathlib import Path
 from flowplane.graph import read_source_flow
 from flowplane.manifest import DeployOptions, Manifest
 
-from shared_flows import SHARED_FLOWS  # noqa: E402
+from flow_sources import (
+    BRANCH_OF_TWO_STEPS,
+    FOREACH,
+    FOREACH_IN_BRANCH,
+    NESTED_FOREACH,
+    SPLIT3,
+    SPLIT_IN_FOREACH,
+    SPLIT_IN_SPLIT,
+    START_END,
+    flow_class,
+    flow_source,
+)
 
 # Realistic (long) names, so byte budgets are measured on what a stage really holds.
 REGION = "eu-west-1"
@@ -57,272 +68,68 @@ def shape_manifest(shape: Shape) -> Manifest:
     return manifest_for(shape.source, f"{shape.name}.py", shape.max_workers)
 
 
-HEADER = "from flowplane import FlowSpec, Parameter, step, retry, catch, timeout, resources\n\n"
-
-
 def linear_source(n_steps: int, cls: str = "LongFlow") -> str:
     """start -> s1 -> ... -> end, `n_steps` steps in all."""
     names = ["start", *[f"s{i}" for i in range(1, n_steps - 1)], "end"]
-    body = []
-    for here, nxt in zip(names, names[1:]):
-        body.append(f"    @step\n    def {here}(self):\n        self.next(self.{nxt})\n")
-    body.append("    @step\n    def end(self):\n        pass\n")
-    return HEADER + f"class {cls}(FlowSpec):\n" + "\n".join(body)
+    steps = [f"@step\ndef {here}(self):\n    self.next(self.{nxt})\n" for here, nxt in zip(names, names[1:])]
+    steps.append("@step\ndef end(self):\n    pass\n")
+    return flow_source(flow_class("\n".join(steps), cls))
+
+
+def shape_source(steps: str, cls: str, head: str = "") -> str:
+    return flow_source(flow_class(steps, cls, head=head))
 
 
 SHAPES = [
     Shape(
         "linear2",
-        HEADER
-        + '''class TwoStepFlow(FlowSpec):
-    alpha = Parameter("alpha", default=0.01)
-
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-''',
+        shape_source(START_END, "TwoStepFlow", head='alpha = Parameter("alpha", default=0.01)\n\n'),
         jobs={"start": 1, "end": 1},
     ),
     Shape(
         "split2",
-        HEADER
-        + '''class SplitFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.a, self.b)
-
-    @step
-    def a(self):
-        self.next(self.a2)
-
-    @step
-    def a2(self):
-        self.next(self.join)
-
-    @step
-    def b(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-''',
+        shape_source(BRANCH_OF_TWO_STEPS, "SplitFlow"),
         jobs={"start": 1, "a": 1, "a2": 1, "b": 1, "join": 1, "end": 1},
     ),
     Shape(
         "split3",
-        HEADER
-        + '''class ThreeWayFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.x, self.y, self.z)
-
-    @step
-    def x(self):
-        self.next(self.join)
-
-    @step
-    def y(self):
-        self.next(self.join)
-
-    @step
-    def z(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-''',
+        shape_source(SPLIT3, "ThreeWayFlow"),
         jobs={"start": 1, "x": 1, "y": 1, "z": 1, "join": 1, "end": 1},
     ),
     Shape(
         "foreach",
-        HEADER
-        + '''class FanFlow(FlowSpec):
-    @step
-    def start(self):
-        self.items = list(range(4))
-        self.next(self.body, foreach="items")
-
-    @step
-    def body(self):
-        self.next(self.body2)
-
-    @step
-    def body2(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-''',
+        shape_source(FOREACH, "FanFlow"),
         cardinalities={("start", "1"): 4},
         jobs={"start": 1, "body": 4, "body2": 4, "join": 1, "end": 1},
         max_workers=3,
     ),
     Shape(
         "nested_foreach",
-        HEADER
-        + '''class NestedFlow(FlowSpec):
-    @step
-    def start(self):
-        self.outer = [1, 2, 3]
-        self.next(self.middle, foreach="outer")
-
-    @step
-    def middle(self):
-        self.inner = [1, 2]
-        self.next(self.leaf, foreach="inner")
-
-    @step
-    def leaf(self):
-        self.next(self.inner_join)
-
-    @step
-    def inner_join(self, inputs):
-        self.next(self.outer_join)
-
-    @step
-    def outer_join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-''',
+        shape_source(NESTED_FOREACH, "NestedFlow"),
         cardinalities={("start", "1"): 3, ("middle", "1.0"): 2, ("middle", "1.1"): 2, ("middle", "1.2"): 2},
         jobs={"start": 1, "middle": 3, "leaf": 6, "inner_join": 3, "outer_join": 1, "end": 1},
     ),
     Shape(
         "foreach_in_branch",
-        HEADER
-        + '''class BranchFanFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.fan, self.plain)
-
-    @step
-    def fan(self):
-        self.items = "abcde"
-        self.next(self.each, foreach="items")
-
-    @step
-    def each(self):
-        self.next(self.fan_join)
-
-    @step
-    def fan_join(self, inputs):
-        self.next(self.join)
-
-    @step
-    def plain(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-''',
+        shape_source(FOREACH_IN_BRANCH, "BranchFanFlow"),
         cardinalities={("fan", "1"): 5},
         jobs={"start": 1, "fan": 1, "each": 5, "fan_join": 1, "plain": 1, "join": 1, "end": 1},
     ),
     Shape(
         "split_in_foreach",
-        HEADER
-        + '''class ForeachSplitFlow(FlowSpec):
-    @step
-    def start(self):
-        self.items = [1, 2]
-        self.next(self.each, foreach="items")
-
-    @step
-    def each(self):
-        self.next(self.left, self.right)
-
-    @step
-    def left(self):
-        self.next(self.each_join)
-
-    @step
-    def right(self):
-        self.next(self.each_join)
-
-    @step
-    def each_join(self, inputs):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-''',
+        shape_source(SPLIT_IN_FOREACH, "ForeachSplitFlow"),
         cardinalities={("start", "1"): 2},
         jobs={"start": 1, "each": 2, "left": 2, "right": 2, "each_join": 2, "join": 1, "end": 1},
     ),
     Shape(
         "split_in_split",
-        HEADER
-        + '''class DeepSplitFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.a, self.b)
-
-    @step
-    def a(self):
-        self.next(self.a1, self.a2)
-
-    @step
-    def a1(self):
-        self.next(self.a_join)
-
-    @step
-    def a2(self):
-        self.next(self.a_join)
-
-    @step
-    def a_join(self, inputs):
-        self.next(self.join)
-
-    @step
-    def b(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-''',
+        shape_source(SPLIT_IN_SPLIT, "DeepSplitFlow"),
         jobs={"start": 1, "a": 1, "a1": 1, "a2": 1, "a_join": 1, "b": 1, "join": 1, "end": 1},
     ),
     Shape(
         "decorated",
-        HEADER
-        + '''class DecoratedFlow(FlowSpec):
+        flow_source(
+            '''class DecoratedFlow(FlowSpec):
     @resources(cpu=4, memory=16384, gpu=1)
     @timeout(hours=1, minutes=30)
     @catch(var="failure")
@@ -353,7 +160,8 @@ SHAPES = [
     @step
     def end(self):
         pass
-''',
+'''
+        ),
         jobs={"start": 1, "fit": 1, "score": 1, "join": 1, "end": 1},
     ),
 ]
@@ -377,4 +185,7 @@ SHARED = {
 
 
 def shared_manifest(filename: str, max_workers: int = 100) -> Manifest:
+    # Imported here: bench/ imports this module for LONG_SETTINGS and must not need ../shared.
+    from shared_flows import SHARED_FLOWS
+
     return manifest_for((SHARED_FLOWS / filename).read_text(), filename, max_workers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,77 +11,28 @@ from flowplane.graph import FlowSourceError, graph_from_source, read_source_flow
 from flowplane.manifest import CatchSpec, ResourcesSpec, RetrySpec, TimeoutSpec
 from flowplane.parameters import Parameter
 
+from flow_sources import (
+    FOREACH_SPLIT_FOREACH,
+    HEADER,
+    LINEAR,
+    SPLIT3,
+    START_END,
+    decorate,
+    flow_class,
+    flow_source,
+    line_of,
+)
 from shared_flows import SHARED_FLOWS  # noqa: E402
 
-HEADER = "import flowplane\nfrom flowplane import FlowSpec, JSONType, Parameter, catch, resources, retry, schedule, step, timeout\n\n\n"
+NESTED = flow_class(FOREACH_SPLIT_FOREACH)
 
 
 def read(body: str):
-    return read_source_flow(HEADER + textwrap.dedent(body).lstrip("\n"), "flow.py")
+    return read_source_flow(flow_source(body), "flow.py")
 
 
-def line_of(source_flow_body: str, text: str) -> int:
-    source = HEADER + textwrap.dedent(source_flow_body).lstrip("\n")
-    hits = [i for i, line in enumerate(source.splitlines(), 1) if text in line]
-    assert len(hits) == 1, hits
-    return hits[0]
-
-
-def with_body(steps: str, class_head: str = "", decorators: str = "") -> str:
-    return decorators + "class F(FlowSpec):\n" + textwrap.indent(textwrap.dedent(class_head), "    ") + textwrap.indent(
-        textwrap.dedent(steps), "    "
-    )
-
-
-LINEAR_STEPS = """
-@step
-def start(self):
-    self.next(self.end)
-
-@step
-def end(self):
-    pass
-"""
-
-NESTED = """
-class F(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.row, foreach='rows')
-
-    @step
-    def row(self):
-        self.next(self.left, self.right)
-
-    @step
-    def left(self):
-        self.next(self.cell, foreach='cols')
-
-    @step
-    def cell(self):
-        self.next(self.join_cols)
-
-    @step
-    def join_cols(self, inputs):
-        self.next(self.meet)
-
-    @step
-    def right(self):
-        self.next(self.meet)
-
-    @step
-    def meet(self, inputs):
-        self.next(self.join_rows)
-
-    @step
-    def join_rows(self, inputs):
-        '''All rows together.'''
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-"""
+def line_in(body: str, text: str) -> int:
+    return line_of(flow_source(body), text)
 
 
 # --- step types and links ---------------------------------------------------------------
@@ -107,7 +57,7 @@ def test_step_types_in_a_nested_flow() -> None:
 
 
 def test_start_with_a_linear_next_is_start() -> None:
-    graph = read(with_body(LINEAR_STEPS)).graph
+    graph = read(flow_class(START_END)).graph
     assert graph["start"].type == "start"
     assert graph["end"].type == "end"
 
@@ -152,47 +102,19 @@ def test_step_details() -> None:
     graph = read(body).graph
     rows = graph["join_rows"]
     assert rows.num_args == 2
-    assert rows.lineno == line_of(body, "def join_rows(")
+    assert rows.lineno == line_in(body, "def join_rows(")
     assert rows.has_tail_next and not rows.invalid_tail_next
-    assert rows.tail_next_lineno == line_of(body, "All rows together") + 1
+    assert rows.tail_next_lineno == line_in(body, "All rows together") + 1
     assert rows.doc == "All rows together."
     assert graph["end"].has_tail_next is False
 
 
 def test_three_way_split() -> None:
-    graph = read(
-        with_body(
-            """
-            @step
-            def start(self):
-                self.next(self.a, self.b, self.c)
-
-            @step
-            def a(self):
-                self.next(self.join)
-
-            @step
-            def b(self):
-                self.next(self.join)
-
-            @step
-            def c(self):
-                self.next(self.join)
-
-            @step
-            def join(self, inputs):
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-            """
-        )
-    ).graph
+    graph = read(flow_class(SPLIT3)).graph
     assert graph["start"].type == "split"
-    assert graph["join"].in_funcs == ["a", "b", "c"]
+    assert graph["join"].in_funcs == ["x", "y", "z"]
     assert graph["start"].matching_join == "join"
-    assert graph["a"].split_parents == ["start"]
+    assert graph["x"].split_parents == ["start"]
 
 
 @pytest.mark.parametrize(
@@ -206,66 +128,50 @@ def test_three_way_split() -> None:
     ],
 )
 def test_malformed_next_is_invalid(tail: str, kind: str, outs: list[str]) -> None:
-    sf = read(
-        with_body(
-            f"""
-            @step
-            def start(self):
-                self.next(self.a)
-
-            @step
-            def a(self):
-                {tail}
-
-            @step
-            def end(self):
-                pass
-            """
-        )
-    )
+    sf = read(flow_class(LINEAR.replace("def a(self):\n    self.next(self.end)", f"def a(self):\n    {tail}")))
     a = sf.graph["a"]
     assert (a.has_tail_next, a.invalid_tail_next, a.type, a.out_funcs) == (True, True, kind, outs)
 
 
 def test_start_with_an_invalid_next_is_still_start() -> None:
-    graph = read(with_body(LINEAR_STEPS.replace("self.next(self.end)", "self.next('end')"))).graph
+    graph = read(flow_class(START_END.replace("self.next(self.end)", "self.next('end')"))).graph
     assert graph["start"].type == "start"
     assert graph["start"].invalid_tail_next
 
 
 def test_end_with_a_next_is_still_end() -> None:
-    graph = read(with_body(LINEAR_STEPS.replace("pass", "self.next(self.start)"))).graph
+    graph = read(flow_class(START_END.replace("pass", "self.next(self.start)"))).graph
     assert graph["end"].type == "end"
     assert graph["end"].has_tail_next and graph["end"].out_funcs == ["start"]
 
 
 def test_a_cycle_is_read_without_hanging() -> None:
-    graph = read(with_body(LINEAR_STEPS.replace("pass", "self.next(self.start)"))).graph
+    graph = read(flow_class(START_END.replace("pass", "self.next(self.start)"))).graph
     assert graph["start"].in_funcs == ["end"]
 
 
 def test_step_without_next_and_with_inputs_is_a_join() -> None:
-    graph = read(with_body(LINEAR_STEPS.replace("def end(self):", "def other(self, inputs):\n    pass\n\n@step\ndef end(self):"))).graph
+    graph = read(flow_class(START_END.replace("def end(self):", "def other(self, inputs):\n    pass\n\n@step\ndef end(self):"))).graph
     assert graph["other"].type == "join"
     assert graph["other"].has_tail_next is False
 
 
 def test_only_step_methods_are_steps() -> None:
-    graph = read(with_body(LINEAR_STEPS + "\ndef helper(self):\n    self.next(self.end)\n")).graph
+    graph = read(flow_class(START_END + "\ndef helper(self):\n    self.next(self.end)\n")).graph
     assert set(graph.steps) == {"start", "end"}
 
 
 def test_duplicate_step_is_a_problem() -> None:
-    body = with_body(LINEAR_STEPS.replace("def end(self):", "def end(self):  # first") + "\n@step\ndef end(self):  # again\n    pass\n")
+    body = flow_class(START_END.replace("def end(self):", "def end(self):  # first") + "\n@step\ndef end(self):  # again\n    pass\n")
     sf = read(body)
     assert sf.problems == [
         (
-            line_of(body, "# again"),
-            f"step 'end': defined twice (first at line {line_of(body, '# first')}); "
+            line_in(body, "# again"),
+            f"step 'end': defined twice (first at line {line_in(body, '# first')}); "
             "the later definition silently replaces the earlier one",
         )
     ]
-    assert sf.graph["end"].lineno == line_of(body, "# again")
+    assert sf.graph["end"].lineno == line_in(body, "# again")
 
 
 # --- decorators ---------------------------------------------------------------------------
@@ -273,7 +179,7 @@ def test_duplicate_step_is_a_problem() -> None:
 
 def test_decorators_read_from_source() -> None:
     sf = read(
-        with_body(
+        flow_class(
             """
             @retry(times=2, minutes_between_retries=0)
             @catch(var='failure', print_exception=False)
@@ -304,20 +210,7 @@ def test_decorators_read_from_source() -> None:
 
 
 def test_with_decorators_apply_to_steps_without_one() -> None:
-    graph = read(
-        with_body(
-            """
-            @retry(times=1)
-            @step
-            def start(self):
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-            """
-        )
-    ).graph
+    graph = read(flow_class(decorate(START_END, "start", "@retry(times=1)"))).graph
     applied = graph.with_decorators([parse_with_option("retry:times=5"), parse_with_option("catch")])
     assert applied["start"].decorators == [RetrySpec(times=1), CatchSpec()]
     assert applied["end"].decorators == [RetrySpec(times=5), CatchSpec()]
@@ -341,12 +234,12 @@ def test_with_decorators_apply_to_steps_without_one() -> None:
     ],
 )
 def test_bad_decorator_arguments_are_problems_naming_the_line(decorator: str, message: str) -> None:
-    body = with_body(LINEAR_STEPS.replace("@step\ndef start", decorator + "\n@step\ndef start"))
+    body = flow_class(decorate(START_END, "start", decorator))
     sf = read(body)
     assert len(sf.problems) == 1, sf.problems
     lineno, text = sf.problems[0]
     assert text.startswith(message), text
-    assert lineno == line_of(body, decorator.splitlines()[-1])
+    assert lineno == line_in(body, decorator.splitlines()[-1])
 
 
 # --- parameters ---------------------------------------------------------------------------
@@ -354,9 +247,9 @@ def test_bad_decorator_arguments_are_problems_naming_the_line(decorator: str, me
 
 def test_parameters_with_types_defaults_and_help() -> None:
     sf = read(
-        with_body(
-            LINEAR_STEPS,
-            class_head="""
+        flow_class(
+            START_END,
+            head="""
             alpha = Parameter('alpha', help='Learning rate', default=0.01)
             epochs = Parameter('epochs', default=10)
             verbose = Parameter('verbose', default=False)
@@ -386,14 +279,14 @@ def test_parameters_with_types_defaults_and_help() -> None:
 
 @pytest.mark.parametrize("default", [0.5, 3, True, "s", [1], {"a": 1}])
 def test_type_inference_agrees_with_parameter(default: object) -> None:
-    sf = read(with_body(LINEAR_STEPS, class_head=f"p = Parameter('p', default={default!r})\n"))
+    sf = read(flow_class(START_END, head=f"p = Parameter('p', default={default!r})\n"))
     assert sf.parameters[0].type == Parameter("p", default=default).type_name
 
 
 def test_deploy_time_default() -> None:
     sf = read(
         "def who(context):\n    return context.user_name\n\n\n"
-        + with_body(LINEAR_STEPS, class_head="info = Parameter('deployment_info', type=JSONType, default=who)\n")
+        + flow_class(START_END, head="info = Parameter('deployment_info', type=JSONType, default=who)\n")
     )
     (p,) = sf.parameters
     assert (p.name, p.attribute, p.type, p.deploy_time, p.has_default, p.default) == (
@@ -408,9 +301,9 @@ def test_deploy_time_default() -> None:
 
 def test_parameter_written_in_other_ways() -> None:
     sf = read(
-        with_body(
-            LINEAR_STEPS,
-            class_head="""
+        flow_class(
+            START_END,
+            head="""
             positional = Parameter('positional', 0.5, float, 'the help', True)
             by_name = Parameter(name='by_name', default=2)
             annotated: int = Parameter('annotated', default=3)
@@ -441,10 +334,10 @@ def test_parameter_written_in_other_ways() -> None:
     ],
 )
 def test_bad_parameter_definitions_are_problems(definition: str, message: str) -> None:
-    body = with_body(LINEAR_STEPS, class_head=definition + "\n")
+    body = flow_class(START_END, head=definition + "\n")
     sf = read(body)
     ((lineno, text),) = sf.problems
-    assert lineno == line_of(body, definition)
+    assert lineno == line_in(body, definition)
     assert text.startswith(message), text
 
 
@@ -466,38 +359,38 @@ def test_bad_parameter_definitions_are_problems(definition: str, message: str) -
     ],
 )
 def test_schedule_mapping(decorator: str, expression: str) -> None:
-    sf = read(with_body(LINEAR_STEPS, decorators=decorator + "\n"))
+    sf = read(flow_class(START_END, decorators=decorator + "\n"))
     assert sf.problems == []
     assert sf.graph.schedule is not None
     assert sf.graph.schedule.expression == expression
 
 
 def test_schedule_timezone_is_kept() -> None:
-    sf = read(with_body(LINEAR_STEPS, decorators="@schedule(daily=True, timezone='Europe/Paris')\n"))
+    sf = read(flow_class(START_END, decorators="@schedule(daily=True, timezone='Europe/Paris')\n"))
     assert sf.graph.schedule.timezone == "Europe/Paris"
 
 
 def test_no_schedule() -> None:
-    assert read(with_body(LINEAR_STEPS)).graph.schedule is None
+    assert read(flow_class(START_END)).graph.schedule is None
 
 
 def test_non_constant_schedule_argument_names_the_line() -> None:
-    body = with_body(LINEAR_STEPS, decorators="@schedule(cron=CRON)\n")
+    body = flow_class(START_END, decorators="@schedule(cron=CRON)\n")
     sf = read(body)
     assert sf.problems == [
         (
-            line_of(body, "@schedule(cron=CRON)"),
+            line_in(body, "@schedule(cron=CRON)"),
             "@schedule: argument 'cron' must be a constant so the control plane can read it without running your code",
         )
     ]
 
 
 def test_invalid_schedule_argument_is_a_problem() -> None:
-    body = with_body(LINEAR_STEPS, decorators="@schedule(hourly='sometimes')\n")
+    body = flow_class(START_END, decorators="@schedule(hourly='sometimes')\n")
     sf = read(body)
     assert sf.graph.schedule is None
     ((lineno, message),) = sf.problems
-    assert lineno == line_of(body, "@schedule(")
+    assert lineno == line_in(body, "@schedule(")
     assert message.startswith("@schedule: hourly: Input should be a valid boolean")
 
 
@@ -518,7 +411,7 @@ def test_no_flow_class() -> None:
 
 
 def test_two_flow_classes_need_a_name() -> None:
-    source = HEADER + with_body(LINEAR_STEPS) + "\n\n" + with_body(LINEAR_STEPS).replace("class F(", "class G(")
+    source = flow_source(flow_class(START_END) + "\n\n" + flow_class(START_END, "G"))
     with pytest.raises(FlowSourceError, match=r"more than one FlowSpec class \(F, G\)"):
         read_source_flow(source)
     assert read_source_flow(source, class_name="G").graph.flow_name == "G"
@@ -527,7 +420,7 @@ def test_two_flow_classes_need_a_name() -> None:
 
 
 def test_class_details() -> None:
-    sf = read('@schedule\nclass F(FlowSpec):\n    """The doc."""\n' + textwrap.indent(textwrap.dedent(LINEAR_STEPS), "    "))
+    sf = read(flow_class(START_END, head='"""The doc."""\n', decorators="@schedule\n"))
     assert sf.graph.flow_name == "F"
     assert sf.graph.doc == "The doc."
     assert sf.class_lineno == HEADER.count("\n") + 2

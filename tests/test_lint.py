@@ -3,7 +3,6 @@ and flows of every valid shape that must lint clean."""
 
 from __future__ import annotations
 
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,20 +15,13 @@ from hypothesis import strategies as st
 from flowplane.graph import read_source_flow
 from flowplane.lint import RULES, LintError, LintFailed, check, lint
 
+from flow_sources import BRANCH as BRANCH_STEPS
+from flow_sources import LINEAR as LINEAR_STEPS
+from flow_sources import START_END, VALID_SHAPES, decorate, flow_class, flow_source, line_of
 from shared_flows import SHARED_FLOWS  # noqa: E402
 
-HEADER = "from flowplane import FlowSpec, JSONType, Parameter, catch, retry, schedule, step\n\n\n"
-
-
-def flow_source(body: str) -> str:
-    return HEADER + textwrap.dedent(body).lstrip("\n")
-
-
-def line_of(source: str, text: str) -> int:
-    """The number of the one line of `source` that contains `text`."""
-    hits = [i for i, line in enumerate(source.splitlines(), 1) if text in line]
-    assert len(hits) == 1, f"{text!r} is on lines {hits}"
-    return hits[0]
+LINEAR = flow_class(LINEAR_STEPS)
+BRANCH = flow_class(BRANCH_STEPS)
 
 
 def lint_source(source: str) -> list[LintError]:
@@ -38,45 +30,6 @@ def lint_source(source: str) -> list[LintError]:
 
 def errors_of(source: str, rule: str) -> list[LintError]:
     return [e for e in lint_source(source) if e.rule == rule]
-
-
-LINEAR = """
-class F(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.a)
-
-    @step
-    def a(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-"""
-
-BRANCH = """
-class F(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.a, self.b)
-
-    @step
-    def a(self):
-        self.next(self.join)
-
-    @step
-    def b(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-"""
 
 
 @dataclass
@@ -98,7 +51,7 @@ CASES = [
     Case(
         "decorator-argument-not-constant",
         "source",
-        LINEAR.replace("    @step\n    def a(", "    @retry(times=TIMES)\n    @step\n    def a("),
+        flow_class(decorate(LINEAR_STEPS, "a", "@retry(times=TIMES)")),
         at="@retry(times=TIMES)",
         step="a",
         words=("@retry", "'times'", "must be a constant"),
@@ -106,7 +59,7 @@ CASES = [
     Case(
         "decorator-argument-invalid",
         "source",
-        LINEAR.replace("    @step\n    def a(", "    @retry(times=-1)\n    @step\n    def a("),
+        flow_class(decorate(LINEAR_STEPS, "a", "@retry(times=-1)")),
         at="@retry(times=-1)",
         step="a",
         words=("@retry", "times", "greater than or equal to 0"),
@@ -114,7 +67,7 @@ CASES = [
     Case(
         "parameter-type-unknown",
         "source",
-        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    alpha = Parameter('alpha', type=list)\n"),
+        flow_class(LINEAR_STEPS, head="alpha = Parameter('alpha', type=list)\n"),
         at="Parameter('alpha'",
         parameter="alpha",
         words=("type must be str, int, float, bool or JSONType",),
@@ -494,9 +447,8 @@ class F(FlowSpec):
     Case(
         "parameter-names-differ-in-case",
         "parameter-unique",
-        LINEAR.replace(
-            "class F(FlowSpec):\n",
-            "class F(FlowSpec):\n    alpha = Parameter('alpha', default=1)\n    big_alpha = Parameter('Alpha', default=2)\n",
+        flow_class(
+            LINEAR_STEPS, head="alpha = Parameter('alpha', default=1)\nbig_alpha = Parameter('Alpha', default=2)\n"
         ),
         at="Parameter('Alpha'",
         parameter="Alpha",
@@ -505,9 +457,8 @@ class F(FlowSpec):
     Case(
         "parameter-names-differ-by-dash",
         "parameter-unique",
-        LINEAR.replace(
-            "class F(FlowSpec):\n",
-            "class F(FlowSpec):\n    lr = Parameter('learning-rate', default=1)\n    lr2 = Parameter('learning_rate', default=2)\n",
+        flow_class(
+            LINEAR_STEPS, head="lr = Parameter('learning-rate', default=1)\nlr2 = Parameter('learning_rate', default=2)\n"
         ),
         at="Parameter('learning_rate'",
         parameter="learning_rate",
@@ -516,7 +467,7 @@ class F(FlowSpec):
     Case(
         "parameter-name-with-space",
         "parameter-name-format",
-        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    alpha = Parameter('my alpha', default=1)\n"),
+        flow_class(LINEAR_STEPS, head="alpha = Parameter('my alpha', default=1)\n"),
         at="Parameter('my alpha'",
         parameter="my alpha",
         words=("only letters, digits",),
@@ -524,7 +475,7 @@ class F(FlowSpec):
     Case(
         "parameter-name-reserved",
         "parameter-reserved",
-        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    labels = Parameter('Tags', default='x')\n"),
+        flow_class(LINEAR_STEPS, head="labels = Parameter('Tags', default='x')\n"),
         at="Parameter('Tags'",
         parameter="Tags",
         words=("reserved word",),
@@ -532,7 +483,7 @@ class F(FlowSpec):
     Case(
         "parameter-attribute-reserved",
         "parameter-reserved",
-        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    index = Parameter('position', default=0)\n"),
+        flow_class(LINEAR_STEPS, head="index = Parameter('position', default=0)\n"),
         at="Parameter('position'",
         parameter="position",
         words=("attribute 'index' is a reserved word",),
@@ -540,7 +491,7 @@ class F(FlowSpec):
     Case(
         "parameter-named-like-a-step",
         "parameter-step-clash",
-        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    count = Parameter('A', default=1)\n"),
+        flow_class(LINEAR_STEPS, head="count = Parameter('A', default=1)\n"),
         at="Parameter('A'",
         parameter="A",
         words=("its name 'a' is also a step's name (line 11)",),
@@ -548,7 +499,7 @@ class F(FlowSpec):
     Case(
         "parameter-attribute-like-a-step",
         "parameter-step-clash",
-        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    a = Parameter('count', default=1)\n"),
+        flow_class(LINEAR_STEPS, head="a = Parameter('count', default=1)\n"),
         at="Parameter('count'",
         parameter="count",
         words=("its attribute 'a' is also a step's name",),
@@ -556,10 +507,7 @@ class F(FlowSpec):
     Case(
         "parameter-attribute-twice",
         "parameter-attribute-clash",
-        LINEAR.replace(
-            "class F(FlowSpec):\n",
-            "class F(FlowSpec):\n    alpha = Parameter('alpha', default=1)\n    alpha = Parameter('beta', default=2)\n",
-        ),
+        flow_class(LINEAR_STEPS, head="alpha = Parameter('alpha', default=1)\nalpha = Parameter('beta', default=2)\n"),
         at="Parameter('beta'",
         parameter="beta",
         words=("attribute 'alpha' already holds parameter 'alpha' (line 5)",),
@@ -567,10 +515,7 @@ class F(FlowSpec):
     Case(
         "parameter-name-is-another-attribute",
         "parameter-attribute-clash",
-        LINEAR.replace(
-            "class F(FlowSpec):\n",
-            "class F(FlowSpec):\n    alpha = Parameter('beta', default=1)\n    beta = Parameter('gamma', default=2)\n",
-        ),
+        flow_class(LINEAR_STEPS, head="alpha = Parameter('beta', default=1)\nbeta = Parameter('gamma', default=2)\n"),
         at="Parameter('beta'",
         parameter="beta",
         words=("also the attribute of parameter 'gamma' (line 6)",),
@@ -578,7 +523,7 @@ class F(FlowSpec):
     Case(
         "parameter-default-wrong-type",
         "parameter-default-type",
-        LINEAR.replace("class F(FlowSpec):\n", "class F(FlowSpec):\n    n = Parameter('n', type=int, default='ten')\n"),
+        flow_class(LINEAR_STEPS, head="n = Parameter('n', type=int, default='ten')\n"),
         at="Parameter('n'",
         parameter="n",
         words=("default 'ten' is not a valid int",),
@@ -586,9 +531,7 @@ class F(FlowSpec):
     Case(
         "parameter-default-bad-json",
         "parameter-default-type",
-        LINEAR.replace(
-            "class F(FlowSpec):\n", "class F(FlowSpec):\n    cfg = Parameter('cfg', type=JSONType, default='{oops')\n"
-        ),
+        flow_class(LINEAR_STEPS, head="cfg = Parameter('cfg', type=JSONType, default='{oops')\n"),
         at="Parameter('cfg'",
         parameter="cfg",
         words=("is not a valid json",),
@@ -596,9 +539,10 @@ class F(FlowSpec):
     Case(
         "required-parameter-on-schedule",
         "parameter-required-schedule",
-        LINEAR.replace(
-            "class F(FlowSpec):\n",
-            "@schedule(daily=True)\nclass F(FlowSpec):\n    alpha = Parameter('alpha', type=float, required=True)\n",
+        flow_class(
+            LINEAR_STEPS,
+            head="alpha = Parameter('alpha', type=float, required=True)\n",
+            decorators="@schedule(daily=True)\n",
         ),
         at="Parameter('alpha'",
         parameter="alpha",
@@ -608,14 +552,14 @@ class F(FlowSpec):
     Case(
         "unix-cron",
         "schedule-cron",
-        LINEAR.replace("class F(FlowSpec):\n", "@schedule(cron='0 10 * * *')\nclass F(FlowSpec):\n"),
+        flow_class(LINEAR_STEPS, decorators="@schedule(cron='0 10 * * *')\n"),
         at="class F(FlowSpec)",
         words=("not an EventBridge cron expression", "6 required, 5 provided"),
     ),
     Case(
         "cron-both-days",
         "schedule-cron",
-        LINEAR.replace("class F(FlowSpec):\n", "@schedule(cron='0 10 * * MON *')\nclass F(FlowSpec):\n"),
+        flow_class(LINEAR_STEPS, decorators="@schedule(cron='0 10 * * MON *')\n"),
         at="class F(FlowSpec)",
         words=("One must be a question mark",),
     ),
@@ -664,7 +608,7 @@ def test_error_is_frozen() -> None:
 
 
 def test_reader_problem_subject_is_split_from_the_message() -> None:
-    source = flow_source(LINEAR.replace("    @step\n    def a(", "    @retry(times=n)\n    @step\n    def a("))
+    source = flow_source(flow_class(decorate(LINEAR_STEPS, "a", "@retry(times=n)")))
     (error,) = errors_of(source, "source")
     assert error.step == "a"
     assert str(error) == (
@@ -674,7 +618,7 @@ def test_reader_problem_subject_is_split_from_the_message() -> None:
 
 
 def test_schedule_problem_has_no_subject() -> None:
-    source = flow_source(LINEAR.replace("class F(FlowSpec):\n", "@schedule(weekly='often')\nclass F(FlowSpec):\n"))
+    source = flow_source(flow_class(LINEAR_STEPS, decorators="@schedule(weekly='often')\n"))
     (error,) = errors_of(source, "source")
     assert error.step is None and error.parameter is None
     assert error.lineno == line_of(source, "@schedule(")
@@ -683,8 +627,9 @@ def test_schedule_problem_has_no_subject() -> None:
 
 def test_check_raises_with_every_error() -> None:
     source = flow_source(
-        LINEAR.replace("self.next(self.end)", "self.next(self.ned)").replace(
-            "class F(FlowSpec):\n", "class F(FlowSpec):\n    a1 = Parameter('x', default=1)\n    a2 = Parameter('X', default=2)\n"
+        flow_class(
+            LINEAR_STEPS.replace("self.next(self.end)", "self.next(self.ned)"),
+            head="a1 = Parameter('x', default=1)\na2 = Parameter('X', default=2)\n",
         )
     )
     with pytest.raises(LintFailed) as info:
@@ -789,170 +734,48 @@ def test_all_five_shared_flows_are_checked() -> None:
     assert len(sorted(SHARED_FLOWS.glob("*.py"))) == 5
 
 
-VALID_SHAPES = {
-    "linear": LINEAR,
-    "branch": BRANCH,
-    "three-way-split": """
-class F(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.a, self.b, self.c)
+# The shared shapes, and two more only lint needs to see clean.
+CLEAN = {
+    **{name: flow_class(steps) for name, steps in VALID_SHAPES.items()},
+    "two-diamonds-in-a-row": flow_class(
+        BRANCH_STEPS.replace(
+            "def join(self, inputs):\n    self.next(self.end)",
+            """def join(self, inputs):
+    self.next(self.mid)
 
-    @step
-    def a(self):
-        self.next(self.join)
+@step
+def mid(self):
+    self.next(self.c, self.d)
 
-    @step
-    def b(self):
-        self.next(self.b2)
+@step
+def c(self):
+    self.next(self.join2)
 
-    @step
-    def b2(self):
-        self.next(self.join)
+@step
+def d(self):
+    self.next(self.join2)
 
-    @step
-    def c(self):
-        self.next(self.join)
+@step
+def join2(self, inputs):
+    self.next(self.end)""",
+        )
+    ),
+    "parameters-decorators-and-schedule": flow_class(
+        decorate(START_END, "start", "@retry(times=2)\n@catch(var='err')"),
+        head="""
+        alpha = Parameter('alpha', help='Learning rate', default=0.01)
+        size: int = Parameter('size', type=int, required=True, default=3)
+        cfg = Parameter('cfg', type=JSONType, default='{"a": 1}')
 
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-""",
-    "nested-foreach": """
-class F(FlowSpec):
-    @step
-    def start(self):
-        self.rows = [1, 2]
-        self.next(self.row, foreach='rows')
-
-    @step
-    def row(self):
-        self.cols = [3, 4, 5]
-        self.next(self.cell, foreach='cols')
-
-    @step
-    def cell(self):
-        self.next(self.join_cols)
-
-    @step
-    def join_cols(self, inputs):
-        self.next(self.join_rows)
-
-    @step
-    def join_rows(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-""",
-    "foreach-inside-a-branch": """
-class F(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.fan, self.single)
-
-    @step
-    def fan(self):
-        self.xs = [1, 2, 3]
-        self.next(self.each, foreach='xs')
-
-    @step
-    def each(self):
-        self.next(self.gather)
-
-    @step
-    def gather(self, inputs):
-        self.next(self.join)
-
-    @step
-    def single(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-""",
-    "branch-inside-a-foreach": """
-class F(FlowSpec):
-    @step
-    def start(self):
-        self.xs = [1, 2, 3]
-        self.next(self.each, foreach='xs')
-
-    @step
-    def each(self):
-        self.next(self.left, self.right)
-
-    @step
-    def left(self):
-        self.next(self.meet)
-
-    @step
-    def right(self):
-        self.next(self.meet)
-
-    @step
-    def meet(self, inputs):
-        self.next(self.gather)
-
-    @step
-    def gather(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-""",
-    "two-diamonds-in-a-row": BRANCH.replace("def join(self, inputs):\n        self.next(self.end)", """def join(self, inputs):
-        self.next(self.mid)
-
-    @step
-    def mid(self):
-        self.next(self.c, self.d)
-
-    @step
-    def c(self):
-        self.next(self.join2)
-
-    @step
-    def d(self):
-        self.next(self.join2)
-
-    @step
-    def join2(self, inputs):
-        self.next(self.end)"""),
-    "parameters-decorators-and-schedule": """
-@schedule(cron='0 10 * * ? *')
-class F(FlowSpec):
-    alpha = Parameter('alpha', help='Learning rate', default=0.01)
-    size: int = Parameter('size', type=int, required=True, default=3)
-    cfg = Parameter('cfg', type=JSONType, default='{"a": 1}')
-
-    @retry(times=2)
-    @catch(var='err')
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-""",
+        """,
+        decorators="@schedule(cron='0 10 * * ? *')\n",
+    ),
 }
 
 
-@pytest.mark.parametrize("shape", sorted(VALID_SHAPES))
+@pytest.mark.parametrize("shape", sorted(CLEAN))
 def test_valid_shapes_lint_clean(shape: str) -> None:
-    source = flow_source(VALID_SHAPES[shape])
+    source = flow_source(CLEAN[shape])
     assert lint_source(source) == [], [str(e) for e in lint_source(source)]
     assert_runnable(read_source_flow(source).graph)
 
