@@ -9,42 +9,12 @@ from common import BenchContext, Row, flow_path
 
 from chalicelib.compiler import CompileSettings, compile_state_machine
 from flowplane.graph import read_source_flow
-from flowplane.manifest import DeployOptions, Manifest
 
-REGION, ACCOUNT = "eu-west-1", "123456789012"
-# Long, realistic names: byte budgets are measured on what a real stage holds.
-SETTINGS = CompileSettings(
-    job_queue=f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/flowplane-production-default-queue",
-    job_definition=f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/flowplane-production-task:137",
-    datastore_root=f"s3://flowplane-production-datastore-{ACCOUNT}-{REGION}/datastore",
-    foreach_table="flowplane-production-foreach-cardinality",
-    region=REGION,
-    event_bus="flowplane-production-task-events",
-    production_token="productiontoken-1234",
-)
-PACKAGE_URL = f"s3://flowplane-production-packages-{ACCOUNT}-{REGION}/packages/{'a1' * 32}.tar.gz"
+from compiler_shapes import LONG_SETTINGS, PACKAGE_URL, linear_source, manifest_for
+
+# The tests' long stage settings; a deployed flow also carries its production token.
+SETTINGS = CompileSettings(**LONG_SETTINGS, production_token="productiontoken-1234")
 METAFLOW_BYTES_PER_TASK = 6000  # FACTS.md: ~6 KB a task state in Metaflow's ASL
-
-
-def manifest(source: str, filename: str) -> Manifest:
-    sf = read_source_flow(source, filename)
-    return Manifest(
-        flowplane_version="0.1.0",
-        flow_name=sf.graph.flow_name,
-        flow_file=filename,
-        graph=sf.graph,
-        parameters=sf.parameters,
-        options=DeployOptions(),
-    )
-
-
-def linear(n: int) -> str:
-    lines = ["from flowplane import FlowSpec, step\n\nclass LongFlow(FlowSpec):\n"]
-    names = ["start"] + [f"s{i}" for i in range(1, n - 1)] + ["end"]
-    for here, nxt in zip(names, names[1:]):
-        lines.append(f"    @step\n    def {here}(self):\n        self.next(self.{nxt})\n")
-    lines.append("    @step\n    def end(self):\n        pass\n")
-    return "".join(lines)
 
 
 def task_state_sizes(definition: dict) -> list[int]:
@@ -68,18 +38,18 @@ def run(ctx: BenchContext) -> list[Row]:
     rows = []
     for name in ("parameter_flow.py", "branch_flow.py", "foreach_flow.py"):
         path = flow_path(name)
-        d = compile_state_machine(manifest(path.read_text(), name), PACKAGE_URL, SETTINGS)
+        d = compile_state_machine(manifest_for(path.read_text(), name), PACKAGE_URL, SETTINGS)
         sizes = task_state_sizes(d)
         total = len(json.dumps(d, separators=(",", ":")))
         rows.append(Row(f"{name}: largest task state", max(sizes), "bytes", goal=1024,
                         note=f"(definition {total} B, {len(sizes)} task states)"))
-    d500 = compile_state_machine(manifest(linear(500), "long.py"), PACKAGE_URL, SETTINGS)
+    d500 = compile_state_machine(manifest_for(linear_source(500), "long.py"), PACKAGE_URL, SETTINGS)
     sizes = task_state_sizes(d500)
     total = len(json.dumps(d500, separators=(",", ":")))
     rows.append(Row("500-step flow: mean bytes per task state", total / len(sizes), "bytes", goal=1024,
                     note=f"Metaflow ~{METAFLOW_BYTES_PER_TASK} B"))
     rows.append(Row("500-step flow: whole definition", total / 1e6, "MB", goal=1.0))
-    m1000 = manifest(linear(1000), "long.py")
+    m1000 = manifest_for(linear_source(1000), "long.py")
     compile_state_machine(m1000, PACKAGE_URL, SETTINGS)  # warm
     times = []
     for _ in range(max(5, ctx.repeat)):
@@ -89,6 +59,6 @@ def run(ctx: BenchContext) -> list[Row]:
     times.sort()
     rows.append(Row("compile a 1,000-step graph (median)", times[len(times) // 2] * 1000, "ms", goal=100))
     t0 = time.perf_counter()
-    read_source_flow(linear(1000), "long.py")
+    read_source_flow(linear_source(1000), "long.py")
     rows.append(Row("read a 1,000-step flow's graph from source (ast)", (time.perf_counter() - t0) * 1000, "ms"))
     return rows
