@@ -33,12 +33,14 @@ from .flowspec import FlowSpec, ForeachFrame, Input, Inputs
 from .manifest import CatchSpec, GraphSpec, Manifest, StepSpec
 from .task_errors import (
     ExceptionWrapper,
+    FailureHandledByCatch,
     TaskSetupError,
     TaskTimeout,
     TransitionError,
     type_name,
     user_traceback,
 )
+from .task_fallback import attempts_before_failing, is_fallback
 from .task_graph import TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
 from .task_loader import LoadedFlow, fetch_package, flow_file_in, load_flow_file
 from .task_output import CapturedOutput
@@ -258,7 +260,15 @@ class Task:
             self.owner = None
         self.pathspec = f"{self.flow_name}/{self.run_id}/{self.step}/{self.task_id}"
         retry = self.node.decorator("retry")
-        self.last_attempt = self.attempt >= (retry.times if retry else 0)
+        retry_times = retry.times if retry else 0
+        self.catch_spec: Optional[CatchSpec] = self.node.decorator("catch")
+        has_catch = self.catch_spec is not None
+        # @catch keeps an exception once @retry's attempts are spent; past them, its
+        # fallback attempts run no user code and tell how the earlier attempts died.
+        self.catching = has_catch and self.attempt >= retry_times
+        self.fallback = is_fallback(self.attempt, retry_times, has_catch)
+        # No attempt follows this one if it fails: the task has failed.
+        self.last_attempt = self.attempt >= attempts_before_failing(retry_times, has_catch)
 
     # --- the attempt -------------------------------------------------------------
 
@@ -287,6 +297,8 @@ class Task:
         try:
             flow, inputs = self._build_flow(tracker)
             self._set_current()
+            if self.fallback:
+                raise self._fallback_failure()
             with _time_limit(self._timeout(), self.step):
                 if self.node.type == "join":
                     getattr(flow, self.step)(inputs)
@@ -294,6 +306,9 @@ class Task:
                     getattr(flow, self.step)()
             outcome.num_splits = self._check_transition(flow)
             outcome.ok = True
+            if self.catch_spec is not None and self.catch_spec.var:
+                # As Metaflow: no exception, so the variable says None (downstream tests it).
+                flow.__dict__[self.catch_spec.var] = None
         except BaseException as e:  # user code may raise anything, SystemExit included
             outcome.error = e
             outcome.error_text = user_traceback(e)
@@ -319,9 +334,9 @@ class Task:
         return outcome
 
     def _catch(self, flow: Optional[FlowSpec], outcome: Outcome) -> None:
-        """@catch on the last attempt: keep the exception, take the graph's transition, succeed."""
-        spec: Optional[CatchSpec] = self.node.decorator("catch")
-        if spec is None or not self.last_attempt or flow is None:
+        """@catch once @retry's attempts are spent: keep the exception, take the graph's transition, succeed."""
+        spec = self.catch_spec
+        if spec is None or not self.catching or flow is None:
             return
         assert outcome.error is not None
         wrapper = ExceptionWrapper(type_name(outcome.error), str(outcome.error), outcome.error_text)
@@ -330,6 +345,27 @@ class Task:
         if spec.print_exception:
             print(f"@catch caught an exception from {self.pathspec}:\n{outcome.error_text}", file=sys.stderr, end="")
         outcome.ok, outcome.caught = True, True
+
+    def _fallback_failure(self) -> FailureHandledByCatch:
+        """@catch's fallback: the exception to keep, naming what became of the earlier attempts.
+
+        The attempts that died unrecorded are recorded as failed on the way: that is
+        what they were, and the datastore's records then say so.
+        """
+        from .task_fallback import batch_describe_jobs, earlier_attempts, fallback_message, record_as_failed
+
+        key = (self.storage, self.flow_name, self.run_id, self.step, self.task_id)
+        on_batch = bool(os.environ.get("AWS_BATCH_JOB_ID"))
+        try:
+            earlier = earlier_attempts(*key, self.attempt, describe_jobs=batch_describe_jobs if on_batch else None)
+            record_as_failed(*key, earlier)
+        except Exception as e:  # the records cannot be read: still keep the failure, said plainly
+            return FailureHandledByCatch(
+                f"step {self.step!r} raised no exception that @catch could keep; what became of its earlier "
+                f"attempts is unknown ({type_name(e)}: {e}). @catch's fallback attempt {self.attempt} records "
+                "this instead of running the step again."
+            )
+        return FailureHandledByCatch(fallback_message(self.step, self.attempt, earlier))
 
     # --- building the FlowSpec ------------------------------------------------------
 
@@ -462,7 +498,10 @@ class Task:
         records.write_task(self.storage, rec)
         records.write_attempt(
             self.storage, self.flow_name, self.run_id, self.step, self.task_id,
-            records.AttemptRecord(attempt=self.attempt, started_at=started, log_location=self._log_prefix()),
+            records.AttemptRecord(
+                attempt=self.attempt, started_at=started, log_location=self._log_prefix(),
+                batch_job_id=self._batch_job_id(),
+            ),
         )
         self._send("started")
 
@@ -483,6 +522,7 @@ class Task:
                 exit_code=EXIT_OK if outcome.ok else EXIT_FAILED,
                 error=error,
                 log_location=self._log_prefix(),
+                batch_job_id=self._batch_job_id(),
             ),
         )
         rec = self._task_record_now
@@ -492,7 +532,7 @@ class Task:
         elif self.last_attempt:
             rec.status, rec.final_attempt, rec.finished_at = "failed", self.attempt, finished
         else:
-            rec.status = "running"  # @retry will start another attempt
+            rec.status = "running"  # @retry (or @catch's fallback) will start another attempt
         records.write_task(self.storage, rec)
         if self.production and self.step == "end" and outcome.ok:
             self._finish_run_record(finished)
@@ -507,6 +547,11 @@ class Task:
             self.events.send(
                 kind, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, self.indices, **extra
             )
+
+    @staticmethod
+    def _batch_job_id() -> Optional[str]:
+        # Batch keeps the job's exit code and reason: a later attempt can ask what killed this one.
+        return os.environ.get("AWS_BATCH_JOB_ID") or None
 
     def _log_prefix(self) -> str:
         return layout.attempt_prefix(self.flow_name, self.run_id, self.step, self.task_id, self.attempt)

@@ -27,6 +27,11 @@ class TaskTimeout(Exception):
     """`@timeout`: the step ran past its limit."""
 
 
+class FailureHandledByCatch(Exception):
+    """What a `@catch` step's fallback attempt records: the earlier attempts ended without an
+    exception of their own (killed, out of memory, timed out by Batch). Metaflow's name."""
+
+
 def type_name(exc: BaseException) -> str:
     """`ValueError` for builtins, `module.Name` for everything else."""
     cls = type(exc)

@@ -368,15 +368,34 @@ class CatchFlow(FlowSpec):
 """
 
 
-def test_catch_lets_the_run_go_on_after_retries_and_fallbacks(aws, monkeypatch):
-    job_outcomes(monkeypatch, lambda name: (0, not name.endswith("-flaky")))
+def test_catch_lets_the_run_go_on_once_a_fallback_attempt_succeeds(aws, monkeypatch):
+    # The attempt of user code and its @retry fail (killed: no task recorded); the first
+    # fallback attempt (retry count 2) runs no user code and exits 0, so the run goes on.
+    seen: Counter = Counter()
+
+    def decide(name: str) -> tuple[float, bool]:
+        seen[name] += 1
+        return 0, not name.endswith("-flaky") or seen[name] > 2
+
+    job_outcomes(monkeypatch, decide)
     run = aws.run(manifest_for(CATCH_FLOW))
     assert (run.status, run.error) == ("SUCCEEDED", None)
-    # 1 attempt + 1 @retry + 3 fallback attempts (Metaflow's @catch), then the Catch.
+    assert dict(run.jobs["flaky"]) == {"FAILED": 2, "SUCCEEDED": 1}
+    assert [r for s, _, r, _ in run.submissions if s == "flaky"] == [0, 1, 2]
+    assert dict(run.jobs["end"]) == {"SUCCEEDED": 1}
+
+
+def test_a_catch_step_whose_fallbacks_all_fail_fails_the_run_at_that_step(aws, monkeypatch):
+    job_outcomes(monkeypatch, lambda name: (0, not name.endswith("-flaky")))
+    run = aws.run(manifest_for(CATCH_FLOW))
+    assert (run.status, run.error) == ("FAILED", "States.TaskFailed")
+    # 1 attempt + 1 @retry + 3 fallback attempts (Metaflow's @catch), then no more.
     assert dict(run.jobs["flaky"]) == {"FAILED": 5}
     assert [r for s, _, r, _ in run.submissions if s == "flaky"] == [0, 1, 2, 3, 4]
-    assert dict(run.jobs["end"]) == {"SUCCEEDED": 1}
-    assert [s for s, *_ in run.submissions][-1] == "end"
+    # No Catch moves past the step: `end` never starts to refuse its missing input.
+    assert "end" not in run.jobs
+    failed = run.events("ExecutionFailed")[0]["executionFailedEventDetails"]
+    assert json.loads(failed["cause"])["JobName"] == "CatchFlow-flaky"
 
 
 TIMEOUT_FLOW = """from flowplane import FlowSpec, step, retry, timeout

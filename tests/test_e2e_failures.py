@@ -1,6 +1,8 @@
 """Failures through the embedded control plane: `--with retry` retried as the state
 machine says and recorded attempt by attempt; a task whose process is killed gives a
-FAILED run whose reason the Client API shows; a terminated run stops its jobs."""
+FAILED run whose reason the Client API shows; a terminated run stops its jobs; a @catch
+step killed outright is caught by its fallback attempt, and one whose fallbacks cannot
+run either fails the run at that step."""
 
 from __future__ import annotations
 
@@ -63,6 +65,69 @@ class SleepyFlow(FlowSpec):
 
 if __name__ == "__main__":
     SleepyFlow()
+'''
+
+
+# Kills itself on every attempt of user code: as the OOM killer, nothing is recorded.
+KILLED = '''
+import os
+import signal
+
+from flowplane import FlowSpec, catch, current, retry, step
+
+
+class KilledFlow(FlowSpec):
+    @step
+    def start(self):
+        self.before = "kept"
+        self.next(self.boom)
+
+    @catch(var="failure")
+    @retry(times=RETRIES, minutes_between_retries=0)
+    @step
+    def boom(self):
+        print("boom attempt %d" % current.retry_count, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.seen = (self.before, type(self.failure).__name__, str(self.failure))
+
+
+if __name__ == "__main__":
+    KilledFlow()
+'''
+
+# Dies as its module loads in boom's tasks, so not even @catch's fallback attempts can run.
+DOOMED = '''
+import os
+import signal
+import sys
+
+from flowplane import FlowSpec, catch, step
+
+if "boom" in sys.argv:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DoomedFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.boom)
+
+    @catch(var="failure")
+    @step
+    def boom(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    DoomedFlow()
 '''
 
 
@@ -133,6 +198,58 @@ def test_a_killed_task_fails_the_run_with_the_reason(plane, tmp_path):
     shown = str(task.exception)
     assert "SIGKILL" in shown, shown
     assert "going to sleep" in task.stdout
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_catch_step_killed_outright_is_caught_by_its_fallback_attempt(plane, tmp_path, retries):
+    name = f"Killed{retries}Flow"
+    path = write(tmp_path, "killed_flow.py", KILLED.replace("KilledFlow", name).replace("RETRIES", str(retries)))
+    create(path)
+    run_id = trigger(path)
+    found = wait_for_run(plane, name, run_id)
+    assert found["status"] == "SUCCEEDED", found
+    # Every attempt of user code was killed; the next one is @catch's fallback, which runs
+    # no user code and exits 0. No more attempts after it.
+    boom = processes(plane, run_id, "boom")
+    assert [p.command[-1] for p in boom] == [str(n) for n in range(retries + 2)]
+    assert [p.signal for p in boom] == ["SIGKILL"] * (retries + 1) + [None] and boom[-1].exit_code == 0
+    run = production_run(name, run_id)
+    assert run.successful
+    task = run["boom"].task
+    assert task.finished and task.current_attempt == retries + 1
+    for n in range(retries + 1):
+        killed = task.__class__(task.pathspec, attempt=n)
+        assert not killed.finished and "SIGKILL" in str(killed.exception), n
+        assert f"boom attempt {n}" in killed.stdout
+    # The catch variable names what happened to the attempts it stands for.
+    caught = task["failure"].data
+    assert type(caught).__name__ == "ExceptionWrapper"
+    assert caught.type == "flowplane.task_errors.FailureHandledByCatch"
+    assert f"attempt {retries}" in caught.message and "SIGKILL" in caught.message, caught.message
+    assert "exit code 137" in caught.message
+    assert str(task.exception) == str(caught)
+    seen = run["end"].task["seen"].data
+    assert seen[0] == "kept" and seen[1] == "ExceptionWrapper" and "SIGKILL" in seen[2]
+
+
+def test_a_catch_step_whose_fallbacks_cannot_run_fails_the_run_at_that_step(plane, tmp_path):
+    path = write(tmp_path, "doomed_flow.py", DOOMED)
+    create(path)
+    run_id = trigger(path)
+    found = wait_for_run(plane, "DoomedFlow", run_id)
+    assert found["status"] == "FAILED"
+    # The run stops at the step itself, not at a downstream task that refuses to start.
+    assert found["error"] == "States.TaskFailed"
+    cause = json.loads(found["cause"])
+    assert cause["JobName"] == "DoomedFlow-boom" and cause["Container"]["ExitCode"] == 137
+    assert processes(plane, run_id, "end") == []
+    # One attempt of user code and @catch's three fallback attempts, all killed.
+    assert [p.signal for p in processes(plane, run_id, "boom")] == ["SIGKILL"] * 4
+    run = production_run("DoomedFlow", run_id)
+    assert not run.successful and run.end_task is None
+    task = run["boom"].task
+    assert not task.finished and task.current_attempt == 3
+    assert "SIGKILL" in str(task.exception)
 
 
 def test_terminating_a_run_stops_its_jobs(plane, tmp_path):

@@ -20,9 +20,10 @@ Shape of what comes out:
 - every state passes its input through (`ResultPath: null`, the Map keeps only its
   iteration count), so the state data never grows with the graph;
 - `@retry` and `@catch` become a Retry on the job failing (`@catch` adds
-  Metaflow's fallback attempts, where the task runtime records the exception
-  instead of running user code) and, for `@catch`, a Catch that moves on to the
-  next state; `@timeout` becomes TimeoutSeconds plus Batch's attempt timeout.
+  Metaflow's fallback attempts, where the task runtime records the failure
+  instead of running user code, and exits 0); there is no ASL Catch: a step whose
+  fallbacks cannot run either fails the execution right there, as in Metaflow;
+  `@timeout` becomes TimeoutSeconds plus Batch's attempt timeout.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import re
 from typing import Any, Optional
 
 from flowplane.manifest import GraphSpec, Manifest, StepSpec
+from flowplane.task_fallback import FALLBACK_ATTEMPTS
 
 from . import foreach
 from .intrinsics import escape_literal, format_call, run_id_expr
@@ -38,10 +40,11 @@ from .settings import CompileSettings
 
 SUBMIT_JOB_SYNC = "arn:aws:states:::batch:submitJob.sync"
 
-# Metaflow's @catch asks for 3 extra attempts beyond @retry's (its
-# NUM_FALLBACK_RETRIES); in those the task runs a fallback that records the
-# failure instead of the user's code, so the step ends with a proper task.
-FALLBACK_ATTEMPTS = 3
+# Metaflow's @catch asks for FALLBACK_ATTEMPTS (3) extra attempts beyond @retry's
+# (its NUM_FALLBACK_RETRIES); in those the task runs a fallback that records the
+# failure instead of the user's code, so the step ends with a proper task. The
+# number is the task runtime's (flowplane.task_fallback): both must agree on
+# which attempt is the last.
 # Metaflow's state machines retry Batch API throttling this way.
 BATCH_THROTTLE_RETRY = {
     "ErrorEquals": ["Batch.AWSBatchException"],
@@ -50,7 +53,7 @@ BATCH_THROTTLE_RETRY = {
     "BackoffRate": 2,
     "JitterStrategy": "FULL",
 }
-# What a failed or timed-out job surfaces as; @retry and @catch act on these only
+# What a failed or timed-out job surfaces as; @retry and @catch retry these only
 # (States.ALL would also swallow States.Runtime, i.e. a broken definition).
 JOB_FAILED = ["States.TaskFailed", "States.Timeout"]
 # The first state puts what all tasks share under this field of the state data.
@@ -228,15 +231,12 @@ class _Compiler:
     # --- the task ------------------------------------------------------------------
 
     def _add_task(self, states: dict, node: StepSpec, nxt: Optional[str], task_id_path: Optional[str]) -> None:
+        # No ASL Catch, even for @catch: its fallback attempts (in the Retry) end the
+        # step with a task that records the failure. A Catch could only move on past a
+        # step whose fallbacks could not run either, i.e. one with no task to read, and
+        # the next task would fail instead, refusing its missing input. Without it the
+        # execution fails here, with this step's Batch job as the cause.
         task = self._task(node, task_id_path)
-        catch = node.decorator("catch")
-        if catch is not None:
-            target = nxt
-            if target is None:
-                # A Catch needs a Next; at the end of a branch or of the flow, end there.
-                target = f"{node.name}-caught"
-                states[target] = {"Type": "Pass", "End": True}
-            task["Catch"] = [{"ErrorEquals": list(JOB_FAILED), "ResultPath": None, "Next": target}]
         if nxt is None:
             task["End"] = True
         else:

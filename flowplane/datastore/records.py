@@ -69,6 +69,8 @@ class AttemptRecord(_Record):
     error: Optional[ErrorInfo] = None
     # Where this attempt's logs are: a datastore key prefix locally, a CloudWatch stream on Batch.
     log_location: Optional[str] = None
+    # The AWS Batch job that ran the attempt (on Batch): what Batch says of it outlives the process.
+    batch_job_id: Optional[str] = None
 
 
 class TaskRecord(_Record):
