@@ -6,7 +6,10 @@ interpreter each time, FLOWPLANE_API_URL pointing at the plane: packaging,
 upload, compile on the plane, the wait for DEPLOYED) and, for the share of the
 plane itself, in-process. Trigger-to-first-task is from the trigger's request
 to the start of the first task's process (the local Batch's record), and to
-that task's first line in CloudWatch Logs.
+that task's first line in CloudWatch Logs. A task's own start-up is from its
+process's start to the moment it begins its attempt (the `started_at` of its
+attempt record: interpreter, imports, package download, AWS clients, flow
+loaded), and its whole life for ParameterFlow's tiny steps.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row("step-functions create in-process (no interpreter start), median",
                             median_time(in_process, ctx.repeat), "s"))
             client = ApiClient(plane.url)
-            spawn, logged, whole = [], [], []
+            spawn, logged, whole, startup, lifetime = [], [], [], [], []
             for _ in range(ctx.repeat):
                 before = len(plane.batch.history)
                 t0 = time.time()
@@ -69,10 +72,17 @@ def run(ctx: BenchContext) -> list[Row]:
                 logged.append(time.time() - t0)
                 plane.wait_for_runs(120)
                 whole.append(time.time() - t0)
+                for task in (r for r in plane.batch.history[before:] if r.run_id == run_id):
+                    startup.append(_attempt_started(plane, run_id, task.step) - task.started)
+                    lifetime.append(task.ended - task.started)
             rows.append(Row("trigger -> first task's process started, median", statistics.median(spawn), "s"))
             rows.append(Row("trigger -> first task's first line in CloudWatch Logs, median",
                             statistics.median(logged), "s", note="logs are flushed every second"))
             rows.append(Row("trigger -> ParameterFlow run finished (2 tasks), median", statistics.median(whole), "s"))
+            rows.append(Row("a task's start-up (process start -> attempt begins), median", statistics.median(startup), "s",
+                            note="imports, package, AWS clients, flow loaded"))
+            rows.append(Row("a task process, start to exit (ParameterFlow's steps), median",
+                            statistics.median(lifetime), "s"))
         finally:
             plane.stop()
             for key, value in saved.items():
@@ -104,6 +114,19 @@ def _wait(probe, timeout: float = 60.0, step: float = 0.005):
         if time.monotonic() > deadline:
             raise TimeoutError("the embedded plane did not get there in time")
         time.sleep(step)
+
+
+def _attempt_started(plane, run_id: str, step: str) -> float:
+    """When the task began its attempt: the started_at it recorded in the datastore (epoch s)."""
+    from datetime import datetime
+
+    from flowplane.datastore import records
+    from flowplane.datastore.storage import S3Storage
+
+    storage = S3Storage(plane.settings.datastore_root, client=plane.session.client("s3"))
+    rec = records.read_attempt(storage, "ParameterFlow", run_id, step, "1", 0)
+    assert rec is not None, f"no attempt record for {run_id}/{step}"
+    return datetime.fromisoformat(rec.started_at).timestamp()
 
 
 def _first_line(plane, job_id: str) -> bool:

@@ -28,7 +28,7 @@ from .current import current
 from .context import username
 from .datastore import layout, records
 from .datastore.artifacts import ArtifactStore, TaskArtifacts, read_index, write_index
-from .datastore.storage import Storage, default_root, storage_for
+from .datastore.storage import S3Storage, Storage, default_root, storage_for
 from .flowspec import FlowSpec, ForeachFrame, Input, Inputs
 from .manifest import CatchSpec, GraphSpec, Manifest, StepSpec
 from .task_errors import (
@@ -40,7 +40,6 @@ from .task_errors import (
     type_name,
     user_traceback,
 )
-from .task_fallback import attempts_before_failing, is_fallback
 from .task_graph import TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
 from .task_loader import LoadedFlow, fetch_package, flow_file_in, load_flow_file
 from .task_output import CapturedOutput
@@ -169,7 +168,7 @@ def prepare(args: Any) -> "Task":
     if node.type == "foreach" and node.decorator("catch") is not None:
         raise TaskSetupError(f"step {node.name!r}: @catch is not supported on a foreach split step (as in Metaflow)")
     root = args.datastore_root or default_root()
-    storage = storage_for(root)
+    storage = _storage(root)
     param_specs = list(manifest.parameters) if manifest else specs_from_parameters(_flow_parameters(loaded))
     given = given_values(args.params_json, os.environ.get("FLOWPLANE_EXECUTION_INPUT"))
     if given is None:
@@ -193,6 +192,15 @@ def prepare(args: Any) -> "Task":
         token=token,
         manifest=manifest,
     )
+
+
+def _storage(root: str) -> Storage:
+    if root.startswith("s3://"):
+        from .task_aws import s3
+
+        # The package's client: one S3 client per task process.
+        return S3Storage(root, client=s3())
+    return storage_for(root)
 
 
 def _with_specs(values: list[str]) -> list[Any]:
@@ -262,13 +270,18 @@ class Task:
         retry = self.node.decorator("retry")
         retry_times = retry.times if retry else 0
         self.catch_spec: Optional[CatchSpec] = self.node.decorator("catch")
-        has_catch = self.catch_spec is not None
         # @catch keeps an exception once @retry's attempts are spent; past them, its
         # fallback attempts run no user code and tell how the earlier attempts died.
-        self.catching = has_catch and self.attempt >= retry_times
-        self.fallback = is_fallback(self.attempt, retry_times, has_catch)
+        self.catching = self.fallback = False
+        last = retry_times
+        if self.catch_spec is not None:
+            from .task_fallback import attempts_before_failing, is_fallback  # @catch steps only
+
+            self.catching = self.attempt >= retry_times
+            self.fallback = is_fallback(self.attempt, retry_times, True)
+            last = attempts_before_failing(retry_times, True)
         # No attempt follows this one if it fails: the task has failed.
-        self.last_attempt = self.attempt >= attempts_before_failing(retry_times, has_catch)
+        self.last_attempt = self.attempt >= last
 
     # --- the attempt -------------------------------------------------------------
 
@@ -568,8 +581,11 @@ class Task:
         if table:
             # Step Functions reads the cardinality from DynamoDB before its Map state.
             from .foreach_cardinality import record_cardinality
+            from .task_aws import client
 
-            record_cardinality(table, self.flow_name, self.run_id, self.step, self.task_id, num_splits)
+            record_cardinality(
+                table, self.flow_name, self.run_id, self.step, self.task_id, num_splits, client=client("dynamodb")
+            )
 
     def _ensure_run_record(self) -> None:
         if records.read_run(self.storage, self.flow_name, self.run_id) is None:

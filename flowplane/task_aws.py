@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import IO, Any, Optional
 
 # boto3's default multipart threshold: below it, boto3 itself uploads with one PutObject.
@@ -38,7 +39,9 @@ def session() -> Any:
         if _session is None:
             import botocore.session
 
-            _session = botocore.session.get_session()
+            made = botocore.session.get_session()
+            made.register_component("data_loader", _loader(made.get_config_variable("data_path")))
+            _session = made
         return _session
 
 
@@ -61,6 +64,49 @@ def client(service: str, endpoint_url: Optional[str] = None) -> Any:
 def s3() -> "S3Client":
     """The S3 client for packages and the datastore (FLOWPLANE_S3_ENDPOINT_URL, if set, is its endpoint)."""
     return client("s3", os.environ.get("FLOWPLANE_S3_ENDPOINT_URL") or None)
+
+
+def _loader(data_path: Optional[str]) -> Any:
+    """botocore's loader (as `botocore.loaders.create_loader` makes it) that checks a service
+    name by looking for that one service's folder.
+
+    botocore checks every model it loads against `list_available_services`, which
+    lists and stats the folders of all ~400 services, once per kind of model (the
+    service model, then its endpoint rules): 25-40 ms of a task's start for two names.
+    """
+    from botocore.exceptions import DataNotFoundError
+    from botocore.loaders import Loader
+
+    class _Services(Sequence):
+        """The available services, as far as `name in ...` goes without listing them all."""
+
+        def __init__(self, loader: Loader, type_name: str):
+            self._loader, self._type_name = loader, type_name
+            self._all: Optional[list[str]] = None
+
+        def __contains__(self, name: object) -> bool:
+            try:
+                return isinstance(name, str) and bool(self._loader.list_api_versions(name, self._type_name))
+            except DataNotFoundError:
+                return False
+
+        def _listed(self) -> list[str]:
+            if self._all is None:
+                self._all = Loader.list_available_services(self._loader, self._type_name)
+            return self._all
+
+        def __getitem__(self, i: Any) -> Any:
+            return self._listed()[i]
+
+        def __len__(self) -> int:
+            return len(self._listed())
+
+    class _TaskLoader(Loader):
+        def list_available_services(self, type_name: str) -> Any:
+            return _Services(self, type_name)
+
+    paths = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else None
+    return _TaskLoader(extra_search_paths=paths)
 
 
 def reset() -> None:
@@ -102,7 +148,9 @@ class S3Client:
 def _remaining(stream: IO[bytes]) -> Optional[int]:
     """Bytes left in a seekable stream; None when it cannot tell."""
     try:
-        if not stream.seekable():
+        # SpooledTemporaryFile has no seekable() before Python 3.11, but seeks.
+        seekable = getattr(stream, "seekable", None)
+        if seekable is not None and not seekable():
             return None
         here = stream.tell()
         end = stream.seek(0, os.SEEK_END)

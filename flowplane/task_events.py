@@ -29,9 +29,9 @@ class EventSender:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # only on Batch, where events are sent
+            from .task_aws import client  # only on Batch, where events are sent
 
-            self._client = boto3.client("events")
+            self._client = client("events")
         return self._client
 
     def send(

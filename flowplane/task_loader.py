@@ -160,12 +160,14 @@ def fetch_package(url: str) -> tuple[str, Manifest]:
     try:
         if url.startswith("s3://"):
             from .datastore.storage import NotFound, S3Storage
+            from .task_aws import s3
 
             bucket, _, key = url[5:].partition("/")
             if not bucket or not key:
                 raise TaskSetupError(f"--package {url!r}: expected s3://bucket/key")
             try:
-                stream = S3Storage(f"s3://{bucket}").open_read(key)
+                # The datastore's client too: one S3 client per task.
+                stream = S3Storage(f"s3://{bucket}", client=s3()).open_read(key)
             except NotFound:
                 raise TaskSetupError(f"--package {url}: no such object") from None
             _extract(stream, target, url)
