@@ -8,8 +8,10 @@ plane itself, in-process. Trigger-to-first-task is from the trigger's request
 to the start of the first task's process (the local Batch's record), and to
 that task's first line in CloudWatch Logs. A task's own start-up is from its
 process's start to the moment it begins its attempt (the `started_at` of its
-attempt record: interpreter, imports, package download, AWS clients, flow
-loaded), and its whole life for ParameterFlow's tiny steps.
+attempt record: package download, AWS clients, flow loaded; for a cold process
+also the interpreter, the imports and botocore's data), and its whole life for
+ParameterFlow's tiny steps; first with the local Batch's warm processes (the
+default), then cold, as every task starts on AWS Batch.
 """
 
 from __future__ import annotations
@@ -61,28 +63,23 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row("step-functions create in-process (no interpreter start), median",
                             median_time(in_process, ctx.repeat), "s"))
             client = ApiClient(plane.url)
-            spawn, logged, whole, startup, lifetime = [], [], [], [], []
-            for _ in range(ctx.repeat):
-                before = len(plane.batch.history)
-                t0 = time.time()
-                run_id = client.trigger("ParameterFlow", {"alpha": 0.5})["run_id"]
-                first = _wait(lambda: next((r for r in plane.batch.history[before:] if r.run_id == run_id), None))
-                spawn.append(first.started - t0)
-                _wait(lambda: _first_line(plane, first.job_id))
-                logged.append(time.time() - t0)
-                plane.wait_for_runs(120)
-                whole.append(time.time() - t0)
-                for task in (r for r in plane.batch.history[before:] if r.run_id == run_id):
-                    startup.append(_attempt_started(plane, run_id, task.step) - task.started)
-                    lifetime.append(task.ended - task.started)
+            spawn, logged, whole, startup, lifetime = _triggers(plane, client, ctx.repeat)
             rows.append(Row("trigger -> first task's process started, median", statistics.median(spawn), "s"))
             rows.append(Row("trigger -> first task's first line in CloudWatch Logs, median",
                             statistics.median(logged), "s", note="logs are flushed every second"))
             rows.append(Row("trigger -> ParameterFlow run finished (2 tasks), median", statistics.median(whole), "s"))
             rows.append(Row("a task's start-up (process start -> attempt begins), median", statistics.median(startup), "s",
-                            note="imports, package, AWS clients, flow loaded"))
+                            note="a warm process: package, AWS clients, flow loaded"))
             rows.append(Row("a task process, start to exit (ParameterFlow's steps), median",
                             statistics.median(lifetime), "s"))
+            # The same without warm processes: what every task pays on AWS Batch (a new container's Python).
+            plane.batch.warm = 0
+            plane.batch._drop_warm()
+            _, _, whole, startup, lifetime = _triggers(plane, client, ctx.repeat)
+            rows.append(Row("  cold: a task's start-up, median", statistics.median(startup), "s",
+                            note="+ interpreter, imports, botocore's data"))
+            rows.append(Row("  cold: a task process, start to exit, median", statistics.median(lifetime), "s"))
+            rows.append(Row("  cold: trigger -> ParameterFlow run finished, median", statistics.median(whole), "s"))
         finally:
             plane.stop()
             for key, value in saved.items():
@@ -114,6 +111,25 @@ def _wait(probe, timeout: float = 60.0, step: float = 0.005):
         if time.monotonic() > deadline:
             raise TimeoutError("the embedded plane did not get there in time")
         time.sleep(step)
+
+
+def _triggers(plane, client, repeat: int) -> tuple[list[float], ...]:
+    """Trigger ParameterFlow `repeat` times, one run at a time: (spawn, logged, whole, startup, lifetime)."""
+    spawn, logged, whole, startup, lifetime = [], [], [], [], []
+    for _ in range(repeat):
+        before = len(plane.batch.history)
+        t0 = time.time()
+        run_id = client.trigger("ParameterFlow", {"alpha": 0.5})["run_id"]
+        first = _wait(lambda: next((r for r in plane.batch.history[before:] if r.run_id == run_id), None))
+        spawn.append(first.started - t0)
+        _wait(lambda: _first_line(plane, first.job_id))
+        logged.append(time.time() - t0)
+        plane.wait_for_runs(120)
+        whole.append(time.time() - t0)
+        for task in (r for r in plane.batch.history[before:] if r.run_id == run_id):
+            startup.append(_attempt_started(plane, run_id, task.step) - task.started)
+            lifetime.append(task.ended - task.started)
+    return spawn, logged, whole, startup, lifetime
 
 
 def _attempt_started(plane, run_id: str, step: str) -> float:

@@ -66,6 +66,20 @@ def s3() -> "S3Client":
     return client("s3", os.environ.get("FLOWPLANE_S3_ENDPOINT_URL") or None)
 
 
+def preload_models(services: tuple[str, ...]) -> None:
+    """Read botocore's data for `services` into this process's session: the endpoints, the
+    service models and their endpoint rules. No client, no credentials, no region: what
+    the clients made later share, whatever their environment (a warm task, task_warm.py)."""
+    sess = session()
+    sess.get_component("endpoint_resolver")  # endpoints.json
+    loader = sess.get_component("data_loader")
+    for name in ("sdk-default-configuration", "partitions", "_retry"):
+        loader.load_data(name)
+    for service in services:
+        loader.load_service_model(service, "service-2", api_version=None)
+        loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
+
+
 def _loader(data_path: Optional[str]) -> Any:
     """botocore's loader (as `botocore.loaders.create_loader` makes it) that checks a service
     name by looking for that one service's folder.

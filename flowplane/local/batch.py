@@ -9,6 +9,10 @@ in `Job.run()`; `LocalBatch.install()` replaces that method. A job then:
 - runs its command (the container overrides', else the job definition's) with
   its environment, in a scratch folder of its own; `flowplane` as the first
   word is this interpreter's `python -m flowplane` (the local "image");
+- for `flowplane task`, the process is one started ahead of time (`warm`
+  processes, flowplane/task_warm.py): it has done the imports every task does,
+  then takes on the job's arguments, environment and folder and runs the same
+  command; still one process per job, started fresh, as a container is;
 - ends SUCCEEDED on exit code 0, FAILED otherwise: a process ended by a signal
   reports exit code 128+N and names the signal in its reason; an attempt that
   overstays the job's timeout, or a job terminated through the API, is killed;
@@ -22,6 +26,7 @@ Every status change is handed to `emit` as the job's description (the
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -138,6 +143,7 @@ class LocalBatch:
         emit: Optional[Emit] = None,
         python: str = sys.executable,
         log_flush_seconds: float = 1.0,
+        warm: int = 1,
     ) -> None:
         if vcpus < 1:
             raise ValueError(f"vcpus must be at least 1, got {vcpus}")
@@ -154,6 +160,9 @@ class LocalBatch:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Interpreters waiting for a `flowplane task` job: (process, the environment it started with).
+        self.warm = max(0, warm)
+        self._idle: list[tuple[subprocess.Popen, dict[str, str]]] = []
 
     # --- installing into moto --------------------------------------------------------
 
@@ -182,11 +191,13 @@ class LocalBatch:
         Job.run = run
         Job.describe = describe
         undo_env = install_batch_environment_fix()
+        self._fill_warm()
 
         def undo() -> None:
             Job.run = original_run
             Job.describe = original_describe
             undo_env()
+            self._drop_warm()
             LocalBatch._installed = None
 
         return undo
@@ -224,6 +235,7 @@ class LocalBatch:
         for job, proc in entries:
             job.terminate(PLANE_STOPPED)
             _signal_group(proc, signals.SIGTERM)
+        self._drop_warm()
         deadline = time.monotonic() + timeout
         for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
@@ -250,15 +262,7 @@ class LocalBatch:
             job._log_backend.ensure_log_stream(LOG_GROUP, job.log_stream_name)
             job._start_attempt()
             try:
-                proc = subprocess.Popen(
-                    command,
-                    env=environment,
-                    cwd=scratch,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,  # its own group: a kill reaches its children too
-                )
+                proc = self._start(command, environment, scratch)
             except OSError as e:
                 self._finish(job, None, f"CannotStartContainerError: {e}", success=False)
                 return
@@ -280,6 +284,83 @@ class LocalBatch:
             self._slots.release(need)
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
+
+    def _start(self, command: list[str], environment: dict[str, str], scratch: str) -> subprocess.Popen:
+        """The job's process: a warm one for `flowplane task` when one fits, else a new one."""
+        if command[1:4] == ["-m", "flowplane", "task"] and command[0] == self.python:
+            proc = self._take_warm(environment)
+            if proc is not None:
+                job = {"argv": command[3:], "env": environment, "cwd": scratch}
+                try:
+                    assert proc.stdin is not None
+                    proc.stdin.write(json.dumps(job).encode() + b"\n")
+                    proc.stdin.close()
+                    return proc
+                except OSError:  # it died waiting: start the job the usual way
+                    _discard(proc)
+        return subprocess.Popen(
+            command,
+            env=environment,
+            cwd=scratch,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own group: a kill reaches its children too
+        )
+
+    # --- warm task processes ------------------------------------------------------------
+
+    def _warm_environment(self) -> dict[str, str]:
+        """What every job's environment has, before the job's own part."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOWPLANE_", "MOTO_"))}
+        env.update(self._plane_environment())
+        env["TMPDIR"] = self.work_dir
+        return env
+
+    def _fill_warm(self) -> None:
+        """Start interpreters until `warm` wait for a job (in the background: they import alone)."""
+        while True:
+            with self._lock:
+                if self._closing.is_set() or len(self._idle) >= self.warm:
+                    return
+                env = self._warm_environment()
+                try:
+                    proc = subprocess.Popen(
+                        [self.python, "-m", "flowplane.task_warm"],
+                        env=env,
+                        cwd=self.work_dir,
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        start_new_session=True,
+                    )
+                except OSError:
+                    return  # out of processes: jobs start cold
+                self._idle.append((proc, env))
+
+    def _take_warm(self, environment: dict[str, str]) -> Optional[subprocess.Popen]:
+        """A waiting interpreter whose start matches the job's: same interpreter settings
+        (PYTHON*) and AWS settings (AWS_*, but the job's own AWS_BATCH_*), which a process
+        reads as it starts."""
+        found = None
+        with self._lock:
+            for entry in list(self._idle):
+                proc, env = entry
+                if proc.poll() is not None:
+                    self._idle.remove(entry)
+                    _discard(proc)
+                elif found is None and _same_start(env, environment):
+                    # The others stay for jobs that fit them (they start as the plane's jobs do).
+                    self._idle.remove(entry)
+                    found = proc
+        self._fill_warm()
+        return found
+
+    def _drop_warm(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for proc, _ in idle:
+            _discard(proc)
 
     def _supervise(self, job: Any, proc: subprocess.Popen) -> tuple[int, str]:
         """Wait for the process, streaming its output to the logs; (exit code, reason)."""
@@ -381,24 +462,32 @@ class LocalBatch:
         # settings are not the job's business.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOWPLANE_", "MOTO_"))}
         env.update(_environment(job))
-        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env.update(self._plane_environment(env.get("PYTHONPATH")))
         env.update(
             {
-                "AWS_ENDPOINT_URL": self.endpoint,
-                "FLOWPLANE_S3_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",
-                "AWS_DEFAULT_REGION": self.region,
-                "AWS_REGION": self.region,
                 "AWS_BATCH_JOB_ID": job.job_id,
                 "AWS_BATCH_JOB_ATTEMPT": str(len(job.attempts)),
                 "AWS_BATCH_JQ_NAME": job.job_queue.name,
                 "TMPDIR": scratch,
-                "PYTHONUNBUFFERED": "1",
-                "PYTHONPATH": os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p),
             }
         )
         return env
+
+    def _plane_environment(self, pythonpath: Optional[str] = None) -> dict[str, str]:
+        """The plane's part of every job's environment: its AWS, this package on the path."""
+        if pythonpath is None:
+            pythonpath = os.environ.get("PYTHONPATH")
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "FLOWPLANE_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(p for p in (package_root, pythonpath) if p),
+        }
 
 
 def _environment(job: Any) -> dict[str, str]:
@@ -429,6 +518,32 @@ def _pump(stream: Any, output: _Output) -> None:
     for line in iter(stream.readline, b""):
         output.add(line)
     stream.close()
+
+
+# What an interpreter reads as it starts (its flags, path, site folder, locale, time
+# zone) or a task's AWS session as it is made: a warm process must have the job's.
+_READ_AT_START = ("PYTHON", "AWS_", "HOME", "LANG", "LC_", "TZ")
+
+
+def _same_start(warm: dict[str, str], job: dict[str, str]) -> bool:
+    """Whether a process started with `warm` is as one started with `job` would be, up to
+    what it reads only later (the job's own variables, its AWS_BATCH_*, its folder)."""
+    keys = {k for k in (*warm, *job) if k.startswith(_READ_AT_START) and not k.startswith("AWS_BATCH_")}
+    return all(warm.get(k) == job.get(k) for k in keys)
+
+
+def _discard(proc: subprocess.Popen) -> None:
+    _signal_group(proc, signals.SIGKILL)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
