@@ -250,6 +250,12 @@ def test_a_catch_step_whose_fallbacks_cannot_run_fails_the_run_at_that_step(plan
     task = run["boom"].task
     assert not task.finished and task.current_attempt == 3
     assert "SIGKILL" in str(task.exception)
+    # The run's record names the step that failed it, and why.
+    from flowplane.api_client import ApiClient
+
+    record = ApiClient(plane.url).request("GET", f"/flows/DoomedFlow/runs/{run_id}")
+    assert record["status"] == "failed" and record["failed_task"] == f"DoomedFlow/{run_id}/boom/1"
+    assert record["error"]["message"].startswith("task boom/1 failed: ") and "SIGKILL" in record["error"]["message"]
 
 
 def test_terminating_a_run_stops_its_jobs(plane, tmp_path):
