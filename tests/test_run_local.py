@@ -307,6 +307,48 @@ def test_catch_stores_the_exception_and_the_flow_goes_on(root, tmp_path):
     assert "@catch caught an exception from CatchFlow/" in res.err
 
 
+HARD_KILLED_CATCH = """
+import os, signal
+from flowplane import FlowSpec, catch, retry, step
+
+class KilledFlow(FlowSpec):
+    @retry(times=1, minutes_between_retries=0)
+    @catch(var="problem")
+    @step
+    def start(self):
+        os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would: no exception to catch
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.seen = (self.problem.type, self.problem.message)
+"""
+
+
+def test_a_catch_step_killed_outright_ends_through_its_fallback_attempt(root, tmp_path):
+    res = run(write_flow(tmp_path, "killed_flow", HARD_KILLED_CATCH), root)
+    assert res.code == 0, res.out + res.err
+    attempts = res.run.attempts("start")
+    # @retry's two attempts of user code die; the first fallback attempt runs no user code.
+    assert [a.status for a in attempts] == ["failed", "failed", "succeeded"]
+    assert all(a.error.message == "the task process was killed by SIGKILL" for a in attempts[:2])
+    kind, message = res.run.data("end")["seen"]
+    assert kind == "flowplane.task_errors.FailureHandledByCatch"
+    assert "attempt 0 failed: TaskKilled: the task process was killed by SIGKILL" in message
+    assert "attempt 1 failed: TaskKilled" in message
+    assert "Task failed; retrying (attempt 2 of 2)." in res.out
+    assert "Task failed; @catch's fallback attempt 2 records how it died." in res.out
+    assert res.run.task("start").final_attempt == 2
+
+
+def test_a_step_without_catch_killed_outright_fails_the_run(root, tmp_path):
+    src = HARD_KILLED_CATCH.replace('    @catch(var="problem")\n', "")
+    res = run(write_flow(tmp_path, "killed_plain", src), root)
+    assert res.code == 1
+    assert [a.status for a in res.run.attempts("start")] == ["failed", "failed"]
+    assert res.run.task("start").error.message == "the task process was killed by SIGKILL"
+
+
 TIMEOUT = """
 import signal, time
 from flowplane import FlowSpec, retry, step, timeout

@@ -24,6 +24,7 @@ from ..context import FlowContext
 from ..datastore import layout, records
 from ..datastore.storage import Storage
 from ..manifest import GraphSpec
+from ..task_fallback import attempts_before_failing, is_fallback
 from ..task_graph import TaskRef, children_of, parents_of
 from .launcher import Launcher, TaskProcess
 from .progress import Progress
@@ -241,13 +242,22 @@ class LocalRun:
             self.progress.task(att.label, pid, "Task finished successfully.")
             self._succeeded(ref, att.attempt)
             return
-        retry = self.graph[ref.step].decorator("retry")
-        times = retry.times if retry else 0
+        node = self.graph[ref.step]
+        retry = node.decorator("retry")
+        retry_times = retry.times if retry else 0
+        has_catch = node.decorator("catch") is not None
+        # A @catch step that died without an exception (killed, out of memory) gets
+        # Metaflow's fallback attempts, as on Step Functions: they run no user code.
+        times = attempts_before_failing(retry_times, has_catch)
         if att.attempt < times and self.failed is None and att.killed_because is None:
-            wait = 60.0 * retry.minutes_between_retries
-            when = f" in {wait:g} s" if wait else ""
-            self.progress.task(att.label, pid, f"Task failed; retrying{when} (attempt {att.attempt + 2} of {times + 1}).")
-            self.retries.append((time.monotonic() + wait, ref, att.attempt + 1))
+            nxt = att.attempt + 1
+            if is_fallback(nxt, retry_times, has_catch):
+                wait, what = 0.0, f"@catch's fallback attempt {nxt} records how it died"
+            else:
+                wait = 60.0 * retry.minutes_between_retries
+                what = f"retrying{f' in {wait:g} s' if wait else ''} (attempt {nxt + 1} of {retry_times + 1})"
+            self.progress.task(att.label, pid, f"Task failed; {what}.")
+            self.retries.append((time.monotonic() + wait, ref, nxt))
             return
         if att.killed_because is None:
             self.progress.task(att.label, pid, "Task failed.", err=True)
