@@ -53,6 +53,7 @@ def compile_definition(
         "region": settings.region,
         "event_bus": settings.event_bus,
         "production_token": production_token,
+        "stage": settings.resource_prefix,
     }
     known = CompileSettings.model_fields
     compile_settings = CompileSettings(**{k: v for k, v in candidates.items() if k in known and v is not None})

@@ -14,7 +14,9 @@ from typing import Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "FLOWPLANE_"
-_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+# Defined once: names.py builds on it, and jobs carry it as their stage (compiler/settings.py).
+RESOURCE_PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+_PREFIX = re.compile(RESOURCE_PREFIX_PATTERN)
 MB = 1024 * 1024
 
 

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from .datastore.records import ErrorInfo
 
 TASK_EVENT_SOURCE = "flowplane.task"
+# The job's stage (its control plane's resource prefix), set by the compiled state
+# machine and sent back on every task event so each stage records only its own.
+STAGE_ENV = "FLOWPLANE_STAGE"
 TASK_EVENT_DETAIL_TYPES = {
     "started": "Flowplane Task Started",
     "finished": "Flowplane Task Finished",
@@ -46,6 +49,8 @@ class TaskEvent(BaseModel):
     error: Optional[ErrorInfo] = None
     # The Batch job running the attempt, to join with Batch's own events.
     batch_job_id: Optional[str] = None
+    # The stage that ran it (STAGE_ENV); None from tasks compiled before stages were marked.
+    stage: Optional[str] = None
 
     @property
     def detail_type(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from .datastore.artifacts import ArtifactRef
 from .datastore.records import ErrorInfo, now_iso
-from .events import TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
+from .events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
 
 
 class EventSender:
@@ -60,6 +60,7 @@ class EventSender:
             else None,
             error=error,
             batch_job_id=os.environ.get("AWS_BATCH_JOB_ID") or None,
+            stage=os.environ.get(STAGE_ENV) or None,
         )
         entry = {
             "Source": TASK_EVENT_SOURCE,

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from chalice.test import Client
 
-from flowplane.events import TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
+from flowplane.events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -97,6 +97,7 @@ def job_detail(
     exit_code: Optional[int] = None,
     reason: Optional[str] = None,
     log_stream: Optional[str] = None,
+    stage: Optional[str] = None,
 ) -> dict[str, Any]:
     env = [
         {"name": "FLOWPLANE_RUN_ID", "value": run_id},
@@ -106,6 +107,8 @@ def job_detail(
         {"name": "FLOWPLANE_DATASTORE_ROOT", "value": "s3://flowplane-local/data"},
         {"name": "FLOWPLANE_FOREACH_TABLE", "value": "flowplane-local-foreach"},
     ]
+    if stage is not None:
+        env.append({"name": STAGE_ENV, "value": stage})
     container: dict[str, Any] = {
         "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/flowplane:latest",
         "command": ["flowplane", "task", "--step", step, "--task-id", task_id, "--retry-count", str(retry)],
@@ -166,6 +169,7 @@ def task_detail(
     artifacts: Optional[dict[str, dict[str, Any]]] = None,
     error: Optional[dict[str, Any]] = None,
     job_id: Optional[str] = None,
+    stage: Optional[str] = None,
 ) -> dict[str, Any]:
     from flowplane.datastore.layout import indices_of
     from flowplane.datastore.records import ErrorInfo
@@ -182,6 +186,7 @@ def task_detail(
         artifacts={n: ArtifactEntry(**a) for n, a in artifacts.items()} if artifacts is not None else None,
         error=ErrorInfo(**error) if error else None,
         batch_job_id=job_id,
+        stage=stage,
     )
     return json.loads(event.model_dump_json())
 

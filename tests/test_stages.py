@@ -148,6 +148,60 @@ def test_each_recorder_records_its_own_stages_runs_and_counts_the_others(stages,
         assert service.reconcile(dev)["machines"] == 1 and service.reconcile(prod)["machines"] == 1
 
 
+def envelope(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "0", "id": f"e-{abs(hash(json.dumps(detail, sort_keys=True)))}", "detail-type": detail_type,
+        "source": source, "account": ACCOUNT, "time": "2026-11-24T10:00:00Z", "region": "us-east-1",
+        "resources": [], "detail": detail,
+    }
+
+
+def test_each_stages_jobs_carry_its_prefix_and_each_recorder_records_only_its_own_tasks(stages, capsys):
+    from chalicelib.query.reads import Reads
+    from flowplane.events import STAGE_ENV, TASK_EVENT_DETAIL_TYPES
+    from test_recording_support import T0, job_detail, task_detail
+
+    for stage, aws in stages.items():
+        deploy_to(aws, "parameter_flow.py")
+        definition = json.loads(aws.state_machines.client.describe_state_machine(
+            stateMachineArn=aws.state_machine_arn("ParameterFlow"))["definition"])
+        env = definition["States"][definition["StartAt"]]["Parameters"]["fp"]["env"]
+        assert {"Name": STAGE_ENV, "Value": f"flowplane-{stage}"} in env
+    capsys.readouterr()
+
+    def events(stage: str | None, run_id: str) -> list[dict[str, Any]]:
+        ids = dict(flow="ParameterFlow", run_id=run_id, step="start", task_id="1")
+        job = job_detail(**ids, retry=0, status="RUNNING", job_id=f"job-{run_id}", created=T0, started=T0, log_stream="s/1", stage=stage)
+        task = task_detail("started", **ids, attempt=0, at=T0, job_id=f"job-{run_id}", stage=stage)
+        return [
+            envelope("aws.batch", "Batch Job State Change", job),
+            envelope("flowplane.task", TASK_EVENT_DETAIL_TYPES["started"], task),
+        ]
+
+    # Batch and task events go to every stage's recorder, as the default bus delivers them.
+    for recorder, aws in stages.items():
+        for stage in STAGES:
+            for event in events(f"flowplane-{stage}", f"sfn-{stage}-run"):
+                outcome = service.record_event(aws, event)
+                assert outcome["recorded"] is (stage == recorder), outcome
+                if stage != recorder:
+                    assert f"belongs to the stage 'flowplane-{stage}', not to 'flowplane-{recorder}'" in outcome["reason"]
+        # Jobs compiled before stages were marked carry no prefix: recorded, as they were then.
+        for event in events(None, "sfn-unmarked"):
+            assert service.record_event(aws, event)["recorded"] is True
+    totals = metric_totals(json_lines(capsys.readouterr().out))
+    assert totals[("EventsOfOtherStages", ())] == 4 and totals[("EventsRejected", ())] == 4
+    from chalicelib.errors import NotFound
+
+    for stage, aws in stages.items():
+        reads = Reads(aws.table.t)
+        task = reads.task("ParameterFlow", f"sfn-{stage}-run", "start", "1")
+        assert task["attempts"][0]["batch_job_id"] == f"job-sfn-{stage}-run"
+        other = "prod" if stage == "dev" else "dev"
+        with pytest.raises(NotFound):
+            reads.task("ParameterFlow", f"sfn-{other}-run", "start", "1")
+
+
 def test_a_deployment_name_past_the_limits_deploys_runs_and_is_recorded(stages):
     dev = stages["dev"]
     name = "n" * 80  # the longest deployment name: its state machine and rule names are cut and hashed

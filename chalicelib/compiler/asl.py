@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
+from flowplane.events import STAGE_ENV
 from flowplane.manifest import GraphSpec, Manifest, StepSpec
 from flowplane.task_fallback import FALLBACK_ATTEMPTS
 
@@ -134,6 +135,10 @@ class _Compiler:
             {"Name": "FLOWPLANE_DATASTORE_ROOT", "Value": s.datastore_root},
             {"Name": "FLOWPLANE_FOREACH_TABLE", "Value": s.foreach_table},
         ]
+        if s.stage:
+            # Every stage's recorder hears every Batch job and task event in the account
+            # and region; this tells each its own (chalicelib/recording/owners.py).
+            env.append({"Name": STAGE_ENV, "Value": s.stage})
         if s.event_bus:
             env.append({"Name": "FLOWPLANE_EVENT_BUS", "Value": s.event_bus})
         if s.production_token:

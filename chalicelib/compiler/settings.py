@@ -12,6 +12,8 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..settings import RESOURCE_PREFIX_PATTERN
+
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 # Batch accepts a name or an ARN for both; names as in the Batch API reference.
 _BATCH_ARN = re.compile(
@@ -54,6 +56,11 @@ class CompileSettings(BaseModel):
     event_bus: Optional[str] = Field(None, description="EventBridge bus for task events")
     production_token: Optional[str] = Field(
         None, description="the deployment's production token: runs are tagged production:<token>"
+    )
+    stage: Optional[str] = Field(
+        None,
+        pattern=RESOURCE_PREFIX_PATTERN,
+        description="the stage's resource prefix, which its jobs carry so its recorder knows them",
     )
 
     @field_validator("job_queue")

@@ -114,6 +114,13 @@ class Owners:
     def ours(self, state_machine: str) -> bool:
         return self.prefix is None or names.is_ours(self.prefix, state_machine)
 
+    def ours_by_stage(self, stage: Optional[str]) -> bool:
+        """A Batch job's or task event's stage marker (STAGE_ENV) is this stage's.
+
+        Jobs compiled before stages were marked carry none: those are recorded, as then.
+        """
+        return self.prefix is None or stage is None or stage == self.prefix
+
     def deployment(self, state_machine: str) -> Optional[str]:
         """The deployment this stage's state machine belongs to, or None."""
         if self.prefix is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from flowplane.events import TaskEvent
+from flowplane.events import STAGE_ENV, TaskEvent
 
 from .events import (
     ExecutionStatusChange,
@@ -89,10 +89,9 @@ class Recorder:
             raise Rejected(f"execution {change.executionArn} has no startDate")
         if not self.owners.ours(change.state_machine_name):
             # Every stage in the account hears every execution; each records its own.
-            self.telemetry.other_stage()
-            raise Rejected(
+            self._other_stage(
                 f"{change.stateMachineArn} is not a state machine of this stage "
-                f"(its names start with {self.owners.prefix}-); another stage records it"
+                f"(its names start with {self.owners.prefix}-)"
             )
         owner = self.owners.of(change)
         if owner is None:
@@ -113,14 +112,24 @@ class Recorder:
 
     # --- attempts ----------------------------------------------------------------------
 
+    def _other_stage(self, what: str) -> None:
+        self.telemetry.other_stage()
+        raise Rejected(f"{what}; another stage records it")
+
+    def _check_stage(self, what: str, stage: Optional[str]) -> None:
+        if not self.owners.ours_by_stage(stage):
+            self._other_stage(f"{what} belongs to the stage {stage!r}, not to {self.owners.prefix!r}")
+
     def _job(self, change: JobStateChange) -> Outcome:
         key = attempt_key(change)
         if key is None:
             raise Rejected(f"Batch job {change.jobId} does not run a flowplane task")
+        self._check_stage(f"Batch job {change.jobId}", change.env().get(STAGE_ENV))
         flow, run_id, step, task_id, attempt = key
         return self._attempt("job", flow, run_id, step, task_id, attempt, attempt_update_from_batch(change))
 
     def _task(self, event: TaskEvent) -> Outcome:
+        self._check_stage(f"the task event of {event.pathspec}", event.stage)
         outcome = self._attempt(
             "task", event.flow, event.run_id, event.step, event.task_id, event.attempt, attempt_update_from_task(event)
         )
