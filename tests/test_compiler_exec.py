@@ -413,12 +413,20 @@ class SlowFlow(FlowSpec):
 """
 
 
-def test_timeout_fails_the_attempt_and_is_retried(aws, monkeypatch):
+def test_timeout_counts_the_tasks_time_not_the_queue_or_the_containers_start(aws, monkeypatch):
+    # The job takes 3 s from submission (queued, starting, running) under @timeout(seconds=1):
+    # the state does not time it, the task and Batch do (their clocks start with it).
     job_outcomes(monkeypatch, lambda name: (3, True))
     run = aws.run(manifest_for(TIMEOUT_FLOW))
-    # AWS: past TimeoutSeconds the state fails with States.Timeout (TaskTimedOut),
-    # which @retry retries like a failed job; the second timeout ends the run.
-    assert (run.status, run.error) == ("FAILED", "States.Timeout")
+    assert (run.status, run.error) == ("SUCCEEDED", None)
+    assert [(s, r) for s, _, r, _ in run.submissions] == [("start", 0), ("end", 0)]
+    assert run.events("TaskTimedOut") == []
+
+
+def test_a_job_batch_stops_at_its_attempt_timeout_is_retried(aws, monkeypatch):
+    # Batch ends an overstaying attempt as FAILED; @retry retries it like any failed job.
+    job_outcomes(monkeypatch, lambda name: (0, not name.endswith("start")))
+    run = aws.run(manifest_for(TIMEOUT_FLOW))
+    assert (run.status, run.error) == ("FAILED", "States.TaskFailed")
     assert [(s, r) for s, _, r, _ in run.submissions] == [("start", 0), ("start", 1)]
-    assert len(run.events("TaskTimedOut")) == 2
     assert "end" not in run.jobs

@@ -23,7 +23,11 @@ Shape of what comes out:
   Metaflow's fallback attempts, where the task runtime records the failure
   instead of running user code, and exits 0); there is no ASL Catch: a step whose
   fallbacks cannot run either fails the execution right there, as in Metaflow;
-  `@timeout` becomes TimeoutSeconds plus Batch's attempt timeout.
+  `@timeout` is enforced inside the task (an exception @retry and @catch see) and,
+  as a backstop for a task that blocks the signal, by Batch's attempt timeout.
+  There is no TimeoutSeconds, as in Metaflow: the state's clock would also count
+  the time the job waits in the queue and its container starts, so a short
+  `@timeout` would fail attempts (fallback attempts too) before they ran.
 """
 
 from __future__ import annotations
@@ -67,6 +71,10 @@ RETRY_COUNT = format_call(["", ""], ["$$.State.RetryCount"])
 MAX_STEP_NAME = 80 - len("-cardinality")
 # Batch refuses an attempt timeout under 60 seconds.
 BATCH_MIN_ATTEMPT_SECONDS = 60
+# Batch's clock starts with the container; the task's @timeout alarm starts once the
+# package and the inputs are loaded. The grace lets the alarm fire first, so the step
+# ends with an exception @catch can keep rather than a kill.
+BATCH_TIMEOUT_GRACE_SECONDS = 60
 
 _JOB_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 _S3_PACKAGE = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
@@ -274,9 +282,8 @@ class _Compiler:
         }
         timeout = node.decorator("timeout")
         if timeout is not None:
-            seconds = timeout.total_seconds
-            task["TimeoutSeconds"] = seconds
             # Batch stops the container itself too, as Metaflow's run_time_limit does.
+            seconds = timeout.total_seconds + BATCH_TIMEOUT_GRACE_SECONDS
             params["Timeout"] = {"AttemptDurationSeconds": max(seconds, BATCH_MIN_ATTEMPT_SECONDS)}
         task["Retry"] = self._retry(node)
         return task
