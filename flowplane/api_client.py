@@ -63,6 +63,14 @@ class ConfigError(Exception):
     """No control plane is configured."""
 
 
+class Unreachable(ConfigError):
+    """The control plane did not answer at all (refused, unresolvable, down).
+
+    A ConfigError, as the CLI reports it the same way; the Client API tells it apart
+    from a plane that answered with an error (flowplane/client/combined.py).
+    """
+
+
 class Transport(Protocol):
     def __call__(
         self, method: str, url: str, headers: dict[str, str], body: Optional[bytes]
@@ -78,7 +86,7 @@ def urllib_transport(timeout: float = 60.0) -> Transport:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers or {}), e.read()
         except urllib.error.URLError as e:
-            raise ConfigError(f"cannot reach {url}: {e.reason}") from None
+            raise Unreachable(f"cannot reach {url}: {e.reason}") from None
 
     return send
 

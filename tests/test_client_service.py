@@ -614,6 +614,25 @@ def test_an_unreachable_control_plane_is_a_clear_error(world_root, monkeypatch):
         Flow("ParameterFlow")
 
 
+
+def test_only_a_plane_that_did_not_answer_is_unreachable(world_root, monkeypatch):
+    # The combined provider falls back to local runs only for an absent plane; a settings
+    # or credentials error is the plane's answer of a kind, whatever its words.
+    isolate_client(monkeypatch, world_root)
+
+    from flowplane.api_client import ConfigError, urllib_transport
+
+    def misconfigured(method, url, headers, body):
+        raise ConfigError("cannot reach a decision on credentials: none found")
+
+    # Port 9 (discard) refuses connections here.
+    for transport, unreachable in ((urllib_transport(timeout=5), True), (misconfigured, False)):
+        provider = ServiceProvider("http://127.0.0.1:9/api", transport=transport, retries=1)
+        with pytest.raises(ServiceError) as caught:
+            provider.get_flow("ParameterFlow")
+        assert caught.value.unreachable is unreachable, caught.value
+
+
 # --- choosing the provider ----------------------------------------------------------------
 
 

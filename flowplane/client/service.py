@@ -214,7 +214,7 @@ class ServiceProvider:
 
     def _get(self, path: str, query: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
         """The JSON answer; None for the contract's 404 (`code: not_found`)."""
-        from ..api_client import ApiError, ConfigError
+        from ..api_client import ApiError, ConfigError, Unreachable
 
         url = self.client.base_url + path
         if query:
@@ -223,10 +223,11 @@ class ServiceProvider:
         for attempt in range(self._retries):
             try:
                 answer = self.client.request("GET", path, query=query)
+            except Unreachable as e:
+                raise ServiceError(url, str(e), unreachable=True) from None
             except ConfigError as e:
-                # The API client's transport reports a network failure as ConfigError("cannot reach ...");
-                # its other ConfigErrors (settings, credentials) are answers of a kind, not an absence.
-                raise ServiceError(url, str(e), unreachable=str(e).startswith("cannot reach")) from None
+                # Settings or credentials: an answer of a kind, not an absent plane.
+                raise ServiceError(url, str(e)) from None
             except OSError as e:
                 # A connection cut or timed out mid-answer (the transport only wraps URLError).
                 raise ServiceError(url, f"cannot reach it: {e}", unreachable=True) from None
