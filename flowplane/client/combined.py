@@ -25,11 +25,12 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Callable, Iterator, Literal, Optional, TypeVar, Union, overload
+from typing import Any, Callable, Iterator, Literal, Optional, TypeVar
 
 from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, RunRecord, TaskRecord
 from ..datastore.storage import NotFound as StorageNotFound
+from .lazy_runs import LazyRuns
 from .local import _ok
 from .provider import FlowInfo, LogStream, Provider, StepInfo
 from .service import ServiceError
@@ -315,21 +316,18 @@ class CombinedProvider:
         return self._from_run_source(flow, run, lambda p: p.logs(flow, run, step, task, attempt, stream), "")
 
 
-class MergedRuns(Sequence):
+class MergedRuns(LazyRuns):
     """Runs newest first from the datastore's list and the plane's (lazy) pages."""
 
     def __init__(self, owner: CombinedProvider, flow: str, local: Sequence, plane: Sequence,
                  limit: Optional[int]):
+        super().__init__(limit)
         self._owner = owner
         self._flow = flow
-        self._limit = limit
-        self._items: list[RunRecord] = []
         self._source = self._merge(local, plane)
-        self._done = limit == 0
         # A failed read ends the merge generator: later reads must fail the same way,
         # not end the listing early as if it were complete.
         self._error: Optional[BaseException] = None
-        self._lock = threading.Lock()
 
     def _plane_runs(self, plane: Sequence) -> Iterator[RunRecord]:
         owner = self._owner
@@ -394,42 +392,3 @@ class MergedRuns(Sequence):
             if self._limit is not None and len(self._items) >= self._limit:
                 self._done = True
 
-    def _fill(self, upto: Optional[int]) -> None:
-        while not self._done and (upto is None or len(self._items) <= upto):
-            self._more()
-
-    def __iter__(self) -> Iterator[RunRecord]:
-        i = 0
-        while True:
-            if i < len(self._items):
-                yield self._items[i]
-                i += 1
-            elif self._done:
-                return
-            else:
-                self._more()
-
-    def __len__(self) -> int:
-        self._fill(None)
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        self._fill(0)
-        return bool(self._items)
-
-    @overload
-    def __getitem__(self, i: int) -> RunRecord: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[RunRecord]: ...
-
-    def __getitem__(self, i: Union[int, slice]) -> Union[RunRecord, list[RunRecord]]:
-        if isinstance(i, slice) or i < 0:
-            self._fill(None)
-        else:
-            self._fill(i)
-        return self._items[i]
-
-    def __repr__(self) -> str:
-        more = "" if self._done else ", more to read"
-        return f"<runs: {len(self._items)} read{more}>"

@@ -23,7 +23,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Optional, Union, overload
+from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
 from pydantic import ValidationError
 
@@ -31,6 +31,7 @@ from ..datastore import layout
 from ..datastore.artifacts import ArtifactRef, ArtifactStore
 from ..datastore.records import AttemptRecord, RunRecord, TaskRecord
 from .exceptions import ClientError, NotFound
+from .lazy_runs import LazyRuns
 from .local import _ok
 from .provider import FlowInfo, LogStream, StepInfo
 
@@ -110,19 +111,18 @@ class _Blobs:
         return self._open()
 
 
-class _RunPages(Sequence):
+class _RunPages(LazyRuns):
     """Runs newest first, fetched page by page as they are read (`next_token`)."""
+
+    _read_as = ("fetched", "more to fetch")
 
     def __init__(self, fetch: Callable[[int, Optional[str]], tuple[list[RunRecord], Optional[str]]],
                  limit: Optional[int] = None):
+        super().__init__(limit)
         self._fetch = fetch
-        self._limit = limit
-        self._items: list[RunRecord] = []
         self._token: Optional[str] = None
         self._seen_tokens: set[str] = set()
-        self._done = limit == 0
         self._pages = 0
-        self._lock = threading.Lock()
 
     def _more(self) -> None:
         with self._lock:
@@ -145,45 +145,6 @@ class _RunPages(Sequence):
                 self._seen_tokens.add(token)
                 self._token = token
 
-    def _fill(self, upto: Optional[int]) -> None:
-        while not self._done and (upto is None or len(self._items) <= upto):
-            self._more()
-
-    def __iter__(self) -> Iterator[RunRecord]:
-        i = 0
-        while True:
-            if i < len(self._items):
-                yield self._items[i]
-                i += 1
-            elif self._done:
-                return
-            else:
-                self._more()
-
-    def __len__(self) -> int:
-        self._fill(None)
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        self._fill(0)
-        return bool(self._items)
-
-    @overload
-    def __getitem__(self, i: int) -> RunRecord: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[RunRecord]: ...
-
-    def __getitem__(self, i: Union[int, slice]) -> Union[RunRecord, list[RunRecord]]:
-        if isinstance(i, slice) or i < 0:
-            self._fill(None)
-        else:
-            self._fill(i)
-        return self._items[i]
-
-    def __repr__(self) -> str:
-        more = "" if self._done else ", more to fetch"
-        return f"<runs: {len(self._items)} fetched{more}>"
 
 
 class ServiceProvider:
