@@ -5,7 +5,8 @@ compiler tests, so a shape is written once and every test of it agrees on its
 step names. The shapes are step methods written unindented; `flow_class` puts
 them in a class (with parameters or class decorators) and `flow_source` adds
 the imports. Flows that exist to show one fault stay beside the test that
-shows it.
+shows it. `sleepy_flow` is a whole runnable module, for the tests that stop or
+kill a run while its start step sleeps.
 """
 
 from __future__ import annotations
@@ -334,3 +335,33 @@ VALID_SHAPES = {
     "branch-inside-a-foreach": SPLIT_IN_FOREACH,
     "foreach-split-foreach": FOREACH_SPLIT_FOREACH,
 }
+
+
+# --- whole runnable modules ---------------------------------------------------------------
+
+def sleepy_flow(seconds: int, first: str = "") -> str:
+    """A runnable module (with its `__main__` block) of SleepyFlow, whose start step runs
+    `first` (lines, unindented; `os` and `time` are imported), sleeps `seconds`, then
+    goes on to end."""
+    before = textwrap.indent(textwrap.dedent(first).strip("\n") + "\n", " " * 8) if first.strip() else ""
+    return f'''
+import os
+import time
+
+from flowplane import FlowSpec, step
+
+
+class SleepyFlow(FlowSpec):
+    @step
+    def start(self):
+{before}        time.sleep({seconds})
+        self.next(self.end)
+
+    @step
+    def end(self):
+        """Not reached: the tests stop the run while start sleeps."""
+
+
+if __name__ == "__main__":
+    SleepyFlow()
+'''

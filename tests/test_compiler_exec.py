@@ -27,6 +27,7 @@ from moto.batch_simple.models import BatchSimpleBackend
 
 from chalicelib.compiler import CompileSettings, compile_state_machine
 from compiler_shapes import SHAPES, SHARED, manifest_for, shape_manifest, shared_manifest
+from flow_sources import START_END, decorate, flow_class, flow_source
 from flowplane.foreach_cardinality import KEY_ATTR, record_cardinality
 from flowplane.manifest import Manifest
 from moto_batch_patch import patched_moto_batch
@@ -306,18 +307,8 @@ def test_parameters_reach_tasks_inside_a_foreach(aws):
 
 # --- failures: @retry, @catch, @timeout ------------------------------------------------
 
-RETRY_FLOW = """from flowplane import FlowSpec, step, retry
-
-class RetryFlow(FlowSpec):
-    @retry(times=2, minutes_between_retries=0)
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-"""
+RETRY_FLOW = flow_source(flow_class(
+    decorate(START_END, "start", "@retry(times=2, minutes_between_retries=0)"), "RetryFlow"))
 
 
 def _assert_retried_then_failed(run: Run) -> None:
@@ -398,19 +389,8 @@ def test_a_catch_step_whose_fallbacks_all_fail_fails_the_run_at_that_step(aws, m
     assert json.loads(failed["cause"])["JobName"] == "CatchFlow-flaky"
 
 
-TIMEOUT_FLOW = """from flowplane import FlowSpec, step, retry, timeout
-
-class SlowFlow(FlowSpec):
-    @timeout(seconds=1)
-    @retry(times=1, minutes_between_retries=0)
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-"""
+TIMEOUT_FLOW = flow_source(flow_class(
+    decorate(START_END, "start", "@timeout(seconds=1)\n@retry(times=1, minutes_between_retries=0)"), "SlowFlow"))
 
 
 def test_timeout_counts_the_tasks_time_not_the_queue_or_the_containers_start(aws, monkeypatch):

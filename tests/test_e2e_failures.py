@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from flow_sources import sleepy_flow
 from test_e2e_support import create, embedded_plane, execution, processes, production_run, trigger, wait_for_run
 
 pytestmark = pytest.mark.slow
@@ -45,27 +46,7 @@ if __name__ == "__main__":
     FlakyFlow()
 '''
 
-SLEEPY = '''
-import time
-
-from flowplane import FlowSpec, step
-
-
-class SleepyFlow(FlowSpec):
-    @step
-    def start(self):
-        print("going to sleep", flush=True)
-        time.sleep(120)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    SleepyFlow()
-'''
+SLEEPY = sleepy_flow(120, first='print("going to sleep", flush=True)')
 
 
 # Kills itself on every attempt of user code: as the OOM killer, nothing is recorded.

@@ -19,6 +19,7 @@ from flowplane.local import discover
 from flowplane.local.cli import main as local_main
 from flowplane.local.plane import LocalPlane, PlaneConfig, read_url_file
 from flowplane.client import Flow
+from flow_sources import sleepy_flow
 from test_e2e_support import SHARED_FLOWS, USER, create, execution, flow_cli, production_run, trigger, wait_for_run
 
 pytestmark = pytest.mark.slow
@@ -41,26 +42,7 @@ def start(state: Path, monkeypatch, **options) -> LocalPlane:
     return plane
 
 
-SLEEPY_FLOW = '''
-import time
-
-from flowplane import FlowSpec, step
-
-
-class SleepyFlow(FlowSpec):
-    @step
-    def start(self):
-        time.sleep(120)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    SleepyFlow()
-'''
+SLEEPY_FLOW = sleepy_flow(120)
 
 
 def _saved_after(state: Path, when: float) -> bool:

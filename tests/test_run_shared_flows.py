@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from flow_sources import sleepy_flow
 from test_run_support import SHARED_FLOWS, USER, RunView, max_overlap, run_cli, write_flow
 
 pytestmark = pytest.mark.slow
@@ -156,25 +157,10 @@ def test_ctrl_c_stops_the_run_and_its_tasks(root, tmp_path):
 
     from test_run_support import run_env
 
-    flow = write_flow(tmp_path, "sleepy_flow", """
-        import os, time
-        from flowplane import FlowSpec, step
-
-        class SleepyFlow(FlowSpec):
-            @step
-            def start(self):
-                with open("TASK_PID", "w") as f:
-                    f.write(str(os.getpid()))
-                time.sleep(60)
-                self.next(self.end)
-
-            @step
-            def end(self):
-                pass
-
-        if __name__ == "__main__":
-            SleepyFlow()
-    """)
+    flow = write_flow(tmp_path, "sleepy_flow", sleepy_flow(60, first="""
+        with open("TASK_PID", "w") as f:
+            f.write(str(os.getpid()))
+    """))
     proc = subprocess.Popen([sys.executable, str(flow), "run"], cwd=tmp_path, env=run_env(root),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pid_file = tmp_path / "TASK_PID"
