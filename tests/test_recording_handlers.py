@@ -50,21 +50,6 @@ def run_doc(cp, run_id: str, flow: str = FLOW) -> dict:
     return keys.decode(item) if item else {}
 
 
-def record_items(cp) -> list[str]:
-    """Every item the recorder writes (deployment items and the lease left out), canonical."""
-    ddb = cp.aws.session.client("dynamodb", region_name=cp.settings.region)
-    out, kwargs = [], {"TableName": cp.settings.table}
-    while True:
-        page = ddb.scan(**kwargs)
-        out += [json.dumps(i, sort_keys=True) for i in page["Items"] if i.get("type", {}).get("S") in RECORD_TYPES]
-        if "LastEvaluatedKey" not in page:
-            return sorted(out)
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-RECORD_TYPES = {keys.RUN, keys.TAG, keys.TASK, keys.STEP, keys.ARTIFACTS, keys.FLOW_ENTRY}
-
-
 def json_lines(text: str) -> list[dict]:
     out = []
     for line in text.splitlines():

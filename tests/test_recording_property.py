@@ -49,6 +49,7 @@ SCENARIOS = {
 
 
 def record_items(cp) -> list[str]:
+    """Every item the recorder writes (deployment items and the lease left out), canonical."""
     ddb = cp.aws.session.client("dynamodb", region_name=cp.settings.region)
     out, kwargs = [], {"TableName": cp.settings.table}
     while True:
