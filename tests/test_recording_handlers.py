@@ -164,6 +164,37 @@ def test_a_final_status_is_not_undone_by_a_late_running_event(deployed):
     assert doc["status"] == "SUCCEEDED" and doc["stopped_at"] == iso(T0 + 10)
 
 
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (2, 0, 3, 1), (1, 3, 0, 2)])
+def test_a_redriven_execution_runs_again_and_ends_as_its_redrive_does(deployed, order):
+    cp = deployed
+    error = dict(error="States.TaskFailed", cause="x")
+    events = [
+        execution_detail(FLOW, "e1", "RUNNING", T0),
+        execution_detail(FLOW, "e1", "FAILED", T0, T0 + 5, **error),
+        # Redriven from the console: the same execution runs again from its failed step.
+        execution_detail(FLOW, "e1", "RUNNING", T0, redrive_count=1),
+        execution_detail(FLOW, "e1", "SUCCEEDED", T0, T0 + 90, redrive_count=1),
+    ]
+    for i in order:
+        assert deliver(cp.client, execution_event(events[i]))["recorded"] is True
+    run = cp.get(f"/flows/{FLOW}/runs/sfn-e1").json_body
+    assert run["status"] == "succeeded" and run.get("error") is None and run["finished_at"] == iso(T0 + 90)
+    assert [r["run_id"] for r in cp.get(f"/flows/{FLOW}/runs?status=succeeded").json_body["runs"]] == ["sfn-e1"]
+    assert cp.get(f"/flows/{FLOW}/runs?status=failed").json_body["runs"] == []
+
+
+def test_while_its_redrive_runs_the_run_is_running(deployed):
+    cp = deployed
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "FAILED", T0, T0 + 5, error="States.TaskFailed", cause="x")))
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0, redrive_count=1)))
+    run = cp.get(f"/flows/{FLOW}/runs/sfn-e1").json_body
+    assert run["status"] == "running" and run.get("error") is None and run.get("finished_at") is None
+    # A late event of the first try does not end the redrive.
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "FAILED", T0, T0 + 5, error="States.TaskFailed", cause="x")))
+    assert cp.get(f"/flows/{FLOW}/runs/sfn-e1").json_body["status"] == "running"
+
+
 # --- tasks and attempts -----------------------------------------------------------------------
 
 

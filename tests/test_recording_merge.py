@@ -22,6 +22,7 @@ def _record(ranks):
             "error": st.fixed_dictionaries({"type": st.sampled_from(["E1", "E2"]), "message": st.text(max_size=3)}),
             "log_stream": st.sampled_from(["a", "b"]),
             "tags": st.lists(st.sampled_from(["t1", "t2", "t3"]), max_size=3),
+            "redrive_count": st.integers(0, 2),
         },
     )
 
@@ -57,10 +58,27 @@ def test_any_order_and_duplicates_give_one_record(events, rnd, dups):
 
 @given(st.lists(runs, min_size=1, max_size=6))
 def test_a_final_status_never_goes_back_to_running(events):
-    final = {"run_id": "sfn-x", "status": "SUCCEEDED", "stopped_at": "2026-11-25T00:00:02.000+00:00"}
+    # ... unless a redrive runs the execution again: then only a later redrive's RUNNING does.
+    final = {"run_id": "sfn-x", "status": "SUCCEEDED", "stopped_at": "2026-11-25T00:00:02.000+00:00", "redrive_count": 2}
     merged = functools.reduce(merge_run, [final, *events], {})
     assert merged["status"] != "RUNNING"
     assert RUN_RANK[merged["status"]] == 2
+
+
+@settings(max_examples=200)
+@given(st.permutations([
+    {"run_id": "sfn-x", "status": "RUNNING", "started_at": "2026-11-25T00:00:00.000+00:00"},
+    {"run_id": "sfn-x", "status": "FAILED", "stopped_at": "2026-11-25T00:00:01.000+00:00",
+     "error": {"type": "States.TaskFailed", "message": "boom"}, "failed_task": "F/sfn-x/start/1"},
+    {"run_id": "sfn-x", "status": "RUNNING", "redrive_count": 1, "started_at": "2026-11-25T00:00:00.000+00:00"},
+]))
+def test_a_redrive_runs_the_failed_execution_again_in_any_order(events):
+    merged = functools.reduce(merge_run, events, {})
+    # Running again: the failure it restarts (its stop time, error and failed task) is gone.
+    assert merged == {"run_id": "sfn-x", "status": "RUNNING", "redrive_count": 1,
+                      "started_at": "2026-11-25T00:00:00.000+00:00"}
+    done = {"run_id": "sfn-x", "status": "SUCCEEDED", "redrive_count": 1, "stopped_at": "2026-11-25T00:00:09.000+00:00"}
+    assert functools.reduce(merge_run, [done, *events], {})["status"] == "SUCCEEDED"
 
 
 @given(attempts, attempts, attempts)

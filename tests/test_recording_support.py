@@ -59,6 +59,7 @@ def execution_detail(
     parameters: Optional[dict[str, Any]] = None,
     error: Optional[str] = None,
     cause: Optional[str] = None,
+    redrive_count: int = 0,
 ) -> dict[str, Any]:
     doc_input = json.dumps({"Parameters": json.dumps(parameters or {})})
     detail: dict[str, Any] = {
@@ -72,10 +73,13 @@ def execution_detail(
         "inputDetails": {"included": True},
         "output": "{}" if status == "SUCCEEDED" else None,
         "outputDetails": {"included": True} if status == "SUCCEEDED" else None,
-        "redriveCount": 0,
-        "redriveDate": None,
-        "redriveStatus": "NOT_REDRIVABLE" if status != "RUNNING" else "NOT_REDRIVABLE",
-        "redriveStatusReason": "Execution is RUNNING and cannot be redriven" if status == "RUNNING" else None,
+        "redriveCount": redrive_count,
+        "redriveDate": start + 60_000 * redrive_count if redrive_count else None,
+        "redriveStatus": "NOT_REDRIVABLE" if status in ("RUNNING", "SUCCEEDED") else "REDRIVABLE",
+        "redriveStatusReason": {
+            "RUNNING": "Execution is RUNNING and cannot be redriven",
+            "SUCCEEDED": "Execution is SUCCEEDED and cannot be redriven",
+        }.get(status),
     }
     if error is not None or cause is not None:
         detail["error"] = error

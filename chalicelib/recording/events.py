@@ -51,6 +51,8 @@ class ExecutionStatusChange(_Loose):
     # Present when the execution was started on a version or an alias.
     stateMachineVersionArn: Optional[str] = None
     stateMachineAliasArn: Optional[str] = None
+    # How many times the execution was redriven (0: never; each redrive runs it again).
+    redriveCount: Optional[int] = None
 
     @property
     def state_machine_name(self) -> str:
@@ -128,6 +130,8 @@ def run_update(change: ExecutionStatusChange, flow: str) -> dict[str, Any]:
         "status": change.status,
         "started_at": ms_to_iso(change.startDate),
     }
+    if change.redriveCount:
+        update["redrive_count"] = change.redriveCount
     if change.status != "RUNNING":
         update["stopped_at"] = ms_to_iso(change.stopDate)
         if change.error or change.cause or change.status in ("TIMED_OUT", "ABORTED"):

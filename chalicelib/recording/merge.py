@@ -7,6 +7,9 @@ record. The rules:
 
 - a status only moves up its ladder (RUNNING never overwrites a final status);
   the fields that describe a status (stop time, error) travel with it;
+- a redriven execution (Step Functions' RedriveExecution, from the console) runs
+  again under the same name: its redrive count comes before the status, so the
+  redrive's RUNNING replaces the final status it restarts, and only that;
 - a start time is the earliest seen, a stop time comes with the final status;
 - identity fields (flow, run id, ...) are equal on every event; other facts
   (artifact index, log stream) are kept once known, ties broken by value.
@@ -33,7 +36,7 @@ ATTEMPT_RANK = {
 }
 
 # Fields whose value comes with the status that set them.
-STATUS_GROUP = ("status", "stopped_at", "error", "exit_code", "status_reason")
+STATUS_GROUP = ("status", "stopped_at", "error", "exit_code", "status_reason", "redrive_count", "failed_task")
 
 
 def _key(value: Any) -> str:
@@ -68,8 +71,8 @@ def _merge_status(a: Mapping[str, Any], b: Mapping[str, Any], ranks: Mapping[str
         return gb if gb.get("status") else {}
     if not gb.get("status"):
         return ga
-    oa = (ranks.get(ga["status"], -1), ga["status"])
-    ob = (ranks.get(gb["status"], -1), gb["status"])
+    oa = (int(ga.get("redrive_count") or 0), ranks.get(ga["status"], -1), ga["status"])
+    ob = (int(gb.get("redrive_count") or 0), ranks.get(gb["status"], -1), gb["status"])
     if oa != ob:
         return ga if oa > ob else gb
     return {k: _pick(ga.get(k), gb.get(k)) for k in set(ga) | set(gb)}

@@ -71,6 +71,7 @@ def change_from_description(desc: dict[str, Any]) -> ExecutionStatusChange:
         cause=desc.get("cause"),
         stateMachineVersionArn=desc.get("stateMachineVersionArn"),
         stateMachineAliasArn=desc.get("stateMachineAliasArn"),
+        redriveCount=desc.get("redriveCount"),
     )
 
 

@@ -58,6 +58,7 @@ def execution_status_detail(execution: dict[str, Any]) -> dict[str, Any]:
         "outputDetails": {"included": True} if execution.get("output") is not None else None,
         "error": execution.get("error"),
         "cause": execution.get("cause"),
+        "redriveCount": execution.get("redriveCount", 0),
     }
 
 
