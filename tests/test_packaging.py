@@ -173,6 +173,45 @@ def test_the_compile_rule_hears_only_this_stacks_bucket(transformed):
     assert compile_rules[0]["Properties"]["EventPattern"]["detail"]["bucket"] == {"name": [{"Ref": "Bucket"}]}
 
 
+def test_the_recording_rules_hear_only_this_stacks_executions_and_jobs(transformed):
+    # Stages share the account's default bus: each recorder is invoked for its own stack's
+    # state machines and job queue only (the recorder also checks, for hand-made rules).
+    rules = [r["Properties"].get("EventPattern", {}) for r in transformed["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    [executions] = [p for p in rules if p.get("source") == ["aws.states"]]
+    assert executions["detail"]["stateMachineArn"] == [{"prefix": {"Fn::Sub": (
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-")}}]
+    assert executions["detail-type"] == ["Step Functions Execution Status Change"]
+    [jobs] = [p for p in rules if p.get("source") == ["aws.batch"]]
+    assert jobs["detail"] == {"container": {"command": ["flowplane"]}, "jobQueue": [{"Ref": "JobQueue"}]}
+    [tasks] = [p for p in rules if p.get("source") == ["flowplane.task"]]
+    assert "detail" not in tasks  # tasks of flows deployed before stage markers carry none
+
+    # The patterns, resolved as CloudFormation would for a stack, against
+    # events of AWS's shapes (EventBridge's own matching, as moto implements it).
+    from moto.events.models import EventPattern
+
+    from test_recording_support import ACCOUNT, QUEUE, REGION, T0, execution_detail, job_detail
+
+    def resolved(pattern: dict, stack: str, queue: str) -> EventPattern:
+        text = json.dumps(pattern).replace(json.dumps({"Ref": "JobQueue"}), json.dumps(queue))
+        sub = json.dumps({"Fn::Sub": executions["detail"]["stateMachineArn"][0]["prefix"]["Fn::Sub"]})
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{stack}-"
+        return EventPattern.load(text.replace(sub, json.dumps(arn)))
+
+    def event(source: str, detail_type: str, detail: dict) -> dict:
+        return {"source": source, "detail-type": detail_type, "account": ACCOUNT, "region": REGION, "detail": detail}
+
+    execution = execution_detail("ParameterFlow", "e1", "RUNNING", T0)  # flowplane-local-ParameterFlow
+    job = job_detail("ParameterFlow", "sfn-e1", "start", "1", 0, "RUNNING", "j1", T0)
+    ours, theirs = "flowplane-local", "flowplane-prod"
+    for stack, matches in ((ours, True), (theirs, False), ("flowplane-loc", False)):
+        pattern = resolved(executions, stack, QUEUE)
+        assert pattern.matches_event(event("aws.states", "Step Functions Execution Status Change", execution)) is matches
+    other_queue = QUEUE.replace(QUEUE.rsplit("/", 1)[1], "another-queue")
+    for queue, matches in ((QUEUE, True), (other_queue, False)):
+        assert resolved(jobs, ours, queue).matches_event(event("aws.batch", "Batch Job State Change", job)) is matches
+
+
 def _bundle_report(zip_path: Path) -> tuple[int, int, dict[str, int]]:
     with zipfile.ZipFile(zip_path) as z:
         infos = z.infolist()
