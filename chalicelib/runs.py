@@ -14,6 +14,7 @@ import logging
 import uuid
 from typing import Any, Optional
 
+from flowplane.datastore.records import PRODUCTION_RUN_PREFIX, is_production_run_id, production_run_id
 from flowplane.manifest import ParameterSpec
 from flowplane.parameters import ParameterError, convert
 
@@ -26,17 +27,12 @@ from .settings import Settings
 
 log = logging.getLogger("flowplane.runs")
 
-RUN_PREFIX = "sfn-"
-
-
-def run_id_for(execution: str) -> str:
-    return RUN_PREFIX + execution
-
-
 def execution_for(run_id: str) -> str:
-    if not run_id.startswith(RUN_PREFIX) or len(run_id) == len(RUN_PREFIX):
-        raise BadRequest(f"run id {run_id!r} is not a production run id (sfn-<execution name>)", field="run_id")
-    return run_id[len(RUN_PREFIX) :]
+    if not is_production_run_id(run_id) or len(run_id) == len(PRODUCTION_RUN_PREFIX):
+        raise BadRequest(
+            f"run id {run_id!r} is not a production run id ({PRODUCTION_RUN_PREFIX}<execution name>)", field="run_id"
+        )
+    return run_id[len(PRODUCTION_RUN_PREFIX) :]
 
 
 def _target(head: dict[str, Any], settings: Settings) -> str:
@@ -88,7 +84,7 @@ def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> di
     arn = aws.state_machines.start(_target(head, settings), execution, execution_input(values))
     _record(aws, arn)
     return {
-        "run_id": run_id_for(execution),
+        "run_id": production_run_id(execution),
         "execution_arn": arn,
         # The Client API files runs under the flow's class name, whatever the deployment's.
         "flow": head.get("flow_name") or name,
@@ -152,7 +148,7 @@ def launch(aws: Aws, settings: Settings, event: dict[str, Any]) -> dict[str, Any
     execution = execution_name(rule, when)
     arn = aws.state_machines.start(_target(head, settings), execution, execution_input({}))
     _record(aws, arn)
-    return {"flow": name, "started": True, "run_id": run_id_for(execution), "execution_arn": arn}
+    return {"flow": name, "started": True, "run_id": production_run_id(execution), "execution_arn": arn}
 
 
 def _record(aws: Aws, execution_arn: str) -> None:

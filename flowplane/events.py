@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from .datastore.records import ErrorInfo
 
 TASK_EVENT_SOURCE = "flowplane.task"
-# The job's stage (its control plane's resource prefix), set by the compiled state
-# machine and sent back on every task event so each stage records only its own.
-STAGE_ENV = "FLOWPLANE_STAGE"
+# The job's stage, as its control plane's resource prefix (the setting of the same
+# name), set by the compiled state machine and sent back on every task event so each
+# stage records only its own. (FLOWPLANE_STAGE is the control plane's stage name.)
+STAGE_ENV = "FLOWPLANE_RESOURCE_PREFIX"
 TASK_EVENT_DETAIL_TYPES = {
     "started": "Flowplane Task Started",
     "finished": "Flowplane Task Finished",

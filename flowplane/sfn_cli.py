@@ -17,6 +17,7 @@ import click
 
 from .api_client import ApiClient, ApiError, ConfigError
 from .context import FlowContext
+from .datastore.records import is_production_run_id, production_run_id
 from .manifest import DeployOptions
 from .package import PackageError, manifest_for, package_flow
 
@@ -341,8 +342,8 @@ def delete(ctx: click.Context, authorize: Optional[str]) -> None:
 @click.pass_context
 def terminate(ctx: click.Context, run_id: str) -> None:
     name = _name(ctx)
-    if not run_id.startswith("sfn-"):
-        run_id = "sfn-" + run_id
+    if not is_production_run_id(run_id):
+        run_id = production_run_id(run_id)
     try:
         _client(ctx).terminate(name, run_id)
     except (ApiError, ConfigError) as e:

@@ -391,7 +391,7 @@ class Task:
         from .task_fallback import batch_describe_jobs, earlier_attempts, fallback_message, record_as_failed
 
         key = (self.storage, self.flow_name, self.run_id, self.step, self.task_id)
-        on_batch = bool(os.environ.get("AWS_BATCH_JOB_ID"))
+        on_batch = self._batch_job_id() is not None
         try:
             earlier = earlier_attempts(*key, self.attempt, describe_jobs=batch_describe_jobs if on_batch else None)
             record_as_failed(*key, earlier)

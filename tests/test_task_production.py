@@ -192,7 +192,7 @@ def test_task_events_go_to_the_bus_for_the_recorder(aws, tmp_path, monkeypatch):
     events.put_targets(Rule="all", EventBusName="fp-bus", Targets=[{"Id": "q", "Arn": arn}])
     monkeypatch.setenv("FLOWPLANE_EVENT_BUS", "fp-bus")
     monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-42")
-    monkeypatch.setenv("FLOWPLANE_STAGE", "flowplane-prod")  # the compiled state machine sets it
+    monkeypatch.setenv("FLOWPLANE_RESOURCE_PREFIX", "flowplane-prod")  # the compiled state machine sets it
     url = deploy(tmp_path, "parameter_flow.py")
     monkeypatch.setenv("FLOWPLANE_EXECUTION_INPUT", json.dumps({"Parameters": "{}"}))
     assert batch_task(url, "sfn-ev", "start") == 0

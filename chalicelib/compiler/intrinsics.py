@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from flowplane.datastore.records import PRODUCTION_RUN_PREFIX
+
 # Inside an intrinsic's string literal these four must be backslash-escaped
 # (ASL spec, "Intrinsic Functions": reserved characters ' { } \).
 _RESERVED = ("\\", "'", "{", "}")
 
 # Production runs are `sfn-<execution name>`.
-RUN_ID_PREFIX = "sfn-"
+RUN_ID_PREFIX = PRODUCTION_RUN_PREFIX
 EXECUTION_NAME = "$$.Execution.Name"
 
 

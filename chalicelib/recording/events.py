@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from flowplane.datastore.records import production_run_id
 from flowplane.events import TASK_EVENT_SOURCE, TaskEvent
 
 SFN_SOURCE = "aws.states"
@@ -113,7 +114,7 @@ def ms_to_iso(ms: Optional[int]) -> Optional[str]:
 
 
 def run_id_of_execution(name: str) -> str:
-    return f"sfn-{name}"
+    return production_run_id(name)
 
 
 def run_update(change: ExecutionStatusChange, flow: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ Only a storage failure raises, so Lambda retries the event later.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, NoReturn, Optional, Union
 
 from flowplane.events import STAGE_ENV, TaskEvent
 
@@ -112,7 +112,7 @@ class Recorder:
 
     # --- attempts ----------------------------------------------------------------------
 
-    def _other_stage(self, what: str) -> None:
+    def _other_stage(self, what: str) -> NoReturn:
         self.telemetry.other_stage()
         raise Rejected(f"{what}; another stage records it")
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, Iterator, Literal, Optional, TypeVar
 
 from ..datastore.artifacts import ArtifactRef
-from ..datastore.records import AttemptRecord, RunRecord, TaskRecord
+from ..datastore.records import AttemptRecord, RunRecord, TaskRecord, is_production_run_id
 from ..datastore.storage import NotFound as StorageNotFound
 from .lazy_runs import LazyRuns
 from .local import _ok
@@ -39,7 +39,6 @@ from .times import sort_key
 T = TypeVar("T")
 PlaneOrigin = Literal["env", "config", "discovered"]
 
-PRODUCTION_RUN_PREFIX = "sfn-"
 # Where runs and artifacts were found, remembered for reading their children; bounded
 # so a long notebook session listing many runs does not grow without end.
 _REMEMBER_MAX = 20_000
@@ -57,10 +56,6 @@ def _earliest(a: str, b: str) -> str:
 
 def _run_key(rec: RunRecord) -> tuple[Any, str]:
     return (sort_key(rec.created_at), rec.run_id)
-
-
-def is_production_run_id(run_id: str) -> bool:
-    return run_id.startswith(PRODUCTION_RUN_PREFIX)
 
 
 class CombinedProvider:

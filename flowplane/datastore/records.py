@@ -19,6 +19,17 @@ from .storage import NotFound, Storage
 # shows what I ran myself, never what a schedule ran from my deployment. Who deployed the
 # version that started the run is its `owner`.
 PRODUCTION_USER = "SFN"
+# A production run's id is its Step Functions execution's name behind this prefix, as
+# Metaflow's are; the compiled state machine, the control plane and the SDK all use it.
+PRODUCTION_RUN_PREFIX = "sfn-"
+
+
+def production_run_id(execution_name: str) -> str:
+    return PRODUCTION_RUN_PREFIX + execution_name
+
+
+def is_production_run_id(run_id: str) -> bool:
+    return run_id.startswith(PRODUCTION_RUN_PREFIX)
 
 RunStatus = Literal["running", "succeeded", "failed"]
 TaskStatus = Literal["pending", "running", "succeeded", "failed"]

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from ..datastore.records import production_run_id
 from .batch import LocalBatch
 from .events import EventRouter, ExecutionWatcher, batch_job_event
 from .lambda_logs import LambdaOutput
@@ -507,7 +508,7 @@ class LocalPlane:
         # Step Functions stops the .sync jobs of an execution that ended without them.
         if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
             reason = f"the execution {execution['name']} ended {execution['status']}"
-            self.batch.terminate_run(f"sfn-{execution['name']}", reason)
+            self.batch.terminate_run(production_run_id(execution["name"]), reason)
         if self.config.on_execution is not None:
             self.config.on_execution(execution)
 
