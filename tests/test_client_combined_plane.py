@@ -52,7 +52,7 @@ def test_a_running_flowplane_local_is_read_with_the_local_runs(tmp_path, monkeyp
     local_id = Flow("ParameterFlow").latest_run.id
     assert not local_id.startswith("sfn-")
 
-    with LocalPlane(PlaneConfig(state_dir=state, vcpus=2, save_seconds=0)) as plane:
+    with LocalPlane(PlaneConfig(state_dir=state, vcpus=2)) as plane:
         production_ns = namespace_of(create(path))
         run_id = trigger(path, "--alpha", "0.5")
         assert wait_for_run(plane, "ParameterFlow", run_id)["status"] == "SUCCEEDED"

@@ -38,7 +38,7 @@ def embedded_plane(**config: Any) -> Any:
             mp.setenv("HOME", str(base / "home"))  # production tokens land in ~/.flowplane/tokens
             mp.setenv("FLOWPLANE_USER", USER)
             mp.delenv("FLOWPLANE_DATASTORE_ROOT", raising=False)
-            options = {"state_dir": base / "state", "vcpus": 4, "save_seconds": 0, **config}
+            options = {"state_dir": base / "state", "vcpus": 4, **config}
             with LocalPlane(PlaneConfig(**options)) as p:
                 mp.setenv("FLOWPLANE_API_URL", p.url)
                 from flowplane.client import namespace

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from flowplane.local import discover
 from flowplane.local.cli import main as local_main
+from flowplane.local.persist import StateStore
 from flowplane.local.plane import LocalPlane, PlaneConfig, read_url_file
 from flowplane.client import Flow
 from flow_sources import sleepy_flow
@@ -37,7 +38,7 @@ def sdk_env(tmp_path, monkeypatch):
 
 
 def start(state: Path, monkeypatch, **options) -> LocalPlane:
-    plane = LocalPlane(PlaneConfig(state_dir=state, **{"save_seconds": 0, **options})).start()
+    plane = LocalPlane(PlaneConfig(state_dir=state, **options)).start()
     monkeypatch.setenv("FLOWPLANE_API_URL", plane.url)
     return plane
 
@@ -45,14 +46,15 @@ def start(state: Path, monkeypatch, **options) -> LocalPlane:
 SLEEPY_FLOW = sleepy_flow(120)
 
 
-def _saved_after(state: Path, when: float) -> bool:
-    from datetime import datetime
-
-    try:
-        saved = json.loads((state / "snapshot.json").read_text())["saved_at"]
-    except (OSError, ValueError):
-        return False
-    return datetime.fromisoformat(saved).timestamp() > when
+def _journaled_running(state: Path, run_id: str) -> bool:
+    """Whether the state folder's journal holds the execution of `run_id` as RUNNING."""
+    name = run_id.removeprefix("sfn-")
+    for path in state.glob("journal.*.jsonl"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if record["t"] == "ex" and record["name"] == name and record["status"] == "RUNNING":
+                return True
+    return False
 
 
 def sleepy_flow(tmp_path: Path) -> Path:
@@ -78,9 +80,9 @@ def test_flows_and_runs_survive_a_restart_and_runs_still_going_end_aborted(tmp_p
     finally:
         t0 = time.monotonic()
         plane.stop()
-    # Stopping ended the run still going (its process too) and saved everything.
+    # Stopping ended the run still going (its process too); everything was on disk already.
     assert time.monotonic() - t0 < 20 and all(p.ended is not None for p in plane.batch.history)
-    assert read_url_file(state) is None and (state / "snapshot.json").exists()
+    assert read_url_file(state) is None and StateStore(state).exists()
 
     plane = start(state, sdk_env)
     try:
@@ -115,19 +117,17 @@ def test_flows_and_runs_survive_a_restart_and_runs_still_going_end_aborted(tmp_p
 def test_a_run_cut_short_by_a_crash_comes_back_aborted(tmp_path, sdk_env):
     path = sleepy_flow(tmp_path)
     state, crashed = tmp_path / "state", tmp_path / "crashed"
-    plane = start(state, sdk_env, save_seconds=0.5)
+    plane = start(state, sdk_env)
     try:
         create(path)
         run_id = trigger(path)
         while not plane.batch.running():
             time.sleep(0.1)
-        plane.settle()
-        # The periodic save, taken while the run runs.
-        running_since = time.time()
-        deadline = time.monotonic() + 30
-        while not _saved_after(state, running_since):
-            assert time.monotonic() < deadline, "no periodic save in 30 s"
-            time.sleep(0.1)
+        # The journal holds the running execution within a second: no save is waited for.
+        deadline = time.monotonic() + 1.0
+        while not _journaled_running(state, run_id):
+            assert time.monotonic() < deadline, "the running execution was not on disk within 1 s"
+            time.sleep(0.05)
         shutil.copytree(state, crashed, ignore=shutil.ignore_patterns("plane.*", "jobs"))
     finally:
         plane.stop()

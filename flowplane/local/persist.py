@@ -1,66 +1,71 @@
-"""What the embedded control plane stored, kept in a folder across restarts.
+"""What the embedded control plane stored, kept in its state folder as it is written.
 
-moto keeps everything in memory. `save` writes what the control plane and its
-tasks stored — S3 objects (packages, definitions, artifacts), DynamoDB items
-(deployments, run records, foreach cardinalities), state machines with their
-executions, schedule rules with their targets, CloudWatch Logs of the jobs —
-into the state folder; `restore` puts it back into a fresh moto before the
-plane serves anything. What the plane builds itself at every start (the Batch
-environment, its own rules and queues) is not saved.
+Layout (format 2):
 
-Layout: `snapshot.json` (everything but object bodies) and `objects/<sha256 of
-bucket/key>` (bodies, written only when an object's ETag changed since the
-last save). The snapshot is replaced atomically, so a crash mid-save leaves
-the previous one; bodies no snapshot names are removed after the new one is
-in place.
+    base.<G>.jsonl      the whole state at the last compaction, one record per line
+    journal.<G>.jsonl   every change since, appended before the change is answered
+    objects/<sha256>    S3 object bodies, by content
 
-Executions cannot be created through the API in a final state, so restore
-adds them to moto's Step Functions backend directly (the one thing here that
-reaches into moto). An execution still RUNNING when the plane stopped (a
-crash; a clean stop ends them first) comes back ABORTED, and is reported then.
+Records are whole states keyed by identity (an S3 key, a DynamoDB item, a
+state machine, an execution, a rule) or log events to append (capture.py).
+Boot folds base then journal into one `State` and writes it straight into
+moto's backends in this process (no request per object), then captures every
+change into the journal. Its cost is one read of the folder, and each command
+after it costs the same whatever the history.
+
+When the journal has grown past the base (and a floor), boot compacts: the
+folded state is written as `base.<G+1>` (tmp, fsync, rename) and generation G
+is removed; a crash at any point leaves either G or G+1 whole, and records
+being whole states, a journal replayed over a base that already holds it
+changes nothing.
+
+A folder of format 1 (`snapshot.json`, written by earlier versions at every
+save) is migrated at first start into `base.1.jsonl`; the old snapshot is kept
+as `snapshot.json.migrated`.
+
+Executions cannot be created through the API in a final state, so boot adds
+them to moto's Step Functions backend directly. An execution still RUNNING when
+the plane died comes back ABORTED with the reason, and is reported then.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterator, Optional
+
+from .journal import Journal, StateCorrupt, read_records, write_whole
+from .moto_patches import Undo
 
 log = logging.getLogger("flowplane.local.persist")
 
-SNAPSHOT = "snapshot.json"
+FORMAT = 2
 OBJECTS = "objects"
-FORMAT = 1
+SNAPSHOT_V1 = "snapshot.json"
 CRASHED_CAUSE = "the local control plane stopped while this execution ran"
+CRASHED_ERROR = "Flowplane.LocalPlaneStopped"
+# Compact at boot when the journal is larger than the base and than this.
+COMPACT_FLOOR_BYTES = 4 << 20
+_GENERATION = re.compile(r"^(base|journal)\.(\d+)\.jsonl$")
 
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+Record = dict[str, Any]
 
 
 def _when(value: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(value) if value else None
 
 
-def _pages(call: Any, key: str, token_in: str = "nextToken", token_out: str = "nextToken", **kwargs: Any) -> list:
-    items, token = [], None
-    while True:
-        page = call(**kwargs, **({token_in: token} if token else {}))
-        items.extend(page.get(key, []))
-        token = page.get(token_out)
-        if not token:
-            return items
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 @dataclass
 class Counts:
     objects: int = 0
-    objects_written: int = 0
     items: int = 0
     state_machines: int = 0
     executions: int = 0
@@ -70,236 +75,233 @@ class Counts:
     reported: dict[str, list[str]] = field(default_factory=dict)
 
 
+@dataclass
+class State:
+    """The folded records: the last word on each identity, and every log event."""
+
+    s3: dict[tuple[str, str], Record] = field(default_factory=dict)
+    ddb: dict[str, Record] = field(default_factory=dict)
+    machines: dict[str, Record] = field(default_factory=dict)
+    executions: dict[str, Record] = field(default_factory=dict)
+    rules: dict[str, Record] = field(default_factory=dict)
+    logs: dict[tuple[str, str], list[list[Any]]] = field(default_factory=dict)
+
+    def apply(self, r: Record) -> None:
+        kind = r["t"]
+        if kind == "s3":
+            target, identity = self.s3, (r["b"], r["k"])
+        elif kind == "ddb":
+            from .capture import ddb_identity
+
+            target, identity = self.ddb, ddb_identity(r["tb"], r["key"])
+            if r.get("item") is None:
+                self.ddb.pop(identity, None)
+                return
+        elif kind == "sm":
+            target, identity = self.machines, r["id"]
+        elif kind == "ex":
+            target, identity = self.executions, r["id"]
+        elif kind == "rule":
+            target, identity = self.rules, r["id"]
+        elif kind == "log":
+            self.logs.setdefault((r["g"], r["s"]), []).extend(r["e"])
+            return
+        else:
+            return  # a record of a later version: ignored, kept until the next compaction drops it
+        if r.get("del"):
+            target.pop(identity, None)
+        else:
+            target[identity] = r
+
+    def records(self) -> Iterator[Record]:
+        yield from self.s3.values()
+        yield from self.ddb.values()
+        yield from self.machines.values()
+        yield from self.executions.values()
+        yield from self.rules.values()
+        for (group, stream), events in self.logs.items():
+            yield {"t": "log", "g": group, "s": stream, "e": events}
+
+
+def execution_record(execution: dict[str, Any]) -> Record:
+    """A DescribeExecution answer as a record."""
+    keep = ("name", "status", "startDate", "stopDate", "input", "output", "error", "cause", "stateMachineArn")
+    return {"t": "ex", "id": execution["executionArn"], **{k: _iso(execution.get(k)) for k in keep}}
+
+
 class StateStore:
     """The state folder of one embedded control plane."""
 
     def __init__(self, state_dir: Path) -> None:
         self.dir = Path(state_dir)
         self.objects = self.dir / OBJECTS
-        # object file -> (ETag, content type) of the body on disk: unchanged objects are not rewritten
-        self._known: dict[str, tuple[str, Optional[str]]] = {}
+        self.generation = 0
+        self.journal: Optional[Journal] = None
+        self.state: Optional[State] = None
+
+    def _path(self, kind: str, generation: int) -> Path:
+        return self.dir / f"{kind}.{generation}.jsonl"
 
     @property
-    def snapshot_path(self) -> Path:
-        return self.dir / SNAPSHOT
+    def journal_path(self) -> Path:
+        return self._path("journal", self.generation)
 
     def exists(self) -> bool:
-        return self.snapshot_path.exists()
+        """Whether the folder holds any state (of either format)."""
+        if (self.dir / SNAPSHOT_V1).exists():
+            return True
+        try:
+            return any(_GENERATION.match(p.name) for p in self.dir.iterdir())
+        except OSError:
+            return False
 
-    # --- saving --------------------------------------------------------------------------
+    # --- loading -------------------------------------------------------------------------
 
-    def save(self, session: Any, skip_rules: Iterable[str] = (), skip_queues: bool = True) -> Counts:
-        counts = Counts()
-        self.objects.mkdir(parents=True, exist_ok=True)
-        snapshot = {
-            "format": FORMAT,
-            "saved_at": datetime.now(timezone.utc).isoformat(),
-            "s3": self._save_s3(session.client("s3"), counts),
-            "dynamodb": self._save_dynamodb(session.client("dynamodb"), counts),
-            "stepfunctions": self._save_stepfunctions(session.client("stepfunctions"), counts),
-            "rules": self._save_rules(session.client("events"), set(skip_rules), counts),
-            "logs": self._save_logs(session.client("logs"), counts),
-        }
-        tmp = self.dir / (SNAPSHOT + ".tmp")
-        tmp.write_text(json.dumps(snapshot, default=_iso))
-        os.replace(tmp, self.snapshot_path)
-        self._collect_garbage(snapshot)
-        return counts
+    def load(self) -> State:
+        """Fold the folder's records into a State; migrates format 1. Raises StateCorrupt."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        generations: dict[str, list[int]] = {"base": [], "journal": []}
+        for p in self.dir.iterdir():
+            m = _GENERATION.match(p.name)
+            if m:
+                generations[m[1]].append(int(m[2]))
+        bases = sorted(generations["base"])
+        if not bases and not generations["journal"] and (self.dir / SNAPSHOT_V1).exists():
+            self._migrate_v1()
+            bases = [1]
+        self.generation = bases[-1] if bases else max(generations["journal"], default=0)
+        state = State()
+        if bases:
+            records, _ = read_records(self._path("base", self.generation), tolerate_torn_tail=False)
+            for r in records:
+                state.apply(r)
+        records, self._journal_length = read_records(self.journal_path)
+        for r in records:
+            state.apply(r)
+        self._journal_records = len(records)
+        # A crash during compaction leaves the older generation beside the newer: it is whole in the newer.
+        for kind, numbers in generations.items():
+            for n in numbers:
+                if n < self.generation:
+                    self._path(kind, n).unlink(missing_ok=True)
+        self.state = state
+        return state
 
-    def _save_s3(self, s3: Any, counts: Counts) -> list[dict[str, Any]]:
-        buckets = []
-        for bucket in s3.list_buckets().get("Buckets", []):
-            name = bucket["Name"]
-            objects = []
-            for o in _pages(s3.list_objects_v2, "Contents", "ContinuationToken", "NextContinuationToken", Bucket=name):
-                key, etag = o["Key"], o["ETag"]
-                file = hashlib.sha256(f"{name}/{key}".encode()).hexdigest()
-                known = self._known.get(file)
-                if known is None or known[0] != etag or not (self.objects / file).exists():
-                    known = self._write_object(s3, name, key, file)
-                    counts.objects_written += 1
-                objects.append({"key": key, "etag": known[0], "file": file, "content_type": known[1]})
-                counts.objects += 1
-            buckets.append({"bucket": name, "objects": objects})
-        return buckets
+    def _migrate_v1(self) -> None:
+        path = self.dir / SNAPSHOT_V1
+        try:
+            snapshot = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise StateCorrupt(path, f"not readable as JSON: {e}") from None
+        if not isinstance(snapshot, dict) or snapshot.get("format") != 1:
+            found = snapshot.get("format") if isinstance(snapshot, dict) else type(snapshot).__name__
+            raise StateCorrupt(path, f"format {found!r}; this flowplane migrates format 1 and reads {FORMAT}")
+        try:
+            records = list(_v1_records(snapshot, self.objects))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise StateCorrupt(path, f"a format-1 snapshot missing a part ({type(e).__name__}: {e})") from None
+        write_whole(self._path("base", 1), iter(records))
+        path.rename(path.with_name(SNAPSHOT_V1 + ".migrated"))
+        log.info("migrated %s (format 1) to %s", path, self._path("base", 1))
 
-    def _write_object(self, s3: Any, bucket: str, key: str, file: str) -> tuple[str, Optional[str]]:
-        got = s3.get_object(Bucket=bucket, Key=key)
-        path = self.objects / file
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            for chunk in iter(lambda: got["Body"].read(1 << 20), b""):
-                f.write(chunk)
-        os.replace(tmp, path)
-        self._known[file] = (got["ETag"], got.get("ContentType"))
-        return self._known[file]
+    def should_compact(self) -> bool:
+        base = self._path("base", self.generation)
+        base_size = base.stat().st_size if base.exists() else 0
+        return self._journal_length > max(COMPACT_FLOOR_BYTES, base_size)
 
-    def _save_dynamodb(self, ddb: Any, counts: Counts) -> list[dict[str, Any]]:
-        tables = []
-        for name in _pages(ddb.list_tables, "TableNames", "ExclusiveStartTableName", "LastEvaluatedTableName"):
-            d = ddb.describe_table(TableName=name)["Table"]
-            spec: dict[str, Any] = {
-                "TableName": name,
-                "KeySchema": d["KeySchema"],
-                "AttributeDefinitions": d["AttributeDefinitions"],
-            }
-            for index in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-                if d.get(index):
-                    spec[index] = [
-                        {k: v for k, v in i.items() if k in ("IndexName", "KeySchema", "Projection")} for i in d[index]
-                    ]
-            ttl = ddb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
-            items = _pages(ddb.scan, "Items", "ExclusiveStartKey", "LastEvaluatedKey", TableName=name)
-            counts.items += len(items)
-            tables.append(
-                {
-                    "table": spec,
-                    "ttl": ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") == "ENABLED" else None,
-                    "items": items,
-                }
-            )
-        return tables
+    def compact(self) -> int:
+        """Write the folded state as the next generation's base; its size."""
+        assert self.state is not None and self.journal is None, "compact between load and open_journal"
+        old = self.generation
+        size = write_whole(self._path("base", old + 1), self.state.records())
+        self.generation = old + 1
+        self._journal_length = 0
+        for kind in ("journal", "base"):
+            self._path(kind, old).unlink(missing_ok=True)
+        self._collect_garbage()
+        return size
 
-    def _save_stepfunctions(self, sfn: Any, counts: Counts) -> list[dict[str, Any]]:
-        machines = []
-        for m in _pages(sfn.list_state_machines, "stateMachines"):
-            d = sfn.describe_state_machine(stateMachineArn=m["stateMachineArn"])
-            tags = sfn.list_tags_for_resource(resourceArn=m["stateMachineArn"]).get("tags", [])
-            aliases = _pages(sfn.list_state_machine_aliases, "stateMachineAliases", stateMachineArn=m["stateMachineArn"])
-            executions = []
-            for e in _pages(sfn.list_executions, "executions", stateMachineArn=m["stateMachineArn"]):
-                full = sfn.describe_execution(executionArn=e["executionArn"])
-                executions.append(
-                    {k: full.get(k) for k in ("executionArn", "name", "status", "startDate", "stopDate", "input",
-                                              "output", "error", "cause")}
-                )
-            counts.state_machines += 1
-            counts.executions += len(executions)
-            machines.append(
-                {
-                    "name": d["name"],
-                    "arn": d["stateMachineArn"],
-                    "definition": d["definition"],
-                    "roleArn": d["roleArn"],
-                    "tags": tags,
-                    "aliases": [a["stateMachineAliasArn"].rsplit(":", 1)[-1] for a in aliases],
-                    "executions": executions,
-                }
-            )
-        return machines
-
-    def _save_rules(self, events: Any, skip: set[str], counts: Counts) -> list[dict[str, Any]]:
-        rules = []
-        for bus in events.list_event_buses().get("EventBuses", []):
-            for r in _pages(events.list_rules, "Rules", "NextToken", "NextToken", EventBusName=bus["Name"]):
-                if r["Name"] in skip:
-                    continue
-                targets = events.list_targets_by_rule(Rule=r["Name"], EventBusName=bus["Name"]).get("Targets", [])
-                keep = ("Name", "ScheduleExpression", "EventPattern", "State", "Description")
-                rules.append({**{k: r[k] for k in keep if r.get(k)}, "EventBusName": bus["Name"], "Targets": targets})
-                counts.rules += 1
-        return rules
-
-    def _save_logs(self, logs: Any, counts: Counts) -> list[dict[str, Any]]:
-        groups = []
-        for g in _pages(logs.describe_log_groups, "logGroups"):
-            streams = []
-            for s in _pages(logs.describe_log_streams, "logStreams", logGroupName=g["logGroupName"]):
-                events, token = [], None
-                while True:
-                    kwargs = {"nextToken": token} if token else {}
-                    page = logs.get_log_events(
-                        logGroupName=g["logGroupName"], logStreamName=s["logStreamName"], startFromHead=True, **kwargs
-                    )
-                    events.extend({"timestamp": e["timestamp"], "message": e["message"]} for e in page["events"])
-                    if not page["events"] or page.get("nextForwardToken") in (None, token):
-                        break
-                    token = page["nextForwardToken"]
-                counts.log_events += len(events)
-                streams.append({"name": s["logStreamName"], "events": events})
-            groups.append({"group": g["logGroupName"], "streams": streams})
-        return groups
-
-    def _collect_garbage(self, snapshot: dict[str, Any]) -> None:
-        keep = {o["file"] for b in snapshot["s3"] for o in b["objects"]}
+    def _collect_garbage(self) -> None:
+        assert self.state is not None
+        keep = {r["f"] for r in self.state.s3.values()}
+        if not self.objects.exists():
+            return
         for path in self.objects.iterdir():
             if path.name not in keep:
                 path.unlink(missing_ok=True)
-                self._known.pop(path.name, None)
 
-    # --- restoring ---------------------------------------------------------------------------
+    # --- into moto --------------------------------------------------------------------------
 
     def restore(self, session: Any, account: str, region: str) -> Counts:
-        """Put the last snapshot back into moto; its parts missing from the snapshot are skipped."""
+        """Load the folder and put its state into moto, in this process. Before any hook is installed."""
+        state = self.load() if self.state is None else self.state
         counts = Counts()
-        if not self.exists():
-            return counts
-        snapshot = json.loads(self.snapshot_path.read_text())
-        if snapshot.get("format") != FORMAT:
-            raise RuntimeError(f"{self.snapshot_path} has format {snapshot.get('format')}, this flowplane reads {FORMAT}")
-        self._restore_s3(session.client("s3"), snapshot.get("s3", []), region, counts)
-        self._restore_dynamodb(session.client("dynamodb"), snapshot.get("dynamodb", []), counts)
-        self._restore_logs(session.client("logs"), snapshot.get("logs", []), account, region, counts)
-        self._restore_stepfunctions(session.client("stepfunctions"), snapshot.get("stepfunctions", []), account,
-                                    region, counts)
-        self._restore_rules(session.client("events"), snapshot.get("rules", []), counts)
+        self._restore_s3(state, account, region, counts)
+        self._restore_dynamodb(state, account, region, counts)
+        self._restore_logs(state, account, region, counts)
+        self._restore_stepfunctions(state, session.client("stepfunctions"), account, region, counts)
+        self._restore_rules(state, session.client("events"), counts)
         return counts
 
-    def _restore_s3(self, s3: Any, buckets: list[dict[str, Any]], region: str, counts: Counts) -> None:
-        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-        for b in buckets:
-            if b["bucket"] not in existing:
-                if region == "us-east-1":
-                    s3.create_bucket(Bucket=b["bucket"])
-                else:
-                    s3.create_bucket(Bucket=b["bucket"], CreateBucketConfiguration={"LocationConstraint": region})
-            for o in b["objects"]:
-                path = self.objects / o["file"]
-                if not path.exists():
-                    log.warning("the body of s3://%s/%s is missing from %s; skipped", b["bucket"], o["key"], self.dir)
-                    continue
-                with open(path, "rb") as f:
-                    extra = {"ContentType": o["content_type"]} if o.get("content_type") else {}
-                    put = s3.put_object(Bucket=b["bucket"], Key=o["key"], Body=f, **extra)
-                self._known[o["file"]] = (put["ETag"], o.get("content_type"))
-                counts.objects += 1
+    def _restore_s3(self, state: State, account: str, region: str, counts: Counts) -> None:
+        from moto.s3.models import s3_backends
 
-    def _restore_dynamodb(self, ddb: Any, tables: list[dict[str, Any]], counts: Counts) -> None:
-        existing = set(_pages(ddb.list_tables, "TableNames", "ExclusiveStartTableName", "LastEvaluatedTableName"))
-        for t in tables:
-            spec = t["table"]
-            if spec["TableName"] not in existing:
-                ddb.create_table(**spec, BillingMode="PAY_PER_REQUEST")
-                if t.get("ttl"):
-                    ddb.update_time_to_live(
-                        TableName=spec["TableName"],
-                        TimeToLiveSpecification={"Enabled": True, "AttributeName": t["ttl"]},
-                    )
-            items = t["items"]
-            for i in range(0, len(items), 25):
-                request = {spec["TableName"]: [{"PutRequest": {"Item": item}} for item in items[i : i + 25]]}
-                while request:
-                    request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
-            counts.items += len(items)
+        from .capture import DiskBody
 
-    def _restore_logs(self, logs: Any, groups: list[dict[str, Any]], account: str, region: str, counts: Counts) -> None:
+        backend = s3_backends[account]["aws"]
+        for (bucket, key_name), r in state.s3.items():
+            if bucket not in backend.buckets:
+                backend.create_bucket(bucket, region)
+            path = self.objects / r["f"]
+            if not path.exists():
+                log.warning("the body of s3://%s/%s is missing from %s; skipped", bucket, key_name, self.objects)
+                continue
+            key = backend.put_object(bucket, key_name, b"", disable_notification=True)
+            key._value_buffer.close()
+            key._value_buffer = DiskBody(path, r["n"])
+            key.contentsize = r["n"]
+            key._etag = r["e"]
+            key._fp_file, key._fp_bucket = r["f"], bucket
+            if r.get("lm"):
+                key.last_modified = datetime.fromisoformat(r["lm"])
+            if r.get("m"):
+                key.set_metadata(dict(r["m"]))
+            counts.objects += 1
+
+    def _restore_dynamodb(self, state: State, account: str, region: str, counts: Counts) -> None:
+        from moto.dynamodb.models import dynamodb_backends
+
+        backend = dynamodb_backends[account][region]
+        missing: set[str] = set()
+        for r in state.ddb.values():
+            table = backend.tables.get(r["tb"])
+            if table is None:
+                missing.add(r["tb"])
+                continue
+            table.put_item(r["item"])
+            counts.items += 1
+        for name in missing:
+            log.warning("the state holds items of a table %s that this stack no longer has; skipped", name)
+
+    def _restore_logs(self, state: State, account: str, region: str, counts: Counts) -> None:
         # Through the backend: the API refuses events older than 14 days, which a restart must keep.
         from moto.logs.models import logs_backends
 
         backend = logs_backends[account][region]
-        for g in groups:
-            backend.ensure_log_group(g["group"])
-            for s in g["streams"]:
-                backend.ensure_log_stream(g["group"], s["name"])
-                if s["events"]:
-                    stream = backend.groups[g["group"]].streams[s["name"]]
-                    stream.put_log_events(sorted(s["events"], key=lambda e: e["timestamp"]))
-                    counts.log_events += len(s["events"])
+        for (group, stream_name), events in state.logs.items():
+            if group not in backend.groups:
+                backend.create_log_group(group, {})
+            streams = backend.groups[group].streams
+            if stream_name not in streams:
+                backend.create_log_stream(group, stream_name)
+            ordered = sorted(events, key=lambda e: e[0])
+            streams[stream_name].put_log_events([{"timestamp": ts, "message": m} for ts, m in ordered])
+            counts.log_events += len(events)
 
-    def _restore_stepfunctions(
-        self, sfn: Any, machines: list[dict[str, Any]], account: str, region: str, counts: Counts
-    ) -> None:
-        for m in machines:
+    def _restore_stepfunctions(self, state: State, sfn: Any, account: str, region: str, counts: Counts) -> None:
+        # Deployed machines are few: through the API, which publishes a version and sets aliases.
+        by_name = {}
+        for m in state.machines.values():
             created = sfn.create_state_machine(
                 name=m["name"], definition=m["definition"], roleArn=m["roleArn"], type="STANDARD", publish=True,
                 **({"tags": m["tags"]} if m.get("tags") else {}),
@@ -309,15 +311,18 @@ class StateStore:
                     name=alias,
                     routingConfiguration=[{"stateMachineVersionArn": created["stateMachineVersionArn"], "weight": 100}],
                 )
+            by_name[m["name"]] = created["stateMachineArn"]
             counts.state_machines += 1
-            for e in m.get("executions", []):
-                reported = _add_execution(account, region, created["stateMachineArn"], e)
-                counts.reported[e["executionArn"]] = reported
-                counts.executions += 1
+        for e in state.executions.values():
+            machine = by_name.get(e["id"].split(":")[6])
+            if machine is None:
+                continue  # its state machine was deleted
+            counts.reported[e["id"]] = _add_execution(account, region, machine, e)
+            counts.executions += 1
 
-    def _restore_rules(self, events: Any, rules: list[dict[str, Any]], counts: Counts) -> None:
-        for r in rules:
-            bus = r.get("EventBusName", "default")
+    def _restore_rules(self, state: State, events: Any, counts: Counts) -> None:
+        for r in state.rules.values():
+            bus = r.get("bus", "default")
             if bus != "default":
                 try:
                     events.create_event_bus(Name=bus)
@@ -329,9 +334,42 @@ class StateStore:
                 events.put_targets(Rule=r["Name"], EventBusName=bus, Targets=r["Targets"])
             counts.rules += 1
 
+    # --- capturing --------------------------------------------------------------------------
 
-def _add_execution(account: str, region: str, machine_arn: str, saved: dict[str, Any]) -> list[str]:
-    """Put a finished execution back on its state machine; the statuses already reported."""
+    def open_journal(self, skip_rules: Callable[[], set[str]]) -> Undo:
+        """Start recording every change (after restore, before serving); the undo stops it."""
+        from .capture import Capture
+
+        assert self.state is not None, "load before open_journal"
+        if self.should_compact():
+            self.compact()
+        self.journal = Journal(self.journal_path, self._journal_length)
+        capture = Capture(self.journal, self.objects, skip_rules)
+        uninstall = capture.install(self.state.machines, self.state.rules)
+        self._known_executions = {arn: r for arn, r in self.state.executions.items()}
+        # The folded state is not kept up to date from here on: moto holds it.
+        self.state = None
+
+        def close() -> None:
+            uninstall()
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+
+        return close
+
+    def record_execution(self, execution: dict[str, Any]) -> None:
+        """An execution's status as the watcher saw it (a DescribeExecution answer)."""
+        if self.journal is None:
+            return
+        record = execution_record(execution)
+        if self._known_executions.get(record["id"]) != record:
+            self._known_executions[record["id"]] = record
+            self.journal.append(record)
+
+
+def _add_execution(account: str, region: str, machine_arn: str, saved: Record) -> list[str]:
+    """Put an execution back on its state machine; the statuses already reported."""
     from moto.stepfunctions.parser.api import ExecutionStatus
     from moto.stepfunctions.parser.backend.execution import Execution
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
@@ -342,14 +380,14 @@ def _add_execution(account: str, region: str, machine_arn: str, saved: dict[str,
     stop = _when(saved.get("stopDate"))
     reported = [status, "RUNNING"]
     if status == "RUNNING":
-        status, error, cause = "ABORTED", "Flowplane.LocalPlaneStopped", CRASHED_CAUSE
+        status, error, cause = "ABORTED", CRASHED_ERROR, CRASHED_CAUSE
         stop = datetime.now(timezone.utc)
         reported = ["RUNNING"]  # the ABORTED is news: the watcher reports it
     execution = Execution(
         name=saved["name"],
         sm_type=machine.sm_type,
         role_arn=machine.roleArn,
-        exec_arn=saved["executionArn"],
+        exec_arn=saved["id"],
         account_id=account,
         region_name=region,
         state_machine=machine,
@@ -365,3 +403,41 @@ def _add_execution(account: str, region: str, machine_arn: str, saved: dict[str,
     execution.error, execution.cause = error, cause
     machine.executions.append(execution)
     return reported
+
+
+def _v1_records(snapshot: dict[str, Any], objects: Path) -> Iterator[Record]:
+    """A format-1 snapshot as format-2 records (bodies stay where they are in objects/)."""
+    for b in snapshot.get("s3", []):
+        for o in b["objects"]:
+            yield {"t": "s3", "b": b["bucket"], "k": o["key"], "f": o["file"], "e": o["etag"].strip('"'),
+                   "n": _size(objects / o["file"]), "m": {"Content-Type": o["content_type"]} if o.get("content_type") else {}}
+    for t in snapshot.get("dynamodb", []):
+        names = [k["AttributeName"] for k in t["table"]["KeySchema"]]
+        for item in t["items"]:
+            key = {n: item[n] for n in names if n in item}
+            yield {"t": "ddb", "tb": t["table"]["TableName"], "key": key, "item": item}
+    for m in snapshot.get("stepfunctions", []):
+        yield {"t": "sm", "id": m["arn"], "name": m["name"], "definition": m["definition"], "roleArn": m["roleArn"],
+               "tags": m.get("tags", []), "aliases": m.get("aliases", [])}
+        for e in m.get("executions", []):
+            yield {"t": "ex", "id": e["executionArn"], "stateMachineArn": m["arn"],
+                   **{k: e.get(k) for k in ("name", "status", "startDate", "stopDate", "input", "output", "error",
+                                            "cause")}}
+    for r in snapshot.get("rules", []):
+        bus = r.get("EventBusName", "default")
+        yield {"t": "rule", "id": f"{bus}/{r['Name']}", "bus": bus,
+               **{k: r[k] for k in ("Name", "ScheduleExpression", "EventPattern", "State", "Description", "Targets")
+                  if k in r}}
+    for g in snapshot.get("logs", []):
+        for s in g["streams"]:
+            if s["events"]:
+                yield {"t": "log", "g": g["group"], "s": s["name"],
+                       "e": [[e["timestamp"], e["message"]] for e in s["events"]]}
+
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # restore skips a body that is missing, with a warning

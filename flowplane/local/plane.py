@@ -17,8 +17,9 @@ What runs, all in this process:
   with the `local` stage's environment from .chalice/config.json pointed at
   moto (AWS_ENDPOINT_URL): nothing in chalicelib/ knows it is local;
 - the loop that does what AWS does and moto does not: execution status events
-  (`ExecutionWatcher`), schedule rules firing (`Scheduler`), and the periodic
-  save of the state folder (`StateStore`).
+  (`ExecutionWatcher`) and schedule rules firing (`Scheduler`);
+- the state folder (`StateStore`): loaded into moto at start, then every change
+  journaled as it is made, so a `kill -9` loses nothing acknowledged.
 
 While a plane runs, this process's environment points boto3 at moto (as
 `chalice local` sets the stage's variables process-wide); `stop` puts back
@@ -48,6 +49,7 @@ from .batch import LocalBatch
 from .events import EventRouter, ExecutionWatcher, batch_job_event
 from .lambda_logs import LambdaOutput
 from .moto_patches import Undo, install_batch_sync_fix, install_events_fixes, install_second_execution_fix
+from .journal import StateCorrupt
 from .persist import Counts, StateStore
 from .scheduler import Clock, Scheduler, SystemClock
 
@@ -85,8 +87,7 @@ class PlaneConfig:
     clock: Clock = field(default_factory=SystemClock)
     poll_seconds: float = 0.25  # execution status changes
     schedule_seconds: Optional[float] = 1.0  # None: schedules fire only on `plane.scheduler.tick()`
-    save_seconds: float = 60.0  # 0: save only at stop
-    persist: bool = True  # False: start empty, save nothing
+    persist: bool = True  # False: start empty, keep nothing
     project_dir: Path = field(default_factory=default_project_dir)
     stage: str = "local"
     progress: Optional[Callable[[str], None]] = None
@@ -175,6 +176,12 @@ class LocalPlane:
             sys.path.insert(0, str(project))
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        if cfg.persist:
+            # Read (and migrate) before anything starts: damaged state stops us with nothing changed.
+            try:
+                self.store.load()
+            except StateCorrupt as e:
+                raise PlaneError(str(e)) from None
         self._quiet_loggers()
         # Said by Chalice's local server at every request to an IAM-authorized route; the
         # local stage trusts the manifest's user by design (chalicelib/identity.py).
@@ -236,8 +243,7 @@ class LocalPlane:
 
         self._say("creating the stack: bucket, tables, Batch queue, roles")
         self._create_stack(chalice_config)
-        if cfg.persist and self.store.exists():
-            self._say(f"restoring the state saved in {cfg.state_dir}")
+        if cfg.persist:
             self.restored = self.store.restore(self.session, self.account, self.region)
 
         app = self._load_app(chalice_config)
@@ -260,6 +266,8 @@ class LocalPlane:
             account=self.account,
             clock=cfg.clock,
         )
+        if cfg.persist:
+            self._undo.append(self.store.open_journal(lambda: self._own_rules))
         self._serve(app, chalice_config)
         self._loop = threading.Thread(target=self._background, daemon=True, name="flowplane-local-loop")
         self._loop.start()
@@ -469,16 +477,12 @@ class LocalPlane:
     def _background(self) -> None:
         cfg = self.config
         next_schedule = time.monotonic()
-        next_save = time.monotonic() + cfg.save_seconds if cfg.save_seconds else None
         while not self._stop.wait(cfg.poll_seconds):
             now = time.monotonic()
             self._guarded("watching executions", self.watcher.poll)
             if cfg.schedule_seconds and now >= next_schedule:
                 self._guarded("firing schedules", self.scheduler.tick)
                 next_schedule = now + cfg.schedule_seconds
-            if next_save is not None and now >= next_save:
-                self._guarded("saving the state", self.save)
-                next_save = now + cfg.save_seconds
 
     def _guarded(self, what: str, fn: Callable[[], Any]) -> None:
         try:
@@ -505,6 +509,7 @@ class LocalPlane:
         ]
 
     def _on_status(self, execution: dict[str, Any]) -> None:
+        self.store.record_execution(execution)
         # Step Functions stops the .sync jobs of an execution that ended without them.
         if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
             reason = f"the execution {execution['name']} ended {execution['status']}"
@@ -556,15 +561,10 @@ class LocalPlane:
             time.sleep(0.25)
         return True
 
-    def save(self) -> Counts:
-        if not self.config.persist:
-            return Counts()
-        return self.store.save(self.session, skip_rules=self._own_rules)
-
     # --- stop -----------------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop runs still going (recorded ABORTED), save the state, and put back what start changed."""
+        """Stop runs still going (recorded ABORTED) and put back what start changed; the state is on disk already."""
         if not self._running:
             return
         self._running = False
@@ -577,11 +577,10 @@ class LocalPlane:
                 sfn.stop_execution(executionArn=e["executionArn"], error="Flowplane.LocalPlaneStopped",
                                    cause=STOPPED_CAUSE)
             self.batch.close()
+            # StopExecution only asks the execution's thread to stop: wait for the ABORTED it ends
+            # with, so the watcher reports and journals it before the journal closes.
+            self.wait_for_runs(timeout=10)
             self.settle(timeout=10)
-            if self.config.persist:
-                counts = self.save()
-                self._say(f"saved {counts.objects} objects, {counts.items} records, "
-                          f"{counts.executions} executions to {self.config.state_dir}")
         finally:
             self._teardown()
 
