@@ -1,7 +1,7 @@
 """State survives a restart of the embedded control plane: deployed flows, recorded runs,
 their artifacts and logs, executions and schedules; a run cut short by a crash comes back
-ABORTED and recorded as failed. Also `flowplane local` itself, and the SDK starting a
-plane in its own process when none runs."""
+ABORTED and recorded as failed. Also `flowplane local` in the foreground (the background
+service is tested in test_local_service.py)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from flowplane.local import discover
 from flowplane.local.cli import main as local_main
 from flowplane.local.persist import StateStore
 from flowplane.local.plane import LocalPlane, PlaneConfig, read_url_file
 from flowplane.client import Flow
 from flow_sources import sleepy_flow
-from test_e2e_support import SHARED_FLOWS, USER, create, execution, flow_cli, production_run, trigger, wait_for_run
+from test_e2e_support import SHARED_FLOWS, USER, create, execution, production_run, trigger, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -181,27 +179,6 @@ def test_flowplane_local_refuses_bad_options(args, message, capsys, tmp_path):
         local_main([*args, "--state-dir", str(tmp_path / "state")])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "state").exists()
-
-
-def test_the_sdk_starts_an_embedded_plane_for_the_command_when_none_runs(tmp_path, sdk_env):
-    sdk_env.delenv("FLOWPLANE_API_URL", raising=False)
-    state = tmp_path / "state"
-    sdk_env.setenv("FLOWPLANE_LOCAL_STATE_DIR", str(state))
-    discover._announced.clear()
-    path = SHARED_FLOWS / "parameter_flow.py"
-    try:
-        result = CliRunner().invoke(flow_cli(path), ["step-functions", "create"], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        assert "pushed to AWS Step Functions successfully" in result.output
-        assert discover._plane is not None and read_url_file(state)["url"] == discover._plane.url
-        # Said once (click's runner shows stderr with the output).
-        assert result.output.count("starting the embedded one in this process") == 1
-    finally:
-        discover._stop_at_exit()  # what atexit does when the command ends
-    assert discover._plane is None and read_url_file(state) is None
-    # Saved for the next command's plane.
-    saved = json.loads((state / "snapshot.json").read_text())
-    assert [m["name"] for m in saved["stepfunctions"]] == ["flowplane-local-ParameterFlow"]
 
 
 def test_flowplane_local_says_when_its_port_is_taken(tmp_path, capsys):

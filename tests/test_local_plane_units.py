@@ -238,15 +238,19 @@ def test_status_events_are_what_the_recorder_parses():
 
 def test_every_moto_fix_undoes_exactly():
     from moto.batch.models import BatchBackend, Job
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
     from moto.events.models import Rule
     from moto.events.utils import EventTemplateParser
     from moto.stepfunctions.models import StateMachineInstance
 
     watched = [(Job, "_get_container_property"), (Rule, "send_to_targets"), (BatchBackend, "describe_jobs"),
-               (StateMachineInstance, "__deepcopy__"), (EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE")]
+               (StateMachineInstance, "__deepcopy__"), (EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE"),
+               (DynamoDBBackend, "transact_write_items"), (Table, "__deepcopy__")]
     before = [cls.__dict__.get(name) for cls, name in watched]
     undos = [moto_patches.install_batch_sync_fix(), moto_patches.install_second_execution_fix(),
-             moto_patches.install_batch_environment_fix(), moto_patches.install_events_fixes()]
+             moto_patches.install_batch_environment_fix(), moto_patches.install_events_fixes(),
+             moto_patches.install_transact_fix()]
     assert [cls.__dict__.get(name) for cls, name in watched] != before
     assert '"account": "<account>"' in EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
     for undo in reversed(undos):

@@ -171,7 +171,10 @@ def discovered_plane_url() -> Optional[str]:
         held = _discovered
     if held is not None and held[1] == key and now - held[0] < DISCOVERY_TTL_S:
         return held[2]
-    url = _discover_now()
+    from ..local import discover
+
+    # A state folder with no plane running: its production runs are read by starting the service.
+    url = discover.url_for_reading()
     with _lock:
         _discovered = (now, key, url)
     return url

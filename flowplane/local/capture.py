@@ -176,7 +176,7 @@ class Capture:
 
     def _s3_put(self, backend: Any, key: Any, args: tuple, kwargs: dict) -> None:
         bucket = args[0] if args else kwargs["bucket_name"]
-        etag = key.etag  # computed from the buffer now, before it moves to disk
+        key.etag  # computed (and kept) from the buffer now, before the body moves to disk
         digest = hashlib.sha256()
         incoming = self.objects / f".incoming-{uuid.uuid4().hex}"
         with key.lock:

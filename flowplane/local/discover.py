@@ -7,10 +7,9 @@
 2. a running `flowplane local` on the default state folder
    (FLOWPLANE_LOCAL_STATE_DIR, else ~/.flowplane/local): its URL file, its
    process alive, its /health answering;
-3. else an embedded plane started in this process, on that same folder, for
-   the command's duration: when the command ends, runs it started are waited
-   for (Ctrl-C stops them, recorded as aborted), and the state is saved, so
-   the next command, or `flowplane local`, sees them.
+3. else the embedded plane started as a background service on that folder
+   (service.py): it keeps running for every later command, notebook and
+   terminal, so schedules fire, until `flowplane local stop`.
 
 The choice is said once, on stderr. FLOWPLANE_EMBEDDED=0 turns 2 and 3 off
 (the "no control plane configured" error comes back).
@@ -18,16 +17,14 @@ The choice is said once, on stderr. FLOWPLANE_EMBEDDED=0 turns 2 and 3 off
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import sys
 import threading
 import urllib.request
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 _lock = threading.Lock()
-_plane: Any = None
 _announced: set[str] = set()
 
 
@@ -59,9 +56,16 @@ def running_url(state_dir: Optional[str] = None) -> Optional[str]:
     return None
 
 
+def started_notice(url: str, state_dir: object) -> str:
+    return (
+        f"No control plane configured (FLOWPLANE_API_URL, ~/.flowplane/config.json): started the embedded one "
+        f"in the background at {url} (state and log in {state_dir}). It keeps running so schedules fire; "
+        "stop it with `flowplane local stop`."
+    )
+
+
 def embedded_url(say: Callable[[str], None] = _say_once) -> str:
-    """The embedded control plane's URL: a running one, else one started in this process."""
-    global _plane
+    """The embedded control plane's URL: a running one, else the background service, started now."""
     from ..api_client import ConfigError
 
     if not enabled():
@@ -69,48 +73,36 @@ def embedded_url(say: Callable[[str], None] = _say_once) -> str:
             "no control plane configured: set FLOWPLANE_API_URL or put {\"api_url\": ...} in "
             "~/.flowplane/config.json (the embedded one is off: FLOWPLANE_EMBEDDED=0)"
         )
+    from .plane import default_state_dir
+    from .service import ServiceError, start
+
+    state_dir = default_state_dir()
     with _lock:
-        if _plane is not None:
-            return str(_plane.url)
-        from .plane import PlaneError, default_state_dir
-
-        state_dir = default_state_dir()
-        url = running_url(str(state_dir))
-        if url:
-            say(f"Using the embedded control plane of `flowplane local` at {url} (state in {state_dir}).")
-            return url
-        say(
-            "No control plane configured (FLOWPLANE_API_URL, ~/.flowplane/config.json): starting the embedded "
-            f"one in this process (state in {state_dir}); it stops when this command ends. "
-            "Run `flowplane local` elsewhere to keep one running."
-        )
         try:
-            from .plane import LocalPlane, PlaneConfig
-
-            plane = LocalPlane(PlaneConfig(state_dir=state_dir)).start()
-        except (ImportError, PlaneError) as e:
+            info, started = start(state_dir)
+        except ServiceError as e:
             raise ConfigError(f"no control plane configured, and the embedded one cannot start: {e}") from None
-        _plane = plane
-        atexit.register(_stop_at_exit)
-        return str(plane.url)
+    url = str(info["url"])
+    if started:
+        say(started_notice(url, state_dir))
+    return url
 
 
-def _stop_at_exit() -> None:
-    global _plane
-    plane, _plane = _plane, None
-    if plane is None:
-        return
+def url_for_reading() -> Optional[str]:
+    """For the Client API: a running plane's URL; if none runs but a state folder holds
+    production runs, the service started to serve them; else None (nothing to read)."""
+    if not enabled():
+        return None
+    url = running_url()
+    if url:
+        return url
+    from .persist import StateStore
+    from .plane import default_state_dir
+
+    if not StateStore(default_state_dir()).exists():
+        return None
     try:
-        running = plane.running_executions()
-        if running:
-            print(
-                f"Waiting for {len(running)} run(s) on the embedded control plane to finish "
-                "(Ctrl-C stops them)...",
-                file=sys.stderr,
-                flush=True,
-            )
-            plane.wait_for_runs()
-    except KeyboardInterrupt:
-        print("Stopping the runs still going.", file=sys.stderr, flush=True)
-    finally:
-        plane.stop()
+        return embedded_url()
+    except Exception as e:  # a Client API read must not fail for want of production runs
+        _say_once(f"The embedded control plane could not start ({e}); showing local runs only.")
+        return None

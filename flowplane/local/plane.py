@@ -48,7 +48,13 @@ from ..datastore.records import production_run_id
 from .batch import LocalBatch
 from .events import EventRouter, ExecutionWatcher, batch_job_event
 from .lambda_logs import LambdaOutput
-from .moto_patches import Undo, install_batch_sync_fix, install_events_fixes, install_second_execution_fix
+from .moto_patches import (
+    Undo,
+    install_batch_sync_fix,
+    install_events_fixes,
+    install_second_execution_fix,
+    install_transact_fix,
+)
 from .journal import StateCorrupt
 from .persist import Counts, StateStore
 from .scheduler import Clock, Scheduler, SystemClock
@@ -337,6 +343,7 @@ class LocalPlane:
         self._undo.append(install_batch_sync_fix())
         self._undo.append(install_second_execution_fix())
         self._undo.append(install_events_fixes())
+        self._undo.append(install_transact_fix())
 
     def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
         from chalice.cli.factory import CLIFactory
