@@ -21,3 +21,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             uses_aws[path] = any(k in text for k in ("moto", "mock_aws", "test_app_support", "chalice.test"))
         if uses_aws[path]:
             item.add_marker(pytest.mark.aws)
+
+
+@pytest.fixture(autouse=True)
+def _no_background_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test starts the embedded plane's background service by accident: one would outlive
+    the suite. Tests of that path are marked `embedded` (or set FLOWPLANE_EMBEDDED themselves)."""
+    if request.node.get_closest_marker("embedded") is None:
+        monkeypatch.setenv("FLOWPLANE_EMBEDDED", "0")

@@ -218,6 +218,7 @@ def test_a_plane_without_the_control_plane_sources_says_where_it_looked(tmp_path
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.embedded
 def test_the_sdk_finds_a_running_plane_when_nothing_is_configured(plane, monkeypatch, capsys):
     monkeypatch.delenv("FLOWPLANE_API_URL")
     monkeypatch.setenv("FLOWPLANE_LOCAL_STATE_DIR", str(plane.config.state_dir))

@@ -27,7 +27,7 @@ from flowplane.local.plane import read_url_file
 from flow_sources import sleepy_flow
 from shared_flows import SHARED_FLOWS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 
 STARTED = "started the embedded one in the background"
 

@@ -92,6 +92,10 @@ class Delivery:
     error: Optional[str] = None
 
 
+# The attribute of the message `stop` sends to end a route's long poll.
+_WAKE = "flowplane-wake"
+
+
 @dataclass
 class _Route:
     handler: str
@@ -165,17 +169,27 @@ class EventRouter:
         while time.monotonic() < deadline and not self.idle():
             time.sleep(0.05)
         self._stop.set()
+        # Wake the long polls, so stopping does not wait out their 20 s.
+        for route in self._routes:
+            try:
+                self.sqs.send_message(QueueUrl=route.queue_url, MessageBody="{}",
+                                      MessageAttributes={_WAKE: {"DataType": "String", "StringValue": "stop"}})
+            except Exception:
+                pass  # moto is gone already: the poll ends with an error, and the thread with it
         for t in self._threads:
             t.join(2)
 
     def _serve(self, route: _Route) -> None:
         while not self._stop.is_set():
             try:
+                # Long polls, as Lambda's SQS poller does: an idle plane asks each queue every 20 s,
+                # not every second (idle CPU), and a message is still handed over as it arrives.
                 answer = self.sqs.receive_message(
                     QueueUrl=route.queue_url,
                     MaxNumberOfMessages=10,
-                    WaitTimeSeconds=1,
+                    WaitTimeSeconds=20,
                     AttributeNames=["ApproximateReceiveCount"],
+                    MessageAttributeNames=[_WAKE],
                 )
             except Exception:
                 if self._stop.is_set():
@@ -184,6 +198,8 @@ class EventRouter:
                 time.sleep(0.5)
                 continue
             for message in answer.get("Messages", []):
+                if _WAKE in message.get("MessageAttributes", {}):
+                    return
                 route.busy = True
                 try:
                     self._deliver(route, message)

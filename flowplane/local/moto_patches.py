@@ -11,6 +11,7 @@ second-execution ones also as context managers for tests.
 5    a Batch job's environment growing at every DescribeJobs
 6-7  EventBridge delivery to targets (schedule rules, the account field)
 8    TransactWriteItems copying whole tables
+9    Query sorting the whole table
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
+import weakref
 from typing import Any, Callable, Iterator, Optional
 
 Undo = Callable[[], None]
@@ -300,15 +302,20 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
         return _original_transact(self, transact_items)
     except BaseException:
         for table, hash_value, range_value, before in reversed(touched):
-            if before is None:
-                table.delete_item(hash_value, range_value)
-            elif range_value is not None:
-                table.items[hash_value][range_value] = before
-            else:
-                table.items[hash_value] = before
+            _put_back(table, hash_value, range_value, before)
         raise
     finally:
         _transacting.active = False
+
+
+def _put_back(table: Any, hash_value: Any, range_value: Any, before: Any) -> None:
+    if before is None:
+        table.delete_item(hash_value, range_value)
+    elif range_value is not None:
+        table.items[hash_value][range_value] = before
+    else:
+        table.items[hash_value] = before
+    _reindex(table, hash_value, range_value)
 
 
 def install_transact_fix() -> Undo:
@@ -323,6 +330,187 @@ def install_transact_fix() -> Undo:
     _original_transact = current
     return _both(_set_attributes(DynamoDBBackend, {"transact_write_items": _transact_write_items}),
                  _set_attributes(Table, {"__deepcopy__": _table_deepcopy}))
+
+
+# --- 9: Query sorts the whole table ----------------------------------------------------------------
+#
+# moto answers every Query, on the table or on an index, by sorting all the
+# table's items (`Table.all_items`) and then keeping those of the partition
+# asked for: O(N log N) in the table's size, for a read DynamoDB answers from
+# one partition. Every Client API read and `list-runs` queries; on the embedded
+# plane with 1,000 runs held, that was most of each command's time, and it grew
+# with history. The fix gives the query only the partition's items, in the order
+# moto expects: the table's own partition from its item dict, an index's from a
+# map of index hash value -> items, kept up to date by every write path (item
+# put and delete, UpdateItem, a transaction's rollback) and built once per table
+# on its first index query.
+
+_index_lock = threading.RLock()
+# table -> {index name: {hash value: {(hash key, range key): item}}}; None for an index of
+# a shape the fix does not serve (several hash attributes): moto answers those itself.
+_partitions: "weakref.WeakKeyDictionary[Any, dict[str, Optional[dict[Any, dict[Any, Any]]]]]" = (
+    weakref.WeakKeyDictionary())
+_where: "weakref.WeakKeyDictionary[Any, dict[Any, list[tuple[str, Any]]]]" = weakref.WeakKeyDictionary()
+_candidates = threading.local()
+_original_query: Any = None
+_original_all_items: Any = None
+_original_put_item: Any = None
+_original_delete_item: Any = None
+_original_update_item: Any = None
+
+
+def _index_hash_attr(index: Any) -> Optional[str]:
+    hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+    return hashes[0] if len(hashes) == 1 else None
+
+
+def _build_partitions(table: Any) -> dict[str, Optional[dict[Any, dict[Any, Any]]]]:
+    built: dict[str, Optional[dict[Any, dict[Any, Any]]]] = {}
+    where: dict[Any, list[tuple[str, Any]]] = {}
+    for index in table.all_indexes():
+        built[index.name] = {} if _index_hash_attr(index) else None
+    _partitions[table] = built
+    _where[table] = where
+    for item in _original_all_items(table):
+        _file(table, (item.hash_key, item.range_key), item)
+    return built
+
+
+def _file(table: Any, key: tuple[Any, Any], item: Any) -> None:
+    built, where = _partitions[table], _where[table]
+    for index_name, value in where.pop(key, []):
+        bucket = built[index_name]
+        if bucket is not None and value in bucket:
+            bucket[value].pop(key, None)
+            if not bucket[value]:
+                del bucket[value]
+    if item is None:
+        return
+    entries = []
+    for index in table.all_indexes():
+        bucket = built.get(index.name)
+        attr = _index_hash_attr(index)
+        if bucket is None or attr is None:
+            continue
+        value = item.attrs.get(attr)
+        if value is None:
+            continue  # sparse: not in this index
+        bucket.setdefault(value, {})[key] = item
+        entries.append((index.name, value))
+    if entries:
+        where[key] = entries
+
+
+def _reindex(table: Any, hash_value: Any, range_value: Any) -> None:
+    with _index_lock:
+        if table not in _partitions:
+            return  # not built yet: built whole on the first index query
+        if range_value is not None:
+            item = table.items.get(hash_value, {}).get(range_value)
+        else:
+            item = table.items.get(hash_value)
+            if isinstance(item, dict):  # a range table's partition dict, asked without a range key
+                return
+        _file(table, (hash_value, range_value), item)
+
+
+def _table_put_item(self: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    item = _original_put_item(self, item_attrs, *args, **kwargs)
+    _reindex(self, item.hash_key, item.range_key)
+    return item
+
+
+def _table_delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
+    try:
+        return _original_delete_item(self, hash_key, range_key)
+    finally:
+        _reindex(self, hash_key, range_key)
+
+
+def _backend_update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        return _original_update_item(self, table_name, key, *args, **kwargs)
+    finally:
+        table = self.tables.get(table_name)
+        if table is not None and table.hash_key_attr in key:
+            range_attr = table.range_key_attr
+            _reindex(table, DynamoType(key[table.hash_key_attr]),
+                     DynamoType(key[range_attr]) if range_attr and range_attr in key else None)
+
+
+def _all_items(self: Any) -> list[Any]:
+    chosen = getattr(_candidates, "items", None)
+    if chosen is not None and chosen[0] is self:
+        return sorted(chosen[1], key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+    return _original_all_items(self)
+
+
+def _partition_of(table: Any, hash_key: Any, index_name: Optional[str],
+                  hash_key_conditions: Optional[list[tuple[str, Any]]]) -> Optional[list[Any]]:
+    """The items the query can match, or None when the fix does not serve it."""
+    if not index_name:
+        if hash_key is None:
+            return None
+        held = table.items.get(hash_key)
+        if held is None:
+            return []
+        return list(held.values()) if table.range_key_attr else [held]
+    with _index_lock:
+        built = _partitions.get(table)
+        if built is None:
+            built = _build_partitions(table)
+        bucket = built.get(index_name)
+        index = next((i for i in table.all_indexes() if i.name == index_name), None)
+        if bucket is None or index is None:
+            return None
+        attr = _index_hash_attr(index)
+        conditions = dict(hash_key_conditions or [])
+        value = conditions.get(attr, hash_key if not conditions else None)
+        if value is None or set(conditions) - {attr}:
+            return None
+        return list(bucket.get(value, {}).values())
+
+
+def _query(self: Any, *args: Any, **kwargs: Any) -> Any:
+    import inspect
+
+    asked = inspect.signature(_original_query).bind(self, *args, **kwargs).arguments
+    candidates = _partition_of(self, asked.get("hash_key"), asked.get("index_name"),
+                               asked.get("hash_key_conditions"))
+    if candidates is not None:
+        _candidates.items = (self, candidates)
+    try:
+        return _original_query(self, *args, **kwargs)
+    finally:
+        _candidates.items = None
+
+
+def install_query_fix() -> Undo:
+    """Patch 9; returns the undo."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    global _original_query, _original_all_items, _original_put_item, _original_delete_item, _original_update_item
+    if Table.__dict__["query"] is _query:
+        return _nothing
+    _original_query, _original_all_items = Table.__dict__["query"], Table.__dict__["all_items"]
+    _original_put_item, _original_delete_item = Table.__dict__["put_item"], Table.__dict__["delete_item"]
+    _original_update_item = DynamoDBBackend.__dict__["update_item"]
+    _partitions.clear()
+    _where.clear()
+    undo_table = _set_attributes(Table, {"query": _query, "all_items": _all_items, "put_item": _table_put_item,
+                                         "delete_item": _table_delete_item})
+    undo_backend = _set_attributes(DynamoDBBackend, {"update_item": _backend_update_item})
+
+    def undo() -> None:
+        undo_backend()
+        undo_table()
+        _partitions.clear()
+        _where.clear()
+
+    return undo
 
 
 # --- plumbing -------------------------------------------------------------------------------------

@@ -271,6 +271,8 @@ class StateStore:
     def _restore_dynamodb(self, state: State, account: str, region: str, counts: Counts) -> None:
         from moto.dynamodb.models import dynamodb_backends
 
+        from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
         backend = dynamodb_backends[account][region]
         missing: set[str] = set()
         for r in state.ddb.values():
@@ -278,7 +280,17 @@ class StateStore:
             if table is None:
                 missing.add(r["tb"])
                 continue
-            table.put_item(r["item"])
+            # Straight into the table: each item passed moto's checks when it was written, and
+            # Table.put_item re-checks the 400 KB limit once per attribute (quadratic per item).
+            attrs = r["item"]
+            item = Item.__new__(Item)
+            item.hash_key = DynamoType(attrs[table.hash_key_attr])
+            item.range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+            item.attrs = LimitedSizeDict({k: DynamoType(v) for k, v in attrs.items()})
+            if item.range_key is not None:
+                table.items[item.hash_key][item.range_key] = item
+            else:
+                table.items[item.hash_key] = item
             counts.items += 1
         for name in missing:
             log.warning("the state holds items of a table %s that this stack no longer has; skipped", name)

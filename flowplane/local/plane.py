@@ -53,6 +53,7 @@ from .moto_patches import (
     install_batch_sync_fix,
     install_events_fixes,
     install_second_execution_fix,
+    install_query_fix,
     install_transact_fix,
 )
 from .journal import StateCorrupt
@@ -344,6 +345,7 @@ class LocalPlane:
         self._undo.append(install_second_execution_fix())
         self._undo.append(install_events_fixes())
         self._undo.append(install_transact_fix())
+        self._undo.append(install_query_fix())
 
     def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
         from chalice.cli.factory import CLIFactory

@@ -1,0 +1,262 @@
+"""The embedded plane on the path a new user takes, with an empty history and with 1,000 runs.
+
+Nothing is started by hand and persistence is on: a fresh HOME, no
+FLOWPLANE_API_URL, each command a new interpreter exactly as typed
+(`python parameter_flow.py step-functions create|trigger|list-runs`, and a
+Client API read, `Flow('ParameterFlow').latest_run.data.alpha`). The first
+command starts the background service; every later one finds it.
+
+The history is built through the embedded plane's own AWS API, the one its
+tasks and recorder write through, so the journal records it as it records real
+runs: a real ParameterFlow run (11 S3 objects: run, task and attempt records,
+artifact index, logs; 9 DynamoDB items; about 31 CloudWatch log lines) is
+cloned under 1,000 new run ids (objects and items with the run id rewritten,
+the job log streams renamed, the recorder's log lines copied). That is 11,000
+artifact objects, 9,000 items and 31,000 log lines. Their Step Functions
+executions are not cloned (the API cannot create a finished execution); the
+real runs' are there.
+
+Then: the same commands again (median, and the ratio to the empty history),
+the plane's boot as a user pays it (`flowplane local start` after `stop`, a new
+interpreter, until it answers) and as the plane reports it, its idle CPU over
+a minute, and the state folder's bytes per recorded task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from common import BenchContext, Row, flow_path
+
+RUNS = 1000
+GOAL_COMMAND_S = 1.0
+GOAL_RATIO = 1.2
+GOAL_BOOT_S = 2.0
+GOAL_IDLE_CPU = 0.02
+IDLE_SECONDS = 60.0
+
+READ = ("from flowplane import Flow, namespace; namespace(None); "
+        "print(Flow('ParameterFlow').latest_run.data.alpha)")
+
+
+class User:
+    def __init__(self, base: Path, python: str) -> None:
+        self.python = python
+        self.home = base / "home"
+        self.work = base / "work"
+        self.home.mkdir()
+        self.work.mkdir()
+        self.state = self.home / ".flowplane" / "local"
+        self.flow = self.work / "parameter_flow.py"
+        self.flow.write_text(flow_path("parameter_flow.py").read_text())
+        drop = ("FLOWPLANE_", "AWS_", "MOTO_")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+        self.env.update(HOME=str(self.home), FLOWPLANE_USER="bench")
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run([self.python, *args], cwd=self.work, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{args} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    def timed(self, *args: str) -> float:
+        t0 = time.perf_counter()
+        self.run(*args)
+        return time.perf_counter() - t0
+
+    def plane(self) -> dict[str, Any]:
+        return json.loads((self.state / "plane.json").read_text())
+
+
+def _commands(user: User) -> dict[str, list[str]]:
+    flow = str(user.flow)
+    return {
+        "step-functions create": [flow, "step-functions", "create"],
+        "step-functions trigger": [flow, "step-functions", "trigger", "--alpha", "0.5"],
+        "step-functions list-runs": [flow, "step-functions", "list-runs"],
+        "Client API latest_run.data read": ["-c", READ],
+    }
+
+
+def _medians(user: User, repeat: int) -> dict[str, float]:
+    out = {}
+    for name, args in _commands(user).items():
+        out[name] = statistics.median(user.timed(*args) for _ in range(repeat))
+        _wait_idle(user)
+    return out
+
+
+def run(ctx: BenchContext) -> list[Row]:
+    rows: list[Row] = []
+    repeat = max(ctx.repeat, 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        user = User(Path(tmp), ctx.python)
+        try:
+            first = user.timed(*_commands(user)["step-functions create"])
+            rows.append(Row("first command: create, starting the background service", first, "s",
+                            note="once per machine; later commands find it"))
+            empty = _medians(user, repeat)
+            boot_empty, ready_empty = _boot(user)
+
+            t0 = time.perf_counter()
+            counts = _seed(user, RUNS)
+            rows.append(Row(f"seeding {RUNS} runs through the embedded AWS API (not a goal)",
+                            time.perf_counter() - t0, "s",
+                            note=f"{counts['objects']} objects, {counts['items']} items, {counts['log_lines']} log lines"))
+            full = _medians(user, repeat)
+            for name, value in full.items():
+                rows.append(Row(f"{name}, {RUNS} runs held, median", value, "s", goal=GOAL_COMMAND_S,
+                                note=f"empty history: {empty[name]:.3f} s"))
+                rows.append(Row(f"  ratio to the empty history", value / empty[name], "x", goal=GOAL_RATIO))
+
+            boot, ready = _boot(user)
+            rows.append(Row(f"plane boot, {RUNS} runs held: `flowplane local start` until it answers", boot, "s",
+                            goal=GOAL_BOOT_S, note=f"empty history: {boot_empty:.2f} s"))
+            rows.append(Row("  of which the plane itself (its 'ready' line)", ready, "s",
+                            note=f"empty history: {ready_empty:.2f} s; the rest is the interpreter and imports"))
+            cpu = _idle_cpu(user, IDLE_SECONDS)
+            rows.append(Row(f"plane idle CPU over {IDLE_SECONDS:.0f} s, {RUNS} runs held", cpu, "share",
+                            goal=GOAL_IDLE_CPU, note="share of one core"))
+            size = sum(p.stat().st_size for p in user.state.rglob("*") if p.is_file() and "jobs" not in p.parts)
+            tasks = 2 * (RUNS + counts["real_runs"])
+            rows.append(Row("state folder bytes per recorded task", size / tasks, "B",
+                            note=f"{size / 1e6:.1f} MB for {tasks} tasks (bodies, journal, logs)"))
+        finally:
+            try:
+                user.run("-m", "flowplane", "local", "stop")
+            except RuntimeError:
+                pass
+    return rows
+
+
+def _boot(user: User) -> tuple[float, float]:
+    """`flowplane local stop` then `start`, as a user types them: the start's wall time, and the
+    plane's own start time from its log."""
+    user.run("-m", "flowplane", "local", "stop")
+    log = user.state / "plane.log"
+    before = log.read_text() if log.exists() else ""
+    wall = user.timed("-m", "flowplane", "local", "start")
+    added = log.read_text()[len(before):] if log.exists() else ""
+    ready = [line for line in added.splitlines() if "control plane ready at" in line]
+    seconds = float(ready[-1].rsplit("(", 1)[1].split()[0]) if ready else float("nan")
+    return wall, seconds
+
+
+def _idle_cpu(user: User, seconds: float) -> float:
+    pid = int(user.plane()["pid"])
+    _wait_idle(user)
+    time.sleep(3)  # let start-up's last work finish
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    c0, t0 = cpu(), time.monotonic()
+    time.sleep(seconds)
+    return (cpu() - c0) / (time.monotonic() - t0)
+
+
+def _wait_idle(user: User, timeout: float = 120.0) -> None:
+    """Until no execution runs on the plane (so one command's run does not weigh on the next)."""
+    sfn = _clients(user)["stepfunctions"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        machines = sfn.list_state_machines()["stateMachines"]
+        if not any(sfn.list_executions(stateMachineArn=m["stateMachineArn"], statusFilter="RUNNING")["executions"]
+                   for m in machines):
+            return
+        time.sleep(0.2)
+
+
+def _clients(user: User) -> dict[str, Any]:
+    import boto3
+
+    endpoint = user.plane()["endpoint"]
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+    return {name: session.client(name, endpoint_url=endpoint) for name in ("s3", "dynamodb", "logs", "stepfunctions")}
+
+
+# --- the history -----------------------------------------------------------------------------------
+
+
+def _seed(user: User, runs: int) -> dict[str, int]:
+    """Clone one real, finished ParameterFlow run `runs` times through the embedded AWS API."""
+    aws = _clients(user)
+    s3, ddb, logs = aws["s3"], aws["dynamodb"], aws["logs"]
+    bucket = "flowplane-local"
+    listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="data/ParameterFlow/runs/")
+              for o in page.get("Contents", [])]
+    real_runs = sorted({k.split("/")[3] for k in listed})
+    model = real_runs[0]
+    objects = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in listed if f"/{model}/" in k}
+    items = [i for page in ddb.get_paginator("scan").paginate(TableName=bucket) for i in page["Items"]
+             if model in json.dumps(i)]
+    job_streams = {}
+    for page in logs.get_paginator("describe_log_streams").paginate(logGroupName="/aws/batch/job"):
+        for s in page["logStreams"]:
+            if any(s["logStreamName"].rsplit("/", 1)[-1] in json.dumps(i) for i in items):
+                events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=s["logStreamName"],
+                                             startFromHead=True)["events"]
+                job_streams[s["logStreamName"]] = [e["message"] for e in events]
+    recorder_lines = []
+    for group in ("record_execution", "record_job", "record_task"):
+        name = f"/aws/lambda/flowplane-local-{group}"
+        for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=name):
+            for s in page["logStreams"][:4]:
+                events = logs.get_log_events(logGroupName=name, logStreamName=s["logStreamName"], startFromHead=True)
+                recorder_lines.extend(e["message"] for e in events["events"])
+    recorder_lines = recorder_lines[: max(0, 31 - sum(len(v) for v in job_streams.values()))]
+    logs.create_log_group(logGroupName="/aws/lambda/flowplane-local-seeded-history")
+
+    def clone(_: int) -> tuple[int, int, int]:
+        run_id = f"sfn-{uuid.uuid4()}"
+        jobs = {old.rsplit("/", 1)[-1]: str(uuid.uuid4()) for old in job_streams}
+
+        def rewrite(text: str) -> str:
+            text = text.replace(model, run_id)
+            for old, new in jobs.items():
+                text = text.replace(old, new)
+            return text
+
+        for key, body in objects.items():
+            s3.put_object(Bucket=bucket, Key=rewrite(key), Body=rewrite(body.decode()).encode())
+        cloned = [json.loads(rewrite(json.dumps(i))) for i in items]
+        for start in range(0, len(cloned), 25):
+            request = {bucket: [{"PutRequest": {"Item": i}} for i in cloned[start:start + 25]]}
+            while request:
+                request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+        now = int(time.time() * 1000)
+        lines = 0
+        for stream, messages in job_streams.items():
+            name = rewrite(stream)
+            logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=name)
+            logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=name,
+                                logEvents=[{"timestamp": now + n, "message": rewrite(m)} for n, m in enumerate(messages)])
+            lines += len(messages)
+        if recorder_lines:
+            logs.create_log_stream(logGroupName="/aws/lambda/flowplane-local-seeded-history", logStreamName=run_id)
+            logs.put_log_events(logGroupName="/aws/lambda/flowplane-local-seeded-history", logStreamName=run_id,
+                                logEvents=[{"timestamp": now + n, "message": m} for n, m in enumerate(recorder_lines)])
+            lines += len(recorder_lines)
+        return len(objects), len(cloned), lines
+
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(clone, range(runs)))
+    return {"objects": sum(d[0] for d in done), "items": sum(d[1] for d in done),
+            "log_lines": sum(d[2] for d in done), "real_runs": len(real_runs)}
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    for row in run(BenchContext(repeat=int(os.environ.get("REPEAT", "3")))):
+        print(row.render())
