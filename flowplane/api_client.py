@@ -292,7 +292,8 @@ class ApiClient:
     ) -> dict[str, Any]:
         """Poll until DEPLOYED or FAILED; TimeoutError names the last stage seen."""
         deadline = time.monotonic() + timeout
-        interval = 0.25
+        # Short first: a deploy on the embedded plane is done in a few tenths of a second.
+        interval = 0.05
         while True:
             record = self.deployment(deployment_id)
             if on_progress:
@@ -305,7 +306,7 @@ class ApiClient:
                     f"after {timeout:.0f} s"
                 )
             sleep(interval)
-            interval = min(interval * 2, 2.0)
+            interval = min(interval * 1.5, 2.0)
 
     def deployments(self, name: str) -> dict[str, Any]:
         return self.request("GET", "/deployments", query={"flow": name})

@@ -17,7 +17,23 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+try:  # a few times faster at reading a large history back at start (requirements-dev.txt pins it)
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+    _JSONError: type[Exception] = orjson.JSONDecodeError
+
+    def encode(record: dict[str, Any]) -> bytes:
+        return orjson.dumps(record) + b"\n"
+
+except ImportError:  # the standard library reads and writes the same files
+    _loads = json.loads
+    _JSONError = ValueError
+
+    def encode(record: dict[str, Any]) -> bytes:
+        return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
 class StateCorrupt(RuntimeError):
@@ -54,17 +70,13 @@ def read_records(path: Path, tolerate_torn_tail: bool = True) -> tuple[list[dict
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError as e:
+            record = _loads(line)
+        except _JSONError as e:
             raise StateCorrupt(path, f"line {number} is not JSON: {e}") from None
         if not isinstance(record, dict) or "t" not in record:
             raise StateCorrupt(path, f"line {number} is not a state record")
         records.append(record)
     return records, end
-
-
-def encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
 class Journal:

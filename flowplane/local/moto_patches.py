@@ -12,6 +12,7 @@ second-execution ones also as context managers for tests.
 6-7  EventBridge delivery to targets (schedule rules, the account field)
 8    TransactWriteItems copying whole tables
 9    Query sorting the whole table
+10   botocore reading its data files again for every session moto makes
 """
 
 from __future__ import annotations
@@ -443,8 +444,19 @@ def _backend_update_item(self: Any, table_name: str, key: dict[str, Any], *args:
 def _all_items(self: Any) -> list[Any]:
     chosen = getattr(_candidates, "items", None)
     if chosen is not None and chosen[0] is self:
-        return sorted(chosen[1], key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+        # moto's order (hash key, range key), by each key's Python form computed once per item
+        return sorted(chosen[1], key=lambda x: (x.hash_key.cast_value, x.range_key.cast_value)
+                      if x.range_key else (x.hash_key.cast_value,))
     return _original_all_items(self)
+
+
+def _sorted_items(self: Any, hash_key_attrs: list[str], range_key_attrs: list[Optional[str]],
+                  items: list[Any]) -> list[Any]:
+    # moto's own order (GSI keys, then the table's), by each value's Python form computed once
+    # per item rather than DynamoType comparisons (a Decimal made per comparison).
+    attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+    items.sort(key=lambda x: tuple(x.attrs[key].cast_value for key in attrs))
+    return items
 
 
 def _partition_of(table: Any, hash_key: Any, index_name: Optional[str],
@@ -501,7 +513,7 @@ def install_query_fix() -> Undo:
     _partitions.clear()
     _where.clear()
     undo_table = _set_attributes(Table, {"query": _query, "all_items": _all_items, "put_item": _table_put_item,
-                                         "delete_item": _table_delete_item})
+                                         "delete_item": _table_delete_item, "sorted_items": _sorted_items})
     undo_backend = _set_attributes(DynamoDBBackend, {"update_item": _backend_update_item})
 
     def undo() -> None:
@@ -509,6 +521,43 @@ def install_query_fix() -> Undo:
         undo_table()
         _partitions.clear()
         _where.clear()
+
+    return undo
+
+
+# --- 10: botocore reads its data files again for every session ----------------------------------
+#
+# Each botocore session makes its own Loader, which parses the JSON it needs
+# (endpoints, partitions, service models) again. moto makes a session for every
+# service's backend dictionary (`Session().get_available_regions(...)`, at
+# import), and the plane one per client: about a hundred parses of the same
+# files, over a second of the plane's start. The files do not change while the
+# process runs, so sessions share one Loader per data path.
+
+_original_create_loader: Any = None
+_loaders: dict[Any, Any] = {}
+
+
+def _shared_loader(search_path_string: Any = None) -> Any:
+    loader = _loaders.get(search_path_string)
+    if loader is None:
+        loader = _loaders[search_path_string] = _original_create_loader(search_path_string)
+    return loader
+
+
+def install_shared_botocore_loader() -> Undo:
+    """Patch 10; returns the undo."""
+    import botocore.session
+
+    global _original_create_loader
+    if botocore.session.create_loader is _shared_loader:
+        return _nothing
+    _original_create_loader = botocore.session.create_loader
+    botocore.session.create_loader = _shared_loader
+
+    def undo() -> None:
+        botocore.session.create_loader = _original_create_loader
+        _loaders.clear()
 
     return undo
 

@@ -54,6 +54,7 @@ from .moto_patches import (
     install_events_fixes,
     install_second_execution_fix,
     install_query_fix,
+    install_shared_botocore_loader,
     install_transact_fix,
 )
 from .journal import StateCorrupt
@@ -195,6 +196,7 @@ class LocalPlane:
         warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode")
 
         self._say("starting the embedded AWS (moto)")
+        self._undo.append(install_shared_botocore_loader())  # before moto's imports make their sessions
         from moto.server import ThreadedMotoServer
 
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
