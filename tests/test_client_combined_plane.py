@@ -16,6 +16,7 @@ from flowplane.client import namespaces as ns_module
 from flowplane.client import provider as provider_module
 from flowplane.client.combined import CombinedProvider, PlaneVanishedWarning
 from flowplane.client.local import LocalProvider
+from flowplane.local import service
 from flowplane.local.plane import LocalPlane, PlaneConfig
 from test_e2e_support import SHARED_FLOWS, USER, create, trigger, wait_for_run
 
@@ -75,4 +76,13 @@ def test_a_running_flowplane_local_is_read_with_the_local_runs(tmp_path, monkeyp
     # `flowplane local` stopped: what was read through it says so once, then local runs go on.
     with pytest.warns(PlaneVanishedWarning, match=plane.url):
         assert [r.id for r in kept] == [local_id]
-    assert isinstance(get_provider(), LocalProvider)
+    # Looking again, the Client API finds the state folder with no plane on it, and starts the
+    # background service to read its production runs.
+    try:
+        provider = get_provider()
+        assert isinstance(provider, CombinedProvider) and provider.origin == "discovered"
+        assert provider.plane.describe() != f"service@{plane.url}"
+        namespace(None)
+        assert [r.id for r in Flow("ParameterFlow")] == [run_id, local_id]
+    finally:
+        assert service.stop(state) is not None

@@ -237,8 +237,11 @@ def test_status_events_are_what_the_recorder_parses():
 
 
 def test_every_moto_fix_undoes_exactly():
+    import botocore.session
+    import jsonpath_ng.ext
     from moto.batch.models import BatchBackend, Job
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.stepfunctions.parser.asl.utils import json_path
     from moto.dynamodb.models.table import Table
     from moto.events.models import Rule
     from moto.events.utils import EventTemplateParser
@@ -246,11 +249,14 @@ def test_every_moto_fix_undoes_exactly():
 
     watched = [(Job, "_get_container_property"), (Rule, "send_to_targets"), (BatchBackend, "describe_jobs"),
                (StateMachineInstance, "__deepcopy__"), (EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE"),
-               (DynamoDBBackend, "transact_write_items"), (Table, "__deepcopy__")]
+               (DynamoDBBackend, "transact_write_items"), (Table, "__deepcopy__"), (Table, "query"),
+               (Table, "sorted_items"), (DynamoDBBackend, "update_item"), (botocore.session, "create_loader"),
+               (jsonpath_ng.ext, "parse"), (json_path, "parse")]
     before = [cls.__dict__.get(name) for cls, name in watched]
     undos = [moto_patches.install_batch_sync_fix(), moto_patches.install_second_execution_fix(),
              moto_patches.install_batch_environment_fix(), moto_patches.install_events_fixes(),
-             moto_patches.install_transact_fix()]
+             moto_patches.install_transact_fix(), moto_patches.install_query_fix(),
+             moto_patches.install_shared_botocore_loader(), moto_patches.install_jsonpath_cache()]
     assert [cls.__dict__.get(name) for cls, name in watched] != before
     assert '"account": "<account>"' in EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
     for undo in reversed(undos):

@@ -29,7 +29,7 @@ SUBCOMMANDS = ("start", "stop", "status", "logs")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .plane import STATE_DIR_ENV
+    from .location import STATE_DIR_ENV
 
     p = argparse.ArgumentParser(
         prog="flowplane local",
@@ -69,7 +69,7 @@ def _port(text: str) -> int:
 
 
 def build_service_parser(command: str) -> argparse.ArgumentParser:
-    from .plane import STATE_DIR_ENV
+    from .location import STATE_DIR_ENV
 
     what = {
         "start": "start the embedded control plane in the background (if none runs on the state folder)",
@@ -95,7 +95,7 @@ def service_main(command: str, argv: list[str]) -> int:
     import json
 
     from . import service
-    from .plane import default_state_dir
+    from .location import default_state_dir
 
     args = build_service_parser(command).parse_args(argv)
     state_dir = (args.state_dir or default_state_dir()).expanduser()
@@ -159,7 +159,8 @@ def main(argv: Optional[list[str]] = None, stop: Optional[threading.Event] = Non
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(message)s")
-    from .plane import LocalPlane, PlaneConfig, PlaneError, default_state_dir
+    from .location import default_state_dir
+    from .plane import LocalPlane, PlaneConfig, PlaneError
 
     stop = stop or threading.Event()
 

@@ -48,7 +48,7 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
 
 def running_url(state_dir: Optional[str] = None) -> Optional[str]:
     """The URL of a live `flowplane local` on `state_dir` (default folder), or None."""
-    from .plane import default_state_dir, read_url_file
+    from .location import default_state_dir, read_url_file
 
     info = read_url_file(default_state_dir() if state_dir is None else state_dir)  # type: ignore[arg-type]
     if info and healthy(info["url"]):
@@ -73,7 +73,7 @@ def embedded_url(say: Callable[[str], None] = _say_once) -> str:
             "no control plane configured: set FLOWPLANE_API_URL or put {\"api_url\": ...} in "
             "~/.flowplane/config.json (the embedded one is off: FLOWPLANE_EMBEDDED=0)"
         )
-    from .plane import default_state_dir
+    from .location import default_state_dir
     from .service import ServiceError, start
 
     state_dir = default_state_dir()
@@ -97,7 +97,7 @@ def url_for_reading() -> Optional[str]:
     if url:
         return url
     from .persist import StateStore
-    from .plane import default_state_dir
+    from .location import default_state_dir
 
     if not StateStore(default_state_dir()).exists():
         return None

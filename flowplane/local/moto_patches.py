@@ -13,6 +13,7 @@ second-execution ones also as context managers for tests.
 8    TransactWriteItems copying whole tables
 9    Query sorting the whole table
 10   botocore reading its data files again for every session moto makes
+11   JSONPath expressions parsed again at every use
 """
 
 from __future__ import annotations
@@ -560,6 +561,57 @@ def install_shared_botocore_loader() -> Undo:
         _loaders.clear()
 
     return undo
+
+
+# --- 11: JSONPath expressions parsed again at every use ----------------------------------------------
+#
+# jsonpath_ng's `parse` builds a new LALR parser (its tables included) for each
+# expression, some milliseconds each; moto's Step Functions interpreter parses the
+# paths of every state it enters, and its EventBridge the input template of every
+# event it delivers. A task's run and each recorded event paid that again and
+# again for the same few strings. Parsed expressions are immutable trees, so one
+# per string is kept.
+
+_JSONPATH_USERS = (
+    ("jsonpath_ng.ext", "parse"),  # moto.events.utils imports it at each call
+    ("moto.stepfunctions.parser.asl.utils.json_path", "parse"),
+    ("moto.stepfunctions.parser.asl.component.common.path.result_path", "parse"),
+)
+
+
+def _memoized(parse: Callable[..., Any]) -> Callable[..., Any]:
+    cache: dict[str, Any] = {}
+
+    def parse_once(path: str, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs or not isinstance(path, str):
+            return parse(path, *args, **kwargs)
+        found = cache.get(path)
+        if found is None:
+            found = cache[path] = parse(path)
+        return found
+
+    parse_once.__wrapped__ = parse  # type: ignore[attr-defined]
+    return parse_once
+
+
+def install_jsonpath_cache() -> Undo:
+    """Patch 11; returns the undo."""
+    import importlib
+
+    undo: list[Undo] = []
+    for module_name, name in _JSONPATH_USERS:
+        module = importlib.import_module(module_name)
+        current = getattr(module, name)
+        if hasattr(current, "__wrapped__"):
+            continue
+        setattr(module, name, _memoized(current))
+        undo.append(lambda m=module, n=name, c=current: setattr(m, n, c))
+
+    def undo_all() -> None:
+        for u in reversed(undo):
+            u()
+
+    return undo_all
 
 
 # --- plumbing -------------------------------------------------------------------------------------

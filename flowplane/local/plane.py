@@ -53,27 +53,22 @@ from .moto_patches import (
     install_batch_sync_fix,
     install_events_fixes,
     install_second_execution_fix,
+    install_jsonpath_cache,
     install_query_fix,
     install_shared_botocore_loader,
     install_transact_fix,
 )
 from .journal import StateCorrupt
+from .location import LOCK_FILE, STATE_DIR_ENV, URL_FILE, default_state_dir, read_url_file  # noqa: F401 (re-exported)
 from .persist import Counts, StateStore
 from .scheduler import Clock, Scheduler, SystemClock
 
 log = logging.getLogger("flowplane.local")
 
-URL_FILE = "plane.json"
-LOCK_FILE = "plane.lock"
-STATE_DIR_ENV = "FLOWPLANE_LOCAL_STATE_DIR"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "batch": {"use_docker": True}}
 STOPPED_CAUSE = "the local control plane stopped while the run was running"
 # Loggers too chatty for a terminal: every request, every failed state of every execution.
 QUIET_LOGGERS = ("werkzeug", "moto", "botocore", "urllib3")
-
-
-def default_state_dir() -> Path:
-    return Path(os.environ.get(STATE_DIR_ENV) or Path.home() / ".flowplane" / "local").expanduser()
 
 
 def default_project_dir() -> Path:
@@ -348,6 +343,7 @@ class LocalPlane:
         self._undo.append(install_events_fixes())
         self._undo.append(install_transact_fix())
         self._undo.append(install_query_fix())
+        self._undo.append(install_jsonpath_cache())
 
     def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
         from chalice.cli.factory import CLIFactory
@@ -603,17 +599,6 @@ class LocalPlane:
                 undo()
             except Exception:
                 log.exception("undoing a change of the local control plane failed")
-
-
-def read_url_file(state_dir: Path) -> Optional[dict[str, Any]]:
-    """The running plane's URL file, if its process is alive."""
-    path = Path(state_dir) / URL_FILE
-    try:
-        info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return info
 
 
 @contextlib.contextmanager

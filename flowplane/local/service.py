@@ -53,7 +53,7 @@ def log_path(state_dir: Path) -> Path:
 def running(state_dir: Path) -> Optional[dict[str, Any]]:
     """The running plane's URL file (url, endpoint, pid, started_at, state_dir) when it answers."""
     from .discover import healthy
-    from .plane import read_url_file
+    from .location import read_url_file
 
     info = read_url_file(state_dir)
     if info and healthy(info["url"]):
@@ -83,7 +83,7 @@ def start(state_dir: Path, vcpus: Optional[int] = None) -> tuple[dict[str, Any],
 
 
 def _wait_until_serving(state_dir: Path, pid: int) -> dict[str, Any]:
-    from .plane import read_url_file
+    from .location import read_url_file
 
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -102,7 +102,7 @@ def _wait_until_serving(state_dir: Path, pid: int) -> dict[str, Any]:
 
 def stop(state_dir: Path, timeout: float = STOP_TIMEOUT_S) -> Optional[dict[str, Any]]:
     """Stop the plane running on `state_dir` (runs still going end aborted); its URL file, or None if none ran."""
-    from .plane import read_url_file
+    from .location import read_url_file
 
     info = read_url_file(Path(state_dir).expanduser())
     if info is None:
