@@ -29,3 +29,19 @@ def _no_background_plane(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
     the suite. Tests of that path are marked `embedded` (or set FLOWPLANE_EMBEDDED themselves)."""
     if request.node.get_closest_marker("embedded") is None:
         monkeypatch.setenv("FLOWPLANE_EMBEDDED", "0")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A safety net: a test that failed before stopping the background plane it started must not
+    leave it running past the suite."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    try:
+        base = factory.getbasetemp()
+    except Exception:
+        return
+    from flowplane.local import service
+
+    for url_file in base.rglob("plane.json"):
+        service.stop(url_file.parent, timeout=10)

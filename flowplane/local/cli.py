@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -166,7 +167,9 @@ def main(argv: Optional[list[str]] = None, stop: Optional[threading.Event] = Non
 
     def show(execution: dict[str, Any]) -> None:
         machine = execution["stateMachineArn"].rsplit(":", 1)[-1]
-        print(f"  {machine}  sfn-{execution['name']}  {execution['status']}", flush=True)
+        # Timed: in the background these lines are the service's log (`flowplane local logs`).
+        print(f"  {time.strftime('%Y-%m-%d %H:%M:%S')}  {machine}  sfn-{execution['name']}  {execution['status']}",
+              flush=True)
 
     config = PlaneConfig(
         state_dir=(args.state_dir or default_state_dir()).expanduser(),
