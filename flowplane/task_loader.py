@@ -16,6 +16,7 @@ import json
 import keyword
 import os
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -185,8 +186,6 @@ def fetch_package(url: str) -> tuple[str, Manifest]:
             raise TaskSetupError(f"--package {url}: no manifest.json at the package root") from None
         manifest = _parse_manifest(raw, url)
     except BaseException:
-        import shutil
-
         shutil.rmtree(target, ignore_errors=True)
         raise
     _PACKAGES[url] = (target, manifest)
@@ -212,14 +211,33 @@ def _parse_manifest(raw: str, url: str) -> Manifest:
 
 
 def _extract(stream: Any, target: str, url: str) -> None:
-    import tarfile
+    """Unpack with the reader the control plane checked the package with (flowplane/archive.py):
+    the same members under the same names, so the file that runs is the file that was checked."""
+    from .archive import MAX_UNPACKED_CEILING, ArchiveError, ArchiveLimits, Entry, scan
+
+    def path_of(name: str) -> str:
+        return os.path.join(target, *name.split("/"))
+
+    def write(entry: Entry, f: Any) -> None:
+        path = path_of(entry.name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # "x": no member lands on another (archive.py refuses two that would), nor on a link.
+        with open(path, "xb") as out:
+            shutil.copyfileobj(f, out, 1024 * 1024)
+        os.chmod(path, 0o755 if entry.executable else 0o644)
 
     try:
-        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
-            # The "data" filter refuses absolute paths, `..` and links leaving the folder.
-            tar.extractall(target, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise TaskSetupError(f"--package {url}: not a readable tar.gz package ({e})") from None
+        listing = scan(stream, ArchiveLimits(max_unpacked=MAX_UNPACKED_CEILING), write)
+        for name in listing.dirs:
+            os.makedirs(path_of(name), exist_ok=True)
+        # Last: every member is written and every link is known to stay inside.
+        for name, link in sorted(listing.links.items()):
+            os.makedirs(os.path.dirname(path_of(name)), exist_ok=True)
+            os.symlink(link.target or "", path_of(name))
+    except ArchiveError as e:
+        raise TaskSetupError(f"--package {url}: {e}") from None
+    except OSError as e:
+        raise TaskSetupError(f"--package {url}: cannot unpack it ({e})") from None
 
 
 def flow_file_in(package_dir: str, manifest: Manifest) -> str:
