@@ -235,7 +235,7 @@ def _extract(stream: Any, target: str, url: str) -> None:
             os.makedirs(os.path.dirname(path_of(name)), exist_ok=True)
             os.symlink(link.target or "", path_of(name))
     except ArchiveError as e:
-        raise TaskSetupError(f"--package {url}: {e}") from None
+        raise TaskSetupError(f"--package {url}: not a readable tar.gz package that the control plane accepts: {e}") from None
     except OSError as e:
         raise TaskSetupError(f"--package {url}: cannot unpack it ({e})") from None
 
