@@ -117,7 +117,7 @@ def parse_manifest(raw: bytes) -> Manifest:
 def validate_package(data: bytes, max_bytes: int, max_unpacked: int) -> ValidatedPackage:
     """Everything that can be known about a package without running it, or a 4xx."""
     check_size(len(data), max_bytes)
-    limits = ArchiveLimits(max_unpacked=max_unpacked)
+    limits = ArchiveLimits.for_package(len(data), max_unpacked)
     try:
         listing, manifest, raw_source = _read_members(data, limits)
         if manifest is None:

@@ -34,6 +34,10 @@ MB = 1024 * 1024
 # The stage's cap on unpacked bytes may be raised up to this (chalicelib/settings.py);
 # the task reads with it, so it never refuses a package the control plane accepted.
 MAX_UNPACKED_CEILING = 4 * 1024 * MB
+# Source code deflates 3-6x, text data 10-20x: a package may unpack to 100 times its size
+# (never less than RATIO_FLOOR), which a gzip bomb (~1000x) does not pass.
+MAX_RATIO = 100
+RATIO_FLOOR = 32 * MB
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,11 @@ class ArchiveLimits:
     fixed here so that the control plane and every task agree on them."""
 
     max_unpacked: int = 500 * MB  # inflated bytes, tar headers included
-    max_members: int = 10_000
+    # Said with a refusal for size: which rule set `max_unpacked` (see `for_package`).
+    unpacked_rule: str = ""
+    # tarfile spends ~50 us on a header and an empty member compresses to ~15 bytes: this
+    # bounds that cost (a flow's folder holds code; data belongs in S3).
+    max_members: int = 5_000
     # One PAX or GNU long-name header's payload: a path and a link target fit with room.
     max_header: int = 8 * 1024
     # Extended headers in a row before one member (tarfile reads each one recursively).
@@ -52,6 +60,17 @@ class ArchiveLimits:
     max_link_target: int = 1024
     # Links followed within one link's target (Linux's own limit is 40).
     max_link_depth: int = 40
+
+
+    @classmethod
+    def for_package(cls, size: int, max_unpacked: int) -> "ArchiveLimits":
+        """The control plane's limits for a package of `size` bytes: inflating costs time in
+        proportion to the inflated bytes, so they are capped at MAX_RATIO times the package
+        (a gzip bomb's ratio is ~1000), and at the stage's `max_unpacked`."""
+        by_ratio = max(MAX_RATIO * size, RATIO_FLOOR)
+        if by_ratio < max_unpacked:
+            return cls(max_unpacked=by_ratio, unpacked_rule=f"{MAX_RATIO} times the package's own size")
+        return cls(max_unpacked=max_unpacked, unpacked_rule="FLOWPLANE_MAX_UNPACKED_BYTES")
 
 
 class ArchiveError(ValueError):
@@ -64,6 +83,11 @@ class ArchiveError(ValueError):
         self.path = path
         self.limit = limit
         self.too_large = too_large
+
+
+def too_large(cap: int, rule: str) -> ArchiveError:
+    why = f" ({rule})" if rule else ""
+    return ArchiveError(f"the package unpacks to more than {cap} bytes; the limit is {cap}{why}", limit=cap, too_large=True)
 
 
 @dataclass(frozen=True)
@@ -92,10 +116,11 @@ class _Inflater(io.RawIOBase):
 
     _CHUNK = 64 * 1024
 
-    def __init__(self, source: IO[bytes], cap: int) -> None:
+    def __init__(self, source: IO[bytes], cap: int, rule: str = "") -> None:
         self._src = source
         self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._cap = cap
+        self._rule = rule
         self._done = False
         self.inflated = 0
 
@@ -116,9 +141,7 @@ class _Inflater(io.RawIOBase):
             if out:
                 self.inflated += len(out)
                 if self.inflated > self._cap:
-                    raise ArchiveError(
-                        f"the package unpacks to more than {self._cap} bytes", limit=self._cap, too_large=True
-                    )
+                    raise too_large(self._cap, self._rule)
                 b[: len(out)] = out
                 return len(out)
         return 0
@@ -385,6 +408,9 @@ class Stop(Exception):
     """Raised by an `on_file` callback that has read what it came for: `scan` stops there."""
 
 
+# Large reads: skipping a large member costs a few calls, not one per 10 KB record.
+_BUFFER = 1024 * 1024
+
 OnFile = Callable[[Entry, IO[bytes]], None]
 
 
@@ -399,13 +425,15 @@ def scan(source: Union[bytes, IO[bytes]], limits: ArchiveLimits, on_file: Option
         if not bytes(source[:2]) == GZIP_MAGIC:
             raise ArchiveError("the package is not gzip-compressed: expected a .tar.gz made by `step-functions create`")
         source = io.BytesIO(source)
-    inflater = _Inflater(source, limits.max_unpacked)
-    stream = io.BufferedReader(inflater, buffer_size=64 * 1024)
+    inflater = _Inflater(source, limits.max_unpacked, limits.unpacked_rule)
+    stream = io.BufferedReader(inflater, buffer_size=_BUFFER)
     tree = _Tree(limits)
     listing = Listing()
     declared = 0
     try:
-        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_member_class(limits), encoding="utf-8") as tar:
+        with tarfile.open(
+            fileobj=stream, mode="r|", tarinfo=_member_class(limits), encoding="utf-8", bufsize=_BUFFER
+        ) as tar:
             count = 0
             for m in tar:
                 count += 1
@@ -419,11 +447,7 @@ def scan(source: Union[bytes, IO[bytes]], limits: ArchiveLimits, on_file: Option
                 if entry.kind == "file":
                     declared += entry.size
                     if declared > limits.max_unpacked:
-                        raise ArchiveError(
-                            f"the package unpacks to more than {limits.max_unpacked} bytes",
-                            limit=limits.max_unpacked,
-                            too_large=True,
-                        )
+                        raise too_large(limits.max_unpacked, limits.unpacked_rule)
                     listing.files[name] = entry
                     if on_file is not None:
                         f = tar.extractfile(m)
