@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 from .context import FlowContext
 from .graph import FlowSourceError, SourceFlow, read_source_flow
-from .manifest import GraphSpec, Manifest
+from .manifest import GraphSpec, Manifest, compatible
 from .task_errors import TaskSetupError, user_traceback
 
 
@@ -136,15 +136,9 @@ def importing_flow() -> bool:
 # --- packages (production) ------------------------------------------------------
 
 
-def _version_key(version: str) -> Optional[tuple[int, int]]:
-    m = re.match(r"\s*(\d+)\.(\d+)", version or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
 def check_version(package_version: str, runtime_version: str) -> None:
     """A package runs only on a runtime of the same major.minor version."""
-    pkg, rt = _version_key(package_version), _version_key(runtime_version)
-    if pkg is None or rt is None or pkg != rt:
+    if not compatible(package_version, runtime_version):
         raise TaskSetupError(
             f"this package was built with flowplane {package_version!r} but the task runtime is "
             f"flowplane {runtime_version}; their major.minor versions must match. Redeploy the flow "
