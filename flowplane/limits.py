@@ -25,6 +25,9 @@ BATCH_JOB_PAYLOAD_BYTES = 30 * 1024
 # per tag in one transaction, and a tag is part of those copies' keys.
 MAX_TAGS = 50
 MAX_TAG_BYTES = 500
+# All of them as the record stores them (JSON, non-ASCII escaped), since the run and its
+# copies (one per tag) are written in one transaction of at most 4 MB.
+MAX_TAGS_JSON_BYTES = 16 * 1024
 
 # A run's input ({"Parameters": "<JSON>"}) reaches every task inside its Batch job
 # (FLOWPLANE_EXECUTION_INPUT), whose whole payload may be 30 KiB; Step Functions
