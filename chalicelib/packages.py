@@ -37,6 +37,8 @@ class ValidatedPackage:
     manifest: Manifest
     source: SourceFlow
     data: bytes
+    # Of the flow file's bytes as checked: the task runs a file with this digest.
+    source_sha256: str = ""
 
     @property
     def key(self) -> str:
@@ -148,5 +150,10 @@ def validate_package(data: bytes, max_bytes: int, max_unpacked: int) -> Validate
         raise BadRequest(f"the flow file {flow_file!r} is not UTF-8 text ({e.reason})", field="flow_file") from None
     source = check_flow(manifest, source_text)
     return ValidatedPackage(
-        sha256=hashlib.sha256(data).hexdigest(), size=len(data), manifest=manifest, source=source, data=data
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        manifest=manifest,
+        source=source,
+        data=data,
+        source_sha256=hashlib.sha256(raw_source).hexdigest(),
     )
