@@ -22,6 +22,7 @@ Every check is bounded and linear in the package's bytes:
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import unicodedata
 import zlib
@@ -49,8 +50,9 @@ class ArchiveLimits:
     # Said with a refusal for size: which rule set `max_unpacked` (see `for_package`).
     unpacked_rule: str = ""
     # tarfile spends ~50 us on a header and an empty member compresses to ~15 bytes: this
-    # bounds that cost (a flow's folder holds code; data belongs in S3).
-    max_members: int = 5_000
+    # bounds that cost (a flow's folder holds code; data belongs in S3). Extended headers
+    # (a PAX header, a GNU long name) count too: they cost as much as a member.
+    max_headers: int = 5_000
     # One PAX or GNU long-name header's payload: a path and a link target fit with room.
     max_header: int = 8 * 1024
     # Extended headers in a row before one member (tarfile reads each one recursively).
@@ -183,6 +185,13 @@ def _member_class(limits: ArchiveLimits) -> type[tarfile.TarInfo]:
         """tarfile's header reader with every extended header capped before it is read."""
 
         def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+            count = getattr(tar, "_flowplane_headers", 0) + 1
+            tar._flowplane_headers = count  # type: ignore[attr-defined]
+            if count > limits.max_headers:
+                raise ArchiveError(
+                    f"the package holds more than {limits.max_headers} members (tar headers, extended ones included)",
+                    limit=limits.max_headers,
+                )
             run = getattr(tar, "_flowplane_header_run", 0)
             if self.type not in _EXTENDED:
                 tar._flowplane_header_run = 0  # type: ignore[attr-defined]
@@ -233,8 +242,11 @@ def _is_absolute(name: str) -> bool:
     return name.startswith(("/", "\\")) or (len(name) > 2 and name[0].isalpha() and name[1] == ":" and name[2] in "/\\")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def _fold(part: str) -> str:
@@ -408,7 +420,8 @@ class Stop(Exception):
     """Raised by an `on_file` callback that has read what it came for: `scan` stops there."""
 
 
-# Large reads: skipping a large member costs a few calls, not one per 10 KB record.
+# Inflating in large pieces; tarfile keeps its own 10 KB records (it copies what is left of
+# its buffer on every read, so a larger one makes each header cost more).
 _BUFFER = 1024 * 1024
 
 OnFile = Callable[[Entry, IO[bytes]], None]
@@ -431,16 +444,8 @@ def scan(source: Union[bytes, IO[bytes]], limits: ArchiveLimits, on_file: Option
     listing = Listing()
     declared = 0
     try:
-        with tarfile.open(
-            fileobj=stream, mode="r|", tarinfo=_member_class(limits), encoding="utf-8", bufsize=_BUFFER
-        ) as tar:
-            count = 0
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_member_class(limits), encoding="utf-8") as tar:
             for m in tar:
-                count += 1
-                if count > limits.max_members:
-                    raise ArchiveError(
-                        f"the package holds more than {limits.max_members} members", limit=limits.max_members
-                    )
                 name = normalise(m.name, limits)
                 entry = _entry(m, name, limits)
                 tree.add(name, entry.kind, m.name, entry.target)

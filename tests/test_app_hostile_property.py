@@ -16,10 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile_strategies import JSON_VALUES, packages, trigger_bodies
+from hostile_strategies import JSON_VALUES, packages, trigger_bodies  # loads the profile first
 from test_app_support import control_plane  # noqa: F401  (fixture)
 
-SETTINGS = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+# A third of the profile's examples (tests/hostile_strategies.py): each snapshots the store twice.
+SETTINGS = settings(
+    max_examples=max(5, settings.default.max_examples // 3),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # Path parameters: real names, and what a hostile caller would put there instead.
 SEGMENTS = st.one_of(
