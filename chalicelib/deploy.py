@@ -30,6 +30,7 @@ from .flowcheck import check_version
 from .packages import ValidatedPackage, check_manifest_size, check_size, parse_manifest, validate_package
 from .schedules import input_transformer, schedule_expression
 from .settings import Settings
+from .sizes import check_limit, json_size
 
 log = logging.getLogger("flowplane.deploy")
 
@@ -67,14 +68,13 @@ def compile_definition(
         raise BadRequest(
             f"cannot compile {manifest.flow_name}: its splits nest too deeply for the compiler", field="graph"
         ) from None
-    size = len(json.dumps(definition, separators=(",", ":")).encode())
-    if size > limits.STEP_FUNCTIONS_DEFINITION_BYTES:
-        raise BadRequest(
-            f"cannot compile {manifest.flow_name}: its state machine would be {size} bytes; Step Functions "
-            f"takes at most {limits.STEP_FUNCTIONS_DEFINITION_BYTES}",
-            field="graph",
-            limit=limits.STEP_FUNCTIONS_DEFINITION_BYTES,
-        )
+    check_limit(
+        json_size(definition),
+        limits.STEP_FUNCTIONS_DEFINITION_BYTES,
+        f"the state machine of {manifest.flow_name}",
+        "Step Functions' limit on a definition",
+        field="graph",
+    )
     return definition
 
 

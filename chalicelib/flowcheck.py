@@ -22,6 +22,7 @@ from flowplane.parameters import ParameterError, convert
 from .errors import BadRequest
 from .recording.keys import FLOW_NAME, STEP_NAME
 from .schedules import schedule_expression
+from .sizes import check_limit, json_size
 
 
 def read_source(manifest: Manifest, source_text: str) -> SourceFlow:
@@ -194,14 +195,13 @@ def _check_default(m: ParameterSpec, p: ParameterSpec) -> None:
 
 
 def check_parameter_sizes(manifest: Manifest) -> None:
-    size = len(json.dumps([p.model_dump(mode="json") for p in manifest.parameters]).encode())
-    if size > limits.MAX_PARAMETERS_BYTES:
-        raise BadRequest(
-            f"the flow's parameters (names, help and defaults) are {size} bytes as JSON; the limit is "
-            f"{limits.MAX_PARAMETERS_BYTES} (they are kept in the flow's DynamoDB item)",
-            field="parameters",
-            limit=limits.MAX_PARAMETERS_BYTES,
-        )
+    check_limit(
+        json_size([p.model_dump(mode="json") for p in manifest.parameters]),
+        limits.MAX_PARAMETERS_BYTES,
+        "the flow's parameters (names, help and defaults) as JSON",
+        "they are kept in the flow's DynamoDB item",
+        field="parameters",
+    )
 
 
 def check_flow(manifest: Manifest, source_text: str) -> SourceFlow:

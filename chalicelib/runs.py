@@ -25,6 +25,7 @@ from .errors import BadRequest, Conflict, NotFound
 from .names import rule_name
 from .schedules import execution_name, parse_time
 from .settings import Settings
+from .sizes import check_limit, json_size
 
 log = logging.getLogger("flowplane.runs")
 
@@ -81,19 +82,11 @@ def check_input_size(values: dict[str, Any]) -> None:
     """Refuse now what every task's Batch job could not carry (flowplane/limits.py): the run
     would start, be recorded, and fail at its first task."""
     limit = limits.MAX_EXECUTION_INPUT_BYTES
-    why = f"the limit is {limit} bytes: a run's input travels in each task's AWS Batch job, which holds 30 KiB"
+    why = "a run's input travels in each task's AWS Batch job, which holds 30 KiB"
     for name, value in values.items():
-        size = len(json.dumps(execution_input({name: value})).encode())
-        if size > limit:
-            raise BadRequest(
-                f"parameter {name!r} is {size} bytes as the run's input; {why}",
-                field=f"parameters.{name}",
-                parameter=name,
-                limit=limit,
-            )
-    size = len(json.dumps(execution_input(values)).encode())
-    if size > limit:
-        raise BadRequest(f"the run's parameters are {size} bytes as its input; {why}", field="parameters", limit=limit)
+        size = json_size(execution_input({name: value}))
+        check_limit(size, limit, f"parameter {name!r} as the run's input", why, field=f"parameters.{name}", parameter=name)
+    check_limit(json_size(execution_input(values)), limit, "the run's parameters as its input", why, field="parameters")
 
 
 def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> dict[str, Any]:
