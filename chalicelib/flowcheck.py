@@ -17,7 +17,7 @@ import flowplane
 from flowplane import limits
 from flowplane.graph import FlowSourceError, SourceFlow, read_source_flow
 from flowplane.manifest import GraphSpec, Manifest, ParameterSpec, compatible, supported_range
-from flowplane.parameters import ParameterError, convert
+from flowplane.parameters import ParameterError, convert, shown
 
 from .errors import BadRequest
 from .recording.keys import FLOW_NAME, STEP_NAME
@@ -183,13 +183,13 @@ def _check_default(m: ParameterSpec, p: ParameterSpec) -> None:
         raise BadRequest(f"the manifest's default is not valid: {e}", **where) from None
     if _canonical(typed) != _canonical(m.default):
         raise BadRequest(
-            f"the manifest's default of parameter {p.name!r} is not a {m.type} (it would read as {typed!r})", **where
+            f"the manifest's default of parameter {p.name!r} is not a {m.type} (it would read as {shown(typed)})", **where
         )
     if not p.deploy_time and _canonical(convert(p.type, p.default, p.name)) != _canonical(m.default):
         # The source's literal is what the SDK evaluates: any other value is not from this source.
         raise BadRequest(
             f"the manifest disagrees with the flow's source: parameter {p.name!r} defaults to "
-            f"{str(p.default)[:80]} in the source, not to {str(m.default)[:80]}",
+            f"{shown(p.default)} in the source, not to {shown(m.default)}",
             **where,
         )
 

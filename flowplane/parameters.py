@@ -107,10 +107,10 @@ def convert(type_name: str, value: Any, param_name: str) -> Any:
     try:
         return CONVERTERS[type_name](value)
     except (ValueError, TypeError, OverflowError) as e:
-        raise ParameterError(f"parameter {param_name!r}: {_shown(value)} is not a valid {type_name}: {e}") from None
+        raise ParameterError(f"parameter {param_name!r}: {shown(value)} is not a valid {type_name}: {e}") from None
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """The value in an error message, cut short: a refused value may be megabytes."""
     text = repr(value) if not isinstance(value, (dict, list)) else f"a {type(value).__name__}"
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"

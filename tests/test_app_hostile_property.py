@@ -100,3 +100,43 @@ def test_any_path_on_any_read_route(deployed, route, a, b, c, d):
     before = deployed.snapshot()
     path = route.format(**{k: quote(v, safe="") for k, v in dict(a=a, b=b, c=c, d=d).items()})
     _answered(deployed, before, deployed.get(path))
+
+
+@SETTINGS
+@given(a=SEGMENTS, b=SEGMENTS, route=st.sampled_from(["terminate", "delete", "trigger"]))
+def test_any_path_on_any_write_route(deployed, a, b, route):
+    before = deployed.snapshot()
+    http = deployed.client.http
+    headers = {"content-type": "application/json"}
+    a, b = quote(a, safe=""), quote(b, safe="")
+    if route == "terminate":
+        r = http.post(f"/flows/{a}/runs/{b}/terminate", headers=headers, body="{}")
+    elif route == "delete":
+        r = http.delete(f"/flows/{a}", headers=headers, body=json.dumps({"user": b}))
+    else:
+        r = http.post(f"/flows/{a}/runs", headers=headers, body="{}")
+    _answered(deployed, before, r, may_store=r.status_code < 300)
+
+
+@SETTINGS
+@given(data=packages())
+def test_any_package_through_the_compile_function(deployed, data):
+    """A presigned upload reaches the compile function unseen by the API: it deploys or it
+    fails with a refusal naming the fault, never an unexpected exception, and deploys nothing."""
+    import hashlib
+
+    from hostile_support import manifest_of
+
+    sha = hashlib.sha256(data).hexdigest()
+    r = deployed.post_json("/packages", {"sha256": sha, "size": max(len(data), 1), "manifest": json.loads(manifest_of().model_dump_json())})
+    assert r.status_code == 202, r.json_body
+    deployed.aws.packages.put(f"packages/{sha}.tar.gz", data)
+    machines = deployed.snapshot()["state_machines"]
+    # The same bytes may have come before: take this request's deployment.
+    [result] = [d for d in deployed.deliver(f"packages/{sha}.tar.gz") if d["deployment_id"] == r.json_body["deployment_id"]]
+    if result["status"] == "FAILED":
+        error = result["error"]
+        assert any(k in error for k in ("field", "step", "line")), error
+        assert deployed.snapshot()["state_machines"] == machines
+    else:
+        assert result["status"] == "DEPLOYED", result
