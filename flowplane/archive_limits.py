@@ -38,7 +38,6 @@ class ArchiveLimits:
     # Links followed within one link's target (Linux's own limit is 40).
     max_link_depth: int = 40
 
-
     @classmethod
     def for_package(cls, size: int, max_unpacked: int) -> "ArchiveLimits":
         """The control plane's limits for a package of `size` bytes: inflating costs time in
