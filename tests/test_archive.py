@@ -100,7 +100,7 @@ def test_names_with_control_characters_are_refused():
 
 def test_a_link_target_of_40000_parts_is_refused_at_once():
     # 7 s of quadratic resolution before, and accepted.
-    e = refused(tar_gz(lambda tar: add(tar, "l", type=tarfile.SYMTYPE, linkname="a/" * 40_000)), "extended tar header", seconds=0.5)
+    e = refused(tar_gz(lambda tar: add(tar, "l", type=tarfile.SYMTYPE, linkname="a/" * 40_000)), "extended tar header", seconds=1.0)
     assert e.limit == LIMITS.max_header
 
 
@@ -119,7 +119,7 @@ def test_link_resolution_is_linear_in_the_targets():
 
     started = time.perf_counter()
     assert len(scan(tar_gz(build), LIMITS).links) == 400
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 2.0
 
 
 def test_a_chain_of_links_longer_than_40_is_refused():
@@ -144,7 +144,7 @@ def test_a_gzip_bomb_is_refused_after_inflating_the_cap_not_the_stream():
     started = time.perf_counter()
     e = refused_by_the_api(bomb, "100 times the package's own size", status=413)
     assert e.extra["limit"] == 32 * MB  # the floor: 100 x 200 KB is less
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 2.0
 
 
 def test_inflated_bytes_are_counted_even_when_headers_lie():
@@ -161,7 +161,7 @@ def test_200000_empty_members_are_refused_at_the_member_cap():
 
 def test_a_100_mib_pax_header_is_refused_before_it_is_read():
     # 300 MB of memory before.
-    e = refused(pax_header_package(100 * MB), "extended tar header of", seconds=0.5)
+    e = refused(pax_header_package(100 * MB), "extended tar header of", seconds=1.0)
     assert e.limit == 8 * 1024
 
 
@@ -175,7 +175,7 @@ def test_pax_records_are_parsed_by_length_not_by_pattern():
 
     started = time.perf_counter()
     scan(tar_gz(build), LIMITS)
-    assert time.perf_counter() - started < 1.5
+    assert time.perf_counter() - started < 3.0
 
 
 def test_chained_extended_headers_are_refused():
