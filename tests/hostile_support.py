@@ -114,10 +114,10 @@ def pax_header_package(size: int) -> bytes:
     return _deflate(pieces)
 
 
-def zeros_package(size: int) -> bytes:
+def zeros_package(size: int, name: str = "zeros.bin") -> bytes:
     """A package whose one member is `size` zero bytes, deflated as hard as gzip can
     (~1000:1), built in 1 MB pieces so the test never holds `size` bytes."""
-    header = member("zeros.bin", size=0)
+    header = member(name, size=0)
     header.size = size
     c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     out = [c.compress(header.tobuf(format=tarfile.PAX_FORMAT))]

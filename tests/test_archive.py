@@ -198,6 +198,16 @@ def test_a_manifest_over_1_mib_is_refused_unread():
     assert e.field == "manifest" and e.extra["limit"] == MB
 
 
+def test_a_100_mib_manifest_is_refused_before_it_is_read():
+    # Accepted before. Its size is known from its header: nothing of it is inflated.
+    started = time.perf_counter()
+    e = refused_by_the_api_size(zeros_package(100 * MB, name="manifest.json"))
+    assert e.field == "package" and "unpacks to more than" in e.message
+    e = refused_by_the_api_size(package(raw_manifest=b" " * (2 * MB)))
+    assert e.field == "manifest"
+    assert time.perf_counter() - started < 2.0
+
+
 def refused_by_the_api_size(data: bytes) -> ApiError:
     with pytest.raises(ApiError) as e:
         validate_package(data, 50 * MB, 500 * MB)
