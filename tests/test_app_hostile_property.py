@@ -16,12 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile_strategies import JSON_VALUES, packages, trigger_bodies  # loads the profile first
+from hostile_strategies import HOSTILE, JSON_VALUES, packages, trigger_bodies
 from test_app_support import control_plane  # noqa: F401  (fixture)
 
-# A third of the profile's examples (tests/hostile_strategies.py): each snapshots the store twice.
+# A quarter of the profile's examples (tests/hostile_strategies.py): each snapshots the store twice.
 SETTINGS = settings(
-    max_examples=max(5, settings.default.max_examples // 3),
+    HOSTILE,
+    max_examples=max(5, HOSTILE.max_examples // 4),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

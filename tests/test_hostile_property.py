@@ -24,7 +24,7 @@ from chalicelib.runs import check_input_size, convert_parameters, execution_inpu
 from flowplane import limits
 from flowplane.manifest import ParameterSpec
 from flowplane.task_loader import _extract
-from hostile_strategies import packages, trigger_bodies
+from hostile_strategies import HOSTILE, packages, trigger_bodies
 
 MB = 1024 * 1024
 SPECS = [
@@ -50,7 +50,7 @@ def time_bound(size: int) -> float:
     return 2.0 + 2.0 * size / MB
 
 
-@settings(suppress_health_check=SLOW)
+@settings(HOSTILE, suppress_health_check=SLOW)
 @given(packages())
 def test_any_package_is_accepted_whole_or_refused_naming_the_fault(data):
     started = time.perf_counter()
@@ -80,7 +80,7 @@ def test_any_package_is_accepted_whole_or_refused_naming_the_fault(data):
                 assert hashlib.sha256(f.read()).hexdigest() == checked.source_sha256
 
 
-@settings(suppress_health_check=SLOW)
+@settings(HOSTILE, suppress_health_check=SLOW)
 @given(trigger_bodies())
 def test_any_trigger_body_becomes_a_strict_input_within_limits_or_a_4xx(text):
     try:
