@@ -24,8 +24,9 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
+# Property tests run more examples here than in test-quick (tests/hostile_strategies.py).
 test: install
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	FLOWPLANE_HYPOTHESIS=full $(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 # The fast subset to run while working: no end-to-end tests, no in-process AWS.
 test-quick: install

@@ -18,6 +18,7 @@ import logging
 import re
 from typing import Any, Callable, Optional
 
+from flowplane import limits
 from flowplane.manifest import Manifest
 from flowplane.package import PACKAGE_PREFIX, package_key
 
@@ -25,9 +26,11 @@ from . import deployments as dp
 from . import names
 from .aws import Aws
 from .errors import ApiError, BadRequest
-from .packages import ValidatedPackage, check_size, parse_manifest, validate_package
+from .flowcheck import check_version
+from .packages import ValidatedPackage, check_manifest_size, check_size, parse_manifest, validate_package
 from .schedules import input_transformer, schedule_expression
 from .settings import Settings
+from .sizes import check_limit, json_size
 
 log = logging.getLogger("flowplane.deploy")
 
@@ -58,9 +61,21 @@ def compile_definition(
     known = CompileSettings.model_fields
     compile_settings = CompileSettings(**{k: v for k, v in candidates.items() if k in known and v is not None})
     try:
-        return compile_state_machine(manifest, package_url, compile_settings)
+        definition = compile_state_machine(manifest, package_url, compile_settings)
     except CompileError as e:
         raise BadRequest(f"cannot compile {manifest.flow_name}: {e}", step=getattr(e, "step", None)) from None
+    except RecursionError:
+        raise BadRequest(
+            f"cannot compile {manifest.flow_name}: its splits nest too deeply for the compiler", field="graph"
+        ) from None
+    check_limit(
+        json_size(definition),
+        limits.STEP_FUNCTIONS_DEFINITION_BYTES,
+        f"the state machine of {manifest.flow_name}",
+        "Step Functions' limit on a definition",
+        field="graph",
+    )
+    return definition
 
 
 def _stored_options(manifest: Manifest) -> dict[str, Any]:
@@ -129,7 +144,10 @@ def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any], caller: O
     check_size(size, settings.max_package_bytes)
     if not isinstance(body.get("manifest"), dict):
         raise BadRequest("manifest must be the package's manifest.json as an object", field="manifest")
-    manifest = parse_manifest(json.dumps(body["manifest"]).encode())
+    raw = json.dumps(body["manifest"]).encode()
+    check_manifest_size(len(raw))
+    manifest = parse_manifest(raw)
+    check_version(manifest)
     schedule_expression(manifest.graph.schedule)
     record = _pending_record(manifest, sha, size, "presigned", caller)
     records = dp.Deployments(aws.table)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from typing import Any, Callable, Optional
 
 from chalice import Response
+
+from flowplane import jsonsafe
 
 from .aws import Aws
 from .errors import ApiError, BadRequest
@@ -46,12 +47,21 @@ def json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def json_body(raw: Optional[bytes | str], required: bool = True) -> dict[str, Any]:
+    """The body as an object of strict JSON (flowplane/jsonsafe.py); a 400 names where it is not.
+
+    A number JSON cannot carry (NaN, 1e999, a 5,000-digit integer) is refused with its
+    place as the field (`parameters.alpha`), and, under `parameters`, the parameter named.
+    """
     if not raw:
         if required:
             raise BadRequest("the request needs a JSON object as its body", field="body")
         return {}
     try:
-        value = json.loads(raw)
+        value = jsonsafe.loads(raw)
+    except jsonsafe.UnsafeJSON as e:
+        field = jsonsafe.where(e.path) or "body"
+        extra = {"parameter": e.path[1]} if len(e.path) >= 2 and e.path[0] == "parameters" else {}
+        raise BadRequest(f"{field}: {e.message}", field=field, **extra) from None
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest(f"the body is not JSON ({e})", field="body") from None
     if not isinstance(value, dict):

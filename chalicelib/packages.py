@@ -1,35 +1,33 @@
 """Check an uploaded package before anything is stored or deployed.
 
-A package is untrusted bytes: it is opened as a gzip tar in memory, every
-member is checked (no absolute paths, no `..`, no links leaving the folder,
-no devices), sizes are capped packed and unpacked, and only two members are
-read: `manifest.json` and the flow file it names. Nothing is extracted to
-disk and nothing in it is imported or run.
+A package is untrusted bytes: it is read as a stream by flowplane/archive.py
+(the reader the task extracts with too, so what is checked here is what runs),
+which checks every member (no absolute paths, no `..`, no two members on one
+path, nothing written through a link, no links leaving the folder, no devices
+or hard links) and caps every size on the way. Only two members are read:
+`manifest.json` and the flow file it names. Nothing is extracted to disk and
+nothing in it is imported or run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import re
-import tarfile
-import zlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import IO, Optional
 
 from pydantic import ValidationError
 
+from flowplane.archive import ArchiveError, ArchiveLimits, Entry, Listing, Stop, scan
 from flowplane.graph import SourceFlow
 from flowplane.manifest import Manifest
 from flowplane.package import MANIFEST_NAME, package_key
 
-from .errors import BadRequest, PayloadTooLarge
+from .errors import ApiError, BadRequest, PayloadTooLarge
 from .flowcheck import check_flow
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_MAX_LINK_HOPS = 40
-_WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
-_MAX_FLOW_FILE_BYTES = 5 * 1024 * 1024
+MAX_FLOW_FILE_BYTES = 5 * 1024 * 1024
+# A manifest of a 1,000-step flow is ~300 KB; nothing legitimate comes near this.
+MAX_MANIFEST_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,8 @@ class ValidatedPackage:
     manifest: Manifest
     source: SourceFlow
     data: bytes
+    # Of the flow file's bytes as checked: the task runs a file with this digest.
+    source_sha256: str = ""
 
     @property
     def key(self) -> str:
@@ -55,109 +55,53 @@ def check_size(size: int, cap: int) -> None:
         )
 
 
-def _member_name(raw: str) -> str:
-    name = raw
-    while name.startswith("./"):
-        name = name[2:]
-    return name.rstrip("/")
+def refusal(e: ArchiveError) -> ApiError:
+    """An archive refusal as the API answers it: 413 for size alone, else 400; the member named."""
+    extra = {k: v for k, v in (("path", e.path), ("limit", e.limit)) if v is not None}
+    if e.too_large:
+        return PayloadTooLarge(e.message, field="package", **extra)
+    return BadRequest(e.message, field="package", **extra)
 
 
-def _is_absolute(name: str) -> bool:
-    return name.startswith("/") or name.startswith("\\") or bool(_WINDOWS_ABS.match(name))
-
-
-def _resolve(path: str, links: dict[str, str]) -> Optional[list[str]]:
-    """`path`'s components with the archive's own symlinks followed; None if it leaves the root.
-
-    Checking each link's target on its own is not enough: `a/b -> ..` stays inside,
-    but `c -> a/b/..` then leaves it. Following links as a filesystem would catches that.
-    """
-    parts: list[str] = []
-    todo = [p for p in path.split("/") if p not in ("", ".")]
-    hops = 0
-    while todo:
-        part = todo.pop(0)
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-            continue
-        candidate = "/".join([*parts, part])
-        if candidate in links:
-            hops += 1
-            target = links[candidate]
-            if hops > _MAX_LINK_HOPS or _is_absolute(target):
-                return None
-            todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-            continue
-        parts.append(part)
-    return parts
-
-
-def _open_archive(data: bytes) -> tarfile.TarFile:
-    if not data.startswith(_GZIP_MAGIC):
-        raise BadRequest(
-            "the package is not gzip-compressed: expected a .tar.gz made by `step-functions create`",
-            field="package",
+def check_manifest_size(size: int) -> None:
+    if size > MAX_MANIFEST_BYTES:
+        raise PayloadTooLarge(
+            f"{MANIFEST_NAME} is {size} bytes; the limit is {MAX_MANIFEST_BYTES} bytes",
+            field="manifest",
+            size=size,
+            limit=MAX_MANIFEST_BYTES,
         )
-    try:
-        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
-        tar.getmembers()  # reads the whole index: a truncated or non-tar body fails here
-        return tar
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise BadRequest(f"the package is not a readable gzip-compressed tar archive ({e})", field="package") from None
 
 
-def inspect_members(tar: tarfile.TarFile, max_unpacked: int) -> dict[str, tarfile.TarInfo]:
-    """Regular files by name, after refusing anything that could write outside the folder."""
-    files: dict[str, tarfile.TarInfo] = {}
-    links: dict[str, str] = {}
-    hardlinks: dict[str, str] = {}
-    total = 0
-    for m in tar.getmembers():
-        raw = m.name
-        if _is_absolute(raw):
-            raise BadRequest(f"the package holds an absolute path {raw!r}; paths must be relative", field="package", path=raw)
-        name = _member_name(raw)
-        if ".." in name.replace("\\", "/").split("/"):
-            raise BadRequest(f"the package holds a path with '..': {raw!r}", field="package", path=raw)
-        if m.issym():
-            links[name] = m.linkname
-        elif m.islnk():
-            hardlinks[name] = m.linkname
-        elif m.isfile():
-            total += m.size
-            if total > max_unpacked:
-                raise PayloadTooLarge(
-                    f"the package unpacks to more than {max_unpacked} bytes", field="package", limit=max_unpacked
-                )
-            files[name] = m
-        elif not m.isdir():
-            raise BadRequest(
-                f"the package holds {raw!r}, which is neither a file, a folder nor a link", field="package", path=raw
-            )
-    for name, target in links.items():
-        parent = name.rsplit("/", 1)[0] if "/" in name else ""
-        if _is_absolute(target) or _resolve(f"{parent}/{target}", links) is None:
-            raise BadRequest(
-                f"the package holds a link {name!r} -> {target!r} that leads outside the package",
-                field="package",
-                path=name,
-            )
-    for name, target in hardlinks.items():
-        if _is_absolute(target) or _resolve(target, links) is None:
-            raise BadRequest(
-                f"the package holds a hard link {name!r} -> {target!r} that leads outside the package",
-                field="package",
-                path=name,
-            )
-    return files
+def _read_members(data: bytes, limits: ArchiveLimits) -> tuple[Listing, Optional[Manifest], Optional[bytes]]:
+    """One pass over the whole archive: every check, the manifest, and the flow file when
+    it comes after the manifest (the SDK's sorted packages mostly); else `_read_file`."""
+    manifest: list[Manifest] = []
+    flow: list[bytes] = []
+
+    def on_file(entry: Entry, f: IO[bytes]) -> None:
+        if entry.name == MANIFEST_NAME:
+            check_manifest_size(entry.size)
+            manifest.append(parse_manifest(f.read()))
+        elif manifest and entry.name == manifest[0].flow_file and entry.size <= MAX_FLOW_FILE_BYTES:
+            flow.append(f.read())
+
+    listing = scan(data, limits, on_file)
+    return listing, (manifest[0] if manifest else None), (flow[0] if flow else None)
 
 
-def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    f = tar.extractfile(member)
-    assert f is not None  # a regular file always has content
-    return f.read()
+def _read_file(data: bytes, limits: ArchiveLimits, name: str) -> bytes:
+    found: list[bytes] = []
+
+    def on_file(entry: Entry, f: IO[bytes]) -> None:
+        if entry.name == name:
+            found.append(f.read())
+            raise Stop
+
+    scan(data, limits, on_file)
+    if not found:  # the first pass saw it: the bytes cannot have changed
+        raise BadRequest(f"the flow file {name!r} could not be read back from the package", field="flow_file")
+    return found[0]
 
 
 def parse_manifest(raw: bytes) -> Manifest:
@@ -175,30 +119,41 @@ def parse_manifest(raw: bytes) -> Manifest:
 def validate_package(data: bytes, max_bytes: int, max_unpacked: int) -> ValidatedPackage:
     """Everything that can be known about a package without running it, or a 4xx."""
     check_size(len(data), max_bytes)
-    tar = _open_archive(data)
-    with tar:
-        files = inspect_members(tar, max_unpacked)
-        if MANIFEST_NAME not in files:
+    limits = ArchiveLimits.for_package(len(data), max_unpacked)
+    try:
+        listing, manifest, raw_source = _read_members(data, limits)
+        if manifest is None:
             raise BadRequest(
                 f"the package has no {MANIFEST_NAME} at its root; build it with `step-functions create`",
                 field="manifest",
             )
-        manifest = parse_manifest(_read(tar, files[MANIFEST_NAME]))
         flow_file = manifest.flow_file
-        if flow_file not in files:
+        member = listing.files.get(flow_file)
+        if member is None:
             raise BadRequest(
                 f"no flow file: the manifest names {flow_file!r}, which is not a file in the package",
                 field="flow_file",
             )
-        member = files[flow_file]
-        if member.size > _MAX_FLOW_FILE_BYTES:
-            raise BadRequest(f"the flow file {flow_file!r} is larger than 5 MB", field="flow_file")
-        raw_source = _read(tar, member)
+        if member.size > MAX_FLOW_FILE_BYTES:
+            raise BadRequest(
+                f"the flow file {flow_file!r} is {member.size} bytes; the limit is {MAX_FLOW_FILE_BYTES}",
+                field="flow_file",
+                limit=MAX_FLOW_FILE_BYTES,
+            )
+        if raw_source is None:
+            raw_source = _read_file(data, limits, flow_file)
+    except ArchiveError as e:
+        raise refusal(e) from None
     try:
         source_text = raw_source.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BadRequest(f"the flow file {flow_file!r} is not UTF-8 text ({e.reason})", field="flow_file") from None
     source = check_flow(manifest, source_text)
     return ValidatedPackage(
-        sha256=hashlib.sha256(data).hexdigest(), size=len(data), manifest=manifest, source=source, data=data
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        manifest=manifest,
+        source=source,
+        data=data,
+        source_sha256=hashlib.sha256(raw_source).hexdigest(),
     )

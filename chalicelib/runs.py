@@ -14,6 +14,7 @@ import logging
 import uuid
 from typing import Any, Optional
 
+from flowplane import limits
 from flowplane.datastore.records import PRODUCTION_RUN_PREFIX, is_production_run_id, production_run_id
 from flowplane.manifest import ParameterSpec
 from flowplane.parameters import ParameterError, convert
@@ -24,6 +25,7 @@ from .errors import BadRequest, Conflict, NotFound
 from .names import rule_name
 from .schedules import execution_name, parse_time
 from .settings import Settings
+from .sizes import check_limit, json_size
 
 log = logging.getLogger("flowplane.runs")
 
@@ -76,10 +78,22 @@ def execution_input(values: dict[str, Any]) -> dict[str, Any]:
     return {"Parameters": json.dumps(values, sort_keys=True)}
 
 
+def check_input_size(values: dict[str, Any]) -> None:
+    """Refuse now what every task's Batch job could not carry (flowplane/limits.py): the run
+    would start, be recorded, and fail at its first task."""
+    limit = limits.MAX_EXECUTION_INPUT_BYTES
+    why = "a run's input travels in each task's AWS Batch job, which holds 30 KiB"
+    for name, value in values.items():
+        size = json_size(execution_input({name: value}))
+        check_limit(size, limit, f"parameter {name!r} as the run's input", why, field=f"parameters.{name}", parameter=name)
+    check_limit(json_size(execution_input(values)), limit, "the run's parameters as its input", why, field="parameters")
+
+
 def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> dict[str, Any]:
     head = dp.Deployments(aws.table).live_head(name)
     specs = [ParameterSpec.model_validate(p) for p in head.get("parameters") or []]
     values = convert_parameters(specs, body.get("parameters"))
+    check_input_size(values)
     execution = str(uuid.uuid4())
     arn = aws.state_machines.start(_target(head, settings), execution, execution_input(values))
     _record(aws, arn)

@@ -13,6 +13,8 @@ from typing import Literal, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from flowplane.archive import MAX_UNPACKED_CEILING
+
 ENV_PREFIX = "FLOWPLANE_"
 # Defined once: names.py builds on it, and jobs carry it as their stage (compiler/settings.py).
 RESOURCE_PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
@@ -52,8 +54,10 @@ class Settings(BaseModel):
     resource_prefix: Optional[str] = Field(None, pattern=_PREFIX.pattern)
 
     max_package_bytes: int = Field(50 * MB, gt=0)
-    # Unpacked size cap, so a small gzip bomb cannot exhaust the Lambda.
-    max_unpacked_bytes: int = Field(500 * MB, gt=0)
+    # Unpacked size cap, so a small gzip bomb cannot exhaust the Lambda (a package may also
+    # unpack to at most 100 times its size, flowplane/archive.py). Tasks unpack with the
+    # ceiling, so they never refuse what this stage accepted.
+    max_unpacked_bytes: int = Field(500 * MB, gt=0, le=MAX_UNPACKED_CEILING)
     presign_expiry_seconds: int = Field(900, ge=60, le=7 * 24 * 3600)
     # "state_machine": executions start on the state machine ARN, whose current definition
     # is always the production one (works on AWS and moto). "alias": on the production

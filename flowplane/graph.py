@@ -282,9 +282,22 @@ def _is_step(func: ast.FunctionDef) -> bool:
 def read_source_flow(source: str, filename: str = "<flow>", class_name: Optional[str] = None) -> SourceFlow:
     """Parse `source` and return its flow's graph and parameters."""
     try:
+        return _read(source, filename, class_name)
+    except (RecursionError, MemoryError):
+        # Python's parser gives up on expressions nested some thousands deep (RecursionError,
+        # or MemoryError "Parser stack overflowed"): that is a fault of the source.
+        raise FlowSourceError(
+            "the source nests expressions too deeply for Python's parser; flatten the deepest expression"
+        ) from None
+
+
+def _read(source: str, filename: str, class_name: Optional[str]) -> SourceFlow:
+    try:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as e:
         raise FlowSourceError(f"syntax error: {e.msg}", e.lineno or 0) from None
+    except ValueError as e:  # "source code string cannot contain null bytes"
+        raise FlowSourceError(f"not Python source: {e}") from None
     cls = _find_flow_class(tree, class_name)
     problems: list[tuple[int, str]] = []
     steps: dict[str, StepSpec] = {}

@@ -18,7 +18,7 @@ from aws_cron_expression_validator.validator import AWSCronExpressionValidator
 
 from .graph import SourceFlow
 from .manifest import RESERVED_NAMES, ParameterSpec, StepSpec
-from .parameters import ParameterError, convert
+from .parameters import ParameterError, convert, shown
 
 
 @dataclass(frozen=True)
@@ -601,7 +601,7 @@ def check_parameter_default_type(flow: _Flow) -> Iterator[LintError]:
             try:
                 convert(p.type, p.default, p.name)
             except ParameterError:
-                yield _at_param(p, f"the default {p.default!r} is not a valid {p.type}")
+                yield _at_param(p, f"the default {shown(p.default)} is not a valid {p.type}")
 
 
 @rule("parameter-required-schedule")

@@ -9,11 +9,16 @@ Schema (`manifest_json_schema()`) documents it for anyone else.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import limits
+
 MANIFEST_FORMAT = 1
+VERSION_RE = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}([.+-][0-9A-Za-z.+-]{0,40})?$")
 
 # Step names that would shadow FlowSpec machinery or Metaflow's reserved words.
 RESERVED_NAMES = frozenset(
@@ -254,6 +259,27 @@ class DeployOptions(_Strict):
     # `--with` decorators, already applied to `graph`; kept for the server's check.
     with_decorators: list[StepDecoratorSpec] = Field(default_factory=list)
 
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        # Every run is recorded once per tag, the tag in the key (flowplane/limits.py).
+        if len(tags) > limits.MAX_TAGS:
+            raise ValueError(f"{len(tags)} tags; the limit is {limits.MAX_TAGS}")
+        for tag in tags:
+            size = limits.utf8_size(tag)
+            shown = f"{tag[:40]!r}{'...' if len(tag) > 40 else ''}"
+            if not tag or size > limits.MAX_TAG_BYTES:
+                raise ValueError(
+                    f"tag {shown} is {size if size < 1 << 62 else 'not UTF-8, or'} "
+                    f"bytes; a tag is 1 to {limits.MAX_TAG_BYTES} bytes of UTF-8"
+                )
+            if any(ord(c) < 32 or ord(c) == 127 for c in tag):
+                raise ValueError(f"tag {shown} has a control character")
+        total = len(json.dumps(tags))
+        if total > limits.MAX_TAGS_JSON_BYTES:
+            raise ValueError(f"the tags are {total} bytes together as JSON; the limit is {limits.MAX_TAGS_JSON_BYTES}")
+        return tags
+
 
 class Manifest(_Strict):
     format: Literal[1] = MANIFEST_FORMAT
@@ -267,11 +293,58 @@ class Manifest(_Strict):
     created_by: str = "unknown"
     created_at: Optional[str] = None
 
+    @field_validator("flowplane_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not VERSION_RE.match(v):
+            raise ValueError(f"{v[:40]!r} is not a version (MAJOR.MINOR.PATCH)")
+        return v
+
+    @field_validator("flow_file")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        # The path exactly as the package's reader normalises it (flowplane/archive.py).
+        parts = v.split("/")
+        if not v or v.startswith("/") or "\\" in v or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"{v[:80]!r} must be a relative POSIX path without '.', '..' or empty parts")
+        return v
+
+    @field_validator("created_by")
+    @classmethod
+    def _user(cls, v: str) -> str:
+        if limits.utf8_size(v) > limits.MAX_USER_BYTES:
+            raise ValueError(f"the user is over {limits.MAX_USER_BYTES} bytes of UTF-8")
+        return v
+
     def parameter(self, name: str) -> Optional[ParameterSpec]:
         for p in self.parameters:
             if p.name == name:
                 return p
         return None
+
+
+# --- versions -------------------------------------------------------------------
+
+
+def _major_minor(version: str) -> Optional[tuple[int, int]]:
+    m = re.match(r"\s*(\d+)\.(\d+)", version or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def compatible(package_version: str, runtime_version: str) -> bool:
+    """A package runs only where flowplane has its major.minor version: the task runtime,
+    and the control plane that compiles it (the manifest and the task's command line
+    change between minor versions)."""
+    pkg = _major_minor(package_version)
+    return pkg is not None and pkg == _major_minor(runtime_version)
+
+
+def supported_range(runtime_version: str) -> str:
+    """The SDK versions a runtime of `runtime_version` takes, e.g. ">=0.1.0,<0.2.0"."""
+    mm = _major_minor(runtime_version)
+    if mm is None:
+        return runtime_version
+    return f">={mm[0]}.{mm[1]}.0,<{mm[0]}.{mm[1] + 1}.0"
 
 
 def manifest_json_schema() -> dict[str, Any]:

@@ -8,8 +8,11 @@ travels from there (the control plane never runs user code).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
+
+from . import jsonsafe
 
 
 class ParameterError(ValueError):
@@ -20,12 +23,18 @@ class _JSONTypeClass:
     name = "JSON"
 
     def __call__(self, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"not valid JSON ({e.msg} at position {e.pos})") from None
-        return value
+        # Held to the JSON every hop reads alike (flowplane/jsonsafe.py): the value travels
+        # in the execution input, the run record and the task's environment.
+        try:
+            if isinstance(value, str):
+                return jsonsafe.loads(value)
+            jsonsafe.check(value)
+            return value
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not valid JSON ({e.msg} at position {e.pos})") from None
+        except jsonsafe.UnsafeJSON as e:
+            at = f" at {jsonsafe.where(e.path)}" if e.path else ""
+            raise ValueError(f"not valid JSON{at}: {e.message}") from None
 
     def __repr__(self) -> str:
         return "JSONType"
@@ -60,17 +69,22 @@ def _parse_bool(value: Any) -> bool:
 def _parse_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not an integer")
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return int(str(value).strip())
+        value = int(value)
+    number = value if isinstance(value, int) else int(str(value).strip())
+    if not jsonsafe.INT_MIN <= number <= jsonsafe.INT_MAX:
+        raise ValueError(f"integers must be within {jsonsafe.INT_MIN}..{jsonsafe.INT_MAX}")
+    return number
 
 
 def _parse_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")
-    return float(value)
+    number = float(value)
+    if not math.isfinite(number):
+        # JSON has no NaN or Infinity: the run's input could not carry it.
+        raise ValueError("numbers must be finite (no nan, inf or values beyond 1.8e308)")
+    return number
 
 
 def _parse_str(value: Any) -> str:
@@ -92,8 +106,14 @@ def convert(type_name: str, value: Any, param_name: str) -> Any:
     """Turn a CLI string (or JSON value) into the parameter's type."""
     try:
         return CONVERTERS[type_name](value)
-    except (ValueError, TypeError) as e:
-        raise ParameterError(f"parameter {param_name!r}: {value!r} is not a valid {type_name}: {e}") from None
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ParameterError(f"parameter {param_name!r}: {shown(value)} is not a valid {type_name}: {e}") from None
+
+
+def shown(value: Any) -> str:
+    """The value in an error message, cut short: a refused value may be megabytes."""
+    text = repr(value) if not isinstance(value, (dict, list)) else f"a {type(value).__name__}"
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 class Parameter:

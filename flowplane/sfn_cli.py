@@ -14,6 +14,7 @@ import re
 from typing import Any, Optional
 
 import click
+from pydantic import ValidationError
 
 from .api_client import ApiClient, ApiError, ConfigError
 from .context import FlowContext
@@ -130,9 +131,15 @@ def create(
     _lint(flow)
     if authorize is None and not only_json:
         authorize = load_token(name)
-    options = DeployOptions(
-        max_workers=max_workers, tags=list(tags), name=explicit_name, authorize=authorize, new_token=new_token
-    )
+    try:
+        options = DeployOptions(
+            max_workers=max_workers, tags=list(tags), name=explicit_name, authorize=authorize, new_token=new_token
+        )
+    except ValidationError as e:
+        # The control plane's own limits (flowplane/limits.py), said before anything is packaged.
+        err = e.errors()[0]
+        option = {"tags": "--tag", "max_workers": "--max-workers"}.get(str(err["loc"][0]), str(err["loc"][0]))
+        raise click.UsageError(f"{option}: {err['msg'].removeprefix('Value error, ')}") from None
     try:
         # Deploy-time parameters are evaluated here, once.
         manifest = manifest_for(flow, options)

@@ -16,6 +16,7 @@ import json
 import keyword
 import os
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any, Optional
 
 from .context import FlowContext
 from .graph import FlowSourceError, SourceFlow, read_source_flow
-from .manifest import GraphSpec, Manifest
+from .manifest import GraphSpec, Manifest, compatible
 from .task_errors import TaskSetupError, user_traceback
 
 
@@ -135,15 +136,9 @@ def importing_flow() -> bool:
 # --- packages (production) ------------------------------------------------------
 
 
-def _version_key(version: str) -> Optional[tuple[int, int]]:
-    m = re.match(r"\s*(\d+)\.(\d+)", version or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
 def check_version(package_version: str, runtime_version: str) -> None:
     """A package runs only on a runtime of the same major.minor version."""
-    pkg, rt = _version_key(package_version), _version_key(runtime_version)
-    if pkg is None or rt is None or pkg != rt:
+    if not compatible(package_version, runtime_version):
         raise TaskSetupError(
             f"this package was built with flowplane {package_version!r} but the task runtime is "
             f"flowplane {runtime_version}; their major.minor versions must match. Redeploy the flow "
@@ -185,8 +180,6 @@ def fetch_package(url: str) -> tuple[str, Manifest]:
             raise TaskSetupError(f"--package {url}: no manifest.json at the package root") from None
         manifest = _parse_manifest(raw, url)
     except BaseException:
-        import shutil
-
         shutil.rmtree(target, ignore_errors=True)
         raise
     _PACKAGES[url] = (target, manifest)
@@ -212,14 +205,33 @@ def _parse_manifest(raw: str, url: str) -> Manifest:
 
 
 def _extract(stream: Any, target: str, url: str) -> None:
-    import tarfile
+    """Unpack with the reader the control plane checked the package with (flowplane/archive.py):
+    the same members under the same names, so the file that runs is the file that was checked."""
+    from .archive import MAX_UNPACKED_CEILING, ArchiveError, ArchiveLimits, Entry, scan
+
+    def path_of(name: str) -> str:
+        return os.path.join(target, *name.split("/"))
+
+    def write(entry: Entry, f: Any) -> None:
+        path = path_of(entry.name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # "x": no member lands on another (archive.py refuses two that would), nor on a link.
+        with open(path, "xb") as out:
+            shutil.copyfileobj(f, out, 1024 * 1024)
+        os.chmod(path, 0o755 if entry.executable else 0o644)
 
     try:
-        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
-            # The "data" filter refuses absolute paths, `..` and links leaving the folder.
-            tar.extractall(target, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise TaskSetupError(f"--package {url}: not a readable tar.gz package ({e})") from None
+        listing = scan(stream, ArchiveLimits(max_unpacked=MAX_UNPACKED_CEILING), write)
+        for name in listing.dirs:
+            os.makedirs(path_of(name), exist_ok=True)
+        # Last: every member is written and every link is known to stay inside.
+        for name, link in sorted(listing.links.items()):
+            os.makedirs(os.path.dirname(path_of(name)), exist_ok=True)
+            os.symlink(link.target or "", path_of(name))
+    except ArchiveError as e:
+        raise TaskSetupError(f"--package {url}: not a readable tar.gz package that the control plane accepts: {e}") from None
+    except OSError as e:
+        raise TaskSetupError(f"--package {url}: cannot unpack it ({e})") from None
 
 
 def flow_file_in(package_dir: str, manifest: Manifest) -> str:
