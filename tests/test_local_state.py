@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from flowplane.local import moto_patches, persist
-from flowplane.local.journal import Journal, StateCorrupt, read_records, write_whole
+from flowplane.local.journal import Journal, StateCorrupt, encode, read_records, write_whole
 from flowplane.local.persist import State, StateStore
 from flowplane.local.plane import LocalPlane, PlaneConfig, PlaneError
 
@@ -54,6 +54,25 @@ def test_a_base_file_must_be_whole(tmp_path):
     path.write_bytes(path.read_bytes() + b'{"t":')
     with pytest.raises(StateCorrupt, match="its last line is cut short"):
         read_records(path, tolerate_torn_tail=False)
+
+
+def _log(n: int) -> dict:
+    return {"t": "log", "g": "g", "s": "s", "e": [[n, f"m{n}"]]}
+
+
+def test_a_compaction_cut_short_leaves_the_older_generation_whole(tmp_path):
+    write_whole(tmp_path / "base.1.jsonl", iter([_log(1)]))
+    (tmp_path / "journal.1.jsonl").write_bytes(b"".join(encode(_log(n)) for n in (2, 3)))
+    (tmp_path / "journal.2.jsonl").write_bytes(encode(_log(4)))  # written while base.2 was being made
+    (tmp_path / "base.2.jsonl.tmp").write_bytes(encode(_log(1))[:10])  # the compaction, cut short
+    store = StateStore(tmp_path)
+    assert store.load().logs == {("g", "s"): [[n, f"m{n}"] for n in (1, 2, 3, 4)]}
+    assert store.generation == 2 and not (tmp_path / "base.2.jsonl.tmp").exists()
+    # Finished, the new base holds generation 1; leftovers of it are not read again, and go.
+    write_whole(tmp_path / "base.2.jsonl", iter([_log(1), _log(2), _log(3)]))
+    store = StateStore(tmp_path)
+    assert store.load().logs == {("g", "s"): [[n, f"m{n}"] for n in (1, 2, 3, 4)]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.2.jsonl", "journal.2.jsonl"]
 
 
 def test_folding_keeps_the_last_word_on_each_thing_and_every_log_event():
@@ -214,7 +233,14 @@ def test_a_journal_past_the_base_is_compacted_at_boot_with_nothing_lost(tmp_path
     monkeypatch.setattr(StateStore, "should_compact", lambda self: self._journal_length > 0)
     plane = _start(state)
     try:
+        # Compaction runs beside the serving plane; what is stored meanwhile goes to the new journal.
+        s3 = plane.session.client("s3")
+        # The body of scratch/1, deleted before: the compaction's sweep would remove its file, unless
+        # stored again meanwhile.
+        s3.put_object(Bucket="flowplane-local", Key="scratch/during", Body=b"x")
+        plane.store.wait_for_compaction(30)
         assert sorted(p.name for p in state.glob("*.jsonl")) == ["base.2.jsonl", "journal.2.jsonl"]
+        assert s3.get_object(Bucket="flowplane-local", Key="scratch/during")["Body"].read() == b"x"
         s3 = plane.session.client("s3")
         assert s3.get_object(Bucket="flowplane-local", Key="scratch/0")["Body"].read() == b"rewritten"
         assert s3.get_object(Bucket="flowplane-local", Key="scratch/19")["Body"].read() == b"x" * 19

@@ -98,8 +98,10 @@ def _iso(value: Any) -> Any:
 class Capture:
     """Installs the hooks; each change becomes a record in `journal`."""
 
-    def __init__(self, journal: Journal, objects_dir: Path, skip_rules: Callable[[], set[str]]) -> None:
+    def __init__(self, journal: Journal, objects_dir: Path, skip_rules: Callable[[], set[str]],
+                 objects_lock: Optional[threading.Lock] = None) -> None:
         self.journal = journal
+        self._objects_lock = objects_lock or threading.Lock()
         self.objects = Path(objects_dir)
         self.objects.mkdir(parents=True, exist_ok=True)
         self._skip_rules = skip_rules
@@ -190,10 +192,12 @@ class Capture:
                     size += len(chunk)
             name = digest.hexdigest()
             path = self.objects / name
-            if path.exists():
-                incoming.unlink()
-            else:
-                os.replace(incoming, path)
+            with self._objects_lock:
+                if path.exists():
+                    incoming.unlink()
+                    os.utime(path)  # named again now: a compaction under way must keep it
+                else:
+                    os.replace(incoming, path)
             key._value_buffer = DiskBody(path, size)
             buffer.close()
         key._fp_file = name

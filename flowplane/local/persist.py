@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -138,6 +139,10 @@ class StateStore:
         self.generation = 0
         self.journal: Optional[Journal] = None
         self.state: Optional[State] = None
+        self.objects_lock = threading.Lock()  # between storing a body and compaction removing old ones
+        self._compacting: Optional[threading.Thread] = None
+        self._journal_length = 0
+        self._base_size = 0
 
     def _path(self, kind: str, generation: int) -> Path:
         return self.dir / f"{kind}.{generation}.jsonl"
@@ -165,24 +170,30 @@ class StateStore:
             m = _GENERATION.match(p.name)
             if m:
                 generations[m[1]].append(int(m[2]))
-        bases = sorted(generations["base"])
-        if not bases and not generations["journal"] and (self.dir / SNAPSHOT_V1).exists():
+            elif p.name.endswith(".jsonl.tmp"):
+                p.unlink(missing_ok=True)  # a compaction cut short: its generation is still whole
+        if not generations["base"] and not generations["journal"] and (self.dir / SNAPSHOT_V1).exists():
             self._migrate_v1()
-            bases = [1]
-        self.generation = bases[-1] if bases else max(generations["journal"], default=0)
+            generations["base"] = [1]
+        base = max(generations["base"], default=0)
+        journals = sorted(n for n in generations["journal"] if n >= base)
+        # A journal of the last compaction's generation onwards: base B holds journals < B.
+        self.generation = journals[-1] if journals else base
         state = State()
-        if bases:
-            records, _ = read_records(self._path("base", self.generation), tolerate_torn_tail=False)
+        if generations["base"]:
+            records, _ = read_records(self._path("base", base), tolerate_torn_tail=False)
             for r in records:
                 state.apply(r)
-        records, self._journal_length = read_records(self.journal_path)
-        for r in records:
-            state.apply(r)
-        self._journal_records = len(records)
-        # A crash during compaction leaves the older generation beside the newer: it is whole in the newer.
+        self._journal_length = 0
+        for n in journals:
+            records, length = read_records(self._path("journal", n))
+            for r in records:
+                state.apply(r)
+            self._journal_length += length
+        self._base_size = self._path("base", base).stat().st_size if generations["base"] else 0
         for kind, numbers in generations.items():
             for n in numbers:
-                if n < self.generation:
+                if n < base:
                     self._path(kind, n).unlink(missing_ok=True)
         self.state = state
         return state
@@ -205,30 +216,36 @@ class StateStore:
         log.info("migrated %s (format 1) to %s", path, self._path("base", 1))
 
     def should_compact(self) -> bool:
-        base = self._path("base", self.generation)
-        base_size = base.stat().st_size if base.exists() else 0
-        return self._journal_length > max(COMPACT_FLOOR_BYTES, base_size)
+        return self._journal_length > max(COMPACT_FLOOR_BYTES, self._base_size)
 
-    def compact(self) -> int:
-        """Write the folded state as the next generation's base; its size."""
-        assert self.state is not None and self.journal is None, "compact between load and open_journal"
-        old = self.generation
-        size = write_whole(self._path("base", old + 1), self.state.records())
-        self.generation = old + 1
-        self._journal_length = 0
-        for kind in ("journal", "base"):
-            self._path(kind, old).unlink(missing_ok=True)
-        self._collect_garbage()
-        return size
-
-    def _collect_garbage(self) -> None:
-        assert self.state is not None
-        keep = {r["f"] for r in self.state.s3.values()}
-        if not self.objects.exists():
+    def _compact(self, state: State, generation: int, started: float) -> None:
+        """Write `state` (every record below `generation`) as that generation's base, then drop
+        what it replaces. Runs beside the serving plane: new records go to `generation`'s journal."""
+        try:
+            write_whole(self._path("base", generation), state.records())
+        except OSError as e:
+            log.warning("compacting %s failed (%s); the journals stay, and the next start tries again", self.dir, e)
             return
-        for path in self.objects.iterdir():
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
+        for p in self.dir.iterdir():
+            m = _GENERATION.match(p.name)
+            if m and int(m[2]) < generation:
+                p.unlink(missing_ok=True)
+        keep = {r["f"] for r in state.s3.values()}
+        for path in list(self.objects.iterdir()) if self.objects.exists() else []:
+            if path.name in keep or path.name.startswith("."):
+                continue
+            with self.objects_lock:
+                # A body stored (or stored again) since the compaction began is named by the new journal.
+                try:
+                    if path.stat().st_mtime < started:
+                        path.unlink()
+                except FileNotFoundError:
+                    pass
+        log.info("compacted %s into %s", self.dir, self._path("base", generation).name)
+
+    def wait_for_compaction(self, timeout: Optional[float] = None) -> None:
+        if self._compacting is not None:
+            self._compacting.join(timeout)
 
     # --- into moto --------------------------------------------------------------------------
 
@@ -362,21 +379,35 @@ class StateStore:
     # --- capturing --------------------------------------------------------------------------
 
     def open_journal(self, skip_rules: Callable[[], set[str]]) -> Undo:
-        """Start recording every change (after restore, before serving); the undo stops it."""
+        """Start recording every change (after restore, before serving); the undo stops it.
+
+        A journal grown past the base is compacted in the background: the state loaded at start
+        is written as the next generation's base while new records go to its journal.
+        """
+        import time
+
         from .capture import Capture
 
         assert self.state is not None, "load before open_journal"
+        state, valid_length = self.state, self._journal_length
         if self.should_compact():
-            self.compact()
-        self.journal = Journal(self.journal_path, self._journal_length)
-        capture = Capture(self.journal, self.objects, skip_rules)
-        uninstall = capture.install(self.state.machines, self.state.rules)
-        self._known_executions = {arn: r for arn, r in self.state.executions.items()}
-        # The folded state is not kept up to date from here on: moto holds it.
+            self.generation += 1
+            valid_length = 0
+            self._compacting = threading.Thread(
+                target=self._compact, args=(state, self.generation, time.time()), daemon=True,
+                name="flowplane-local-compaction")
+        self.journal = Journal(self.journal_path, valid_length if self.journal_path.exists() else 0)
+        capture = Capture(self.journal, self.objects, skip_rules, self.objects_lock)
+        uninstall = capture.install(state.machines, state.rules)
+        self._known_executions = dict(state.executions)
+        # From here moto holds the state; the folded copy lives on only for the compaction.
         self.state = None
+        if self._compacting is not None:
+            self._compacting.start()
 
         def close() -> None:
             uninstall()
+            self.wait_for_compaction(60)
             if self.journal is not None:
                 self.journal.close()
                 self.journal = None
