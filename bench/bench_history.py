@@ -6,20 +6,27 @@ FLOWPLANE_API_URL, each command a new interpreter exactly as typed
 Client API read, `Flow('ParameterFlow').latest_run.data.alpha`). The first
 command starts the background service; every later one finds it.
 
+Two users side by side, each with their own HOME and background plane: one
+with an empty history (the deployment and a run), one with 1,000 runs. Their
+commands alternate, so the load of this shared machine weighs on both alike
+and the ratio measures history, not the moment.
+
 The history is built through the embedded plane's own AWS API, the one its
 tasks and recorder write through, so the journal records it as it records real
 runs: a real ParameterFlow run (11 S3 objects: run, task and attempt records,
-artifact index, logs; 9 DynamoDB items; about 31 CloudWatch log lines) is
+artifact index, logs; 9 DynamoDB items; about 30 CloudWatch log lines) is
 cloned under 1,000 new run ids (objects and items with the run id rewritten,
 the job log streams renamed, the recorder's log lines copied). That is 11,000
-artifact objects, 9,000 items and 31,000 log lines. Their Step Functions
+artifact objects, 10,000 items and about 30,000 log lines. Their Step Functions
 executions are not cloned (the API cannot create a finished execution); the
 real runs' are there.
 
-Then: the same commands again (median, and the ratio to the empty history),
-the plane's boot as a user pays it (`flowplane local start` after `stop`, a new
-interpreter, until it answers) and as the plane reports it, its idle CPU over
-a minute, and the state folder's bytes per recorded task.
+Then: the plane's boot as a user pays it (`flowplane local start` after `stop`,
+a new interpreter, until it answers) and as the plane reports it, its idle CPU
+over a minute, its memory, and the state folder's bytes per recorded task.
+`list-runs` prints up to 100 runs by default, so with a history it shows 100
+rows where the empty plane shows one: its row with `--limit 1` compares equal
+output.
 """
 
 from __future__ import annotations
@@ -54,8 +61,8 @@ class User:
         self.python = python
         self.home = base / "home"
         self.work = base / "work"
-        self.home.mkdir()
-        self.work.mkdir()
+        self.home.mkdir(parents=True)
+        self.work.mkdir(parents=True)
         self.state = self.home / ".flowplane" / "local"
         self.flow = self.work / "parameter_flow.py"
         self.flow.write_text(flow_path("parameter_flow.py").read_text())
@@ -88,55 +95,85 @@ def _commands(user: User) -> dict[str, list[str]]:
     }
 
 
-def _medians(user: User, repeat: int) -> dict[str, float]:
-    out = {}
-    for name, args in _commands(user).items():
-        out[name] = statistics.median(user.timed(*args) for _ in range(repeat))
-        _wait_idle(user)
-    return out
+def _paired(empty: User, full: User, name: str, repeat: int, extra: tuple[str, ...] = ()) -> tuple[float, float]:
+    """Median seconds of the same command for each user, their runs alternating."""
+    times: dict[str, list[float]] = {"empty": [], "full": []}
+    for _ in range(repeat):
+        for label, user in (("empty", empty), ("full", full)):
+            times[label].append(user.timed(*_commands(user)[name], *extra))
+            _wait_idle(user)
+    return statistics.median(times["empty"]), statistics.median(times["full"])
 
 
 def run(ctx: BenchContext) -> list[Row]:
     rows: list[Row] = []
     repeat = max(ctx.repeat, 5)
     with tempfile.TemporaryDirectory() as tmp:
-        user = User(Path(tmp), ctx.python)
+        empty, full = User(Path(tmp) / "empty", ctx.python), User(Path(tmp) / "full", ctx.python)
         try:
-            first = user.timed(*_commands(user)["step-functions create"])
-            rows.append(Row("first command: create, starting the background service", first, "s",
+            create = _commands(full)["step-functions create"]
+            rows.append(Row("first command: create, starting the background service", full.timed(*create), "s",
                             note="once per machine; later commands find it"))
-            empty = _medians(user, repeat)
-            boot_empty, ready_empty = _boot(user)
-
+            empty.run(*_commands(empty)["step-functions create"])
+            for user in (empty, full):
+                user.run(*_commands(user)["step-functions trigger"])
+                _wait_idle(user)
             t0 = time.perf_counter()
-            counts = _seed(user, RUNS)
+            counts = _seed(full, RUNS)
             rows.append(Row(f"seeding {RUNS} runs through the embedded AWS API (not a goal)",
                             time.perf_counter() - t0, "s",
                             note=f"{counts['objects']} objects, {counts['items']} items, {counts['log_lines']} log lines"))
-            full = _medians(user, repeat)
-            for name, value in full.items():
-                rows.append(Row(f"{name}, {RUNS} runs held, median", value, "s", goal=GOAL_COMMAND_S,
-                                note=f"empty history: {empty[name]:.3f} s"))
-                rows.append(Row(f"  ratio to the empty history", value / empty[name], "x", goal=GOAL_RATIO))
+            boots = [(_boot(empty), _boot(full)) for _ in range(3)]  # the first after seeding compacts, beside
+            _wait_compacted(full)
+            for name in _commands(full):
+                e, f = _paired(empty, full, name, repeat)
+                rows.append(Row(f"{name}, {RUNS} runs held, median", f, "s", goal=GOAL_COMMAND_S,
+                                note=f"empty history: {e:.3f} s"))
+                rows.append(Row("  ratio to the empty history", f / e, "x", goal=GOAL_RATIO))
+            e, f = _paired(empty, full, "step-functions list-runs", repeat, ("--limit", "1"))
+            rows.append(Row(f"step-functions list-runs --limit 1, {RUNS} runs held, median", f, "s",
+                            note=f"empty history: {e:.3f} s; ratio {f / e:.2f}"))
 
-            boot, ready = _boot(user)
-            rows.append(Row(f"plane boot, {RUNS} runs held: `flowplane local start` until it answers", boot, "s",
-                            goal=GOAL_BOOT_S, note=f"empty history: {boot_empty:.2f} s"))
+            wall = statistics.median(b[1][0] for b in boots)
+            ready = statistics.median(b[1][1] for b in boots)
+            rows.append(Row(f"plane boot, {RUNS} runs held: `flowplane local start` until it answers", wall, "s",
+                            goal=GOAL_BOOT_S, note=f"empty history: {statistics.median(b[0][0] for b in boots):.2f} s"))
             rows.append(Row("  of which the plane itself (its 'ready' line)", ready, "s",
-                            note=f"empty history: {ready_empty:.2f} s; the rest is the interpreter and imports"))
-            cpu = _idle_cpu(user, IDLE_SECONDS)
+                            note=f"empty history: {statistics.median(b[0][1] for b in boots):.2f} s; "
+                                 "the rest is the interpreter and imports"))
+            cpu = _idle_cpu(full, IDLE_SECONDS)
             rows.append(Row(f"plane idle CPU over {IDLE_SECONDS:.0f} s, {RUNS} runs held", cpu, "share",
                             goal=GOAL_IDLE_CPU, note="share of one core"))
-            size = sum(p.stat().st_size for p in user.state.rglob("*") if p.is_file() and "jobs" not in p.parts)
+            rows.append(Row(f"plane memory (RSS), {RUNS} runs held", _rss_mb(full), "MB",
+                            note=f"empty history: {_rss_mb(empty):.0f} MB"))
+            size = sum(p.stat().st_size for p in full.state.rglob("*") if p.is_file() and "jobs" not in p.parts)
             tasks = 2 * (RUNS + counts["real_runs"])
             rows.append(Row("state folder bytes per recorded task", size / tasks, "B",
                             note=f"{size / 1e6:.1f} MB for {tasks} tasks (bodies, journal, logs)"))
         finally:
-            try:
-                user.run("-m", "flowplane", "local", "stop")
-            except RuntimeError:
-                pass
+            for user in (empty, full):
+                try:
+                    user.run("-m", "flowplane", "local", "stop")
+                except RuntimeError:
+                    pass
     return rows
+
+
+def _wait_compacted(user: User, timeout: float = 120.0) -> None:
+    """Until the compaction a start began beside the plane is done (one generation left)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list(user.state.glob("journal.*.jsonl"))) <= 1 and not list(user.state.glob("*.tmp")):
+            return
+        time.sleep(0.2)
+
+
+def _rss_mb(user: User) -> float:
+    pid = int(user.plane()["pid"])
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _boot(user: User) -> tuple[float, float]:
