@@ -26,6 +26,9 @@ _CLIENT_NAMES = {
     "namespace",
     "get_namespace",
     "default_namespace",
+    "get_metadata",
+    "metadata",
+    "default_metadata",
 }
 
 __all__ = [
