@@ -12,6 +12,7 @@ from typing import Any
 from .current import current
 from .decorators import catch, resources, retry, schedule, step, timeout
 from .flowspec import FlowSpec
+from .includefile import IncludeFile
 from .parameters import JSONType, Parameter
 
 __version__ = "0.1.0"
@@ -36,6 +37,7 @@ __all__ = [
     "step",
     "Parameter",
     "JSONType",
+    "IncludeFile",
     "current",
     "retry",
     "catch",

@@ -162,6 +162,9 @@ def _param_type(p: Any) -> Any:
 
     from .parameters import ParameterError, convert
 
+    if p.type_name == "include":
+        return click.Path(dir_okay=False)  # read (and checked) once every value is known
+
     class FlowParameterType(click.ParamType):
         name = {"json": "JSON", "str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"}[p.type_name]
 
@@ -177,8 +180,10 @@ def _param_type(p: Any) -> Any:
 def _param_option(p: Any, dest: str) -> Any:
     import click
 
-    if p.is_deploy_time:
-        shown: Any = "computed when the run starts"
+    if p.type_name == "include" and isinstance(p.default, str):
+        shown: Any = p.default
+    elif p.is_deploy_time:
+        shown = "computed when the run starts"
     elif p.has_default:
         shown = json.dumps(p.default) if p.type_name == "json" else str(p.default)
     else:
@@ -225,6 +230,7 @@ def _run_command(base: Any) -> Any:
                 except ParameterError as e:
                     raise click.ClickException(str(e)) from None
             resolved[p.name] = value
+        resolved = _include_files(fctx, list(dests.values()), resolved, root)
         from .runtime import RunRefused, run_local
 
         try:
@@ -248,6 +254,21 @@ def _run_command(base: Any) -> Any:
         *(_param_option(p, dest) for dest, p in dests.items() if p.name not in clash),
     ]
     return click.Command("run", callback=run, params=options, help="Run the flow on this machine, each task in its own process.")
+
+
+def _include_files(fctx: Any, params: list[Any], values: dict[str, Any], root: str) -> dict[str, Any]:
+    """Read every IncludeFile's file into the run's datastore before anything runs."""
+    import click
+
+    from .datastore.includes import IncludeError, store_include
+    from .datastore.storage import storage_for
+    from .includefile import include_values
+
+    storage = storage_for(root)
+    try:
+        return include_values(params, values, lambda d, data: store_include(storage, fctx.flow_name, d, data))
+    except IncludeError as e:
+        raise click.ClickException(f"{e}; nothing ran") from None
 
 
 def _lint_errors(fctx: Any) -> Optional[list[Any]]:

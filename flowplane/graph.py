@@ -23,8 +23,11 @@ from .manifest import (
 
 PARAM_TYPES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "JSONType": "json"}
 
-# Parameter's positional arguments, in order (as Metaflow's).
-_PARAMETER_ARGS = ("name", "default", "type", "help", "required")
+# Positional arguments, in order (as Metaflow's), of each kind of parameter.
+_PARAMETER_ARGS = {
+    "Parameter": ("name", "default", "type", "help", "required"),
+    "IncludeFile": ("name", "required", "is_text", "encoding", "help"),
+}
 
 # What `ast.literal_eval` raises for something that is not a plain constant:
 # `{[1]: 2}` parses but raises TypeError (unhashable), deep nesting RecursionError.
@@ -191,8 +194,8 @@ def _short(e: ValidationError) -> str:
 
 def _parse_parameter(target: str, call: ast.Call, problems: list) -> Optional[ParameterSpec]:
     lineno = call.lineno
-    # Positional arguments count as Parameter(name, default, type, help, required).
-    kwargs = dict(zip(_PARAMETER_ARGS, call.args))
+    kind = _name_of(call)
+    kwargs = dict(zip(_PARAMETER_ARGS[kind], call.args))
     kwargs.update({kw.arg: kw.value for kw in call.keywords if kw.arg})
     name_node = kwargs.get("name")
     if not isinstance(name_node, ast.Constant) or not isinstance(name_node.value, str):
@@ -206,9 +209,23 @@ def _parse_parameter(target: str, call: ast.Call, problems: list) -> Optional[Pa
     for key in ("help", "required"):
         if key in kwargs:
             try:
-                spec[key] = ast.literal_eval(kwargs[key])
+                value = ast.literal_eval(kwargs[key])
             except _NOT_LITERAL:
                 problems.append((lineno, f"{what}: argument {key!r} must be a constant"))
+                continue
+            # Metaflow's None for required means False.
+            spec[key] = bool(value) if key == "required" and value is None else value
+    if kind == "IncludeFile":
+        # Its default is a path, read (and stored) on the client at run or deploy: a
+        # deploy-time default whatever its form; its value is the stored file's descriptor.
+        if "default" in kwargs:
+            spec["has_default"] = spec["deploy_time"] = True
+        spec["type"] = "include"
+        try:
+            return ParameterSpec(**spec)
+        except ValidationError as e:
+            problems.append((lineno, f"{what}: {_short(e)}"))
+            return None
     type_name = None
     if "type" in kwargs:
         type_name = PARAM_TYPES.get(_name_of(kwargs["type"]))
@@ -262,7 +279,7 @@ def _parse_schedule(cls: ast.ClassDef, problems: list) -> Optional[ScheduleSpec]
 
 
 def _parameter_assignment(item: ast.stmt) -> tuple[Optional[str], Any]:
-    """`alpha = Parameter(...)` or `alpha: float = Parameter(...)` -> ("alpha", the call)."""
+    """`alpha = Parameter(...)`, `alpha: float = Parameter(...)` or `data = IncludeFile(...)` -> (target, call)."""
     if isinstance(item, ast.Assign) and len(item.targets) == 1:
         target = item.targets[0]
     elif isinstance(item, ast.AnnAssign) and item.value is not None:
@@ -270,7 +287,7 @@ def _parameter_assignment(item: ast.stmt) -> tuple[Optional[str], Any]:
     else:
         return None, None
     value = item.value
-    if isinstance(target, ast.Name) and isinstance(value, ast.Call) and _name_of(value) == "Parameter":
+    if isinstance(target, ast.Name) and isinstance(value, ast.Call) and _name_of(value) in _PARAMETER_ARGS:
         return target.id, value
     return None, None
 

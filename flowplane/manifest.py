@@ -225,7 +225,8 @@ class GraphSpec(_Strict):
 
 # --- parameters --------------------------------------------------------------
 
-ParamType = Literal["str", "int", "float", "bool", "json"]
+# "include": an IncludeFile, whose value is the descriptor of a file stored by content.
+ParamType = Literal["str", "int", "float", "bool", "json", "include"]
 
 
 class ParameterSpec(_Strict):

@@ -43,7 +43,7 @@ from .task_errors import (
 from .task_graph import TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
 from .task_loader import LoadedFlow, fetch_package, flow_file_in, load_flow_file
 from .task_output import CapturedOutput
-from .task_params import given_values, resolve, specs_from_parameters
+from .task_params import given_values, resolve, specs_from_parameters, with_included_files
 from .task_persist import ArtifactPersistError, LoadTracker, persist
 
 EXIT_OK = 0
@@ -209,6 +209,7 @@ def prepare(args: Any) -> "Task":
         attempt=args.retry_count,
         storage=storage,
         params=params,
+        param_values=with_included_files(param_specs, params, storage, graph.flow_name),
         param_attrs={s.attribute for s in param_specs},
         tags=list(args.tags),
         production=production or token is not None,
@@ -262,7 +263,8 @@ class Task:
     indices: list[int]
     attempt: int
     storage: Storage
-    params: dict[str, Any]
+    params: dict[str, Any]  # as given: what the run record keeps (an IncludeFile's descriptor)
+    param_values: dict[str, Any]  # what the step sees and stores (an IncludeFile's content)
     param_attrs: set[str]
     tags: list[str]
     production: bool = False
@@ -352,7 +354,7 @@ class Task:
             self._catch(flow, outcome)
         if flow is not None:
             try:
-                params = self._param_artifacts(flow) if outcome.ok else dict(self.params)
+                params = self._param_artifacts(flow) if outcome.ok else dict(self.param_values)
                 index = persist(flow, self.store, tracker, params, best_effort=not outcome.ok)
                 write_index(self.storage, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, index)
                 outcome.artifacts = index
@@ -408,7 +410,7 @@ class Task:
     def _build_flow(self, tracker: LoadTracker) -> tuple[FlowSpec, Optional[Inputs]]:
         flow = self.loaded.flow_cls(use_cli=False)
         d = flow.__dict__
-        d["_flowplane_params"] = dict(self.params)
+        d["_flowplane_params"] = dict(self.param_values)
         parents = parents_of(self.graph, self.step, self.task_id, self._num_splits)
         inputs = None
         if self.node.type == "join":
@@ -511,7 +513,7 @@ class Task:
             raise ArtifactPersistError(
                 f"step {self.step!r} assigned self.{assigned[0]}, which is a Parameter; parameters are read-only"
             )
-        return dict(self.params)
+        return dict(self.param_values)
 
     # --- records --------------------------------------------------------------------
 

@@ -65,3 +65,8 @@ def indices_of(task_id: str) -> list[int]:
     if not parts or parts[0] != "1" or not all(p.isdigit() for p in parts[1:]):
         raise ValueError(f"not a flowplane task id: {task_id!r}")
     return [int(p) for p in parts[1:]]
+
+
+def include_key(flow: str, sha256: str) -> str:
+    """A file an `IncludeFile` parameter read on the client, raw bytes, once per content."""
+    return f"{flow}/includes/{sha256[:2]}/{sha256}"
