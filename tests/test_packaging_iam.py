@@ -313,6 +313,8 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
     with log.acting_as("launch"):
         assert cp.client.lambda_.invoke("launch", payload).payload["started"] is True
     with log.acting_as("api_handler"):
+        r = cp.post_json("/flows/ParameterFlow/includes", {"sha256": "ab" * 32, "size": 3})
+        assert r.status_code == 200 and r.json_body["upload"]["method"] == "PUT", r.json_body
         r = cp.post_json("/flows/ParameterFlow/runs", {"parameters": {"alpha": 0.5}})
         assert r.status_code == 201, r.json_body
         run_id = r.json_body["run_id"]
@@ -338,6 +340,16 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
     with log.acting_as("api_handler"):
         r = http.delete("/flows/HourlyFlow", headers={"content-type": "application/json"}, body='{"user": "alice"}')
         assert r.status_code == 200, r.json_body
+
+
+def test_the_api_may_presign_uploads_of_included_files_only(control_plane):
+    """A presigned PUT carries the API role's permission: included files, not artifacts."""
+    policy, names = _load_policy(_policy_file("api_handler")), _names(control_plane)
+    bucket = control_plane.settings.bucket
+    include = f"arn:aws:s3:::{bucket}/data/PlayListFlow/includes/ab/{'ab' * 32}"
+    assert _allowed(policy, "s3:PutObject", include, {}, names)
+    for other in ("data/PlayListFlow/data/ab/abc", "data/PlayListFlow/runs/1/_run.json"):
+        assert not _allowed(policy, "s3:PutObject", f"arn:aws:s3:::{bucket}/{other}", {}, names), other
 
 
 @pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)  # runs stay RUNNING: terminate stops one

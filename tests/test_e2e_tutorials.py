@@ -1,0 +1,87 @@
+"""Metaflow's tutorials with IncludeFile on the embedded control plane: `step-functions
+create` uploads the default file, `trigger --movie_data PATH` another one, and the
+production run gives the artifacts of a local run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from test_e2e_support import (
+    artifacts,
+    create,
+    embedded_plane,
+    flow_cli,
+    local_run,
+    production_run,
+    trigger,
+    wait_for_run,
+)
+from tutorials import as_flowplane, comparable, by_step
+
+pytestmark = pytest.mark.slow
+
+plane = embedded_plane()
+
+
+def test_statistics_tutorial_in_production_gives_the_local_artifacts(plane, tmp_path):
+    path = as_flowplane("02-statistics", tmp_path / "src")
+    create(path)
+    run_id = trigger(path)
+    assert wait_for_run(plane, "MovieStatsFlow", run_id)["status"] == "SUCCEEDED"
+    run = production_run("MovieStatsFlow", run_id)
+    movies = (path.parent / "movies.csv").read_text()
+    assert run.data.movie_data == movies
+    (tmp_path / "work").mkdir()
+    local = local_run(path, tmp_path / "work")
+    assert comparable(by_step(artifacts(run))) == comparable(by_step(local.artifacts))
+
+
+def test_playlist_tutorial_trigger_includes_another_file(plane, tmp_path):
+    path = as_flowplane("01-playlist", tmp_path / "src")
+    create(path)
+    short = tmp_path / "short.csv"
+    lines = (path.parent / "movies.csv").read_text().splitlines(keepends=True)
+    short.write_text("".join(lines[:40]))
+    run_id = trigger(path, "--movie_data", str(short), "--genre", "Drama")
+    assert wait_for_run(plane, "PlayListFlow", run_id)["status"] == "SUCCEEDED"
+    run = production_run("PlayListFlow", run_id)
+    assert run.data.movie_data == short.read_text()
+    assert len(run["start"].task.data.dataframe["movie_title"]) == 39  # the header and 39 movies
+    assert run.data.genre == "Drama"
+
+
+def test_a_missing_include_file_triggers_nothing(plane, tmp_path):
+    path = as_flowplane("01-playlist", tmp_path / "src")
+    create(path)
+    result = CliRunner().invoke(flow_cli(path), ["step-functions", "trigger", "--movie_data", "nope.csv"])
+    assert result.exit_code != 0
+    assert "IncludeFile 'movie_data': no file at 'nope.csv'; nothing was triggered" in result.output
+
+
+def test_create_refuses_a_missing_default_file(plane, tmp_path):
+    path = as_flowplane("02-statistics", tmp_path / "src")
+    (path.parent / "movies.csv").unlink()
+    result = CliRunner().invoke(flow_cli(path), ["step-functions", "create"])
+    assert result.exit_code != 0
+    assert "IncludeFile 'movie_data': no file at" in result.output and "nothing was deployed" in result.output
+
+
+def test_the_api_refuses_an_include_never_uploaded(plane, tmp_path):
+    from flowplane.api_client import ApiClient, ApiError
+
+    path = as_flowplane("02-statistics", tmp_path / "src")
+    create(path)
+    client = ApiClient(plane.url)
+    descriptor = {"type": "flowplane-include-v1", "sha256": "0" * 64, "size": 3}
+    with pytest.raises(ApiError) as e:
+        client.trigger("MovieStatsFlow", {"movie_data": json.dumps(descriptor)})
+    assert e.value.status == 400 and "was never uploaded to this stage" in e.value.describe()
+    with pytest.raises(ApiError) as e:
+        client.trigger("MovieStatsFlow", {"movie_data": "movies.csv"})
+    assert e.value.status == 400 and "give a path to the flow's command line" in e.value.describe()
+    with pytest.raises(ApiError) as e:
+        client.request("POST", "/flows/MovieStatsFlow/includes", body={"sha256": "0" * 64, "size": 1 << 40})
+    assert e.value.status == 400 and "at most" in e.value.describe()
