@@ -398,6 +398,11 @@ class Aws:
         return PackageStore(self._client("s3", config=Config(signature_version="s3v4")), self.settings.bucket)
 
     @cached_property
+    def batch(self) -> Any:
+        """The Batch client: job definitions for @batch(image=...) (chalicelib/images.py)."""
+        return self._client("batch")
+
+    @cached_property
     def table(self) -> Table:
         return Table(self.session.resource("dynamodb", region_name=self.settings.region).Table(self.settings.table))
 

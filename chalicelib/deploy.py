@@ -25,6 +25,7 @@ from . import deployments as dp
 from . import names
 from .aws import Aws
 from .errors import ApiError, BadRequest
+from .images import check_images, ensure_job_definitions, job_definition_names
 from .packages import ValidatedPackage, check_size, parse_manifest, validate_package
 from .schedules import input_transformer, schedule_expression
 from .settings import Settings
@@ -35,7 +36,8 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def compile_definition(
-    manifest: Manifest, package_url: str, settings: Settings, production_token: Optional[str] = None
+    manifest: Manifest, package_url: str, settings: Settings, production_token: Optional[str] = None,
+    step_job_definitions: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
     """The state machine for `manifest`; a CompileError becomes a 400 naming the step.
 
@@ -54,6 +56,10 @@ def compile_definition(
         "event_bus": settings.event_bus,
         "production_token": production_token,
         "stage": settings.resource_prefix,
+        # @batch(image=...): each such step's job definition (chalicelib/images.py).
+        "step_job_definitions": step_job_definitions
+        if step_job_definitions is not None
+        else job_definition_names(check_images(manifest, settings), settings),
     }
     known = CompileSettings.model_fields
     compile_settings = CompileSettings(**{k: v for k, v in candidates.items() if k in known and v is not None})
@@ -105,6 +111,7 @@ def accept_upload(aws: Aws, settings: Settings, data: bytes, caller: Optional[st
     """POST /packages with the package as the body: 202 once it is stored."""
     package = validate_package(data, settings.max_package_bytes, settings.max_unpacked_bytes)
     manifest = package.manifest
+    check_images(manifest, settings)
     record = _pending_record(manifest, package.sha256, package.size, "inline", caller)
     records = dp.Deployments(aws.table)
     dp.check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
@@ -131,6 +138,7 @@ def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any], caller: O
         raise BadRequest("manifest must be the package's manifest.json as an object", field="manifest")
     manifest = parse_manifest(json.dumps(body["manifest"]).encode())
     schedule_expression(manifest.graph.schedule)
+    check_images(manifest, settings)
     record = _pending_record(manifest, sha, size, "presigned", caller)
     records = dp.Deployments(aws.table)
     dp.check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
@@ -197,7 +205,9 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         stage = "compile"
         records.set_stage(deployment_id, stage)
         package_url = aws.packages.url(package.key)
-        definition = compile_definition(manifest, package_url, settings, token)
+        # Registered before anything is published; an unused one costs nothing and is reused.
+        job_definitions = ensure_job_definitions(aws.batch, settings, check_images(manifest, settings))
+        definition = compile_definition(manifest, package_url, settings, token, job_definitions)
         definition_key = f"state-machines/{name}/{deployment_id}.json"
         aws.packages.put_json(definition_key, definition)
 

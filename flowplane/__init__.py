@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .current import current
-from .decorators import catch, resources, retry, schedule, step, timeout
+from .decorators import batch, catch, environment, resources, retry, schedule, step, timeout
 from .flowspec import FlowSpec
 from .includefile import IncludeFile
 from .parameters import JSONType, Parameter
@@ -43,6 +43,8 @@ __all__ = [
     "catch",
     "timeout",
     "resources",
+    "batch",
+    "environment",
     "schedule",
     *sorted(_CLIENT_NAMES),
 ]

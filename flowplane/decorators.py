@@ -64,6 +64,8 @@ retry = _step_decorator("retry")
 catch = _step_decorator("catch")
 timeout = _step_decorator("timeout")
 resources = _step_decorator("resources")
+batch = _step_decorator("batch")
+environment = _step_decorator("environment")
 
 
 def schedule(cls: Optional[type] = None, **kwargs: Any) -> Any:

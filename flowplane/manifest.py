@@ -9,6 +9,7 @@ Schema (`manifest_json_schema()`) documents it for anyone else.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -98,14 +99,69 @@ class ResourcesSpec(_Strict):
     gpu: int = Field(0, ge=0, le=16)
 
 
+class BatchSpec(_Strict):
+    """`@batch`: run on AWS Batch with these resources (as @resources, the larger of both
+    wins), in `image` (a job definition the control plane registers per image) and `queue`.
+
+    Locally it is recorded and the step runs as a local process, as Metaflow does
+    without `--with batch`.
+    """
+
+    kind: Literal["batch"] = "batch"
+    cpu: float = Field(1, gt=0, le=256)
+    memory: int = Field(4096, ge=128)
+    gpu: int = Field(0, ge=0, le=16)
+    image: Optional[str] = Field(None, min_length=1, max_length=255)
+    queue: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_-]{1,128}$|^arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-queue/[A-Za-z0-9_-]{1,128}$")
+    # MiB of /dev/shm: a job definition setting (Batch cannot override it per job).
+    shared_memory: Optional[int] = Field(None, ge=1)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and (v != v.strip() or any(c.isspace() for c in v)):
+            raise ValueError(f"image must be an image reference without spaces, got {v!r}")
+        return v
+
+
+# Variables the runtime itself sets: a step must not change what its task runs with.
+_RESERVED_ENV_PREFIXES = ("FLOWPLANE_", "AWS_BATCH_")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class EnvironmentSpec(_Strict):
+    """`@environment(vars={...})`: set in the task's environment, locally and on Batch."""
+
+    kind: Literal["environment"] = "environment"
+    vars: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("vars", mode="before")
+    @classmethod
+    def _vars(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError("vars must be a dict of NAME -> value")
+        out = {}
+        for name, value in v.items():
+            if not isinstance(name, str) or not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if name.startswith(_RESERVED_ENV_PREFIXES):
+                raise ValueError(f"{name!r}: variables starting with {' or '.join(_RESERVED_ENV_PREFIXES)} are the runtime's")
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise ValueError(f"{name!r}: the value must be a string (or a number), got {type(value).__name__}")
+            out[name] = str(value)
+        return out
+
+
 StepDecoratorSpec = Annotated[
-    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec], Field(discriminator="kind")
+    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec, BatchSpec, EnvironmentSpec], Field(discriminator="kind")
 ]
 STEP_DECORATORS = {
     "retry": RetrySpec,
     "catch": CatchSpec,
     "timeout": TimeoutSpec,
     "resources": ResourcesSpec,
+    "batch": BatchSpec,
+    "environment": EnvironmentSpec,
 }
 
 
@@ -163,6 +219,15 @@ class StepSpec(_Strict):
             if d.kind == kind:
                 return d
         return None
+
+    def compute_resources(self) -> Optional[ResourcesSpec]:
+        """What the Batch job asks for: @resources and @batch, the larger of each (Metaflow's rule)."""
+        given = [d for d in (self.decorator("resources"), self.decorator("batch")) if d is not None]
+        if not given:
+            return None
+        return ResourcesSpec(
+            cpu=max(d.cpu for d in given), memory=max(d.memory for d in given), gpu=max(d.gpu for d in given)
+        )
 
 
 class GraphSpec(_Strict):

@@ -190,6 +190,11 @@ def prepare(args: Any) -> "Task":
     node = graph[args.step]
     if node.type == "foreach" and node.decorator("catch") is not None:
         raise TaskSetupError(f"step {node.name!r}: @catch is not supported on a foreach split step (as in Metaflow)")
+    environment = node.decorator("environment")
+    if environment is not None:
+        # This process runs only this task: its environment is the step's, locally and on Batch
+        # alike, for the step's code and whatever it starts.
+        os.environ.update(environment.vars)
     root = args.datastore_root or default_root()
     storage = _storage(root)
     param_specs = list(manifest.parameters) if manifest else specs_from_parameters(_flow_parameters(loaded))

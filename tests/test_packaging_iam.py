@@ -32,7 +32,7 @@ CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 INFRA = json.loads((ROOT / "infra" / "resources.json").read_text())
 ACCOUNT = "123456789012"
 # Actions AWS authorizes only on "*" (no resource-level permissions).
-STAR_ONLY = {"batch:DescribeJobs", "ecr:GetAuthorizationToken", "states:ListStateMachines"}
+STAR_ONLY = {"batch:DescribeJobs", "batch:DescribeJobDefinitions", "ecr:GetAuthorizationToken", "states:ListStateMachines"}
 
 
 def _function_names() -> set[str]:
@@ -252,6 +252,11 @@ def _requests(service: str, op: str, p: dict[str, Any], cp) -> list[tuple[str, s
         return [(f"logs:{op}", arn.format("logs", f"log-group:{p['logGroupName']}:log-stream:{p.get('logStreamName', '')}"), {})]
     if service == "lambda":
         return [(f"lambda:{op}", p["FunctionName"], {})]
+    if service == "batch" and op == "RegisterJobDefinition":
+        container = p.get("containerProperties") or {}
+        roles = [container[k] for k in ("jobRoleArn", "executionRoleArn") if container.get(k)]
+        return [("batch:RegisterJobDefinition", arn.format("batch", f"job-definition/{p['jobDefinitionName']}"), {}),
+                *(("iam:PassRole", role, {}) for role in roles)]
     return [(f"{service}:{op}", "*", {})]
 
 
@@ -277,6 +282,8 @@ def _names(cp) -> dict[str, str]:
         "LambdaLogGroup": "/aws/lambda/flowplane-local",
         "StatesRole.Arn": cp.aws.sfn_role_arn,
         "EventsDeadLetterQueue.Arn": f"arn:aws:sqs:{s.region}:{ACCOUNT}:dead-letters",
+        "JobRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/flowplane-local-job",
+        "TaskExecutionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/flowplane-local-execution",
     }
 
 
@@ -340,6 +347,15 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
     with log.acting_as("api_handler"):
         r = http.delete("/flows/HourlyFlow", headers={"content-type": "application/json"}, body='{"user": "alice"}')
         assert r.status_code == 200, r.json_body
+
+
+def test_the_compile_function_may_register_job_definitions_for_images_only(control_plane):
+    policy, names = _load_policy(_policy_file("compile")), _names(control_plane)
+    prefix = f"arn:aws:batch:{control_plane.settings.region}:{ACCOUNT}:job-definition/"
+    assert _allowed(policy, "batch:RegisterJobDefinition", prefix + "flowplane-local-image-0123456789abcdef", {}, names)
+    assert not _allowed(policy, "batch:RegisterJobDefinition", prefix + "flowplane-local-task", {}, names)
+    assert not _allowed(policy, "batch:RegisterJobDefinition", prefix + "other-stack-image-0123", {}, names)
+    assert _allowed(policy, "iam:PassRole", names["JobRole.Arn"], {}, names)
 
 
 def test_the_api_may_presign_uploads_of_included_files_only(control_plane):
