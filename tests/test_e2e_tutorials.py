@@ -85,3 +85,18 @@ def test_the_api_refuses_an_include_never_uploaded(plane, tmp_path):
     with pytest.raises(ApiError) as e:
         client.request("POST", "/flows/MovieStatsFlow/includes", body={"sha256": "0" * 64, "size": 1 << 40})
     assert e.value.status == 400 and "at most" in e.value.describe()
+
+
+def test_environment_and_batch_image_on_the_embedded_plane(plane, tmp_path):
+    """@environment reaches the Batch task; a @batch image gets its job definition and runs."""
+    from test_batch_environment import FLOW
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    path = folder / "batch_flow.py"
+    path.write_text(FLOW.replace(', queue="big-queue"', ""))  # the stage's queue: the plane has one
+    create(path)
+    run_id = trigger(path)
+    assert wait_for_run(plane, "BatchFlow", run_id)["status"] == "SUCCEEDED"
+    run = production_run("BatchFlow", run_id)
+    assert run["start"].task.data.seen == ("hi", "3") and run["end"].task.data.seen is None
