@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .config import Config, config_expr
 from .current import current
 from .decorators import batch, catch, environment, resources, retry, schedule, step, timeout
 from .flowspec import FlowSpec
@@ -38,6 +39,8 @@ __all__ = [
     "Parameter",
     "JSONType",
     "IncludeFile",
+    "Config",
+    "config_expr",
     "current",
     "retry",
     "catch",

@@ -109,14 +109,52 @@ def build_flow_cli(flow_cls: type) -> Any:
         callback=_parse_with,
         help="Attach a step decorator to every step without one, e.g. --with retry or --with retry:times=2.",
     )
+    @click.option(
+        "--config", "config_files", multiple=True, type=(str, str), metavar="NAME PATH",
+        help="Read the Config NAME from the JSON file PATH (instead of its default).",
+    )
+    @click.option(
+        "--config-value", "config_values", multiple=True, type=(str, str), metavar="NAME JSON",
+        help="Give the Config NAME as JSON text.",
+    )
     @click.pass_context
-    def cli(ctx: click.Context, with_specs: list[Any]) -> None:
-        ctx.obj = dataclasses.replace(base, with_decorators=list(with_specs))
+    def cli(ctx: click.Context, with_specs: list[Any], config_files: Any, config_values: Any) -> None:
+        ctx.obj = _with_configs(base, list(with_specs), config_files, config_values)
 
     cli.add_command(_run_command(base))
     cli.add_command(_show_command())
     cli.add_command(_check_command())
     return cli
+
+
+def _with_configs(base: Any, with_specs: list[Any], files: Any, values: Any) -> Any:
+    """The flow's context with its Config values read here, before any command runs or deploys."""
+    import click
+
+    from .config import ConfigError, iter_sources, resolve_configs
+    from .datastore.storage import default_root
+    from .parameters import DeployTimeContext
+
+    objects = base.config_objects()
+    if not objects and not files and not values:
+        return dataclasses.replace(base, with_decorators=with_specs, configs={})
+    given = dict(iter_sources(files, values))
+    root = default_root()
+
+    def context(name: str) -> DeployTimeContext:
+        return DeployTimeContext(
+            flow_name=base.flow_name, parameter_name=name, user_name=base.user,
+            logger=lambda m: click.echo(m, err=True),
+            ds_type="s3" if root.startswith("s3://") else "local", ds_root=root,
+        )
+
+    try:
+        configs = resolve_configs(objects, given, context)
+    except ConfigError as e:
+        raise click.ClickException(f"{e}; nothing ran or deployed") from None
+    from .context import FlowContext
+
+    return FlowContext.for_class(base.flow_cls, with_specs, configs)
 
 
 def _flow_help(ctx: Any) -> str:

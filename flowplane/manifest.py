@@ -329,6 +329,9 @@ class Manifest(_Strict):
     flow_file: str
     graph: GraphSpec
     parameters: list[ParameterSpec] = Field(default_factory=list)
+    # Config values (name -> JSON), read on the client at `create` and frozen here: the tasks
+    # read them as self.<config>, the control plane computes decorator arguments from them.
+    configs: dict[str, Any] = Field(default_factory=dict)
     options: DeployOptions = Field(default_factory=DeployOptions)
     created_by: str = "unknown"
     created_at: Optional[str] = None

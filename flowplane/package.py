@@ -211,6 +211,7 @@ def manifest_for(
         flow_file=os.path.basename(ctx.flow_file),
         graph=ctx.graph,
         parameters=resolve_parameters(ctx, include=include) if parameters is None else parameters,
+        configs=dict(ctx.configs or {}),
         options=options.model_copy(update={"with_decorators": list(ctx.with_decorators)}),
         created_by=ctx.user,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

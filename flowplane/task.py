@@ -43,7 +43,7 @@ from .task_errors import (
 from .task_graph import TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
 from .task_loader import LoadedFlow, fetch_package, flow_file_in, load_flow_file
 from .task_output import CapturedOutput
-from .task_params import given_values, resolve, specs_from_parameters, with_included_files
+from .task_params import from_json_option, given_values, resolve, specs_from_parameters, with_included_files
 from .task_persist import ArtifactPersistError, LoadTracker, persist
 
 EXIT_OK = 0
@@ -68,6 +68,7 @@ def build_parser() -> "argparse.ArgumentParser":
     source.add_argument("--package", default=None)
     p.add_argument("--datastore-root", default=None)
     p.add_argument("--params-json", default=None)
+    p.add_argument("--configs-json", default=None)
     p.add_argument("--tag", action="append", default=[], dest="tags")
     p.add_argument("--with", action="append", default=[], dest="with_specs", metavar="SPEC")
     return p
@@ -82,6 +83,7 @@ _VALUE_OPTIONS = {
     "--package": "package",
     "--datastore-root": "datastore_root",
     "--params-json": "params_json",
+    "--configs-json": "configs_json",
 }
 _LIST_OPTIONS = {"--tag": "tags", "--with": "with_specs"}
 
@@ -97,7 +99,7 @@ def _fast_parse(argv: list[str]) -> Optional[SimpleNamespace]:
     values: dict[str, Any] = {
         "run_id": env("FLOWPLANE_RUN_ID"), "step": env("FLOWPLANE_STEP"), "task_id": env("FLOWPLANE_TASK_ID"),
         "retry_count": env("FLOWPLANE_RETRY_COUNT") or "0", "flow_file": None, "package": None,
-        "datastore_root": None, "params_json": None, "tags": [], "with_specs": [],
+        "datastore_root": None, "params_json": None, "configs_json": None, "tags": [], "with_specs": [],
     }
     seen = set()
     it = iter(argv)
@@ -180,7 +182,13 @@ def prepare(args: Any) -> "Task":
         loaded = load_flow_file(flow_file_in(package_dir, manifest), manifest)
     else:
         manifest = None
-        loaded = load_flow_file(args.flow_file)
+        loaded = load_flow_file(args.flow_file, configs=_configs(getattr(args, "configs_json", None)))
+    missing_configs = [c.name for c in loaded.source.configs if c.name not in loaded.configs]
+    if missing_configs:
+        raise TaskSetupError(
+            f"no value for the config(s) {', '.join(map(repr, missing_configs))}: they are read when the run "
+            "starts (or the flow is deployed) and given to every task (--configs-json)"
+        )
     with_specs = _with_specs(args.with_specs)
     _, graph = loaded.context(with_specs)
     try:
@@ -221,6 +229,11 @@ def prepare(args: Any) -> "Task":
         token=token,
         manifest=manifest,
     )
+
+
+def _configs(text: Optional[str]) -> dict[str, Any]:
+    """--configs-json: the Config values the local run read when it started."""
+    return from_json_option(text, "--configs-json", "config values") if text else {}
 
 
 def _storage(root: str) -> Storage:
@@ -416,6 +429,7 @@ class Task:
         flow = self.loaded.flow_cls(use_cli=False)
         d = flow.__dict__
         d["_flowplane_params"] = dict(self.param_values)
+        d["_flowplane_configs"] = self.loaded.configs
         parents = parents_of(self.graph, self.step, self.task_id, self._num_splits)
         inputs = None
         if self.node.type == "join":

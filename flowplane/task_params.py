@@ -102,13 +102,14 @@ def from_execution_input(text: str) -> dict[str, Any]:
     return params
 
 
-def from_json_option(text: str) -> dict[str, Any]:
+def from_json_option(text: str, option: str = "--params-json", what: str = "parameter values") -> dict[str, Any]:
+    """A JSON object given on the task's command line (--params-json, --configs-json)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise TaskSetupError(f"--params-json is not JSON ({e.msg})") from None
+        raise TaskSetupError(f"{option} is not JSON ({e.msg})") from None
     if not isinstance(data, dict):
-        raise TaskSetupError("--params-json must be a JSON object of parameter values")
+        raise TaskSetupError(f"{option} must be a JSON object of {what}")
     return data
 
 
