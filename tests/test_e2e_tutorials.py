@@ -100,3 +100,37 @@ def test_environment_and_batch_image_on_the_embedded_plane(plane, tmp_path):
     assert wait_for_run(plane, "BatchFlow", run_id)["status"] == "SUCCEEDED"
     run = production_run("BatchFlow", run_id)
     assert run["start"].task.data.seen == ("hi", "3") and run["end"].task.data.seen is None
+
+
+def test_playlist_redux_in_production_sees_only_its_own_namespace_as_under_metaflow(plane, tmp_path):
+    """Tutorial 03 reads `Flow("MovieStatsFlow").latest_successful_run`. On Step Functions Metaflow
+    runs each task in its deployment's namespace (`--namespace=production:<token>`), and each flow
+    mints its own token, so MovieStatsFlow's production runs are not in PlayListFlow's namespace:
+    `Flow(...)` raises MetaflowNamespaceMismatch and `start` fails. Here too. Switching to the
+    stats deployment's namespace (or `namespace(None)`) in the step, as Metaflow's docs advise,
+    reads the production MovieStatsFlow run."""
+    stats = as_flowplane("02-statistics", tmp_path / "src")
+    created = create(stats)
+    stats_ns = next(line.strip() for line in created.splitlines() if line.strip().startswith("production:"))
+    stats_run = trigger(stats)
+    assert wait_for_run(plane, "MovieStatsFlow", stats_run)["status"] == "SUCCEEDED"
+
+    redux = as_flowplane("03-playlist-redux", tmp_path / "src")
+    create(redux)
+    run_id = trigger(redux)
+    assert wait_for_run(plane, "PlayListFlow", run_id)["status"] == "FAILED"
+    start = production_run("PlayListFlow", run_id)["start"].task
+    assert not start.successful and "NamespaceMismatch" in repr(start.exception)
+    assert "is not in namespace 'production:playlistflow-" in str(start.exception) and "Using metadata provider: s3@s3://" in start.stdout
+
+    text = redux.read_text()
+    line = '        run = Flow("MovieStatsFlow").latest_successful_run\n'
+    assert line in text
+    redux.write_text(text.replace(line, f'        from flowplane import namespace\n        namespace("{stats_ns}")\n{line}'))
+    create(redux)
+    run_id = trigger(redux)
+    assert wait_for_run(plane, "PlayListFlow", run_id)["status"] == "SUCCEEDED"
+    run = production_run("PlayListFlow", run_id)
+    assert f"Using analysis from 'Run('MovieStatsFlow/{stats_run}')'" in run["start"].task.stdout
+    assert run["start"].task.data.genre_stats == production_run("MovieStatsFlow", stats_run).data.genre_stats
+    assert run.data.playlist and len(run.data.bonus) == 2
