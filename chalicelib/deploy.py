@@ -28,6 +28,7 @@ from .errors import ApiError, BadRequest
 from .images import check_images, ensure_job_definitions, job_definition_names
 from .packages import ValidatedPackage, check_size, parse_manifest, validate_package
 from .schedules import input_transformer, schedule_expression
+from .secrets import check_secrets
 from .settings import Settings
 
 log = logging.getLogger("flowplane.deploy")
@@ -44,6 +45,7 @@ def compile_definition(
     Only the fields CompileSettings declares are passed, so the production token
     reaches the state machine as soon as the compiler takes one.
     """
+    check_secrets(manifest, settings)
     # Imported here: the API Lambda answers most routes without the compiler.
     from .compiler import CompileError, CompileSettings, compile_state_machine
 
@@ -112,6 +114,7 @@ def accept_upload(aws: Aws, settings: Settings, data: bytes, caller: Optional[st
     package = validate_package(data, settings.max_package_bytes, settings.max_unpacked_bytes)
     manifest = package.manifest
     check_images(manifest, settings)
+    check_secrets(manifest, settings)
     record = _pending_record(manifest, package.sha256, package.size, "inline", caller)
     records = dp.Deployments(aws.table)
     dp.check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
@@ -139,6 +142,7 @@ def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any], caller: O
     manifest = parse_manifest(json.dumps(body["manifest"]).encode())
     schedule_expression(manifest.graph.schedule)
     check_images(manifest, settings)
+    check_secrets(manifest, settings)
     record = _pending_record(manifest, sha, size, "presigned", caller)
     records = dp.Deployments(aws.table)
     dp.check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)

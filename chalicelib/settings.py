@@ -55,6 +55,9 @@ class Settings(BaseModel):
     # repositories, e.g. "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml/,python:");
     # empty: steps run only on the stage's own job definition (chalicelib/images.py).
     allowed_images: str = ""
+    # `@secrets`: the names the task role may read (`<resource prefix>/` unless set); the
+    # stack's JobRole grants secretsmanager:GetSecretValue on exactly these (chalicelib/secrets.py).
+    secrets_prefix: Optional[str] = None
 
     max_package_bytes: int = Field(50 * MB, gt=0)
     # Unpacked size cap, so a small gzip bomb cannot exhaust the Lambda.
@@ -85,6 +88,8 @@ class Settings(BaseModel):
                     "digits, '-' or '_': choose a shorter stage name or set FLOWPLANE_RESOURCE_PREFIX"
                 )
             object.__setattr__(self, "resource_prefix", prefix)
+        if self.secrets_prefix is None:
+            object.__setattr__(self, "secrets_prefix", f"{self.resource_prefix}/")
         return self
 
     @classmethod

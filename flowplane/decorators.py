@@ -72,6 +72,7 @@ timeout = _step_decorator("timeout")
 resources = _step_decorator("resources")
 batch = _step_decorator("batch")
 environment = _step_decorator("environment")
+secrets = _step_decorator("secrets")
 
 
 def schedule(cls: Optional[type] = None, **kwargs: Any) -> Any:

@@ -142,18 +142,54 @@ class EnvironmentSpec(_Strict):
             raise ValueError("vars must be a dict of NAME -> value")
         out = {}
         for name, value in v.items():
-            if not isinstance(name, str) or not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name")
-            if name.startswith(_RESERVED_ENV_PREFIXES):
-                raise ValueError(f"{name!r}: variables starting with {' or '.join(_RESERVED_ENV_PREFIXES)} are the runtime's")
+            check_env_name(name)
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise ValueError(f"{name!r}: the value must be a string (or a number), got {type(value).__name__}")
             out[name] = str(value)
         return out
 
 
+# A Secrets Manager secret's name (its allowed characters) or its ARN.
+_SECRET_SOURCE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+class SecretsSpec(_Strict):
+    """`@secrets(sources=[...])`: AWS Secrets Manager secrets (JSON objects) whose keys and
+    values are set in the task's environment when it starts (flowplane/task_secrets.py)."""
+
+    kind: Literal["secrets"] = "secrets"
+    sources: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: list[str]) -> list[str]:
+        for source in v:
+            if not _SECRET_SOURCE.match(source):
+                raise ValueError(f"{source!r} is not a Secrets Manager secret name or ARN")
+        if len(set(v)) != len(v):
+            raise ValueError("a secret is named twice")
+        return v
+
+
+def secret_name(source: str) -> str:
+    """The secret's name, whether given by name or by ARN (whose name ends with AWS's 6-character suffix)."""
+    if source.startswith("arn:"):
+        return source.split(":secret:", 1)[1]
+    return source
+
+
+def check_env_name(name: Any) -> str:
+    """An environment variable a step may set (@environment, @secrets); else a ValueError naming it."""
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name")
+    if name.startswith(_RESERVED_ENV_PREFIXES):
+        raise ValueError(f"{name!r}: variables starting with {' or '.join(_RESERVED_ENV_PREFIXES)} are the runtime's")
+    return name
+
+
 StepDecoratorSpec = Annotated[
-    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec, BatchSpec, EnvironmentSpec], Field(discriminator="kind")
+    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec, BatchSpec, EnvironmentSpec, SecretsSpec],
+    Field(discriminator="kind"),
 ]
 STEP_DECORATORS = {
     "retry": RetrySpec,
@@ -162,6 +198,7 @@ STEP_DECORATORS = {
     "resources": ResourcesSpec,
     "batch": BatchSpec,
     "environment": EnvironmentSpec,
+    "secrets": SecretsSpec,
 }
 
 

@@ -203,6 +203,12 @@ def prepare(args: Any) -> "Task":
         # This process runs only this task: its environment is the step's, locally and on Batch
         # alike, for the step's code and whatever it starts.
         os.environ.update(environment.vars)
+    secrets = node.decorator("secrets")
+    if secrets is not None and secrets.sources:
+        from .task_secrets import secret_environment
+
+        # Read before anything is written, so an unknown secret fails the task cleanly.
+        os.environ.update(secret_environment(secrets.sources))
     root = args.datastore_root or default_root()
     storage = _storage(root)
     param_specs = list(manifest.parameters) if manifest else specs_from_parameters(_flow_parameters(loaded))

@@ -134,3 +134,36 @@ def test_playlist_redux_in_production_sees_only_its_own_namespace_as_under_metaf
     assert f"Using analysis from 'Run('MovieStatsFlow/{stats_run}')'" in run["start"].task.stdout
     assert run["start"].task.data.genre_stats == production_run("MovieStatsFlow", stats_run).data.genre_stats
     assert run.data.playlist and len(run.data.bonus) == 2
+
+
+def test_secrets_and_configs_on_the_embedded_plane(plane, tmp_path):
+    """@secrets reads the plane's (moto) Secrets Manager in the Batch task; a Config frozen at
+    create is what the production task sees and what its decorators were computed from."""
+    from test_config import FLOW as CONFIG_FLOW, VALUES
+    from test_secrets import FLOW as SECRET_FLOW, PASSWORD
+
+    sm = plane.session.client("secretsmanager")
+    sm.create_secret(Name="flowplane-local/db", SecretString=json.dumps({"DB_USER": "app", "DB_PASSWORD": PASSWORD}))
+    sm.create_secret(Name="flowplane-local/api", SecretString=json.dumps({"API_PORT": "8443"}))
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    path = folder / "secret_flow.py"
+    path.write_text(SECRET_FLOW)
+    create(path)
+    run_id = trigger(path)
+    assert wait_for_run(plane, "SecretFlow", run_id)["status"] == "SUCCEEDED"
+    run = production_run("SecretFlow", run_id)
+    assert run["start"].task.data.seen == ("app", len(PASSWORD), "8443")
+    assert PASSWORD not in run["start"].task.stdout + run["start"].task.stderr
+
+    folder = tmp_path / "config"
+    folder.mkdir()
+    path = folder / "cfg_flow.py"
+    path.write_text(CONFIG_FLOW.replace('default="config.json"', 'default=os.path.join(os.path.dirname(__file__), "config.json")'))
+    (folder / "config.json").write_text(json.dumps(VALUES))
+    create(path)
+    (folder / "config.json").write_text(json.dumps({**VALUES, "mode": "changed-after-create"}))
+    run_id = trigger(path)
+    assert wait_for_run(plane, "CfgFlow", run_id)["status"] == "SUCCEEDED"
+    run = production_run("CfgFlow", run_id)
+    assert run["start"].task.data.seen == (2, "fast", "hi", "FAST")

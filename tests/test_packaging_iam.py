@@ -441,3 +441,18 @@ def test_the_stacks_tables_match_what_bootstrap_creates_locally():
     assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+def test_tasks_may_read_only_the_stages_secrets(control_plane):
+    """@secrets: the task role reads secrets under the stage's prefix (what the compile function
+    allows a step to name), nothing else, and cannot list or change them."""
+    [policy] = INFRA["Resources"]["JobRole"]["Properties"]["Policies"]
+    doc, names = policy["PolicyDocument"], _names(control_plane)
+    prefix = control_plane.settings.secrets_prefix
+    assert prefix == "flowplane-local/"
+    arn = f"arn:aws:secretsmanager:{control_plane.settings.region}:{ACCOUNT}:secret:"
+    assert _allowed(doc, "secretsmanager:GetSecretValue", arn + prefix + "db-AbCdEf", {}, names)
+    for other in ("other-stack/db-AbCdEf", "flowplane-local-db-AbCdEf", "db-AbCdEf"):
+        assert not _allowed(doc, "secretsmanager:GetSecretValue", arn + other, {}, names), other
+    for action in ("secretsmanager:ListSecrets", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"):
+        assert not _allowed(doc, action, arn + prefix + "db-AbCdEf", {}, names), action
