@@ -33,6 +33,9 @@ _CLIENT_NAMES = {
     "default_metadata",
 }
 
+# Metaflow's data tools, imported on first use (boto3 stays out of a task that never asks).
+_DATATOOLS_NAMES = {"S3"}
+
 __all__ = [
     "FlowSpec",
     "step",
@@ -51,6 +54,7 @@ __all__ = [
     "secrets",
     "schedule",
     *sorted(_CLIENT_NAMES),
+    *sorted(_DATATOOLS_NAMES),
 ]
 
 
@@ -59,4 +63,8 @@ def __getattr__(name: str) -> Any:
         from . import client
 
         return getattr(client, name)
+    if name in _DATATOOLS_NAMES:
+        from .datatools import s3
+
+        return getattr(s3, name)
     raise AttributeError(f"module 'flowplane' has no attribute {name!r}")

@@ -498,6 +498,8 @@ class Task:
             is_production=self.production,
             tags=[*self._system_tags(), *self.tags],
             origin_run_id=None,
+            # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
+            datastore_root=self.storage.root,
         )
 
     def _system_tags(self) -> list[str]:
