@@ -27,6 +27,7 @@ SECTIONS = [
     "bench_recorder",
     "bench_cold_import",
     "bench_embedded",
+    "bench_s3",
 ]
 
 
