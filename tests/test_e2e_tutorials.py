@@ -167,3 +167,47 @@ def test_secrets_and_configs_on_the_embedded_plane(plane, tmp_path):
     assert wait_for_run(plane, "CfgFlow", run_id)["status"] == "SUCCEEDED"
     run = production_run("CfgFlow", run_id)
     assert run["start"].task.data.seen == (2, "fast", "hi", "FAST")
+
+
+def test_s3_on_the_embedded_plane_writes_the_stacks_datastore_and_reads_back_through_the_api(plane, tmp_path,
+                                                                                            monkeypatch):
+    """S3(run=self) on Batch writes the S3 datastore; S3(run=Run(...)) reads it back through the
+    plane's objects route (presigned GETs, no AWS credentials on the client)."""
+    from flowplane import Run
+    from flowplane.api_client import ApiClient, ApiError
+    from flowplane.datatools.objects import MetaflowS3Exception, MetaflowS3NotFound
+    from flowplane.datatools.s3 import S3
+    from test_datatools_s3 import FLOW
+
+    folder = tmp_path / "s3flow"
+    folder.mkdir()
+    path = folder / "s3_flow.py"
+    path.write_text(FLOW)
+    create(path)
+    run_id = trigger(path)
+    assert wait_for_run(plane, "S3Flow", run_id)["status"] == "SUCCEEDED"
+    run = production_run("S3Flow", run_id)
+    end = run["end"].task.data
+    assert (end.text, end.many[:3], end.info) == ("alpha", ["0", "1", "2"], (2, "application/octet-stream", {"v": 2}))
+    assert run["start"].task.data.url.startswith(f"s3://{plane.settings.bucket}/data/S3Flow/datatools/{run_id}/")
+    from chalicelib.query import objects
+
+    monkeypatch.setattr(objects, "MAX_KEYS", 5)  # the listing follows the route's pages
+    with S3(run=Run(f"S3Flow/{run_id}"), tmproot=str(tmp_path)) as s3:
+        assert s3.get("models/a.txt").text == "alpha"
+        assert sorted(o.key for o in s3.get_all()) == sorted([f"many/{i}" for i in range(20)] +
+                                                             ["models/a.txt", "models/b.bin"])
+        assert [(o.key, o.exists) for o in s3.list_paths()] == [("many", False), ("models", False)]
+        assert [o.text for o in s3.get_many(["many/3", "many/4"])] == ["3", "4"]
+        assert s3.info("models/b.bin").size == 2
+        with pytest.raises(MetaflowS3NotFound):
+            s3.get("models/none")
+        with pytest.raises(MetaflowS3Exception, match="read-only"):
+            s3.put("x", "y")
+    client = ApiClient(plane.url)
+    with pytest.raises(ApiError) as e:
+        client.request("GET", f"/flows/S3Flow/runs/{run_id}/objects", query={"prefix": "../../other"})
+    assert e.value.status == 400 and "prefix" in e.value.describe()
+    with pytest.raises(ApiError) as e:
+        client.request("GET", "/flows/S3Flow/runs/sfn-nope/objects")
+    assert e.value.status == 404

@@ -27,21 +27,23 @@ def task_root() -> str:
     return join_root(root, layout.datatools_prefix(current.flow_name or "", current.run_id or ""))
 
 
-def client_run_root(run: Any) -> str:
-    """The run-scoped root URL of a Client API `Run` (or anything with a `flow/run` pathspec)."""
+def client_run_root(run: Any) -> tuple[str, Optional[Any]]:
+    """The run-scoped root URL of a Client API `Run`, and the backend to read it through
+    when that is the control plane (a production run read over its routes), else None."""
     parts = getattr(run, "path_components", None)
     provider = getattr(run, "_provider", None)
     if not isinstance(parts, list) or len(parts) != 2 or provider is None:
         raise MetaflowS3URLException(
             f"S3(run=...) takes `self` inside a step or a client Run('Flow/run_id'), got {type(run).__name__}")
-    describe_run = getattr(provider, "describe_run", None)
-    where = describe_run(*parts) if callable(describe_run) else provider.describe()
-    kind, _, root = where.partition("@")
-    if kind not in ("local", "s3"):
-        raise MetaflowS3URLException(
-            f"Run('{'/'.join(parts)}') is read through the control plane ({root}); its S3 objects are read "
-            "there with S3(run=...) only from a datastore: set FLOWPLANE_DATASTORE_ROOT to the stack's datastore")
-    return join_root(root, layout.datatools_prefix(*parts))
+    holder = getattr(provider, "provider_for_run", None)
+    source = holder(*parts) if callable(holder) else provider
+    kind, _, root = source.describe().partition("@")
+    if kind == "service":
+        from .service import ServiceBackend
+
+        backend = ServiceBackend(source, *parts)
+        return backend.root, backend
+    return join_root(root, layout.datatools_prefix(*parts)), None
 
 
 def join_root(datastore_root: str, prefix: str) -> str:

@@ -49,11 +49,16 @@ class S3:
     def __init__(self, tmproot: str = ".", bucket: Optional[str] = None, prefix: Optional[str] = None,
                  run: Any = None, s3root: Optional[str] = None, encryption: Optional[str] = None,
                  **kwargs: Any):
+        # A production run read through the control plane is read through it (service.py).
+        self._through: Optional[Backend] = None
         if run is not None:
-            root = task_root() if _is_flowspec(run) else client_run_root(run)
+            if _is_flowspec(run):
+                root = task_root()
+            else:
+                root, self._through = client_run_root(run)
             if bucket or prefix is not None:
                 flow, run_id = _flow_and_run(run)
-                root = override_root(root, bucket, prefix, flow, run_id)
+                root, self._through = override_root(root, bucket, prefix, flow, run_id), None
             self._root: Optional[str] = root
         elif s3root:
             if not str(s3root).startswith("s3://"):
@@ -111,6 +116,8 @@ class S3:
         return f"{self._root}/{key.lstrip('/')}"
 
     def _backend(self, url: str) -> Backend:
+        if self._through is not None:
+            return self._through
         return self._local if url.startswith("file://") else self._s3
 
     def _tmp(self, url: str) -> str:
