@@ -28,6 +28,7 @@ SECTIONS = [
     "bench_cold_import",
     "bench_embedded",
     "bench_validation",
+    "bench_s3",
     "bench_history",
 ]
 

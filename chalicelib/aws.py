@@ -76,9 +76,10 @@ class PackageStore:
     def put(self, key: str, data: bytes, content_type: str = "application/gzip") -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
-    def size(self, key: str) -> Optional[int]:
+    def size(self, key: str, bucket: Optional[str] = None) -> Optional[int]:
+        """The object's size, None when it does not exist (another bucket: the datastore's)."""
         try:
-            return int(self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+            return int(self.client.head_object(Bucket=bucket or self.bucket, Key=key)["ContentLength"])
         except client_error() as e:
             if error_code(e) in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -93,15 +94,19 @@ class PackageStore:
     def get_json(self, key: str) -> Any:
         return json.loads(self.get(key))
 
-    def presign_put(self, key: str, sha256_hex: str, expires: int) -> tuple[str, dict[str, str]]:
-        """A PUT URL S3 itself checks against the package's sha256."""
+    def presign_put(
+        self, key: str, sha256_hex: str, expires: int, *, bucket: Optional[str] = None,
+        content_type: str = "application/gzip",
+    ) -> tuple[str, dict[str, str]]:
+        """A PUT URL S3 itself checks against the object's sha256 (a package, an included file)."""
         checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
         url = self.client.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": key, "ChecksumSHA256": checksum, "ContentType": "application/gzip"},
+            Params={"Bucket": bucket or self.bucket, "Key": key, "ChecksumSHA256": checksum,
+                    "ContentType": content_type},
             ExpiresIn=expires,
         )
-        return url, {"x-amz-checksum-sha256": checksum, "Content-Type": "application/gzip"}
+        return url, {"x-amz-checksum-sha256": checksum, "Content-Type": content_type}
 
 
 class Table:
@@ -391,6 +396,11 @@ class Aws:
 
         # SigV4 so a presigned PUT can carry the checksum S3 verifies.
         return PackageStore(self._client("s3", config=Config(signature_version="s3v4")), self.settings.bucket)
+
+    @cached_property
+    def batch(self) -> Any:
+        """The Batch client: job definitions for @batch(image=...) (chalicelib/images.py)."""
+        return self._client("batch")
 
     @cached_property
     def table(self) -> Table:

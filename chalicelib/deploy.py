@@ -27,8 +27,10 @@ from . import names
 from .aws import Aws
 from .errors import ApiError, BadRequest
 from .flowcheck import check_version
+from .images import check_images, ensure_job_definitions, job_definition_names
 from .packages import ValidatedPackage, check_manifest_size, check_size, parse_manifest, validate_package
 from .schedules import input_transformer, schedule_expression
+from .secrets import check_secrets
 from .settings import Settings
 from .sizes import check_limit, json_size
 
@@ -38,13 +40,15 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def compile_definition(
-    manifest: Manifest, package_url: str, settings: Settings, production_token: Optional[str] = None
+    manifest: Manifest, package_url: str, settings: Settings, production_token: Optional[str] = None,
+    step_job_definitions: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
     """The state machine for `manifest`; a CompileError becomes a 400 naming the step.
 
     Only the fields CompileSettings declares are passed, so the production token
     reaches the state machine as soon as the compiler takes one.
     """
+    check_secrets(manifest, settings)
     # Imported here: the API Lambda answers most routes without the compiler.
     from .compiler import CompileError, CompileSettings, compile_state_machine
 
@@ -57,6 +61,10 @@ def compile_definition(
         "event_bus": settings.event_bus,
         "production_token": production_token,
         "stage": settings.resource_prefix,
+        # @batch(image=...): each such step's job definition (chalicelib/images.py).
+        "step_job_definitions": step_job_definitions
+        if step_job_definitions is not None
+        else job_definition_names(check_images(manifest, settings), settings),
     }
     known = CompileSettings.model_fields
     compile_settings = CompileSettings(**{k: v for k, v in candidates.items() if k in known and v is not None})
@@ -120,6 +128,8 @@ def accept_upload(aws: Aws, settings: Settings, data: bytes, caller: Optional[st
     """POST /packages with the package as the body: 202 once it is stored."""
     package = validate_package(data, settings.max_package_bytes, settings.max_unpacked_bytes)
     manifest = package.manifest
+    check_images(manifest, settings)
+    check_secrets(manifest, settings)
     record = _pending_record(manifest, package.sha256, package.size, "inline", caller)
     records = dp.Deployments(aws.table)
     dp.check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
@@ -149,6 +159,8 @@ def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any], caller: O
     manifest = parse_manifest(raw)
     check_version(manifest)
     schedule_expression(manifest.graph.schedule)
+    check_images(manifest, settings)
+    check_secrets(manifest, settings)
     record = _pending_record(manifest, sha, size, "presigned", caller)
     records = dp.Deployments(aws.table)
     dp.check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
@@ -215,7 +227,9 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         stage = "compile"
         records.set_stage(deployment_id, stage)
         package_url = aws.packages.url(package.key)
-        definition = compile_definition(manifest, package_url, settings, token)
+        # Registered before anything is published; an unused one costs nothing and is reused.
+        job_definitions = ensure_job_definitions(aws.batch, settings, check_images(manifest, settings))
+        definition = compile_definition(manifest, package_url, settings, token, job_definitions)
         definition_key = f"state-machines/{name}/{deployment_id}.json"
         aws.packages.put_json(definition_key, definition)
 

@@ -27,7 +27,8 @@ from .sizes import check_limit, json_size
 
 def read_source(manifest: Manifest, source_text: str) -> SourceFlow:
     try:
-        return read_source_flow(source_text, manifest.flow_file, manifest.flow_name)
+        # Decorator arguments that use a Config are computed from the values frozen in the manifest.
+        return read_source_flow(source_text, manifest.flow_file, manifest.flow_name, manifest.configs)
     except FlowSourceError as e:
         raise BadRequest(
             f"{manifest.flow_file}: {e}", field="flow_file", line=e.lineno or None
@@ -204,11 +205,28 @@ def check_parameter_sizes(manifest: Manifest) -> None:
     )
 
 
+def check_configs(manifest: Manifest, source: SourceFlow) -> None:
+    prefix = "the manifest disagrees with the flow's source"
+    declared = {c.name: c for c in source.configs}
+    for name in manifest.configs:
+        if name not in declared:
+            raise BadRequest(f"{prefix}: config {name!r} is not in the source", field=f"configs.{name}")
+    for name, c in declared.items():
+        if name not in manifest.configs:
+            raise BadRequest(
+                f"{prefix}: config {name!r} is in the source but has no value in the manifest",
+                field=f"configs.{name}",
+                line=c.lineno,
+            )
+
+
 def check_flow(manifest: Manifest, source_text: str) -> SourceFlow:
     """The flow as the source says it is, once the manifest is known to agree; else a 400."""
     check_version(manifest)
     source = read_source(manifest, source_text)
     check_names(source)
+    # Before lint: decorator arguments computed from a config missing from the manifest would fail it obscurely.
+    check_configs(manifest, source)
     # A bad schedule is named precisely here rather than as one lint error among others.
     schedule_expression(source.graph.schedule)
     check_lint(manifest, source)

@@ -94,6 +94,10 @@ def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> di
     specs = [ParameterSpec.model_validate(p) for p in head.get("parameters") or []]
     values = convert_parameters(specs, body.get("parameters"))
     check_input_size(values)
+    if any(s.type == "include" for s in specs):
+        from .includes import check_included
+
+        check_included(aws, settings, head.get("flow_name") or name, specs, values)
     execution = str(uuid.uuid4())
     arn = aws.state_machines.start(_target(head, settings), execution, execution_input(values))
     _record(aws, arn)

@@ -53,6 +53,14 @@ class Settings(BaseModel):
     # stack sets its own name). 40 characters at most: names keep room after it.
     resource_prefix: Optional[str] = Field(None, pattern=_PREFIX.pattern)
 
+    # Images `@batch(image=...)` may name: comma-separated prefixes (registries or
+    # repositories, e.g. "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml/,python:");
+    # empty: steps run only on the stage's own job definition (chalicelib/images.py).
+    allowed_images: str = ""
+    # `@secrets`: the names the task role may read (`<resource prefix>/` unless set); the
+    # stack's JobRole grants secretsmanager:GetSecretValue on exactly these (chalicelib/secrets.py).
+    secrets_prefix: Optional[str] = None
+
     max_package_bytes: int = Field(50 * MB, gt=0)
     # Unpacked size cap, so a small gzip bomb cannot exhaust the Lambda (a package may also
     # unpack to at most 100 times its size, flowplane/archive.py). Tasks unpack with the
@@ -65,6 +73,10 @@ class Settings(BaseModel):
     execution_target: Literal["state_machine", "alias"] = "state_machine"
     # On AWS a rule needs a resource policy on the launcher; moto has no launcher function.
     grant_launcher_permission: bool = False
+
+    @property
+    def allowed_image_prefixes(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.allowed_images.split(",") if p.strip())
 
     @model_validator(mode="after")
     def _defaults(self) -> "Settings":
@@ -80,6 +92,8 @@ class Settings(BaseModel):
                     "digits, '-' or '_': choose a shorter stage name or set FLOWPLANE_RESOURCE_PREFIX"
                 )
             object.__setattr__(self, "resource_prefix", prefix)
+        if self.secrets_prefix is None:
+            object.__setattr__(self, "secrets_prefix", f"{self.resource_prefix}/")
         return self
 
     @classmethod

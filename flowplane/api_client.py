@@ -276,6 +276,16 @@ class ApiClient:
             raise ApiError(status, {"error": f"the upload to S3 failed: {raw.decode('utf-8', 'replace')[:300]}"})
         return answer
 
+    def put_include(self, flow: str, sha256: str, data: bytes) -> dict[str, Any]:
+        """Store an IncludeFile's bytes in the stage's datastore (once per content), straight to S3."""
+        answer = self.request("POST", f"/flows/{_seg(flow)}/includes", body={"sha256": sha256, "size": len(data)})
+        upload = answer.get("upload")
+        if upload:
+            status, _, raw = self.transport(upload["method"], upload["url"], dict(upload["headers"]), data)
+            if status >= 300:
+                raise ApiError(status, {"error": f"the upload to S3 failed: {raw.decode('utf-8', 'replace')[:300]}"})
+        return answer
+
     def compile(self, package: Package) -> dict[str, Any]:
         """The state machine the control plane would deploy; nothing changes."""
         return self.request("POST", "/compile", data=package.data, content_type="application/gzip")

@@ -109,14 +109,52 @@ def build_flow_cli(flow_cls: type) -> Any:
         callback=_parse_with,
         help="Attach a step decorator to every step without one, e.g. --with retry or --with retry:times=2.",
     )
+    @click.option(
+        "--config", "config_files", multiple=True, type=(str, str), metavar="NAME PATH",
+        help="Read the Config NAME from the JSON file PATH (instead of its default).",
+    )
+    @click.option(
+        "--config-value", "config_values", multiple=True, type=(str, str), metavar="NAME JSON",
+        help="Give the Config NAME as JSON text.",
+    )
     @click.pass_context
-    def cli(ctx: click.Context, with_specs: list[Any]) -> None:
-        ctx.obj = dataclasses.replace(base, with_decorators=list(with_specs))
+    def cli(ctx: click.Context, with_specs: list[Any], config_files: Any, config_values: Any) -> None:
+        ctx.obj = _with_configs(base, list(with_specs), config_files, config_values)
 
     cli.add_command(_run_command(base))
     cli.add_command(_show_command())
     cli.add_command(_check_command())
     return cli
+
+
+def _with_configs(base: Any, with_specs: list[Any], files: Any, values: Any) -> Any:
+    """The flow's context with its Config values read here, before any command runs or deploys."""
+    import click
+
+    from .config import ConfigError, iter_sources, resolve_configs
+    from .datastore.storage import default_root
+    from .parameters import DeployTimeContext
+
+    objects = base.config_objects()
+    if not objects and not files and not values:
+        return dataclasses.replace(base, with_decorators=with_specs, configs={})
+    given = dict(iter_sources(files, values))
+    root = default_root()
+
+    def context(name: str) -> DeployTimeContext:
+        return DeployTimeContext(
+            flow_name=base.flow_name, parameter_name=name, user_name=base.user,
+            logger=lambda m: click.echo(m, err=True),
+            ds_type="s3" if root.startswith("s3://") else "local", ds_root=root,
+        )
+
+    try:
+        configs = resolve_configs(objects, given, context)
+    except ConfigError as e:
+        raise click.ClickException(f"{e}; nothing ran or deployed") from None
+    from .context import FlowContext
+
+    return FlowContext.for_class(base.flow_cls, with_specs, configs)
 
 
 def _flow_help(ctx: Any) -> str:
@@ -162,6 +200,9 @@ def _param_type(p: Any) -> Any:
 
     from .parameters import ParameterError, convert
 
+    if p.type_name == "include":
+        return click.Path(dir_okay=False)  # read (and checked) once every value is known
+
     class FlowParameterType(click.ParamType):
         name = {"json": "JSON", "str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN"}[p.type_name]
 
@@ -177,8 +218,10 @@ def _param_type(p: Any) -> Any:
 def _param_option(p: Any, dest: str) -> Any:
     import click
 
-    if p.is_deploy_time:
-        shown: Any = "computed when the run starts"
+    if p.type_name == "include" and isinstance(p.default, str):
+        shown: Any = p.default
+    elif p.is_deploy_time:
+        shown = "computed when the run starts"
     elif p.has_default:
         shown = json.dumps(p.default) if p.type_name == "json" else str(p.default)
     else:
@@ -225,6 +268,7 @@ def _run_command(base: Any) -> Any:
                 except ParameterError as e:
                     raise click.ClickException(str(e)) from None
             resolved[p.name] = value
+        resolved = _include_files(fctx, list(dests.values()), resolved, root)
         from .runtime import RunRefused, run_local
 
         try:
@@ -248,6 +292,21 @@ def _run_command(base: Any) -> Any:
         *(_param_option(p, dest) for dest, p in dests.items() if p.name not in clash),
     ]
     return click.Command("run", callback=run, params=options, help="Run the flow on this machine, each task in its own process.")
+
+
+def _include_files(fctx: Any, params: list[Any], values: dict[str, Any], root: str) -> dict[str, Any]:
+    """Read every IncludeFile's file into the run's datastore before anything runs."""
+    import click
+
+    from .datastore.includes import IncludeError, store_include
+    from .datastore.storage import storage_for
+    from .includefile import include_values
+
+    storage = storage_for(root)
+    try:
+        return include_values(params, values, lambda d, data: store_include(storage, fctx.flow_name, d, data))
+    except IncludeError as e:
+        raise click.ClickException(f"{e}; nothing ran") from None
 
 
 def _lint_errors(fctx: Any) -> Optional[list[Any]]:

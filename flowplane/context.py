@@ -6,7 +6,7 @@ import getpass
 import inspect
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from .graph import SourceFlow, read_source_flow
 from .manifest import GraphSpec
@@ -32,6 +32,8 @@ class FlowContext:
     source: SourceFlow  # the graph and parameters as read from the source with `ast`
     with_decorators: list[Any] = field(default_factory=list)  # `--with` specs
     user: str = field(default_factory=username)
+    # The Config values (name -> JSON) the source was read with; None: not resolved yet.
+    configs: Optional[dict[str, Any]] = None
 
     @property
     def flow_name(self) -> str:
@@ -51,9 +53,19 @@ class FlowContext:
                     out = [p for p in out if p.attribute != attr] + [value]
         return out
 
+    def config_objects(self) -> list[Any]:
+        """The flow's Config objects, in definition order."""
+        from .config import flow_configs
+
+        return flow_configs(self.flow_cls)
+
     @classmethod
-    def for_class(cls, flow_cls: type, with_decorators: list[Any] | None = None) -> "FlowContext":
+    def for_class(
+        cls, flow_cls: type, with_decorators: list[Any] | None = None, configs: Optional[dict[str, Any]] = None
+    ) -> "FlowContext":
         path = os.path.abspath(inspect.getsourcefile(flow_cls) or "")
         with open(path, encoding="utf-8") as f:
-            source = read_source_flow(f.read(), path, flow_cls.__name__)
-        return cls(flow_cls=flow_cls, flow_file=path, source=source, with_decorators=list(with_decorators or []))
+            source = read_source_flow(f.read(), path, flow_cls.__name__, configs)
+        return cls(
+            flow_cls=flow_cls, flow_file=path, source=source, with_decorators=list(with_decorators or []), configs=configs
+        )

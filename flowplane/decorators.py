@@ -7,10 +7,12 @@ arguments from the source with the same models.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 from pydantic import ValidationError
 
+from .config import is_deferred
 from .manifest import STEP_DECORATORS, ScheduleSpec
 
 
@@ -40,7 +42,11 @@ def _step_decorator(kind: str) -> Callable:
     model = STEP_DECORATORS[kind]
 
     def decorator(func: Optional[Callable] = None, **kwargs: Any) -> Any:
-        spec = _validated(model, f"@{kind}", kwargs)
+        if any(is_deferred(v) for v in kwargs.values()):
+            # `cfg.cpu` / config_expr(...): checked when the graph is read with the config values.
+            spec: Any = SimpleNamespace(kind=kind, deferred=kwargs)
+        else:
+            spec = _validated(model, f"@{kind}", kwargs)
 
         def attach(f: Callable) -> Callable:
             existing = list(getattr(f, "decorators", []))
@@ -64,11 +70,16 @@ retry = _step_decorator("retry")
 catch = _step_decorator("catch")
 timeout = _step_decorator("timeout")
 resources = _step_decorator("resources")
+batch = _step_decorator("batch")
+environment = _step_decorator("environment")
+secrets = _step_decorator("secrets")
 
 
 def schedule(cls: Optional[type] = None, **kwargs: Any) -> Any:
     """`@schedule(hourly=True)`, `@schedule(cron='0 10 * * ? *')`; no argument means daily."""
-    spec = _validated(ScheduleSpec, "@schedule", kwargs)
+    deferred = any(is_deferred(v) for v in kwargs.values())
+    # A config-valued argument is computed when the graph is read with the config values.
+    spec = SimpleNamespace(deferred=kwargs) if deferred else _validated(ScheduleSpec, "@schedule", kwargs)
 
     def attach(c: type) -> type:
         c._flowplane_schedule = spec  # type: ignore[attr-defined]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from pydantic import ValidationError
 
+from .config_eval import ConfigExprError, evaluate, references_config
 from .manifest import (
     STEP_DECORATORS,
     GraphSpec,
@@ -23,8 +24,11 @@ from .manifest import (
 
 PARAM_TYPES = {"str": "str", "int": "int", "float": "float", "bool": "bool", "JSONType": "json"}
 
-# Parameter's positional arguments, in order (as Metaflow's).
-_PARAMETER_ARGS = ("name", "default", "type", "help", "required")
+# Positional arguments, in order (as Metaflow's), of each kind of parameter.
+_PARAMETER_ARGS = {
+    "Parameter": ("name", "default", "type", "help", "required"),
+    "IncludeFile": ("name", "required", "is_text", "encoding", "help"),
+}
 
 # What `ast.literal_eval` raises for something that is not a plain constant:
 # `{[1]: 2}` parses but raises TypeError (unhashable), deep nesting RecursionError.
@@ -39,6 +43,36 @@ class FlowSourceError(Exception):
         self.lineno = lineno
 
 
+@dataclass(frozen=True)
+class ConfigDeclaration:
+    """`attribute = Config("name", ...)` as the source says it."""
+
+    name: str
+    attribute: str
+    required: bool = False
+    lineno: int = 0
+
+
+class _Configs:
+    """The flow's configs while reading decorators: their names, and their values when known.
+
+    Without values (a command's help, before --config is parsed) an argument that depends
+    on a config is left out silently; with them it is computed by `config_eval`.
+    """
+
+    def __init__(self, declared: list[ConfigDeclaration], values: Optional[Mapping[str, Any]]):
+        self.values = values
+        self.names = {d.name for d in declared} | {d.attribute for d in declared}
+        self.env: dict[str, Any] = {}
+        if values is not None:
+            for d in declared:
+                # config_expr("...") names a config by name; `cfg.x` in the class body by attribute.
+                self.env[d.name] = self.env[d.attribute] = values.get(d.name)
+
+
+_NO_CONFIGS = _Configs([], {})
+
+
 @dataclass
 class SourceFlow:
     """What the source says: the graph plus parameters as far as `ast` can see them."""
@@ -50,6 +84,7 @@ class SourceFlow:
     # A message about one step or parameter starts with "step 'x': " or
     # "parameter 'x': " so that lint can name what is at fault.
     problems: list[tuple[int, str]] = field(default_factory=list)
+    configs: list[ConfigDeclaration] = field(default_factory=list)
 
 
 def _name_of(node: ast.AST) -> str:
@@ -63,7 +98,9 @@ def _name_of(node: ast.AST) -> str:
     return ""
 
 
-def _literal_kwargs(call: ast.AST, lineno: int, what: str, problems: list) -> dict[str, Any]:
+def _literal_kwargs(
+    call: ast.AST, lineno: int, what: str, problems: list, configs: "_Configs" = _NO_CONFIGS
+) -> dict[str, Any]:
     if not isinstance(call, ast.Call):
         return {}
     out: dict[str, Any] = {}
@@ -74,6 +111,14 @@ def _literal_kwargs(call: ast.AST, lineno: int, what: str, problems: list) -> di
         try:
             out[kw.arg] = ast.literal_eval(kw.value)
         except _NOT_LITERAL:
+            if references_config(kw.value, configs.names):
+                if configs.values is None:
+                    continue  # computed once the configs are known
+                try:
+                    out[kw.arg] = evaluate(kw.value, configs.env)
+                except ConfigExprError as e:
+                    problems.append((lineno, f"{what}: argument {kw.arg!r}: {e}"))
+                continue
             problems.append(
                 (
                     lineno,
@@ -104,7 +149,7 @@ def _find_flow_class(tree: ast.Module, class_name: Optional[str]) -> ast.ClassDe
     return candidates[0]
 
 
-def _parse_step(func: ast.FunctionDef, problems: list) -> StepSpec:
+def _parse_step(func: ast.FunctionDef, problems: list, configs: _Configs = _NO_CONFIGS) -> StepSpec:
     decorators = []
     for dec in func.decorator_list:
         kind = _name_of(dec)
@@ -113,7 +158,7 @@ def _parse_step(func: ast.FunctionDef, problems: list) -> StepSpec:
             if any(d.kind == kind for d in decorators):
                 problems.append((dec.lineno, f"{what} is given twice"))
                 continue
-            kwargs = _literal_kwargs(dec, dec.lineno, what, problems)
+            kwargs = _literal_kwargs(dec, dec.lineno, what, problems, configs)
             try:
                 decorators.append(STEP_DECORATORS[kind](**kwargs))
             except ValidationError as e:
@@ -191,8 +236,8 @@ def _short(e: ValidationError) -> str:
 
 def _parse_parameter(target: str, call: ast.Call, problems: list) -> Optional[ParameterSpec]:
     lineno = call.lineno
-    # Positional arguments count as Parameter(name, default, type, help, required).
-    kwargs = dict(zip(_PARAMETER_ARGS, call.args))
+    kind = _name_of(call)
+    kwargs = dict(zip(_PARAMETER_ARGS[kind], call.args))
     kwargs.update({kw.arg: kw.value for kw in call.keywords if kw.arg})
     name_node = kwargs.get("name")
     if not isinstance(name_node, ast.Constant) or not isinstance(name_node.value, str):
@@ -206,9 +251,23 @@ def _parse_parameter(target: str, call: ast.Call, problems: list) -> Optional[Pa
     for key in ("help", "required"):
         if key in kwargs:
             try:
-                spec[key] = ast.literal_eval(kwargs[key])
+                value = ast.literal_eval(kwargs[key])
             except _NOT_LITERAL:
                 problems.append((lineno, f"{what}: argument {key!r} must be a constant"))
+                continue
+            # Metaflow's None for required means False.
+            spec[key] = bool(value) if key == "required" and value is None else value
+    if kind == "IncludeFile":
+        # Its default is a path, read (and stored) on the client at run or deploy: a
+        # deploy-time default whatever its form; its value is the stored file's descriptor.
+        if "default" in kwargs:
+            spec["has_default"] = spec["deploy_time"] = True
+        spec["type"] = "include"
+        try:
+            return ParameterSpec(**spec)
+        except ValidationError as e:
+            problems.append((lineno, f"{what}: {_short(e)}"))
+            return None
     type_name = None
     if "type" in kwargs:
         type_name = PARAM_TYPES.get(_name_of(kwargs["type"]))
@@ -250,10 +309,10 @@ def _infer_type(value: Any) -> Optional[str]:
     return None
 
 
-def _parse_schedule(cls: ast.ClassDef, problems: list) -> Optional[ScheduleSpec]:
+def _parse_schedule(cls: ast.ClassDef, problems: list, configs: _Configs = _NO_CONFIGS) -> Optional[ScheduleSpec]:
     for dec in cls.decorator_list:
         if _name_of(dec) == "schedule":
-            kwargs = _literal_kwargs(dec, dec.lineno, "@schedule", problems)
+            kwargs = _literal_kwargs(dec, dec.lineno, "@schedule", problems, configs)
             try:
                 return ScheduleSpec(**kwargs)
             except ValidationError as e:
@@ -262,7 +321,7 @@ def _parse_schedule(cls: ast.ClassDef, problems: list) -> Optional[ScheduleSpec]
 
 
 def _parameter_assignment(item: ast.stmt) -> tuple[Optional[str], Any]:
-    """`alpha = Parameter(...)` or `alpha: float = Parameter(...)` -> ("alpha", the call)."""
+    """`alpha = Parameter(...)`, `alpha: float = Parameter(...)` or `data = IncludeFile(...)` -> (target, call)."""
     if isinstance(item, ast.Assign) and len(item.targets) == 1:
         target = item.targets[0]
     elif isinstance(item, ast.AnnAssign) and item.value is not None:
@@ -270,17 +329,44 @@ def _parameter_assignment(item: ast.stmt) -> tuple[Optional[str], Any]:
     else:
         return None, None
     value = item.value
-    if isinstance(target, ast.Name) and isinstance(value, ast.Call) and _name_of(value) == "Parameter":
+    if isinstance(target, ast.Name) and isinstance(value, ast.Call) and _name_of(value) in _PARAMETER_ARGS:
         return target.id, value
     return None, None
+
+
+def _config_declaration(item: ast.stmt, problems: list) -> Optional[ConfigDeclaration]:
+    """`cfg = Config("cfg", ...)` (or annotated) -> its declaration; anything else None."""
+    target, value = None, getattr(item, "value", None)
+    if isinstance(item, ast.Assign) and len(item.targets) == 1:
+        target = item.targets[0]
+    elif isinstance(item, ast.AnnAssign):
+        target = item.target
+    if not (isinstance(target, ast.Name) and isinstance(value, ast.Call) and _name_of(value) == "Config"):
+        return None
+    name_node = value.args[0] if value.args else next((k.value for k in value.keywords if k.arg == "name"), None)
+    if not isinstance(name_node, ast.Constant) or not isinstance(name_node.value, str):
+        problems.append((value.lineno, f"config {target.id!r}: its name must be a string constant"))
+        return None
+    required = next((k.value for k in value.keywords if k.arg == "required"), None)
+    try:
+        is_required = bool(ast.literal_eval(required)) if required is not None else False
+    except _NOT_LITERAL:
+        is_required = False
+    return ConfigDeclaration(name=name_node.value, attribute=target.id, required=is_required, lineno=value.lineno)
 
 
 def _is_step(func: ast.FunctionDef) -> bool:
     return any(_name_of(d) == "step" for d in func.decorator_list)
 
 
-def read_source_flow(source: str, filename: str = "<flow>", class_name: Optional[str] = None) -> SourceFlow:
-    """Parse `source` and return its flow's graph and parameters."""
+def read_source_flow(
+    source: str, filename: str = "<flow>", class_name: Optional[str] = None, configs: Optional[Mapping[str, Any]] = None
+) -> SourceFlow:
+    """Parse `source` and return its flow's graph and parameters.
+
+    `configs` (name -> value) are the flow's Config values: decorator arguments that use
+    them are computed from them. None: not known yet, such arguments are left out.
+    """
     try:
         return _read(source, filename, class_name)
     except (RecursionError, MemoryError):
@@ -302,6 +388,8 @@ def _read(source: str, filename: str, class_name: Optional[str]) -> SourceFlow:
     problems: list[tuple[int, str]] = []
     steps: dict[str, StepSpec] = {}
     parameters: list[ParameterSpec] = []
+    declared = [d for d in (_config_declaration(i, problems) for i in cls.body) if d is not None]
+    config_env = _Configs(declared, configs)
     for item in cls.body:
         if isinstance(item, ast.FunctionDef) and _is_step(item):
             if item.name in steps:
@@ -312,7 +400,7 @@ def _read(source: str, filename: str, class_name: Optional[str]) -> SourceFlow:
                         "the later definition silently replaces the earlier one",
                     )
                 )
-            steps[item.name] = _parse_step(item, problems)
+            steps[item.name] = _parse_step(item, problems, config_env)
         else:
             target, value = _parameter_assignment(item)
             if target is not None:
@@ -323,10 +411,20 @@ def _read(source: str, filename: str, class_name: Optional[str]) -> SourceFlow:
     graph = GraphSpec(
         flow_name=cls.name,
         steps=steps,
-        schedule=_parse_schedule(cls, problems),
+        schedule=_parse_schedule(cls, problems, config_env),
         doc=ast.get_docstring(cls),
     )
-    return SourceFlow(graph=graph, parameters=parameters, class_lineno=cls.lineno, problems=problems)
+    _check_config_names(declared, parameters, problems)
+    return SourceFlow(graph=graph, parameters=parameters, class_lineno=cls.lineno, problems=problems, configs=declared)
+
+
+def _check_config_names(declared: list[ConfigDeclaration], parameters: list[ParameterSpec], problems: list) -> None:
+    # Configs and parameters share one namespace in Metaflow (and on the command line here).
+    seen: dict[str, int] = {p.name.lower(): p.lineno for p in parameters}
+    for d in declared:
+        if d.name.lower() in seen:
+            problems.append((d.lineno, f"config {d.name!r}: a parameter or config of that name is declared at line {seen[d.name.lower()]}"))
+        seen[d.name.lower()] = d.lineno
 
 
 def graph_from_source(source: str, filename: str = "<flow>", class_name: Optional[str] = None) -> GraphSpec:

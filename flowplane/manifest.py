@@ -103,14 +103,106 @@ class ResourcesSpec(_Strict):
     gpu: int = Field(0, ge=0, le=16)
 
 
+class BatchSpec(_Strict):
+    """`@batch`: run on AWS Batch with these resources (as @resources, the larger of both
+    wins), in `image` (a job definition the control plane registers per image) and `queue`.
+
+    Locally it is recorded and the step runs as a local process, as Metaflow does
+    without `--with batch`.
+    """
+
+    kind: Literal["batch"] = "batch"
+    cpu: float = Field(1, gt=0, le=256)
+    memory: int = Field(4096, ge=128)
+    gpu: int = Field(0, ge=0, le=16)
+    image: Optional[str] = Field(None, min_length=1, max_length=255)
+    queue: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_-]{1,128}$|^arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-queue/[A-Za-z0-9_-]{1,128}$")
+    # MiB of /dev/shm: a job definition setting (Batch cannot override it per job).
+    shared_memory: Optional[int] = Field(None, ge=1)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and (v != v.strip() or any(c.isspace() for c in v)):
+            raise ValueError(f"image must be an image reference without spaces, got {v!r}")
+        return v
+
+
+# Variables the runtime itself sets: a step must not change what its task runs with.
+_RESERVED_ENV_PREFIXES = ("FLOWPLANE_", "AWS_BATCH_")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class EnvironmentSpec(_Strict):
+    """`@environment(vars={...})`: set in the task's environment, locally and on Batch."""
+
+    kind: Literal["environment"] = "environment"
+    vars: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("vars", mode="before")
+    @classmethod
+    def _vars(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError("vars must be a dict of NAME -> value")
+        out = {}
+        for name, value in v.items():
+            check_env_name(name)
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise ValueError(f"{name!r}: the value must be a string (or a number), got {type(value).__name__}")
+            out[name] = str(value)
+        return out
+
+
+# A Secrets Manager secret's name (its allowed characters) or its ARN.
+_SECRET_SOURCE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+class SecretsSpec(_Strict):
+    """`@secrets(sources=[...])`: AWS Secrets Manager secrets (JSON objects) whose keys and
+    values are set in the task's environment when it starts (flowplane/task_secrets.py)."""
+
+    kind: Literal["secrets"] = "secrets"
+    sources: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: list[str]) -> list[str]:
+        for source in v:
+            if not _SECRET_SOURCE.match(source):
+                raise ValueError(f"{source!r} is not a Secrets Manager secret name or ARN")
+        if len(set(v)) != len(v):
+            raise ValueError("a secret is named twice")
+        return v
+
+
+def secret_name(source: str) -> str:
+    """The secret's name, whether given by name or by ARN (whose name ends with AWS's 6-character suffix)."""
+    if source.startswith("arn:"):
+        return source.split(":secret:", 1)[1]
+    return source
+
+
+def check_env_name(name: Any) -> str:
+    """An environment variable a step may set (@environment, @secrets); else a ValueError naming it."""
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name")
+    if name.startswith(_RESERVED_ENV_PREFIXES):
+        raise ValueError(f"{name!r}: variables starting with {' or '.join(_RESERVED_ENV_PREFIXES)} are the runtime's")
+    return name
+
+
 StepDecoratorSpec = Annotated[
-    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec], Field(discriminator="kind")
+    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec, BatchSpec, EnvironmentSpec, SecretsSpec],
+    Field(discriminator="kind"),
 ]
 STEP_DECORATORS = {
     "retry": RetrySpec,
     "catch": CatchSpec,
     "timeout": TimeoutSpec,
     "resources": ResourcesSpec,
+    "batch": BatchSpec,
+    "environment": EnvironmentSpec,
+    "secrets": SecretsSpec,
 }
 
 
@@ -168,6 +260,15 @@ class StepSpec(_Strict):
             if d.kind == kind:
                 return d
         return None
+
+    def compute_resources(self) -> Optional[ResourcesSpec]:
+        """What the Batch job asks for: @resources and @batch, the larger of each (Metaflow's rule)."""
+        given = [d for d in (self.decorator("resources"), self.decorator("batch")) if d is not None]
+        if not given:
+            return None
+        return ResourcesSpec(
+            cpu=max(d.cpu for d in given), memory=max(d.memory for d in given), gpu=max(d.gpu for d in given)
+        )
 
 
 class GraphSpec(_Strict):
@@ -230,7 +331,8 @@ class GraphSpec(_Strict):
 
 # --- parameters --------------------------------------------------------------
 
-ParamType = Literal["str", "int", "float", "bool", "json"]
+# "include": an IncludeFile, whose value is the descriptor of a file stored by content.
+ParamType = Literal["str", "int", "float", "bool", "json", "include"]
 
 
 class ParameterSpec(_Strict):
@@ -289,6 +391,9 @@ class Manifest(_Strict):
     flow_file: str
     graph: GraphSpec
     parameters: list[ParameterSpec] = Field(default_factory=list)
+    # Config values (name -> JSON), read on the client at `create` and frozen here: the tasks
+    # read them as self.<config>, the control plane computes decorator arguments from them.
+    configs: dict[str, Any] = Field(default_factory=dict)
     options: DeployOptions = Field(default_factory=DeployOptions)
     created_by: str = "unknown"
     created_at: Optional[str] = None

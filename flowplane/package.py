@@ -24,6 +24,7 @@ from .parameters import DeployTimeContext, ParameterError
 
 if TYPE_CHECKING:
     from .context import FlowContext
+    from .includefile import IncludeSink
 
 MANIFEST_NAME = "manifest.json"
 PACKAGE_PREFIX = "packages/"
@@ -156,13 +157,20 @@ def read_manifest(data: bytes) -> Manifest:
 
 
 def resolve_parameters(
-    ctx: "FlowContext", logger: Callable[[str], None] = print, ds_type: str = "s3", ds_root: Optional[str] = None
+    ctx: "FlowContext", logger: Callable[[str], None] = print, ds_type: str = "s3", ds_root: Optional[str] = None,
+    include: Optional["IncludeSink"] = None,
 ) -> list[ParameterSpec]:
     """The source's parameters with their defaults evaluated once, here, at deploy time.
 
     A function default (e.g. one that records who deployed and when) runs on the
-    deployer's machine; the control plane only ever sees its value.
+    deployer's machine; the control plane only ever sees its value. An IncludeFile's
+    default file is read here and handed to `include` (the stage's datastore); its
+    descriptor is the deployed default. Without `include` the file is read and checked
+    only (`--only-json`).
     """
+    from .datastore.includes import IncludeError
+    from .includefile import IncludeFile
+
     objects = {p.name: p for p in ctx.parameters()}
     out = []
     for spec in ctx.source.parameters:
@@ -179,7 +187,9 @@ def resolve_parameters(
         )
         try:
             value = param.resolve_default(context)
-        except ParameterError as e:
+            if isinstance(param, IncludeFile) and value is not None:
+                value = param.include(value, include or (lambda descriptor, data: None))
+        except (ParameterError, IncludeError) as e:
             raise PackageError(str(e)) from None
         out.append(spec.model_copy(update={"default": value, "has_default": value is not None}))
     return out
@@ -190,6 +200,7 @@ def manifest_for(
     options: DeployOptions,
     parameters: Optional[list[ParameterSpec]] = None,
     flowplane_version: Optional[str] = None,
+    include: Optional["IncludeSink"] = None,
 ) -> Manifest:
     """The manifest of a deployment of the flow in `ctx` (graph with `--with` applied)."""
     if flowplane_version is None:
@@ -199,7 +210,8 @@ def manifest_for(
         flow_name=ctx.flow_name,
         flow_file=os.path.basename(ctx.flow_file),
         graph=ctx.graph,
-        parameters=resolve_parameters(ctx) if parameters is None else parameters,
+        parameters=resolve_parameters(ctx, include=include) if parameters is None else parameters,
+        configs=dict(ctx.configs or {}),
         options=options.model_copy(update={"with_decorators": list(ctx.with_decorators)}),
         created_by=ctx.user,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -91,12 +91,21 @@ def _parse_str(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value) if not isinstance(value, (int, float)) else str(value)
 
 
+def _parse_include(value: Any) -> dict[str, Any]:
+    # Imported here: the datastore package is not needed to define parameters.
+    from .datastore.includes import IncludeDescriptor
+
+    return IncludeDescriptor.parse(value).to_json()
+
+
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "str": _parse_str,
     "int": _parse_int,
     "float": _parse_float,
     "bool": _parse_bool,
     "json": JSONType,
+    # IncludeFile: the descriptor of a file the client stored (datastore/includes.py).
+    "include": _parse_include,
 }
 
 _TYPE_NAMES = {str: "str", int: "int", float: "float", bool: "bool"}

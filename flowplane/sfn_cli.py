@@ -141,11 +141,13 @@ def create(
         option = {"tags": "--tag", "max_workers": "--max-workers"}.get(str(err["loc"][0]), str(err["loc"][0]))
         raise click.UsageError(f"{option}: {err['msg'].removeprefix('Value error, ')}") from None
     try:
-        # Deploy-time parameters are evaluated here, once.
-        manifest = manifest_for(flow, options)
+        # Deploy-time parameters are evaluated here, once; included files go to the stage's datastore.
+        manifest = manifest_for(flow, options, include=None if only_json else _include_sink(ctx, flow))
         package = package_flow(flow, manifest)
     except PackageError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.ClickException(f"{e}; nothing was deployed") from None
+    except (ApiError, ConfigError) as e:
+        raise _fail(e) from None
     try:
         if only_json:
             answer = client.compile(package)
@@ -166,6 +168,12 @@ def create(
         raise click.ClickException(_describe_failure(record))
     store_token(name, record["production_token"])
     _print_deployed(console, flow, name, record)
+
+
+def _include_sink(ctx: click.Context, flow: FlowContext) -> Any:
+    """Where an IncludeFile's bytes go: the control plane's datastore, under the flow's class name."""
+    client = _client(ctx)
+    return lambda descriptor, data: client.put_include(flow.flow_name, descriptor.sha256, data)
 
 
 def _lint(flow: FlowContext) -> None:
@@ -261,8 +269,15 @@ def trigger(ctx: click.Context, run_id_file: Optional[str], **values: Any) -> No
     for key, value in values.items():
         if key.startswith("fp_param_") and value is not None:
             given[flow.source.parameters[int(key[len("fp_param_"):])].name] = value
+    from .datastore.includes import IncludeError
+    from .includefile import include_values
+
     try:
+        # `--<include> PATH`: the file is read and uploaded here, and the run gets its descriptor.
+        given = include_values(flow.parameters(), given, _include_sink(ctx, flow))
         answer = _client(ctx).trigger(name, given)
+    except IncludeError as e:
+        raise click.ClickException(f"{e}; nothing was triggered") from None
     except (ApiError, ConfigError) as e:
         raise _fail(e) from None
     run_id = answer["run_id"]

@@ -43,7 +43,7 @@ from .task_errors import (
 from .task_graph import TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
 from .task_loader import LoadedFlow, fetch_package, flow_file_in, load_flow_file
 from .task_output import CapturedOutput
-from .task_params import given_values, resolve, specs_from_parameters
+from .task_params import from_json_option, given_values, resolve, specs_from_parameters, with_included_files
 from .task_persist import ArtifactPersistError, LoadTracker, persist
 
 EXIT_OK = 0
@@ -68,6 +68,7 @@ def build_parser() -> "argparse.ArgumentParser":
     source.add_argument("--package", default=None)
     p.add_argument("--datastore-root", default=None)
     p.add_argument("--params-json", default=None)
+    p.add_argument("--configs-json", default=None)
     p.add_argument("--tag", action="append", default=[], dest="tags")
     p.add_argument("--with", action="append", default=[], dest="with_specs", metavar="SPEC")
     return p
@@ -82,6 +83,7 @@ _VALUE_OPTIONS = {
     "--package": "package",
     "--datastore-root": "datastore_root",
     "--params-json": "params_json",
+    "--configs-json": "configs_json",
 }
 _LIST_OPTIONS = {"--tag": "tags", "--with": "with_specs"}
 
@@ -97,7 +99,7 @@ def _fast_parse(argv: list[str]) -> Optional[SimpleNamespace]:
     values: dict[str, Any] = {
         "run_id": env("FLOWPLANE_RUN_ID"), "step": env("FLOWPLANE_STEP"), "task_id": env("FLOWPLANE_TASK_ID"),
         "retry_count": env("FLOWPLANE_RETRY_COUNT") or "0", "flow_file": None, "package": None,
-        "datastore_root": None, "params_json": None, "tags": [], "with_specs": [],
+        "datastore_root": None, "params_json": None, "configs_json": None, "tags": [], "with_specs": [],
     }
     seen = set()
     it = iter(argv)
@@ -180,7 +182,13 @@ def prepare(args: Any) -> "Task":
         loaded = load_flow_file(flow_file_in(package_dir, manifest), manifest)
     else:
         manifest = None
-        loaded = load_flow_file(args.flow_file)
+        loaded = load_flow_file(args.flow_file, configs=_configs(getattr(args, "configs_json", None)))
+    missing_configs = [c.name for c in loaded.source.configs if c.name not in loaded.configs]
+    if missing_configs:
+        raise TaskSetupError(
+            f"no value for the config(s) {', '.join(map(repr, missing_configs))}: they are read when the run "
+            "starts (or the flow is deployed) and given to every task (--configs-json)"
+        )
     with_specs = _with_specs(args.with_specs)
     _, graph = loaded.context(with_specs)
     try:
@@ -190,6 +198,17 @@ def prepare(args: Any) -> "Task":
     node = graph[args.step]
     if node.type == "foreach" and node.decorator("catch") is not None:
         raise TaskSetupError(f"step {node.name!r}: @catch is not supported on a foreach split step (as in Metaflow)")
+    environment = node.decorator("environment")
+    if environment is not None:
+        # This process runs only this task: its environment is the step's, locally and on Batch
+        # alike, for the step's code and whatever it starts.
+        os.environ.update(environment.vars)
+    secrets = node.decorator("secrets")
+    if secrets is not None and secrets.sources:
+        from .task_secrets import secret_environment
+
+        # Read before anything is written, so an unknown secret fails the task cleanly.
+        os.environ.update(secret_environment(secrets.sources))
     root = args.datastore_root or default_root()
     storage = _storage(root)
     param_specs = list(manifest.parameters) if manifest else specs_from_parameters(_flow_parameters(loaded))
@@ -209,12 +228,18 @@ def prepare(args: Any) -> "Task":
         attempt=args.retry_count,
         storage=storage,
         params=params,
+        param_values=with_included_files(param_specs, params, storage, graph.flow_name),
         param_attrs={s.attribute for s in param_specs},
         tags=list(args.tags),
         production=production or token is not None,
         token=token,
         manifest=manifest,
     )
+
+
+def _configs(text: Optional[str]) -> dict[str, Any]:
+    """--configs-json: the Config values the local run read when it started."""
+    return from_json_option(text, "--configs-json", "config values") if text else {}
 
 
 def _storage(root: str) -> Storage:
@@ -262,7 +287,8 @@ class Task:
     indices: list[int]
     attempt: int
     storage: Storage
-    params: dict[str, Any]
+    params: dict[str, Any]  # as given: what the run record keeps (an IncludeFile's descriptor)
+    param_values: dict[str, Any]  # what the step sees and stores (an IncludeFile's content)
     param_attrs: set[str]
     tags: list[str]
     production: bool = False
@@ -352,7 +378,7 @@ class Task:
             self._catch(flow, outcome)
         if flow is not None:
             try:
-                params = self._param_artifacts(flow) if outcome.ok else dict(self.params)
+                params = self._param_artifacts(flow) if outcome.ok else dict(self.param_values)
                 index = persist(flow, self.store, tracker, params, best_effort=not outcome.ok)
                 write_index(self.storage, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, index)
                 outcome.artifacts = index
@@ -408,7 +434,8 @@ class Task:
     def _build_flow(self, tracker: LoadTracker) -> tuple[FlowSpec, Optional[Inputs]]:
         flow = self.loaded.flow_cls(use_cli=False)
         d = flow.__dict__
-        d["_flowplane_params"] = dict(self.params)
+        d["_flowplane_params"] = dict(self.param_values)
+        d["_flowplane_configs"] = self.loaded.configs
         parents = parents_of(self.graph, self.step, self.task_id, self._num_splits)
         inputs = None
         if self.node.type == "join":
@@ -471,6 +498,8 @@ class Task:
             is_production=self.production,
             tags=[*self._system_tags(), *self.tags],
             origin_run_id=None,
+            # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
+            datastore_root=self.storage.root,
         )
 
     def _system_tags(self) -> list[str]:
@@ -511,7 +540,7 @@ class Task:
             raise ArtifactPersistError(
                 f"step {self.step!r} assigned self.{assigned[0]}, which is a Parameter; parameters are read-only"
             )
-        return dict(self.params)
+        return dict(self.param_values)
 
     # --- records --------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ class LoadedFlow:
     source: SourceFlow
     # Set when the flow came from a deployed package: its graph and parameters win.
     manifest: Optional[Manifest] = None
+    # The Config values the graph was read with and the steps see.
+    configs: dict[str, Any] = field(default_factory=dict)
     _contexts: dict[str, tuple[FlowContext, GraphSpec]] = field(default_factory=dict)
 
     def context(self, with_decorators: list[Any]) -> tuple[FlowContext, GraphSpec]:
@@ -47,6 +49,7 @@ class LoadedFlow:
                 flow_file=self.flow_file,
                 source=self.source,
                 with_decorators=list(with_decorators),
+                configs=dict(self.configs),
             )
             found = self._contexts[key] = (ctx, ctx.graph)
         return found
@@ -68,11 +71,18 @@ def module_name_for(path: str) -> str:
     return name
 
 
-def load_flow_file(path: str, manifest: Optional[Manifest] = None) -> LoadedFlow:
-    """Import the flow file (once per process) and read its graph from the source."""
+def load_flow_file(
+    path: str, manifest: Optional[Manifest] = None, configs: Optional[dict[str, Any]] = None
+) -> LoadedFlow:
+    """Import the flow file (once per process) and read its graph from the source.
+
+    `configs` are the run's Config values (a deployed package's are in its manifest).
+    """
     path = os.path.abspath(path)
+    if manifest is not None:
+        configs = dict(manifest.configs)
     cached = _FLOWS.get(path)
-    if cached is not None:
+    if cached is not None and cached.configs == (configs or {}):
         return cached
     try:
         with open(path, encoding="utf-8") as f:
@@ -81,7 +91,7 @@ def load_flow_file(path: str, manifest: Optional[Manifest] = None) -> LoadedFlow
         raise TaskSetupError(f"cannot read the flow file {path}: {e.strerror}") from None
     class_name = manifest.flow_name if manifest else None
     try:
-        source = read_source_flow(text, path, class_name)
+        source = read_source_flow(text, path, class_name, configs or {})
     except FlowSourceError as e:
         raise TaskSetupError(f"{path}: {e}") from None
     if manifest is not None:
@@ -91,12 +101,15 @@ def load_flow_file(path: str, manifest: Optional[Manifest] = None) -> LoadedFlow
             parameters=list(manifest.parameters),
             class_lineno=source.class_lineno,
             problems=source.problems,
+            configs=source.configs,
         )
     module = _import(path)
     flow_cls = getattr(module, source.graph.flow_name, None)
     if not isinstance(flow_cls, type):
         raise TaskSetupError(f"{path} defines no class {source.graph.flow_name} when imported")
-    loaded = _FLOWS[path] = LoadedFlow(flow_cls=flow_cls, flow_file=path, source=source, manifest=manifest)
+    loaded = _FLOWS[path] = LoadedFlow(
+        flow_cls=flow_cls, flow_file=path, source=source, manifest=manifest, configs=dict(configs or {})
+    )
     return loaded
 
 

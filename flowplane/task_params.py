@@ -67,6 +67,20 @@ def resolve(specs: list[ParameterSpec], given: dict[str, Any]) -> dict[str, Any]
     return values
 
 
+def with_included_files(specs: list[ParameterSpec], values: dict[str, Any], storage: Any, flow: str) -> dict[str, Any]:
+    """The values a step sees: each IncludeFile's descriptor replaced by the file's content."""
+    from .datastore.includes import IncludeError, load_include
+
+    out = dict(values)
+    for spec in specs:
+        if spec.type == "include" and out.get(spec.name) is not None:
+            try:
+                out[spec.name] = load_include(storage, flow, out[spec.name], spec.name)
+            except IncludeError as e:
+                raise TaskSetupError(str(e)) from None
+    return out
+
+
 def from_execution_input(text: str) -> dict[str, Any]:
     """The "Parameters" of a Step Functions execution input (a JSON string, or an object)."""
     try:
@@ -88,13 +102,14 @@ def from_execution_input(text: str) -> dict[str, Any]:
     return params
 
 
-def from_json_option(text: str) -> dict[str, Any]:
+def from_json_option(text: str, option: str = "--params-json", what: str = "parameter values") -> dict[str, Any]:
+    """A JSON object given on the task's command line (--params-json, --configs-json)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise TaskSetupError(f"--params-json is not JSON ({e.msg})") from None
+        raise TaskSetupError(f"{option} is not JSON ({e.msg})") from None
     if not isinstance(data, dict):
-        raise TaskSetupError("--params-json must be a JSON object of parameter values")
+        raise TaskSetupError(f"{option} must be a JSON object of {what}")
     return data
 
 

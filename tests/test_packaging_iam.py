@@ -32,7 +32,7 @@ CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 INFRA = json.loads((ROOT / "infra" / "resources.json").read_text())
 ACCOUNT = "123456789012"
 # Actions AWS authorizes only on "*" (no resource-level permissions).
-STAR_ONLY = {"batch:DescribeJobs", "ecr:GetAuthorizationToken", "states:ListStateMachines"}
+STAR_ONLY = {"batch:DescribeJobs", "batch:DescribeJobDefinitions", "ecr:GetAuthorizationToken", "states:ListStateMachines"}
 
 
 def _function_names() -> set[str]:
@@ -252,6 +252,11 @@ def _requests(service: str, op: str, p: dict[str, Any], cp) -> list[tuple[str, s
         return [(f"logs:{op}", arn.format("logs", f"log-group:{p['logGroupName']}:log-stream:{p.get('logStreamName', '')}"), {})]
     if service == "lambda":
         return [(f"lambda:{op}", p["FunctionName"], {})]
+    if service == "batch" and op == "RegisterJobDefinition":
+        container = p.get("containerProperties") or {}
+        roles = [container[k] for k in ("jobRoleArn", "executionRoleArn") if container.get(k)]
+        return [("batch:RegisterJobDefinition", arn.format("batch", f"job-definition/{p['jobDefinitionName']}"), {}),
+                *(("iam:PassRole", role, {}) for role in roles)]
     return [(f"{service}:{op}", "*", {})]
 
 
@@ -277,6 +282,8 @@ def _names(cp) -> dict[str, str]:
         "LambdaLogGroup": "/aws/lambda/flowplane-local",
         "StatesRole.Arn": cp.aws.sfn_role_arn,
         "EventsDeadLetterQueue.Arn": f"arn:aws:sqs:{s.region}:{ACCOUNT}:dead-letters",
+        "JobRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/flowplane-local-job",
+        "TaskExecutionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/flowplane-local-execution",
     }
 
 
@@ -313,6 +320,8 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
     with log.acting_as("launch"):
         assert cp.client.lambda_.invoke("launch", payload).payload["started"] is True
     with log.acting_as("api_handler"):
+        r = cp.post_json("/flows/ParameterFlow/includes", {"sha256": "ab" * 32, "size": 3})
+        assert r.status_code == 200 and r.json_body["upload"]["method"] == "PUT", r.json_body
         r = cp.post_json("/flows/ParameterFlow/runs", {"parameters": {"alpha": 0.5}})
         assert r.status_code == 201, r.json_body
         run_id = r.json_body["run_id"]
@@ -338,6 +347,25 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
     with log.acting_as("api_handler"):
         r = http.delete("/flows/HourlyFlow", headers={"content-type": "application/json"}, body='{"user": "alice"}')
         assert r.status_code == 200, r.json_body
+
+
+def test_the_compile_function_may_register_job_definitions_for_images_only(control_plane):
+    policy, names = _load_policy(_policy_file("compile")), _names(control_plane)
+    prefix = f"arn:aws:batch:{control_plane.settings.region}:{ACCOUNT}:job-definition/"
+    assert _allowed(policy, "batch:RegisterJobDefinition", prefix + "flowplane-local-image-0123456789abcdef", {}, names)
+    assert not _allowed(policy, "batch:RegisterJobDefinition", prefix + "flowplane-local-task", {}, names)
+    assert not _allowed(policy, "batch:RegisterJobDefinition", prefix + "other-stack-image-0123", {}, names)
+    assert _allowed(policy, "iam:PassRole", names["JobRole.Arn"], {}, names)
+
+
+def test_the_api_may_presign_uploads_of_included_files_only(control_plane):
+    """A presigned PUT carries the API role's permission: included files, not artifacts."""
+    policy, names = _load_policy(_policy_file("api_handler")), _names(control_plane)
+    bucket = control_plane.settings.bucket
+    include = f"arn:aws:s3:::{bucket}/data/PlayListFlow/includes/ab/{'ab' * 32}"
+    assert _allowed(policy, "s3:PutObject", include, {}, names)
+    for other in ("data/PlayListFlow/data/ab/abc", "data/PlayListFlow/runs/1/_run.json"):
+        assert not _allowed(policy, "s3:PutObject", f"arn:aws:s3:::{bucket}/{other}", {}, names), other
 
 
 @pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)  # runs stay RUNNING: terminate stops one
@@ -413,3 +441,18 @@ def test_the_stacks_tables_match_what_bootstrap_creates_locally():
     assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+def test_tasks_may_read_only_the_stages_secrets(control_plane):
+    """@secrets: the task role reads secrets under the stage's prefix (what the compile function
+    allows a step to name), nothing else, and cannot list or change them."""
+    [policy] = INFRA["Resources"]["JobRole"]["Properties"]["Policies"]
+    doc, names = policy["PolicyDocument"], _names(control_plane)
+    prefix = control_plane.settings.secrets_prefix
+    assert prefix == "flowplane-local/"
+    arn = f"arn:aws:secretsmanager:{control_plane.settings.region}:{ACCOUNT}:secret:"
+    assert _allowed(doc, "secretsmanager:GetSecretValue", arn + prefix + "db-AbCdEf", {}, names)
+    for other in ("other-stack/db-AbCdEf", "flowplane-local-db-AbCdEf", "db-AbCdEf"):
+        assert not _allowed(doc, "secretsmanager:GetSecretValue", arn + other, {}, names), other
+    for action in ("secretsmanager:ListSecrets", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"):
+        assert not _allowed(doc, action, arn + prefix + "db-AbCdEf", {}, names), action

@@ -264,10 +264,15 @@ class _Compiler:
             f"'{escape_literal(node.name)}','--task-id',{task_id},'--retry-count',{RETRY_COUNT})"
         )
         overrides: dict[str, Any] = {"Command.$": command, "Environment.$": f"{CONTEXT_PATH}.env"}
-        resources = node.decorator("resources")
+        resources = node.compute_resources()
         if resources is not None:
             overrides["ResourceRequirements"] = _resource_requirements(resources)
-        params: dict[str, Any] = {"JobName": job_name(self.flow, node.name), "JobQueue.$": f"{CONTEXT_PATH}.queue"}
+        params: dict[str, Any] = {"JobName": job_name(self.flow, node.name)}
+        batch = node.decorator("batch")
+        if batch is not None and batch.queue:
+            params["JobQueue"] = batch.queue  # @batch(queue=...): this step's own queue
+        else:
+            params["JobQueue.$"] = f"{CONTEXT_PATH}.queue"
         if node.name in self.settings.step_job_definitions:
             params["JobDefinition"] = self.settings.step_job_definitions[node.name]
         else:

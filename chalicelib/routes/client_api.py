@@ -96,6 +96,18 @@ def list_tasks(flow: str, run_id: str, step: str) -> Any:
     return _reads().tasks(flow, run_id, step, limit=_param("limit"), next_token=_param("next_token"))
 
 
+@bp.route("/flows/{flow}/runs/{run_id}/objects", methods=["GET"])
+@json_errors
+def list_run_objects(flow: str, run_id: str) -> Any:
+    """The objects a run put with S3(run=self): a page, each with a presigned GET."""
+    from ..query.objects import list_run_objects as page
+
+    _reads().run(flow, run_id)  # an unknown run is a 404, not an empty listing
+    a = aws()
+    return page(a.packages.client, a.settings.datastore_root, flow, run_id, _param("prefix") or "",
+                _param("recursive") in ("1", "true"), _param("next"), a.settings.presign_expiry_seconds)
+
+
 @bp.route(TASK, methods=["GET"])
 @json_errors
 def get_task(flow: str, run_id: str, step: str, task_id: str) -> Any:

@@ -31,6 +31,16 @@ def trigger(flow: str) -> Any:
     return Response(body=answer, status_code=201)
 
 
+@bp.route("/flows/{flow}/includes", methods=["POST"], content_types=["application/json"])
+@json_errors
+def post_include(flow: str) -> Any:
+    """Where the SDK uploads an IncludeFile's file (`flow` is the flow's class name)."""
+    from ..includes import presign_include
+
+    a = aws()
+    return presign_include(a, a.settings, flow, json_body(bp.current_request.raw_body))
+
+
 @bp.route("/flows/{flow}/runs/{run_id}/terminate", methods=["POST"], content_types=["application/json"])
 @json_errors
 def terminate(flow: str, run_id: str) -> Any:

@@ -22,19 +22,9 @@ from .exceptions import (
     NamespaceMismatch,
     NotFound,
 )
+from .metadata import MetadataSpecError, default_metadata, get_metadata, metadata
 from .namespaces import default_namespace, get_namespace, namespace
 from .provider import FlowInfo, Provider, StepInfo, get_provider, set_provider, use_provider
-
-
-def get_metadata() -> str:
-    """Where the Client API reads from, as `kind@location` (Metaflow's get_metadata()).
-
-    Reading local runs and a control plane together (combined.py), it is the control
-    plane's `service@<url>`, Metaflow's answer with a metadata service; the datastore
-    is read as well (see get_provider().describe())."""
-    provider = get_provider()
-    own = getattr(provider, "get_metadata", None)
-    return own() if callable(own) else provider.describe()
 
 
 __all__ = [
@@ -52,6 +42,9 @@ __all__ = [
     "get_namespace",
     "default_namespace",
     "get_metadata",
+    "metadata",
+    "default_metadata",
+    "MetadataSpecError",
     "ClientError",
     "NotFound",
     "ChildNotFound",

@@ -166,6 +166,10 @@ class CombinedProvider:
     def _order(self, run: str) -> tuple[Provider, Provider]:
         return (self.plane, self.local) if is_production_run_id(run) else (self.local, self.plane)
 
+    def provider_for_run(self, flow: str, run: str) -> Provider:
+        """The one provider holding this run (S3(run=Run(...)) reads its objects there)."""
+        return self._source(flow, run)
+
     def _source(self, flow: str, run: str) -> Provider:
         """The provider holding the run (asked for it if not listed yet); the datastore when
         neither has it, so that reads of what does not exist answer empty there."""

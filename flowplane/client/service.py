@@ -171,6 +171,17 @@ class ServiceProvider:
     def describe(self) -> str:
         return f"service@{self.client.base_url}"
 
+    def run_objects(self, flow: str, run: str, prefix: str, recursive: bool,
+                    token: Optional[str] = None) -> Optional[dict[str, Any]]:
+        """One page of the objects the run put with S3(run=self) (the route's answer), None
+        when the run does not exist; read by flowplane/datatools/service.py."""
+        query = {"prefix": prefix or None, "recursive": "1" if recursive else None, "next": token}
+        return self._get(_path(flow, run, "objects"), query)
+
+    def open_url(self, url: str) -> IO[bytes]:
+        """A presigned URL the plane handed out, as a stream."""
+        return self._open_url(url)
+
     # --- HTTP ----------------------------------------------------------------
 
     def _get(self, path: str, query: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:

@@ -11,6 +11,7 @@ Client API reads either the same way.
     <flow>/runs/<run>/<step>/<task>/<attempt>/artifacts.json     artifact index {name: {sha, size, type}}
     <flow>/runs/<run>/<step>/<task>/<attempt>/stdout.log, stderr.log
     <flow>/runs/<run>/<step>/<task>/<attempt>/foreach.json       foreach cardinality written by a split task
+    <flow>/datatools/<run>/<key>                                 objects a run put through `S3(run=self)`
 """
 
 from __future__ import annotations
@@ -65,3 +66,13 @@ def indices_of(task_id: str) -> list[int]:
     if not parts or parts[0] != "1" or not all(p.isdigit() for p in parts[1:]):
         raise ValueError(f"not a flowplane task id: {task_id!r}")
     return [int(p) for p in parts[1:]]
+
+
+def include_key(flow: str, sha256: str) -> str:
+    """A file an `IncludeFile` parameter read on the client, raw bytes, once per content."""
+    return f"{flow}/includes/{sha256[:2]}/{sha256}"
+
+
+def datatools_prefix(flow: str, run_id: str) -> str:
+    """Where `S3(run=...)` keeps a run's own objects (Metaflow's DATATOOLS_S3ROOT/<flow>/<run>)."""
+    return f"{flow}/datatools/{run_id}"

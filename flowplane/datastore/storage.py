@@ -45,10 +45,7 @@ class LocalStorage:
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        atomic_write(path, data)
 
     def put_stream(self, key: str, stream: IO[bytes]) -> None:
         path = self._path(key)
@@ -148,6 +145,14 @@ class S3Storage:
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write through a temporary file beside `path` (named `.tmp-*`, which listings skip) and rename."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def storage_for(root: str) -> Storage:

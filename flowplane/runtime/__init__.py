@@ -132,7 +132,7 @@ def _warm_up(ctx: FlowContext) -> None:
     from .. import task  # the task's code path, imported once here
     from ..task_loader import load_flow_file
 
-    load_flow_file(ctx.flow_file).context(list(ctx.with_decorators))
+    load_flow_file(ctx.flow_file, configs=ctx.configs).context(list(ctx.with_decorators))
     task.build_parser()  # compiles (and caches) argparse's regexes, should a task need them
     # Objects that exist now are never collected: a child's garbage collector
     # then leaves the pages it shares with the runtime alone (copy-on-write).

@@ -100,6 +100,9 @@ class LocalRun:
             "--datastore-root", settings.root,
             "--params-json", json.dumps(settings.params, separators=(",", ":")),
         ]
+        if ctx.configs:
+            # The values read when the run started: every task sees (and decorates with) the same.
+            base += ["--configs-json", json.dumps(ctx.configs, separators=(",", ":"))]
         for t in settings.tags:
             base += ["--tag", t]
         for spec in ctx.with_decorators:
