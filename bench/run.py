@@ -29,6 +29,7 @@ SECTIONS = [
     "bench_embedded",
     "bench_validation",
     "bench_history",
+    "bench_idempotency",
 ]
 
 
