@@ -138,3 +138,20 @@ def test_requests_without_a_key_act_as_before(control_plane):
     cp.deploy("parameter_flow.py")
     ids = {_post(cp, "/flows/ParameterFlow/runs", {}).json_body["run_id"] for _ in range(2)}
     assert len(ids) == 2 and _idempotency_items(cp) == []
+
+
+def test_only_a_keyed_request_imports_powertools_idempotency():
+    """~183 ms of cold import (shared/FACTS.md): reads and keyless requests never pay it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, app\n"
+        "from chalice.test import Client\n"
+        "with Client(app.app) as c:\n"
+        "    assert c.http.get('/health').status_code == 200\n"
+        "print(any(m.startswith('aws_lambda_powertools.utilities.idempotency') for m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.stdout.strip() == "False", out.stderr
