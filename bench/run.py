@@ -30,6 +30,7 @@ SECTIONS = [
     "bench_validation",
     "bench_s3",
     "bench_history",
+    "bench_idempotency",
 ]
 
 

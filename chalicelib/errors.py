@@ -18,6 +18,8 @@ class ApiError(Exception):
 
     status = 400
     code = "BadRequest"
+    # Response headers beside the body (a Retry-After on a refusal worth asking again).
+    headers: dict[str, str] = {}
 
     def __init_subclass__(cls, status: Optional[int] = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -66,6 +68,10 @@ class NotFound(ApiError, status=404):
 
 class Conflict(ApiError, status=409):
     """The request races or contradicts what is stored (a deploy racing a delete)."""
+
+
+class UnprocessableEntity(ApiError, status=422):
+    """The request is well formed but contradicts what it refers to (a reused idempotency key)."""
 
 
 class PayloadTooLarge(ApiError, status=413):

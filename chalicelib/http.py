@@ -41,7 +41,8 @@ def json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return view(*args, **kwargs)
         except ApiError as e:
-            return Response(body=e.to_dict(), status_code=e.status, headers={"Content-Type": "application/json"})
+            headers = {"Content-Type": "application/json", **e.headers}
+            return Response(body=e.to_dict(), status_code=e.status, headers=headers)
 
     return wrapper
 

@@ -89,7 +89,11 @@ def check_input_size(values: dict[str, Any]) -> None:
     check_limit(json_size(execution_input(values)), limit, "the run's parameters as its input", why, field="parameters")
 
 
-def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> dict[str, Any]:
+def trigger(
+    aws: Aws, settings: Settings, name: str, body: dict[str, Any], execution: Optional[str] = None
+) -> dict[str, Any]:
+    """Start a production run; `execution` names it (from the request's idempotency key, so a
+    repeat of the request meets the existing execution), else a random name."""
     head = dp.Deployments(aws.table).live_head(name)
     specs = [ParameterSpec.model_validate(p) for p in head.get("parameters") or []]
     values = convert_parameters(specs, body.get("parameters"))
@@ -98,7 +102,7 @@ def trigger(aws: Aws, settings: Settings, name: str, body: dict[str, Any]) -> di
         from .includes import check_included
 
         check_included(aws, settings, head.get("flow_name") or name, specs, values)
-    execution = str(uuid.uuid4())
+    execution = execution or str(uuid.uuid4())
     arn = aws.state_machines.start(_target(head, settings), execution, execution_input(values))
     _record(aws, arn)
     return {

@@ -71,6 +71,9 @@ class Settings(BaseModel):
     # is always the production one (works on AWS and moto). "alias": on the production
     # alias (AWS only; moto cannot start executions on aliases).
     execution_target: Literal["state_machine", "alias"] = "state_machine"
+    # How long the control plane remembers an idempotency key's answer (chalicelib/idempotency.py):
+    # a retry within it gets the first answer; DynamoDB's TTL removes the record after it.
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=1, le=30 * 24 * 3600)
     # On AWS a rule needs a resource policy on the launcher; moto has no launcher function.
     grant_launcher_permission: bool = False
 

@@ -15,17 +15,22 @@ URL (a custom domain) is signed when `FLOWPLANE_API_AUTH=iam` (or `"auth":
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
+import socket
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any, Callable, Optional, Protocol
 
+from .idempotency_key import HEADER as IDEMPOTENCY_HEADER
+from .idempotency_key import new_key
 from .manifest import Manifest
 from .package import Package
+from .api_retry import RetryPolicy, TransientNetworkError, http_retryable, retry_after
 
 CONFIG_PATH = os.path.join("~", ".flowplane", "config.json")
 AUTH_MODES = ("iam", "none")
@@ -71,6 +76,15 @@ class Unreachable(ConfigError):
     """
 
 
+class Transient(Unreachable, TransientNetworkError):
+    """The exchange broke (reset, cut, timed out) after the request may have reached the
+    plane: retried (flowplane/api_retry.py), and reported as Unreachable when retries run out."""
+
+
+# Methods that change something: each request carries an idempotency key.
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 class Transport(Protocol):
     def __call__(
         self, method: str, url: str, headers: dict[str, str], body: Optional[bytes]
@@ -78,6 +92,8 @@ class Transport(Protocol):
 
 
 def urllib_transport(timeout: float = 60.0) -> Transport:
+    """`timeout`: seconds to connect, and then to wait for each part of the answer."""
+
     def send(method: str, url: str, headers: dict[str, str], body: Optional[bytes]) -> tuple[int, dict[str, str], bytes]:
         request = urllib.request.Request(url, data=body, method=method, headers=headers)
         try:
@@ -86,7 +102,14 @@ def urllib_transport(timeout: float = 60.0) -> Transport:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers or {}), e.read()
         except urllib.error.URLError as e:
-            raise Unreachable(f"cannot reach {url}: {e.reason}") from None
+            # Refused or unresolvable: nothing listens there (API Gateway never refuses; a
+            # local plane that is not running does), so it is said at once, not retried.
+            if isinstance(e.reason, (ConnectionRefusedError, socket.gaierror)):
+                raise Unreachable(f"cannot reach {url}: {e.reason}") from None
+            raise Transient(f"cannot reach {url}: {e.reason}") from None
+        except (OSError, http.client.HTTPException) as e:
+            # Reset, cut mid-answer (RemoteDisconnected, IncompleteRead) or timed out reading.
+            raise Transient(f"{method} {url}: the connection broke ({type(e).__name__}: {e})") from None
 
     return send
 
@@ -194,13 +217,16 @@ class ApiClient:
         inline_limit: int = INLINE_LIMIT,
         auth: Optional[str] = None,
         credentials: Any = None,
+        retry: Optional[RetryPolicy] = None,
     ) -> None:
-        """auth: "iam" or "none"; None decides from the settings and the URL (see auth_mode)."""
+        """auth: "iam" or "none"; None decides from the settings and the URL (see auth_mode).
+        retry: when and how long to ask again (flowplane/api_retry.py; its defaults otherwise)."""
         if auth is not None and auth not in AUTH_MODES:
             raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
         self._base_url = base_url
         self.transport = transport or urllib_transport()
         self.inline_limit = inline_limit
+        self.retry = retry or RetryPolicy()
         self._auth = auth
         self._credentials = credentials
         self._signer: Optional[SigV4Signer] = None
@@ -235,8 +261,13 @@ class ApiClient:
         data: Optional[bytes] = None,
         content_type: Optional[str] = None,
         query: Optional[dict[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
     ) -> Any:
+        """One user action: a mutating request carries `idempotency_key` (a new one unless
+        given), the same on every retry, so the plane acts on it once."""
         headers = {"Accept": "application/json"}
+        if method in MUTATING_METHODS:
+            headers[IDEMPOTENCY_HEADER] = idempotency_key or new_key()
         if body is not None:
             data = json.dumps(body).encode("utf-8")
             content_type = "application/json"
@@ -248,9 +279,7 @@ class ApiClient:
             url += "?" + urllib.parse.urlencode(
                 {k: v for k, v in query.items() if v is not None}, quote_via=urllib.parse.quote
             )
-        if self.signer is not None:
-            headers = self.signer(method, url, headers, data)
-        status, _, raw = self.transport(method, url, headers, data)
+        status, _, raw = self.exchange(method, url, headers, data, what=f"{method} {path}", sign=True)
         try:
             answer = json.loads(raw) if raw else {}
         except ValueError:
@@ -258,6 +287,23 @@ class ApiClient:
         if status >= 400:
             raise ApiError(status, answer, method, path)
         return answer
+
+    def exchange(
+        self, method: str, url: str, headers: dict[str, str], data: Optional[bytes], what: str, sign: bool = False
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request through the transport, retried by the policy; signed afresh each try."""
+
+        def attempt() -> tuple[int, dict[str, str], bytes]:
+            sent = self.signer(method, url, headers, data) if sign and self.signer is not None else headers
+            return self.transport(method, url, sent, data)
+
+        return self.retry.call(
+            attempt,
+            what,
+            status_of=lambda answer: answer[0],
+            retry_after_of=lambda answer: retry_after(answer[1]),
+            retryable=lambda answer: http_retryable(answer[0], answer[2]),
+        )
 
     # --- deploying ---------------------------------------------------------------
 
@@ -271,7 +317,10 @@ class ApiClient:
             body={"sha256": package.sha256, "size": package.size, "manifest": manifest.model_dump(mode="json")},
         )
         upload = answer["upload"]
-        status, _, raw = self.transport(upload["method"], upload["url"], dict(upload["headers"]), package.data)
+        # The same bytes to the same content-addressed key: safe to send again.
+        status, _, raw = self.exchange(
+            upload["method"], upload["url"], dict(upload["headers"]), package.data, what="the upload to S3"
+        )
         if status >= 300:
             raise ApiError(status, {"error": f"the upload to S3 failed: {raw.decode('utf-8', 'replace')[:300]}"})
         return answer

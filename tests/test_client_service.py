@@ -580,10 +580,11 @@ def test_a_404_that_is_not_the_contracts_is_a_missing_route(plane):
 
 def test_throttling_and_gateway_errors_are_retried(world_root, plane):
     waits: list[float] = []
-    provider = ServiceProvider(plane.url, sleep=waits.append)
+    provider = ServiceProvider(plane.url, sleep=waits.append, retries=3)
     plane.fail("/flows/ParameterFlow/runs/1001", 503, {"message": "Service Unavailable"}, times=2)
     assert provider.get_run("ParameterFlow", "1001").run_id == "1001"
-    assert waits == [0.2, 0.4]
+    # Full jitter (flowplane/api_retry.py): each wait is somewhere in a window that doubles.
+    assert len(waits) == 2 and 0 <= waits[0] <= 0.25 and 0 <= waits[1] <= 0.5
     plane.fail("/flows/ParameterFlow/runs/1002", 429, {"message": "Too Many Requests"})
     with pytest.raises(ServiceError, match="HTTP 429: Too Many Requests"):
         provider.get_run("ParameterFlow", "1002")

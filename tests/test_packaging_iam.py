@@ -25,6 +25,7 @@ import pytest
 from app import app
 from chalicelib.s3events import apply_input_transformer, scheduled_event
 from chalicelib.names import rule_name
+from flowplane.idempotency_key import HEADER as IDEMPOTENCY_HEADER
 from test_app_support import control_plane  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,7 +224,7 @@ def _requests(service: str, op: str, p: dict[str, Any], cp) -> list[tuple[str, s
         if op in ("BatchGetItem", "BatchWriteItem"):
             return [(f"dynamodb:{op}", table(name), {}) for name in p["RequestItems"]]
         resource = table(p["TableName"]) + (f"/index/{p['IndexName']}" if p.get("IndexName") else "")
-        return [(f"dynamodb:{op}", resource, {})]
+        return [(f"dynamodb:{op}", resource, _leading_key(p))]
     if service == "s3":
         action = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "ListObjects": "ListBucket"}.get(op, op)
         resource = f"arn:aws:s3:::{p['Bucket']}" + (f"/{p['Key']}" if "Key" in p else "")
@@ -260,6 +261,25 @@ def _requests(service: str, op: str, p: dict[str, Any], cp) -> list[tuple[str, s
     return [(f"{service}:{op}", "*", {})]
 
 
+def _leading_key(p: dict[str, Any]) -> dict[str, str]:
+    """An item call's partition key as IAM sees it (`dynamodb:LeadingKeys`)."""
+    key = p.get("Key") or p.get("Item") or {}
+    pk = key.get("PK")
+    if isinstance(pk, dict):  # a low-level client's typed value
+        pk = pk.get("S")
+    return {"dynamodb:LeadingKeys": pk} if isinstance(pk, str) else {}
+
+
+def _condition_holds(op: str, key: str, want: Any, context: dict[str, str]) -> bool:
+    if op == "StringEquals":
+        return context.get(key) == want
+    if op == "ForAllValues:StringEquals":
+        # As AWS: every value of the request's key among those listed (none present: holds,
+        # which is why it is used only on calls that always carry a key, item calls).
+        return key not in context or context[key] in _as_list(want)
+    raise AssertionError(f"the checker does not know condition operator {op}")
+
+
 def _allowed(policy: dict[str, Any], action: str, resource: str, context: dict[str, str], names: dict[str, str]) -> bool:
     for s in _statements(policy):
         if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _as_list(s["Action"])):
@@ -267,9 +287,7 @@ def _allowed(policy: dict[str, Any], action: str, resource: str, context: dict[s
         if not any(fnmatch.fnmatchcase(resource, r) for r in _resolve(s["Resource"], names)):
             continue
         conditions = s.get("Condition", {})
-        if all(context.get(k) == v for op, kv in conditions.items() for k, v in kv.items() if op == "StringEquals") and all(
-            op == "StringEquals" for op in conditions
-        ):
+        if all(_condition_holds(op, k, v, context) for op, kv in conditions.items() for k, v in kv.items()):
             return True
     return False
 
@@ -322,9 +340,16 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
     with log.acting_as("api_handler"):
         r = cp.post_json("/flows/ParameterFlow/includes", {"sha256": "ab" * 32, "size": 3})
         assert r.status_code == 200 and r.json_body["upload"]["method"] == "PUT", r.json_body
-        r = cp.post_json("/flows/ParameterFlow/runs", {"parameters": {"alpha": 0.5}})
+        # With an idempotency key, twice (the second is answered from its record), and a
+        # keyed request refused (its claim is deleted: chalicelib/idempotency.py).
+        json_type = {"content-type": "application/json", IDEMPOTENCY_HEADER: "iam-1"}
+        body = json.dumps({"parameters": {"alpha": 0.5}})
+        r = http.post("/flows/ParameterFlow/runs", headers=json_type, body=body)
         assert r.status_code == 201, r.json_body
+        assert http.post("/flows/ParameterFlow/runs", headers=json_type, body=body).json_body == r.json_body
         run_id = r.json_body["run_id"]
+        refused = http.post("/flows/NoSuchFlow/runs", headers={**json_type, IDEMPOTENCY_HEADER: "iam-2"}, body="{}")
+        assert refused.status_code == 404, refused.json_body
         for path in ("/flows", "/flows/ParameterFlow", "/flows/ParameterFlow/runs", "/deployments?flow=HourlyFlow"):
             assert http.get(path).status_code == 200, path
         r = http.post(f"/flows/ParameterFlow/runs/{run_id}/terminate", headers={"content-type": "application/json"}, body="{}")
@@ -383,8 +408,8 @@ def test_every_call_a_handler_makes_is_allowed_by_its_own_policy(control_plane, 
                 denied.append(f"{function}: {action} on {resource}")
     assert not denied, "calls the policies do not allow:\n" + "\n".join(sorted(set(denied)))
     # The exercise really ran each handler's AWS paths.
-    assert {"dynamodb:PutItem", "s3:PutObject", "states:StartExecution", "states:StopExecution",
-            "states:DeleteStateMachine", "events:DeleteRule"} <= exercised["api_handler"]
+    assert {"dynamodb:PutItem", "dynamodb:DeleteItem", "s3:PutObject", "states:StartExecution",
+            "states:StopExecution", "states:DeleteStateMachine", "events:DeleteRule"} <= exercised["api_handler"]
     assert {"states:CreateStateMachine", "states:UpdateStateMachine", "iam:PassRole", "events:PutRule",
             "events:PutTargets", "s3:GetObject", "dynamodb:DeleteItem"} <= exercised["compile"]
     assert {"dynamodb:GetItem", "states:StartExecution"} <= exercised["launch"]
@@ -418,6 +443,11 @@ def test_the_checker_refuses_what_a_policy_does_not_grant(control_plane):
     assert not _allowed(compile_, "events:DeleteRule", f"{rules}/flowplane-local-RecordJobEvent-1AB2", {}, names)
     api = _load_policy(_policy_file("api_handler"))
     assert not _allowed(api, "states:StopExecution", f"{states}:execution:flowplane-prod-F:x", {}, names)
+    # The API deletes only idempotency claims, never a record of the table's other kinds.
+    from chalicelib.idempotency import PARTITION
+
+    assert _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": PARTITION}, names)
+    assert not _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": "FLOW#F"}, names)
 
 
 # --- the stack's tables are the ones the code and the local plane use ------------------------

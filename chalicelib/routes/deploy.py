@@ -15,6 +15,7 @@ from chalice import Blueprint, Response
 from .. import deployments as dp
 from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from ..http import aws, content_type, json_body, json_errors
+from ..idempotency import idempotent
 from ..identity import acting_user
 from ..s3events import PACKAGE_CREATED_PATTERN
 
@@ -33,6 +34,7 @@ def _package_bytes() -> bytes:
 
 @bp.route("/packages", methods=["POST"], content_types=[*PACKAGE_TYPES, "application/json"])
 @json_errors
+@idempotent(bp)
 def post_package() -> Any:
     """A package as the body (up to API Gateway's 10 MB), or JSON asking for a presigned PUT."""
     from ..deploy import accept_presign, accept_upload

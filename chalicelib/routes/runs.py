@@ -11,6 +11,7 @@ from typing import Any
 from chalice import Blueprint, Response
 
 from ..http import aws, json_body, json_errors
+from ..idempotency import idempotent, run_name
 from ..identity import acting_user
 
 bp = Blueprint(__name__)
@@ -25,9 +26,10 @@ def _runs() -> Any:
 
 @bp.route("/flows/{flow}/runs", methods=["POST"], content_types=["application/json"])
 @json_errors
+@idempotent(bp)
 def trigger(flow: str) -> Any:
-    a = aws()
-    answer = _runs().trigger(a, a.settings, flow, json_body(bp.current_request.raw_body, required=False))
+    a, request = aws(), bp.current_request
+    answer = _runs().trigger(a, a.settings, flow, json_body(request.raw_body, required=False), run_name(request))
     return Response(body=answer, status_code=201)
 
 
@@ -43,12 +45,14 @@ def post_include(flow: str) -> Any:
 
 @bp.route("/flows/{flow}/runs/{run_id}/terminate", methods=["POST"], content_types=["application/json"])
 @json_errors
+@idempotent(bp)
 def terminate(flow: str, run_id: str) -> Any:
     return _runs().terminate(aws(), flow, run_id)
 
 
 @bp.route("/flows/{flow}", methods=["DELETE"], content_types=["application/json"])
 @json_errors
+@idempotent(bp)
 def delete(flow: str) -> Any:
     a = aws()
     caller = acting_user(bp.current_request.context, a.settings)

@@ -43,8 +43,6 @@ UrlOpener = Callable[[str], IO[bytes]]
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 # Growing pages: `latest_run` costs one small query, a full listing few large ones.
 PAGE_SIZES = (20, 100, 500, 1000)
-# Statuses worth asking again (throttling, a gateway or Lambda hiccup).
-_RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # What one read brings along for the next (a task answer's attempts for the Task's
 # list_attempts, a step's tasks counted for its StepInfo for the Step's list_tasks) is
 # handed over once, and only this fresh: a running task's records move on.
@@ -152,15 +150,21 @@ class ServiceProvider:
 
     def __init__(self, base_url: Optional[str] = None, *, client: Optional["ApiClient"] = None,
                  transport: Optional["Transport"] = None, open_url: Optional[UrlOpener] = None,
-                 retries: int = 3, sleep: Callable[[float], None] = time.sleep):
+                 retries: Optional[int] = None, sleep: Optional[Callable[[float], None]] = None):
+        """retries, sleep: the attempts and the sleep of the client's retry policy
+        (flowplane/api_retry.py), which retries every request; its defaults otherwise."""
         if client is None:
             from ..api_client import ApiClient
+            from ..api_retry import RetryPolicy
 
-            client = ApiClient(base_url, transport)
+            changes: dict[str, Any] = {}
+            if retries is not None:
+                changes["attempts"] = max(1, retries)
+            if sleep is not None:
+                changes["sleep"] = sleep
+            client = ApiClient(base_url, transport, retry=RetryPolicy(**changes))
         self.client = client
         self._open_url = open_url or urllib_opener()
-        self._retries = max(1, retries)
-        self._sleep = sleep
         self._lock = threading.Lock()
         # (flow, sha) -> where it was listed: the artifact route is addressed by task and name.
         self._where: dict[tuple[str, str], tuple[str, str, str, int, str, int]] = {}
@@ -192,32 +196,28 @@ class ServiceProvider:
         if query:
             shown = {k: v for k, v in query.items() if v is not None}
             url += ("?" + urllib.parse.urlencode(shown)) if shown else ""
-        for attempt in range(self._retries):
-            try:
-                answer = self.client.request("GET", path, query=query)
-            except Unreachable as e:
-                raise ServiceError(url, str(e), unreachable=True) from None
-            except ConfigError as e:
-                # Settings or credentials: an answer of a kind, not an absent plane.
-                raise ServiceError(url, str(e)) from None
-            except OSError as e:
-                # A connection cut or timed out mid-answer (the transport only wraps URLError).
-                raise ServiceError(url, f"cannot reach it: {e}", unreachable=True) from None
-            except ApiError as e:
-                if e.status == 404 and e.body.get("code") == "not_found":
-                    return None
-                if e.status in _RETRY_STATUSES and attempt + 1 < self._retries:
-                    self._sleep(0.2 * 2**attempt)
-                    continue
-                if e.status == 404:
-                    # Not the contract's 404: a route this control plane does not have.
-                    raise ServiceError(url, f"no such route on the control plane (is it older than the SDK?): "
-                                            f"{e.describe()}", e.status, e.body) from None
-                raise ServiceError(url, e.describe(), e.status, e.body) from None
-            if not isinstance(answer, dict):
-                raise ServiceError(url, f"expected a JSON object, got {type(answer).__name__}")
-            return answer
-        raise AssertionError("unreachable")  # pragma: no cover
+        # Transient failures were retried by the client already (flowplane/api_retry.py).
+        try:
+            answer = self.client.request("GET", path, query=query)
+        except Unreachable as e:
+            raise ServiceError(url, str(e), unreachable=True) from None
+        except ConfigError as e:
+            # Settings or credentials: an answer of a kind, not an absent plane.
+            raise ServiceError(url, str(e)) from None
+        except OSError as e:
+            # A transport other than urllib's, cut or timed out mid-answer.
+            raise ServiceError(url, f"cannot reach it: {e}", unreachable=True) from None
+        except ApiError as e:
+            if e.status == 404 and e.body.get("code") == "not_found":
+                return None
+            if e.status == 404:
+                # Not the contract's 404: a route this control plane does not have.
+                raise ServiceError(url, f"no such route on the control plane (is it older than the SDK?): "
+                                        f"{e.describe()}", e.status, e.body) from None
+            raise ServiceError(url, e.describe(), e.status, e.body) from None
+        if not isinstance(answer, dict):
+            raise ServiceError(url, f"expected a JSON object, got {type(answer).__name__}")
+        return answer
 
     def _model(self, model: type, doc: Any, path: str) -> Any:
         try:
