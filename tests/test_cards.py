@@ -230,3 +230,16 @@ def test_current_card_appends_to_the_default_card_and_indexes_by_id(capsys):
     only.extend([Markdown("1"), Markdown("2")])
     only.clear()
     assert only.components(0) == []
+
+
+def test_table_from_a_dataframe_takes_its_columns_and_rows():
+    """pandas is not installed here: a stand-in with a DataFrame's columns and itertuples."""
+
+    class Frame:
+        columns = ["a", "<b>"]
+
+        def itertuples(self, index=True):
+            return iter([(1, "x"), (2, "<y>")])
+
+    html = Table.from_dataframe(Frame()).render()
+    assert "<th>&lt;b&gt;</th>" in html and "<td>&lt;y&gt;</td>" in html and "<td>1</td>" in html
