@@ -11,7 +11,7 @@ from typing import Any
 
 from .config import Config, config_expr
 from .current import current
-from .decorators import batch, catch, environment, resources, retry, schedule, secrets, step, timeout
+from .decorators import batch, card, catch, environment, resources, retry, schedule, secrets, step, timeout
 from .flowspec import FlowSpec
 from .includefile import IncludeFile
 from .parameters import JSONType, Parameter
@@ -52,6 +52,7 @@ __all__ = [
     "batch",
     "environment",
     "secrets",
+    "card",
     "schedule",
     *sorted(_CLIENT_NAMES),
     *sorted(_DATATOOLS_NAMES),

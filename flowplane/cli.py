@@ -62,7 +62,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 # --- a flow's command line -----------------------------------------------------------
 
 # Commands another module provides, imported only when used.
-LAZY_COMMANDS = {"step-functions": ("flowplane.sfn_cli", "step_functions")}
+LAZY_COMMANDS = {"step-functions": ("flowplane.sfn_cli", "step_functions"), "card": ("flowplane.cards.cli", "card")}
 RUN_OPTIONS = ("max-workers", "tag", "run-id-file")
 
 

@@ -65,6 +65,17 @@ class Current:
     def tags(self) -> list[str]:
         return list(self._get("tags") or [])
 
+    @property
+    def card(self) -> Any:
+        """The step's cards' components (flowplane/cards/collector.py); a step without
+        @card gets an empty collector, whose append warns and changes nothing."""
+        collector = self._info.get("card")
+        if collector is None:
+            from .cards.collector import CardComponentCollector
+
+            collector = self._info["card"] = CardComponentCollector([])
+        return collector
+
     def __repr__(self) -> str:
         return f"<current {self.pathspec or '(not in a task)'}>"
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 from pydantic import ValidationError
 
 from .config import is_deferred
-from .manifest import STEP_DECORATORS, ScheduleSpec
+from .manifest import STEP_DECORATORS, ScheduleSpec, check_repeated
 
 
 class DecoratorArgumentError(TypeError):
@@ -50,8 +50,9 @@ def _step_decorator(kind: str) -> Callable:
 
         def attach(f: Callable) -> Callable:
             existing = list(getattr(f, "decorators", []))
-            if any(d.kind == kind for d in existing):
-                raise DecoratorArgumentError(f"@{kind} is given twice on step {f.__name__!r}")
+            refused = check_repeated(kind, existing, spec)
+            if refused:
+                raise DecoratorArgumentError(f"{refused} on step {f.__name__!r}")
             f.decorators = [*existing, spec]  # type: ignore[attr-defined]
             return f
 
@@ -73,6 +74,7 @@ resources = _step_decorator("resources")
 batch = _step_decorator("batch")
 environment = _step_decorator("environment")
 secrets = _step_decorator("secrets")
+card = _step_decorator("card")
 
 
 def schedule(cls: Optional[type] = None, **kwargs: Any) -> Any:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from .config_eval import ConfigExprError, evaluate, references_config
 from .manifest import (
     STEP_DECORATORS,
+    check_repeated,
     GraphSpec,
     ParameterSpec,
     ScheduleSpec,
@@ -155,14 +156,17 @@ def _parse_step(func: ast.FunctionDef, problems: list, configs: _Configs = _NO_C
         kind = _name_of(dec)
         if kind in STEP_DECORATORS:
             what = f"step {func.name!r}: @{kind}"
-            if any(d.kind == kind for d in decorators):
-                problems.append((dec.lineno, f"{what} is given twice"))
-                continue
             kwargs = _literal_kwargs(dec, dec.lineno, what, problems, configs)
             try:
-                decorators.append(STEP_DECORATORS[kind](**kwargs))
+                spec = STEP_DECORATORS[kind](**kwargs)
             except ValidationError as e:
                 problems.append((dec.lineno, f"{what}: {_short(e)}"))
+                continue
+            refused = check_repeated(kind, decorators, spec)
+            if refused:
+                problems.append((dec.lineno, f"step {func.name!r}: {refused}"))
+                continue
+            decorators.append(spec)
     num_args = len(func.args.args)
     name = func.name
     node = dict(

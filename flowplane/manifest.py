@@ -191,8 +191,57 @@ def check_env_name(name: Any) -> str:
     return name
 
 
+# The card types this SDK renders (flowplane/cards/render.py); Metaflow's custom card
+# modules are not loaded, since a card type is code and the control plane runs none.
+CARD_TYPES = ("default", "blank")
+
+
+class CardSpec(_Strict):
+    """`@card(type="default", id=None, options={}, timeout=45)`: an HTML report of the task,
+    rendered in the task process after the step succeeds and stored with its attempt."""
+
+    kind: Literal["card"] = "card"
+    type: Literal["default", "blank"] = "default"
+    # Metaflow's CARD_ID_PATTERN: the id names the card in `current.card[id]` and file names.
+    id: Optional[str] = Field(None, pattern=r"^[a-zA-Z0-9_]{1,80}$")
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout: int = Field(45, ge=1, le=3600)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, v: Any) -> Any:
+        if v not in CARD_TYPES:
+            raise ValueError(f"unknown card type {v!r} (this SDK renders {' and '.join(map(repr, CARD_TYPES))})")
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(v, default=str)) > 4096:
+            raise ValueError("options must be at most 4 KB as JSON")
+        return v
+
+
+# Kinds a step may carry more than once (Metaflow: several @card, told apart by id).
+REPEATABLE_DECORATORS = frozenset({"card"})
+
+
+def check_repeated(kind: str, existing: list[Any], spec: Any) -> Optional[str]:
+    """Why `spec` cannot join the step's `existing` decorators, or None: one of each kind,
+    except cards, which must not share an id."""
+    same = [d for d in existing if getattr(d, "kind", None) == kind]
+    if not same:
+        return None
+    if kind not in REPEATABLE_DECORATORS:
+        return f"@{kind} is given twice"
+    card_id = getattr(spec, "id", None)
+    if card_id is not None and any(getattr(d, "id", None) == card_id for d in same):
+        return f"two @card decorators have id {card_id!r}"
+    return None
+
+
 StepDecoratorSpec = Annotated[
-    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec, BatchSpec, EnvironmentSpec, SecretsSpec],
+    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec, BatchSpec, EnvironmentSpec, SecretsSpec, CardSpec],
     Field(discriminator="kind"),
 ]
 STEP_DECORATORS = {
@@ -203,6 +252,7 @@ STEP_DECORATORS = {
     "batch": BatchSpec,
     "environment": EnvironmentSpec,
     "secrets": SecretsSpec,
+    "card": CardSpec,
 }
 
 

@@ -387,6 +387,8 @@ class Task:
                 outcome.error, outcome.error_text = e, f"{type_name(e)}: {e}\n"
         if outcome.ok and outcome.num_splits is not None:
             self._record_foreach(outcome.num_splits)
+        if outcome.ok and flow is not None and self._card_specs():
+            self._render_cards(outcome.artifacts or {})
         if not outcome.ok:
             print(
                 f"Task {self.pathspec} (attempt {self.attempt}) failed:\n{outcome.error_text}",
@@ -501,6 +503,24 @@ class Task:
             # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
             datastore_root=self.storage.root,
         )
+        if self._card_specs():
+            from .cards.collector import CardComponentCollector
+
+            current._info["card"] = CardComponentCollector(self._card_specs())
+
+    def _card_specs(self) -> list[Any]:
+        return [d for d in self.node.decorators if d.kind == "card"]
+
+    def _render_cards(self, index: dict[str, Any]) -> None:
+        """The step's @card pages, after its artifacts are stored (the default card shows them)."""
+        from .cards.task_cards import render_and_store
+        from .datastore.artifacts import TaskArtifacts
+
+        values = TaskArtifacts(self.store, index)
+        task = {"pathspec": self.pathspec, "step": self.step, "task_id": self.task_id, "attempt": self.attempt,
+                "created_at": records.now_iso()}
+        render_and_store(self._card_specs(), current.card, task, index, values.load, self.storage,
+                         (self.flow_name, self.run_id, self.step, self.task_id, self.attempt), _time_limit)
 
     def _system_tags(self) -> list[str]:
         if self.production:

@@ -211,3 +211,33 @@ def test_s3_on_the_embedded_plane_writes_the_stacks_datastore_and_reads_back_thr
     with pytest.raises(ApiError) as e:
         client.request("GET", "/flows/S3Flow/runs/sfn-nope/objects")
     assert e.value.status == 404
+
+
+def test_cards_on_the_embedded_plane_are_rendered_on_batch_and_read_through_the_api(plane, tmp_path):
+    """@card on Batch: the cards are stored in the stack's S3 datastore with the attempt and read
+    back with get_cards through the plane's cards route (presigned GETs, no AWS credentials)."""
+    from flowplane.api_client import ApiClient, ApiError
+    from flowplane.cards import get_cards
+    from test_cards import FLOW
+
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    path = folder / "card_flow.py"
+    path.write_text(FLOW)
+    create(path, with_=("card",))
+    run_id = trigger(path)
+    assert wait_for_run(plane, "CardFlow", run_id)["status"] == "SUCCEEDED"
+    run = production_run("CardFlow", run_id)
+    [start] = get_cards(run["start"].task)
+    html = start.get()
+    assert start.type == "default" and "<h1>Report</h1>" in html and "0.93" in html and "<script>" not in html
+    assert [(c.type, c.id) for c in get_cards(run["middle"].task)] == [("blank", "summary"), ("default", None)]
+    # --with card gave the step without one the default card.
+    [end] = get_cards(f"CardFlow/{run_id}/end/1")
+    assert "Artifacts" in end.get()
+    client = ApiClient(plane.url)
+    listed = client.request("GET", f"/flows/CardFlow/runs/{run_id}/steps/start/tasks/1/cards")
+    assert listed["attempt"] == 0 and [c["file"] for c in listed["cards"]] == ["0-default.html"]
+    with pytest.raises(ApiError) as e:
+        client.request("GET", f"/flows/CardFlow/runs/{run_id}/steps/start/tasks/9/cards")
+    assert e.value.status == 404

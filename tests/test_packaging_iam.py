@@ -486,3 +486,19 @@ def test_tasks_may_read_only_the_stages_secrets(control_plane):
         assert not _allowed(doc, "secretsmanager:GetSecretValue", arn + other, {}, names), other
     for action in ("secretsmanager:ListSecrets", "secretsmanager:PutSecretValue", "secretsmanager:DescribeSecret"):
         assert not _allowed(doc, action, arn + prefix + "db-AbCdEf", {}, names), action
+
+
+def test_cards_are_written_by_tasks_and_only_read_by_the_api(control_plane):
+    """@card: a task writes its cards beside its artifacts (the task role's datastore grant);
+    the API reads a card index and presigns GETs of the cards, and may not write them."""
+    from flowplane.datastore import layout
+
+    [policy] = INFRA["Resources"]["JobRole"]["Properties"]["Policies"]
+    job, names = policy["PolicyDocument"], _names(control_plane)
+    api = _load_policy(_policy_file("api_handler"))
+    bucket = control_plane.settings.bucket
+    for name in (layout.CARD_INDEX, "0-default.html"):
+        arn = f"arn:aws:s3:::{bucket}/data/{layout.card_key('F', 'sfn-x', 'start', '1', 0, name)}"
+        assert _allowed(job, "s3:PutObject", arn, {}, names), name
+        assert _allowed(api, "s3:GetObject", arn, {}, names), name
+        assert not _allowed(api, "s3:PutObject", arn, {}, names), name

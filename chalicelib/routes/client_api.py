@@ -132,6 +132,19 @@ def get_artifact(flow: str, run_id: str, step: str, task_id: str, name: str) -> 
     return found
 
 
+@bp.route(TASK + "/cards", methods=["GET"])
+@json_errors
+def list_cards(flow: str, run_id: str, step: str, task_id: str) -> Any:
+    """The attempt's @card pages (the final attempt's without ?attempt=), each with a presigned GET."""
+    from ..query.cards import list_cards as cards
+
+    # The attempt that stored artifacts is the one that rendered cards; an unknown task is a 404.
+    attempt = _reads().artifacts(flow, run_id, step, task_id, _param("attempt"))["attempt"]
+    a = aws()
+    return cards(a.packages.client, a.settings.datastore_root, (flow, run_id, step, task_id, int(attempt)),
+                 a.settings.presign_expiry_seconds)
+
+
 @bp.route(TASK + "/logs/{stream}", methods=["GET"])
 @json_errors
 def get_logs(flow: str, run_id: str, step: str, task_id: str, stream: str) -> Any:

@@ -314,6 +314,11 @@ class CombinedProvider:
             return ""
         return self._from_run_source(flow, run, lambda p: p.logs(flow, run, step, task, attempt, stream), "")
 
+    def list_cards(self, flow: str, run: str, step: str, task: str, attempt: int) -> list[Any]:
+        if not _ok(flow, run, step, task):
+            return []
+        return self._from_run_source(flow, run, lambda p: p.list_cards(flow, run, step, task, attempt), [])
+
 
 class MergedRuns(LazyRuns):
     """Runs newest first from the datastore's list and the plane's (lazy) pages."""

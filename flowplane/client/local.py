@@ -167,3 +167,10 @@ class LocalProvider:
             return self.storage.get_bytes(key).decode("utf-8", errors="replace")
         except StorageNotFound:
             return ""
+
+    def list_cards(self, flow: str, run: str, step: str, task: str, attempt: int) -> list[Any]:
+        if not _ok(flow, run, step, task):
+            return []
+        from ..cards.store import stored_cards
+
+        return stored_cards(self.storage, (flow, run, step, task, int(attempt)))

@@ -78,6 +78,10 @@ class Provider(Protocol):
     def logs(self, flow: str, run: str, step: str, task: str, attempt: int,
              stream: LogStream) -> str: ...
 
+    def list_cards(self, flow: str, run: str, step: str, task: str, attempt: int) -> list[Any]:
+        """The attempt's @card pages (flowplane.cards.store.StoredCard), in the step's order."""
+        ...
+
 
 _lock = threading.Lock()
 _override: Optional[Provider] = None

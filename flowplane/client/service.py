@@ -451,6 +451,29 @@ class ServiceProvider:
             raise ServiceError(self.client.base_url + path, "unexpected answer: no string 'text'")
         return text
 
+    def list_cards(self, flow: str, run: str, step: str, task: str, attempt: int) -> list[Any]:
+        """The cards route's listing (chalicelib/query/cards.py); each card's HTML is read
+        from its presigned URL when asked for."""
+        if not _ok(flow, run, step, task):
+            return []
+        from ..cards.store import CardEntry, StoredCard
+
+        path = _path(flow, run, "steps", step, "tasks", task, "cards")
+        answer = self._get(path, {"attempt": int(attempt)})
+        if answer is None:
+            return []
+        out = []
+        try:
+            for doc in answer["cards"]:
+                url = str(doc.pop("url"))
+                out.append(StoredCard(CardEntry(**doc), lambda u=url: self._read_text(u)))
+        except (KeyError, TypeError, ValueError, ValidationError) as e:
+            raise ServiceError(self.client.base_url + path, f"unexpected answer: {e}") from None
+        return out
+
+    def _read_text(self, url: str) -> str:
+        with self._open_url(url) as body:
+            return body.read().decode("utf-8")
 
 # Same file as flowplane.api_client.CONFIG_PATH; not imported from there so that a
 # local read never pays for the HTTP client's imports.

@@ -11,6 +11,8 @@ Client API reads either the same way.
     <flow>/runs/<run>/<step>/<task>/<attempt>/artifacts.json     artifact index {name: {sha, size, type}}
     <flow>/runs/<run>/<step>/<task>/<attempt>/stdout.log, stderr.log
     <flow>/runs/<run>/<step>/<task>/<attempt>/foreach.json       foreach cardinality written by a split task
+    <flow>/runs/<run>/<step>/<task>/<attempt>/cards/cards.json   card index (flowplane/cards/store.py)
+    <flow>/runs/<run>/<step>/<task>/<attempt>/cards/<file>.html  one rendered @card, self-contained HTML
     <flow>/datatools/<run>/<key>                                 objects a run put through `S3(run=self)`
 """
 
@@ -76,3 +78,16 @@ def include_key(flow: str, sha256: str) -> str:
 def datatools_prefix(flow: str, run_id: str) -> str:
     """Where `S3(run=...)` keeps a run's own objects (Metaflow's DATATOOLS_S3ROOT/<flow>/<run>)."""
     return f"{flow}/datatools/{run_id}"
+
+
+CARDS = "cards"
+CARD_INDEX = "cards.json"
+
+
+def cards_prefix(flow: str, run_id: str, step: str, task_id: str, attempt: int) -> str:
+    """An attempt's cards: rendered by the attempt that succeeded, so read with its artifacts."""
+    return f"{attempt_prefix(flow, run_id, step, task_id, attempt)}/{CARDS}"
+
+
+def card_key(flow: str, run_id: str, step: str, task_id: str, attempt: int, file: str) -> str:
+    return f"{cards_prefix(flow, run_id, step, task_id, attempt)}/{file}"
