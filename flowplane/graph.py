@@ -368,7 +368,7 @@ def read_source_flow(
     them are computed from them. None: not known yet, such arguments are left out.
     """
     try:
-        return _read(source, filename, class_name)
+        return _read(source, filename, class_name, configs)
     except (RecursionError, MemoryError):
         # Python's parser gives up on expressions nested some thousands deep (RecursionError,
         # or MemoryError "Parser stack overflowed"): that is a fault of the source.
@@ -377,7 +377,9 @@ def read_source_flow(
         ) from None
 
 
-def _read(source: str, filename: str, class_name: Optional[str]) -> SourceFlow:
+def _read(
+    source: str, filename: str, class_name: Optional[str], configs: Optional[Mapping[str, Any]] = None
+) -> SourceFlow:
     try:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as e:
