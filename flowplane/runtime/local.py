@@ -255,12 +255,14 @@ class LocalRun:
         if att.attempt < times and self.failed is None and att.killed_because is None:
             nxt = att.attempt + 1
             if is_fallback(nxt, retry_times, has_catch):
-                wait, what = 0.0, f"@catch's fallback attempt {nxt} records how it died"
+                what = f"@catch's fallback attempt {nxt} records how it died"
             else:
-                wait = 60.0 * retry.minutes_between_retries
-                what = f"retrying{f' in {wait:g} s' if wait else ''} (attempt {nxt + 1} of {retry_times + 1})"
+                what = f"retrying (attempt {nxt + 1} of {retry_times + 1})"
             self.progress.task(att.label, pid, f"Task failed; {what}.")
-            self.retries.append((time.monotonic() + wait, ref, nxt))
+            # As Metaflow's local runtime: the next attempt starts at once. minutes_between_retries
+            # is honoured only on Step Functions (the state machine's Retry interval), where a
+            # retry waits for flaky remote resources; locally a wait only slows development.
+            self.retries.append((time.monotonic(), ref, nxt))
             return
         if att.killed_because is None:
             self.progress.task(att.label, pid, "Task failed.", err=True)
