@@ -230,10 +230,20 @@ def _param_option(p: Any, dest: str) -> Any:
         [f"--{p.name}", dest],
         type=_param_type(p),
         default=None,
+        # Metaflow's click reads METAFLOW_RUN_<NAME> (auto_envvar_prefix); ours has a twin.
+        # The command line wins over either, and FLOWPLANE_RUN_ over METAFLOW_RUN_.
+        envvar=run_envvars(p.name),
+        show_envvar=True,
         required=p.required and not p.has_default,
         help=p.help or f"Parameter {p.name}.",
         show_default=shown,
     )
+
+
+def run_envvars(name: str) -> list[str]:
+    """The environment variables that give a parameter's value to `run`, in precedence order."""
+    suffix = name.upper().replace("-", "_")
+    return [f"FLOWPLANE_RUN_{suffix}", f"METAFLOW_RUN_{suffix}"]
 
 
 def _run_command(base: Any) -> Any:

@@ -230,11 +230,17 @@ def prepare(args: Any) -> "Task":
         params=params,
         param_values=with_included_files(param_specs, params, storage, graph.flow_name),
         param_attrs={s.attribute for s in param_specs},
+        param_names=parameter_names(loaded.source.configs, param_specs),
         tags=list(args.tags),
         production=production or token is not None,
         token=token,
         manifest=manifest,
     )
+
+
+def parameter_names(configs: list[Any], specs: list[Any]) -> list[str]:
+    """current.parameter_names: Metaflow yields the configs, then the Parameters in dir() order."""
+    return sorted(c.attribute for c in configs) + sorted(s.attribute for s in specs)
 
 
 def _configs(text: Optional[str]) -> dict[str, Any]:
@@ -290,6 +296,7 @@ class Task:
     params: dict[str, Any]  # as given: what the run record keeps (an IncludeFile's descriptor)
     param_values: dict[str, Any]  # what the step sees and stores (an IncludeFile's content)
     param_attrs: set[str]
+    param_names: list[str]
     tags: list[str]
     production: bool = False
     token: Optional[str] = None
@@ -497,6 +504,7 @@ class Task:
             namespace=namespace,
             is_production=self.production,
             tags=[*self._system_tags(), *self.tags],
+            parameter_names=list(self.param_names),
             origin_run_id=None,
             # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
             datastore_root=self.storage.root,
