@@ -450,15 +450,11 @@ class Task:
         elif parents:
             d["_flowplane_inherited"] = tracker.wrap(self._artifacts(parents[0].ref))
         splits = foreach_splits(self.graph, self.step, self.task_id)
+        # The values (self.input, foreach_stack()) are read through the flow when asked.
         d["_flowplane_foreach_stack"] = [
-            ForeachFrame(step=s.step, index=i, num_splits=self._num_splits(s)) for s, i in zip(splits, self.indices)
+            ForeachFrame(step=s.step, index=i, num_splits=self._num_splits(s), var=self.graph[s.step].foreach_param)
+            for s, i in zip(splits, self.indices)
         ]
-        if splits:
-            innermost = splits[-1]
-            var = self.graph[innermost.step].foreach_param
-            items = self._artifacts(innermost).load(var) if var else None
-            d["_flowplane_input"] = _item(items, self.indices[-1])
-            d["_flowplane_has_input"] = True
         return flow, inputs
 
     def _task_record(self, ref: TaskRef) -> records.TaskRecord:
@@ -662,16 +658,6 @@ class Task:
         if run is not None and run.status == "running":
             run.status, run.finished_at = "succeeded", finished
             records.write_run(self.storage, run)
-
-
-def _item(items: Any, index: int) -> Any:
-    try:
-        return items[index]
-    except TypeError:
-        # Not indexable (a generator was consumed by len(); sets, dict views): iterate.
-        from itertools import islice
-
-        return next(islice(iter(items), index, index + 1))
 
 
 def _describe(names: list[str], foreach: Optional[str]) -> str:

@@ -225,7 +225,7 @@ def test_merge_conflicts_fail_the_run_with_metaflows_message(root, tmp_path):
         "prior to calling merge_artifacts."
     )
     assert res.run.task("join").error.message == message
-    assert f"Task ShapesFlow/{res.run.run_id}/join/1 failed: flowplane.flowspec.MergeArtifactsError: Step *join*" in res.out
+    assert f"Task ShapesFlow/{res.run.run_id}/join/1 failed: flowplane.flowspec.UnhandledInMergeArtifactsException: Step *join*" in res.out
     assert res.run.record.failed_task == f"ShapesFlow/{res.run.run_id}/join/1"
 
 
