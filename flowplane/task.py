@@ -40,7 +40,7 @@ from .task_errors import (
     type_name,
     user_traceback,
 )
-from .task_graph import TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
+from .task_graph import GRAPH_INFO, TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
 from .task_loader import LoadedFlow, fetch_package, flow_file_in, load_flow_file
 from .task_output import CapturedOutput
 from .task_params import from_json_option, given_values, resolve, specs_from_parameters, with_included_files
@@ -127,6 +127,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     """The `flowplane task` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _quick_exit()
+    # A crash in native code (a segfault) then leaves the Python traceback on stderr,
+    # which the scheduler keeps as the attempt's log (the task cannot store it itself).
+    import faulthandler
+
+    faulthandler.enable()
     args = _fast_parse(argv) or build_parser().parse_args(argv)
     if not args.flow_file and not args.package:
         args.package = os.environ.get("FLOWPLANE_PACKAGE_URL")
@@ -387,6 +392,7 @@ class Task:
             try:
                 params = self._param_artifacts(flow) if outcome.ok else dict(self.param_values)
                 index = persist(flow, self.store, tracker, params, best_effort=not outcome.ok)
+                index.setdefault(GRAPH_INFO, self._graph_info_ref())
                 write_index(self.storage, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, index)
                 outcome.artifacts = index
             except ArtifactPersistError as e:
@@ -456,6 +462,18 @@ class Task:
             for s, i in zip(splits, self.indices)
         ]
         return flow, inputs
+
+    def _graph_info_ref(self) -> Any:
+        """The run's graph as an internal artifact (Metaflow's `_graph_info`), stored once per run.
+
+        The Client API derives Task.parent_tasks / child_tasks from it, locally and in
+        production alike. A task inherits its parent's copy; a join takes its first input's.
+        """
+        for parent in parents_of(self.graph, self.step, self.task_id, self._num_splits)[:1]:
+            ref = self._artifacts(parent.ref).index.get(GRAPH_INFO)
+            if ref is not None:
+                return ref
+        return self.store.save(self.graph.model_dump(mode="json"))
 
     def _task_record(self, ref: TaskRef) -> records.TaskRecord:
         rec = self._records.get(ref)
@@ -629,6 +647,7 @@ class Task:
         prefix = self._log_prefix()
         for name, tee in zip(layout.LOGS, (out.stdout, out.stderr)):
             self.storage.put_stream(f"{prefix}/{name}", tee.contents())
+            self.storage.put_bytes(f"{prefix}/{layout.log_times_name(name)}", tee.times_text())
 
     def _record_foreach(self, num_splits: int) -> None:
         key = layout.attempt_key(self.flow_name, self.run_id, self.step, self.task_id, self.attempt, layout.FOREACH_RECORD)

@@ -307,6 +307,14 @@ class CombinedProvider:
                 raise
             return self.plane.load_artifact(flow, sha)
 
+    def log_times(self, flow: str, run: str, step: str, task: str, attempt: int,
+                  stream: LogStream) -> Optional[list[float]]:
+        def read(p: Provider) -> Optional[list[float]]:
+            times = getattr(p, "log_times", None)
+            return times(flow, run, step, task, attempt, stream) if callable(times) else None
+
+        return self._from_run_source(flow, run, read, None)
+
     def logs(self, flow: str, run: str, step: str, task: str, attempt: int, stream: LogStream) -> str:
         if stream not in ("stdout", "stderr"):
             raise ValueError(f"a log stream is 'stdout' or 'stderr', got {stream!r}")

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
 from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, ErrorInfo, RunRecord, TaskRecord
+from ..task_graph import GRAPH_INFO
 from .exceptions import ChildNotFound, InvalidPathspec, NamespaceMismatch, NotFound
+from .lineage import child_refs, graph_of, parent_refs
 from .namespaces import get_namespace
 from .provider import FlowInfo, Provider, StepInfo, get_provider
 from .times import parse_time, sort_key
@@ -553,6 +555,59 @@ class Task(MetaflowObject):
     @property
     def stderr(self) -> str:
         return self._log("stderr")
+
+    def loglines(self, stream: str, as_unicode: bool = True) -> Iterator[tuple[Optional[datetime], Any]]:
+        """(UTC time the line was written, line) for each line of `stream`, as Metaflow's.
+
+        The time is None where the provider keeps none (a production run read through the
+        control plane, or a line a task that died could not time).
+        """
+        text = self._log(stream)
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        times = None
+        reader = getattr(self._provider, "log_times", None)
+        if self._attempt is not None and callable(reader):
+            times = reader(*self._components, self._attempt, stream)
+        for i, line in enumerate(lines):
+            when = None
+            if times is not None and i < len(times):
+                when = datetime.fromtimestamp(times[i], tz=timezone.utc)
+            yield when, (line if as_unicode else line.encode("utf-8"))
+
+    # --- the runtime DAG (Metaflow 2.12) -----------------------------------
+
+    def _lineage(self, find: Any) -> list[str]:
+        if GRAPH_INFO not in self._artifact_index():
+            return []  # a task that died before storing anything
+        flow, run, step, task_id = self._components
+        graph = graph_of(self._artifact(GRAPH_INFO).data)
+
+        def task_ids(name: str) -> list[str]:
+            return [t.task_id for t in self._provider.list_tasks(flow, run, name)]
+
+        return [f"{flow}/{run}/{ref.step}/{ref.task_id}" for ref in find(graph, step, task_id, task_ids)]
+
+    @property
+    def parent_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks this one took its inputs from (none for start)."""
+        return iter(self._lineage(parent_refs))
+
+    @property
+    def child_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks that took this one's outputs (none for end, or not yet run)."""
+        return iter(self._lineage(child_refs))
+
+    @property
+    def parent_tasks(self) -> Iterator["Task"]:
+        for pathspec in self.parent_task_pathspecs:
+            yield Task(pathspec, _provider=self._provider, _namespace_check=False)
+
+    @property
+    def child_tasks(self) -> Iterator["Task"]:
+        for pathspec in self.child_task_pathspecs:
+            yield Task(pathspec, _provider=self._provider, _namespace_check=False)
 
     # --- metadata --------------------------------------------------------
 

@@ -157,6 +157,18 @@ class LocalProvider:
             raise KeyError(f"not an artifact address: {flow}/{sha}")
         return self._store(flow).load(sha)
 
+    def log_times(self, flow: str, run: str, step: str, task: str, attempt: int,
+                  stream: LogStream) -> Optional[list[float]]:
+        """When each log line was written (epoch seconds); None if the task did not say."""
+        if stream not in ("stdout", "stderr") or not _ok(flow, run, step, task):
+            return None
+        key = layout.attempt_key(flow, run, step, task, int(attempt), layout.log_times_name(f"{stream}.log"))
+        try:
+            text = self.storage.get_bytes(key).decode()
+        except StorageNotFound:
+            return None
+        return [float(t) for t in text.split()]
+
     def logs(self, flow: str, run: str, step: str, task: str, attempt: int, stream: LogStream) -> str:
         if stream not in ("stdout", "stderr"):
             raise ValueError(f"a log stream is 'stdout' or 'stderr', got {stream!r}")

@@ -26,6 +26,7 @@ from ..datastore.storage import Storage
 from ..manifest import GraphSpec
 from ..task_fallback import attempts_before_failing, is_fallback
 from ..task_graph import TaskRef, children_of, parents_of
+from .attempt_output import AttemptOutput
 from .launcher import Launcher, TaskProcess
 from .progress import Progress
 
@@ -50,6 +51,7 @@ class Attempt:
     open_fds: set[int] = field(default_factory=set)
     timed_out: bool = False
     killed_because: Optional[str] = None
+    output: AttemptOutput = field(default_factory=AttemptOutput)
 
 
 @dataclass
@@ -207,6 +209,7 @@ class LocalRun:
             att.partial[fd] = rest
         err = fd == att.proc.stderr_fd
         for line in lines:
+            att.output.line(line, err)
             self.progress.task(att.label, att.proc.pid, line.decode("utf-8", "replace").rstrip("\r"), err=err)
 
     def _close_fd(self, att: Attempt, fd: int) -> None:
@@ -231,7 +234,10 @@ class LocalRun:
                 self._close_fd(att, fd)
             att.proc.close()
             del self.running[pid]
-            self._finished(att, code)
+            try:
+                self._finished(att, code)
+            finally:
+                att.output.close()
 
     def _finished(self, att: Attempt, code: int) -> None:
         ref = att.ref
@@ -287,16 +293,19 @@ class LocalRun:
             error = records.ErrorInfo(type="TaskFailed", message="the task exited without recording its result")
         elif code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            error = records.ErrorInfo(type="TaskKilled", message=f"the task process was killed by {name}")
+            why = " (segmentation fault)" if -code == signal.SIGSEGV else ""
+            error = records.ErrorInfo(type="TaskKilled", message=f"the task process was killed by {name}{why}")
         else:
             error = records.ErrorInfo(type="TaskFailed", message=f"the task process exited with code {code}")
         started = rec.started_at if rec is not None else att.started_at
+        log_prefix = layout.attempt_prefix(self.flow, self.s.run_id, ref.step, ref.task_id, att.attempt)
+        # What it printed before dying explains it; it could not store that itself.
+        att.output.store_if_missing(self.storage, log_prefix, f"{error.type}: {error.message}")
         records.write_attempt(
             self.storage, self.flow, self.s.run_id, ref.step, ref.task_id,
             records.AttemptRecord(
                 attempt=att.attempt, status="failed", started_at=started, finished_at=records.now_iso(),
-                exit_code=code, error=error,
-                log_location=layout.attempt_prefix(self.flow, self.s.run_id, ref.step, ref.task_id, att.attempt),
+                exit_code=code, error=error, log_location=log_prefix,
             ),
         )
         return error
