@@ -131,7 +131,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     # which the scheduler keeps as the attempt's log (the task cannot store it itself).
     import faulthandler
 
-    faulthandler.enable()
+    try:
+        faulthandler.enable()
+    except (OSError, ValueError):  # stderr is no file (the task run in-process by a test harness)
+        pass
     args = _fast_parse(argv) or build_parser().parse_args(argv)
     if not args.flow_file and not args.package:
         args.package = os.environ.get("FLOWPLANE_PACKAGE_URL")
