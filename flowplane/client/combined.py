@@ -31,6 +31,7 @@ from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, RunRecord, TaskRecord, is_production_run_id
 from ..datastore.storage import NotFound as StorageNotFound
 from .lazy_runs import LazyRuns
+from .tagging import PRODUCTION_TAGS_FIXED
 from .local import _ok
 from .provider import FlowInfo, LogStream, Provider, StepInfo
 from .service import ServiceError
@@ -231,6 +232,13 @@ class CombinedProvider:
         local = self.local.list_runs(flow, namespace_tag=namespace_tag, limit=limit)
         plane = self._ask_plane(lambda: self.plane.list_runs(flow, namespace_tag=namespace_tag, limit=limit), [])
         return MergedRuns(self, flow, local, plane, None if limit is None else max(0, int(limit)))
+
+    def set_user_tags(self, flow: str, run: str, tags: list[str]) -> RunRecord:
+        if is_production_run_id(run):
+            from .tagging import TaggingError
+
+            raise TaggingError(PRODUCTION_TAGS_FIXED)
+        return self.local.set_user_tags(flow, run, tags)  # type: ignore[attr-defined]
 
     def get_run(self, flow: str, run: str) -> Optional[RunRecord]:
         if not _ok(flow, run):

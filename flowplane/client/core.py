@@ -24,6 +24,7 @@ from ..datastore.records import AttemptRecord, ErrorInfo, RunRecord, TaskRecord
 from ..task_graph import GRAPH_INFO
 from .exceptions import ChildNotFound, InvalidPathspec, NamespaceMismatch, NotFound
 from .lineage import child_refs, graph_of, parent_refs
+from .tagging import PRODUCTION_TAGS_FIXED, TaggingError, next_user_tags, tag_list
 from .namespaces import get_namespace
 from .provider import FlowInfo, Provider, StepInfo, get_provider
 from .times import parse_time, sort_key
@@ -302,6 +303,37 @@ class Run(MetaflowObject):
 
     def _run_record(self) -> RunRecord:
         return self._record
+
+    # --- changing tags (Metaflow 2.7+) --------------------------------------------
+
+    def add_tag(self, tag: str) -> None:
+        """Add a user tag; a system tag is already a tag and is not added again."""
+        self.replace_tags([], [tag])
+
+    def add_tags(self, tags: Any) -> None:
+        self.replace_tags([], tag_list(tags, "tags"))
+
+    def remove_tag(self, tag: str) -> None:
+        """Remove a user tag; removing a system tag is a TaggingError, an absent one a no-op."""
+        self.replace_tags([tag], [])
+
+    def remove_tags(self, tags: Any) -> None:
+        self.replace_tags(tag_list(tags, "tags"), [])
+
+    def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
+        self.replace_tags([tag_to_remove], [tag_to_add])
+
+    def replace_tags(self, tags_to_remove: Any, tags_to_add: Any) -> None:
+        """Remove then add, in one write; nothing changes when any part is refused."""
+        remove = tag_list(tags_to_remove, "tags_to_remove")
+        add = tag_list(tags_to_add, "tags_to_add")
+        tags = next_user_tags(self._record.tags, self._record.system_tags, remove, add)
+        if tags == list(self._record.tags):
+            return
+        setter = getattr(self._provider, "set_user_tags", None)
+        if not callable(setter):
+            raise TaggingError(PRODUCTION_TAGS_FIXED)
+        self._record = setter(*self._components, tags)
 
     @property
     def created_at(self) -> Optional[datetime]:

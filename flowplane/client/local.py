@@ -87,6 +87,17 @@ class LocalProvider:
             return None
         return records.read_run(self.storage, flow, run)
 
+    def set_user_tags(self, flow: str, run: str, tags: list[str]) -> RunRecord:
+        """Replace the run's user tags (already checked by client/tagging.py); the record after."""
+        rec = self.get_run(flow, run)
+        if rec is None:
+            from .exceptions import NotFound
+
+            raise NotFound(f"Run('{flow}/{run}') does not exist (datastore {self.describe()})")
+        rec.tags = list(tags)
+        records.write_run(self.storage, rec)
+        return rec
+
     # --- steps and tasks ---------------------------------------------------
 
     def list_steps(self, flow: str, run: str) -> list[StepInfo]:
