@@ -30,6 +30,8 @@ from .attempt_output import AttemptOutput
 from .launcher import Launcher, TaskProcess
 from .progress import Progress
 
+# Metaflow's guard against a foreach fanning out by mistake (run --max-num-splits).
+MAX_NUM_SPLITS = 100
 # A task that blocks @timeout's signal is killed this long after its limit.
 TIMEOUT_GRACE_SECONDS = 2.0
 _WAKEUP = object()
@@ -61,6 +63,7 @@ class RunSettings:
     max_workers: int
     tags: list[str]
     params: dict[str, Any]
+    max_num_splits: int = MAX_NUM_SPLITS
 
 
 def with_option_text(spec: Any) -> str:
@@ -332,6 +335,9 @@ class LocalRun:
         if node.type == "foreach":
             key = layout.attempt_key(self.flow, self.s.run_id, ref.step, ref.task_id, attempt, layout.FOREACH_RECORD)
             n = int(json.loads(self.storage.get_bytes(key))["num_splits"])
+            if n > self.s.max_num_splits:
+                self._too_many_splits(ref, attempt, n)
+                return
             self.cardinality[ref] = n
             self.progress.system(f"Foreach yields {n} child step{'s' if n != 1 else ''}.")
         for child in children_of(self.graph, ref.step, ref.task_id, self._num_splits):
@@ -349,6 +355,18 @@ class LocalRun:
 
     def _num_splits(self, ref: TaskRef) -> int:
         return self.cardinality[ref]
+
+    def _too_many_splits(self, ref: TaskRef, attempt: int, n: int) -> None:
+        """Metaflow fails the split task (no retry) rather than start that many tasks."""
+        error = records.ErrorInfo(
+            type="TaskFailed",
+            message=f"Foreach in step *{ref.step}* yielded {n} child steps which is more than the current "
+            f"maximum of {self.s.max_num_splits} children. You can raise the maximum with the "
+            "--max-num-splits option.",
+        )
+        self.progress.system(error.message)
+        self._mark_task_failed(ref, attempt, error)
+        self._fail_run(ref, error)
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()
