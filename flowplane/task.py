@@ -237,7 +237,7 @@ def prepare(args: Any) -> "Task":
         storage=storage,
         params=params,
         param_values=with_included_files(param_specs, params, storage, graph.flow_name),
-        param_attrs={s.attribute for s in param_specs},
+        param_attrs={s.name: s.attribute for s in param_specs},
         param_names=parameter_names(loaded.source.configs, param_specs),
         tags=list(args.tags),
         production=production or token is not None,
@@ -303,7 +303,7 @@ class Task:
     storage: Storage
     params: dict[str, Any]  # as given: what the run record keeps (an IncludeFile's descriptor)
     param_values: dict[str, Any]  # what the step sees and stores (an IncludeFile's content)
-    param_attrs: set[str]
+    param_attrs: dict[str, str]  # parameter name -> the flow attribute it is declared as
     param_names: list[str]
     tags: list[str]
     production: bool = False
@@ -393,7 +393,7 @@ class Task:
             self._catch(flow, outcome)
         if flow is not None:
             try:
-                params = self._param_artifacts(flow) if outcome.ok else dict(self.param_values)
+                params = self._param_artifacts(flow) if outcome.ok else self._by_attribute()
                 index = persist(flow, self.store, tracker, params, best_effort=not outcome.ok)
                 index.setdefault(GRAPH_INFO, self._graph_info_ref())
                 write_index(self.storage, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, index)
@@ -560,12 +560,17 @@ class Task:
         return num_splits
 
     def _param_artifacts(self, flow: FlowSpec) -> dict[str, Any]:
-        assigned = sorted(a for a in self.param_attrs if a in flow.__dict__)
+        assigned = sorted(a for a in self.param_attrs.values() if a in flow.__dict__)
         if assigned:
             raise ArtifactPersistError(
                 f"step {self.step!r} assigned self.{assigned[0]}, which is a Parameter; parameters are read-only"
             )
-        return dict(self.param_values)
+        return self._by_attribute()
+
+    def _by_attribute(self) -> dict[str, Any]:
+        """Parameter values as artifacts: named by the attribute, as Metaflow stores them
+        (`name_ = Parameter("who")` is the artifact `name_`)."""
+        return {self.param_attrs.get(name, name): value for name, value in self.param_values.items()}
 
     # --- records --------------------------------------------------------------------
 
