@@ -58,7 +58,7 @@ def write_twins(tmp_path: Path, name: str, body: str) -> dict[str, Path]:
     assert "FRAMEWORK" in text
     out = {}
     for framework in FRAMEWORKS:
-        folder = tmp_path / framework
+        folder = tmp_path / f"{framework}-flow"  # not a folder named like the package it imports
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.py"
         path.write_text(text.replace("FRAMEWORK", framework))
