@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Any, Callable, Optional
 
+from . import cli_options
+
 # --- `flowplane` (the console script) --------------------------------------------
 
 
@@ -62,8 +64,14 @@ def main(argv: Optional[list[str]] = None) -> int:
 # --- a flow's command line -----------------------------------------------------------
 
 # Commands another module provides, imported only when used.
-LAZY_COMMANDS = {"step-functions": ("flowplane.sfn_cli", "step_functions"), "card": ("flowplane.cards.cli", "card")}
-RUN_OPTIONS = ("max-workers", "tag", "run-id-file")
+LAZY_COMMANDS = {
+    "step-functions": ("flowplane.sfn_cli", "step_functions"),
+    "card": ("flowplane.cards.cli", "card"),
+    "dump": ("flowplane.cli_inspect", "dump"),
+    "logs": ("flowplane.cli_inspect", "logs"),
+    "tag": ("flowplane.cli_tag", "tag"),
+}
+RUN_OPTIONS = ("max-workers", "max-num-splits", "tag", "run-id-file")
 
 
 def run_flow_cli(flow_cls: type, argv: list[str]) -> None:
@@ -101,6 +109,7 @@ def build_flow_cli(flow_cls: type) -> Any:
             return super().get_command(ctx, name)
 
     @click.group(cls=FlowGroup, help=_flow_help(base))
+    @cli_options.attach
     @click.option(
         "--with",
         "with_specs",
@@ -118,7 +127,10 @@ def build_flow_cli(flow_cls: type) -> Any:
         help="Give the Config NAME as JSON text.",
     )
     @click.pass_context
-    def cli(ctx: click.Context, with_specs: list[Any], config_files: Any, config_values: Any) -> None:
+    def cli(ctx: click.Context, with_specs: list[Any], config_files: Any, config_values: Any, quiet: bool,
+            datastore: Optional[str], datastore_root: Optional[str], **accepted: Any) -> None:
+        # --pylint, --metadata, --environment, --event-logger, --monitor: checked by their callbacks.
+        cli_options.apply(ctx, quiet, datastore, datastore_root)
         ctx.obj = _with_configs(base, list(with_specs), config_files, config_values)
 
     cli.add_command(_run_command(base))
@@ -230,20 +242,33 @@ def _param_option(p: Any, dest: str) -> Any:
         [f"--{p.name}", dest],
         type=_param_type(p),
         default=None,
+        # Metaflow's click reads METAFLOW_RUN_<NAME> (auto_envvar_prefix); ours has a twin.
+        # The command line wins over either, and FLOWPLANE_RUN_ over METAFLOW_RUN_.
+        envvar=run_envvars(p.name),
+        show_envvar=True,
         required=p.required and not p.has_default,
         help=p.help or f"Parameter {p.name}.",
         show_default=shown,
     )
 
 
+def run_envvars(name: str) -> list[str]:
+    """The environment variables that give a parameter's value to `run`, in precedence order."""
+    suffix = name.upper().replace("-", "_")
+    return [f"FLOWPLANE_RUN_{suffix}", f"METAFLOW_RUN_{suffix}"]
+
+
 def _run_command(base: Any) -> Any:
     import click
+
+    from .runtime.local import MAX_NUM_SPLITS
 
     params = base.parameters()
     dests = {f"param_{i}": p for i, p in enumerate(params)}
     clash = [p.name for p in params if p.name.replace("_", "-") in RUN_OPTIONS]
 
-    def run(max_workers: int, tag: tuple[str, ...], run_id_file: Optional[str], **values: Any) -> None:
+    def run(max_workers: int, max_num_splits: int, tag: tuple[str, ...], run_id_file: Optional[str],
+            **values: Any) -> None:
         ctx = click.get_current_context()
         fctx = ctx.obj
         if clash:
@@ -269,11 +294,13 @@ def _run_command(base: Any) -> Any:
                     raise click.ClickException(str(e)) from None
             resolved[p.name] = value
         resolved = _include_files(fctx, list(dests.values()), resolved, root)
-        from .runtime import RunRefused, run_local
+        from .runtime import Progress, RunRefused, run_local
 
+        quiet = cli_options.options_of(ctx.find_root()).quiet
         try:
             code = run_local(
-                fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file, root=root
+                fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file, root=root,
+                max_num_splits=max_num_splits, progress=Progress(quiet=quiet),
             )
         except RunRefused as e:
             raise click.ClickException(str(e)) from None
@@ -283,6 +310,10 @@ def _run_command(base: Any) -> Any:
         click.Option(
             ["--max-workers"], type=click.IntRange(min=1), default=16, show_default=True,
             help="Run at most this many tasks at once.",
+        ),
+        click.Option(
+            ["--max-num-splits"], type=click.IntRange(min=1), default=MAX_NUM_SPLITS, show_default=True,
+            help="Fail a foreach that fans out to more tasks than this (a guard against mistakes, as Metaflow's).",
         ),
         click.Option(["--tag"], multiple=True, help="Add a tag to the run (repeatable)."),
         click.Option(

@@ -62,6 +62,11 @@ class Current:
         return bool(self._get("is_production"))
 
     @property
+    def parameter_names(self) -> list[str]:
+        """The flow's Config and Parameter attribute names, as Metaflow lists them (configs first)."""
+        return list(self._get("parameter_names") or [])
+
+    @property
     def tags(self) -> list[str]:
         return list(self._get("tags") or [])
 

@@ -25,6 +25,14 @@ class MergeArtifactsError(FlowSpecError):
         self.artifacts = artifacts
 
 
+class UnhandledInMergeArtifactsException(MergeArtifactsError):
+    """Branches disagree on artifacts the join did not set, include or exclude (Metaflow's name)."""
+
+
+class MissingInMergeArtifactsException(MergeArtifactsError):
+    """`include` names artifacts no branch has (Metaflow's name)."""
+
+
 class ArtifactSource(Protocol):
     """Read-only artifacts of one task, as the runtime provides them."""
 
@@ -40,6 +48,7 @@ class ForeachFrame:
     step: str  # the foreach step that split
     index: int
     num_splits: int
+    var: Optional[str] = None  # the artifact it split over (foreach=...)
 
 
 # Attributes that are FlowSpec machinery, never artifacts.
@@ -55,8 +64,7 @@ class FlowSpec:
         object.__setattr__(self, "_flowplane_params", {})
         object.__setattr__(self, "_flowplane_inherited", None)
         object.__setattr__(self, "_flowplane_foreach_stack", [])
-        object.__setattr__(self, "_flowplane_input", None)
-        object.__setattr__(self, "_flowplane_has_input", False)
+        object.__setattr__(self, "_flowplane_cached_input", {})
         object.__setattr__(self, "_transition", None)
         if use_cli:
             from .cli import run_flow_cli
@@ -91,10 +99,8 @@ class FlowSpec:
 
     @property
     def input(self) -> Any:
-        """The item of the foreach this task handles."""
-        if not self.__dict__.get("_flowplane_has_input"):
-            raise FlowSpecError("self.input is only available in a step inside a foreach")
-        return self.__dict__["_flowplane_input"]
+        """The item of the innermost foreach this task handles; None outside a foreach (as Metaflow)."""
+        return self._find_input()
 
     @property
     def index(self) -> Optional[int]:
@@ -105,11 +111,30 @@ class FlowSpec:
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
         """(index, num_splits, value) for each enclosing foreach, outermost first."""
         stack = self.__dict__.get("_flowplane_foreach_stack") or []
-        out = []
-        for i, frame in enumerate(stack):
-            value = self.__dict__["_flowplane_input"] if i == len(stack) - 1 else None
-            out.append((frame.index, frame.num_splits, value))
-        return out
+        return [(frame.index, frame.num_splits, self._find_input(i)) for i, frame in enumerate(stack)]
+
+    def _find_input(self, depth: Optional[int] = None) -> Any:
+        """A foreach level's item, read through `self` as Metaflow does, then kept.
+
+        Through `self` because that is what Metaflow's users see: in a join after an inner
+        foreach the outer list is not inherited, so the outer value is None unless
+        merge_artifacts brought the list in first; a step that reassigns the list sees
+        its own. The first answer is kept for the rest of the step, also as Metaflow.
+        """
+        stack = self.__dict__.get("_flowplane_foreach_stack") or []
+        if not stack:
+            return None
+        depth = len(stack) - 1 if depth is None else depth
+        cache = self.__dict__.setdefault("_flowplane_cached_input", {})
+        if depth not in cache:
+            frame = stack[depth]
+            try:
+                items = getattr(self, frame.var) if frame.var else None
+            except AttributeError:
+                cache[depth] = None
+            else:
+                cache[depth] = None if items is None else _item(items, frame.index)
+        return cache[depth]
 
     # --- transitions ---------------------------------------------------------
 
@@ -152,42 +177,62 @@ class FlowSpec:
         exclude: Optional[list[str]] = None,
         include: Optional[list[str]] = None,
     ) -> None:
-        """Copy artifacts that all branches agree on; refuse conflicting ones (Metaflow's rules)."""
-        exclude = list(exclude or [])
+        """Copy the branches' artifacts this join has not set; refuse conflicting ones.
+
+        Metaflow's rules: an artifact the step already has (set here, a parameter, any
+        attribute) is left alone; `exclude` names are skipped; with `include` only those
+        names are merged, and each must come from a branch unless the step has it. Values
+        are compared by content digest. Conflicts are reported before missing names, and
+        nothing is set when either is found.
+        """
         include = list(include or [])
-        if exclude and include:
-            raise FlowSpecError("merge_artifacts: give include or exclude, not both")
+        exclude = list(exclude or [])
         if not isinstance(inputs, Inputs):
-            raise FlowSpecError("merge_artifacts can only be called in a join step, with its `inputs`")
-        candidates: dict[str, list[tuple[str, Any]]] = {}
+            raise FlowSpecError(
+                "merge_artifacts can only be called in a join and step *%s* is not a join" % _current_step()
+            )
+        if include and exclude:
+            raise FlowSpecError("`exclude` and `include` are mutually exclusive in merge_artifacts")
+        to_merge: dict[str, tuple[Input, str]] = {}
+        unresolved: list[str] = []
         for inp in inputs:
             for name in inp._source.names():
-                candidates.setdefault(name, []).append((inp._source.digest(name), inp))
-        params = set(self.__dict__.get("_flowplane_params") or {})
-        missing = [n for n in include if n not in candidates]
-        if missing:
-            raise MergeArtifactsError(
-                "merge_artifacts: the artifacts %s in include are not in any of the inputs" % missing,
-                missing,
-            )
-        conflicts = []
-        for name, found in candidates.items():
-            if name in exclude or name in params or (include and name not in include):
-                continue
-            if name in self.__dict__:  # set explicitly in this step: it wins
-                continue
-            if len({d for d, _ in found}) > 1:
-                conflicts.append(name)
-                continue
-            self.__dict__[name] = found[0][1]._source.load(name)
-        if conflicts:
-            raise MergeArtifactsError(
+                # Internal artifacts (`_graph_info`) are the runtime's, as Metaflow's INTERNAL_ARTIFACTS.
+                wanted = name in include if include else name not in exclude and not name.startswith(_INTERNAL)
+                if not wanted or hasattr(self, name):
+                    continue
+                digest = inp._source.digest(name)
+                _, first = to_merge.setdefault(name, (inp, digest))
+                if first != digest:
+                    unresolved.append(name)
+        missing = [n for n in include if n not in to_merge and not hasattr(self, n)]
+        step = _current_step()
+        if unresolved:
+            raise UnhandledInMergeArtifactsException(
                 "Step *%s* cannot merge the following artifacts due to them having conflicting "
                 "values:\n[%s].\nTo remedy this issue, be sure to explicitly set those artifacts "
-                "(using self.<artifact_name> = ...) prior to calling merge_artifacts."
-                % (_current_step(), ", ".join(sorted(conflicts))),
-                sorted(conflicts),
+                "(using self.<artifact_name> = ...) prior to calling merge_artifacts." % (step, ", ".join(unresolved)),
+                unresolved,
             )
+        if missing:
+            raise MissingInMergeArtifactsException(
+                "Step *%s* specifies that [%s] should be merged but [%s] are not present.\nTo remedy this "
+                "issue, make sure that the values specified in only come from at least one branch"
+                % (step, ", ".join(include), ", ".join(missing)),
+                missing,
+            )
+        for name, (inp, _) in to_merge.items():
+            self.__dict__[name] = inp._source.load(name)
+
+
+def _item(items: Any, index: int) -> Any:
+    try:
+        return items[index]
+    except TypeError:
+        # Not indexable (a generator was consumed by len(); sets, dict views): iterate.
+        from itertools import islice
+
+        return next(islice(iter(items), index, index + 1))
 
 
 def _current_step() -> str:

@@ -47,3 +47,26 @@ def utf8_size(text: str) -> int:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError:
         return 1 << 62
+
+
+def check_tags(tags: list[str]) -> None:
+    """Raise ValueError naming the first tag (or the set) past the limits above."""
+    import json
+
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"{len(tags)} tags; the limit is {MAX_TAGS}")
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValueError(f"a tag is a string, got {type(tag).__name__}")
+        size = utf8_size(tag)
+        shown = f"{tag[:40]!r}{'...' if len(tag) > 40 else ''}"
+        if not tag or size > MAX_TAG_BYTES:
+            raise ValueError(
+                f"tag {shown} is {size if size < 1 << 62 else 'not UTF-8, or'} "
+                f"bytes; a tag is 1 to {MAX_TAG_BYTES} bytes of UTF-8"
+            )
+        if any(ord(c) < 32 or ord(c) == 127 for c in tag):
+            raise ValueError(f"tag {shown} has a control character")
+    total = len(json.dumps(tags))
+    if total > MAX_TAGS_JSON_BYTES:
+        raise ValueError(f"the tags are {total} bytes together as JSON; the limit is {MAX_TAGS_JSON_BYTES}")

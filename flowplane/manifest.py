@@ -9,7 +9,6 @@ Schema (`manifest_json_schema()`) documents it for anyone else.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -415,21 +414,7 @@ class DeployOptions(_Strict):
     @classmethod
     def _tags(cls, tags: list[str]) -> list[str]:
         # Every run is recorded once per tag, the tag in the key (flowplane/limits.py).
-        if len(tags) > limits.MAX_TAGS:
-            raise ValueError(f"{len(tags)} tags; the limit is {limits.MAX_TAGS}")
-        for tag in tags:
-            size = limits.utf8_size(tag)
-            shown = f"{tag[:40]!r}{'...' if len(tag) > 40 else ''}"
-            if not tag or size > limits.MAX_TAG_BYTES:
-                raise ValueError(
-                    f"tag {shown} is {size if size < 1 << 62 else 'not UTF-8, or'} "
-                    f"bytes; a tag is 1 to {limits.MAX_TAG_BYTES} bytes of UTF-8"
-                )
-            if any(ord(c) < 32 or ord(c) == 127 for c in tag):
-                raise ValueError(f"tag {shown} has a control character")
-        total = len(json.dumps(tags))
-        if total > limits.MAX_TAGS_JSON_BYTES:
-            raise ValueError(f"the tags are {total} bytes together as JSON; the limit is {limits.MAX_TAGS_JSON_BYTES}")
+        limits.check_tags(tags)
         return tags
 
 

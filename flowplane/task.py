@@ -40,7 +40,7 @@ from .task_errors import (
     type_name,
     user_traceback,
 )
-from .task_graph import TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
+from .task_graph import GRAPH_INFO, TaskIdError, TaskRef, check_task_id, foreach_splits, parents_of
 from .task_loader import LoadedFlow, fetch_package, flow_file_in, load_flow_file
 from .task_output import CapturedOutput
 from .task_params import from_json_option, given_values, resolve, specs_from_parameters, with_included_files
@@ -127,6 +127,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     """The `flowplane task` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _quick_exit()
+    # A crash in native code (a segfault) then leaves the Python traceback on stderr,
+    # which the scheduler keeps as the attempt's log (the task cannot store it itself).
+    import faulthandler
+
+    try:
+        faulthandler.enable()
+    except (OSError, ValueError):  # stderr is no file (the task run in-process by a test harness)
+        pass
     args = _fast_parse(argv) or build_parser().parse_args(argv)
     if not args.flow_file and not args.package:
         args.package = os.environ.get("FLOWPLANE_PACKAGE_URL")
@@ -229,12 +237,18 @@ def prepare(args: Any) -> "Task":
         storage=storage,
         params=params,
         param_values=with_included_files(param_specs, params, storage, graph.flow_name),
-        param_attrs={s.attribute for s in param_specs},
+        param_attrs={s.name: s.attribute for s in param_specs},
+        param_names=parameter_names(loaded.source.configs, param_specs),
         tags=list(args.tags),
         production=production or token is not None,
         token=token,
         manifest=manifest,
     )
+
+
+def parameter_names(configs: list[Any], specs: list[Any]) -> list[str]:
+    """current.parameter_names: Metaflow yields the configs, then the Parameters in dir() order."""
+    return sorted(c.attribute for c in configs) + sorted(s.attribute for s in specs)
 
 
 def _configs(text: Optional[str]) -> dict[str, Any]:
@@ -289,7 +303,8 @@ class Task:
     storage: Storage
     params: dict[str, Any]  # as given: what the run record keeps (an IncludeFile's descriptor)
     param_values: dict[str, Any]  # what the step sees and stores (an IncludeFile's content)
-    param_attrs: set[str]
+    param_attrs: dict[str, str]  # parameter name -> the flow attribute it is declared as
+    param_names: list[str]
     tags: list[str]
     production: bool = False
     token: Optional[str] = None
@@ -378,8 +393,9 @@ class Task:
             self._catch(flow, outcome)
         if flow is not None:
             try:
-                params = self._param_artifacts(flow) if outcome.ok else dict(self.param_values)
+                params = self._param_artifacts(flow) if outcome.ok else self._by_attribute()
                 index = persist(flow, self.store, tracker, params, best_effort=not outcome.ok)
+                index.setdefault(GRAPH_INFO, self._graph_info_ref())
                 write_index(self.storage, self.flow_name, self.run_id, self.step, self.task_id, self.attempt, index)
                 outcome.artifacts = index
             except ArtifactPersistError as e:
@@ -445,16 +461,24 @@ class Task:
         elif parents:
             d["_flowplane_inherited"] = tracker.wrap(self._artifacts(parents[0].ref))
         splits = foreach_splits(self.graph, self.step, self.task_id)
+        # The values (self.input, foreach_stack()) are read through the flow when asked.
         d["_flowplane_foreach_stack"] = [
-            ForeachFrame(step=s.step, index=i, num_splits=self._num_splits(s)) for s, i in zip(splits, self.indices)
+            ForeachFrame(step=s.step, index=i, num_splits=self._num_splits(s), var=self.graph[s.step].foreach_param)
+            for s, i in zip(splits, self.indices)
         ]
-        if splits:
-            innermost = splits[-1]
-            var = self.graph[innermost.step].foreach_param
-            items = self._artifacts(innermost).load(var) if var else None
-            d["_flowplane_input"] = _item(items, self.indices[-1])
-            d["_flowplane_has_input"] = True
         return flow, inputs
+
+    def _graph_info_ref(self) -> Any:
+        """The run's graph as an internal artifact (Metaflow's `_graph_info`), stored once per run.
+
+        The Client API derives Task.parent_tasks / child_tasks from it, locally and in
+        production alike. A task inherits its parent's copy; a join takes its first input's.
+        """
+        for parent in parents_of(self.graph, self.step, self.task_id, self._num_splits)[:1]:
+            ref = self._artifacts(parent.ref).index.get(GRAPH_INFO)
+            if ref is not None:
+                return ref
+        return self.store.save(self.graph.model_dump(mode="json"))
 
     def _task_record(self, ref: TaskRef) -> records.TaskRecord:
         rec = self._records.get(ref)
@@ -499,6 +523,7 @@ class Task:
             namespace=namespace,
             is_production=self.production,
             tags=[*self._system_tags(), *self.tags],
+            parameter_names=list(self.param_names),
             origin_run_id=None,
             # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
             datastore_root=self.storage.root,
@@ -555,12 +580,17 @@ class Task:
         return num_splits
 
     def _param_artifacts(self, flow: FlowSpec) -> dict[str, Any]:
-        assigned = sorted(a for a in self.param_attrs if a in flow.__dict__)
+        assigned = sorted(a for a in self.param_attrs.values() if a in flow.__dict__)
         if assigned:
             raise ArtifactPersistError(
                 f"step {self.step!r} assigned self.{assigned[0]}, which is a Parameter; parameters are read-only"
             )
-        return dict(self.param_values)
+        return self._by_attribute()
+
+    def _by_attribute(self) -> dict[str, Any]:
+        """Parameter values as artifacts: named by the attribute, as Metaflow stores them
+        (`name_ = Parameter("who")` is the artifact `name_`)."""
+        return {self.param_attrs.get(name, name): value for name, value in self.param_values.items()}
 
     # --- records --------------------------------------------------------------------
 
@@ -645,6 +675,7 @@ class Task:
         prefix = self._log_prefix()
         for name, tee in zip(layout.LOGS, (out.stdout, out.stderr)):
             self.storage.put_stream(f"{prefix}/{name}", tee.contents())
+            self.storage.put_bytes(f"{prefix}/{layout.log_times_name(name)}", tee.times_text())
 
     def _record_foreach(self, num_splits: int) -> None:
         key = layout.attempt_key(self.flow_name, self.run_id, self.step, self.task_id, self.attempt, layout.FOREACH_RECORD)
@@ -674,16 +705,6 @@ class Task:
         if run is not None and run.status == "running":
             run.status, run.finished_at = "succeeded", finished
             records.write_run(self.storage, run)
-
-
-def _item(items: Any, index: int) -> Any:
-    try:
-        return items[index]
-    except TypeError:
-        # Not indexable (a generator was consumed by len(); sets, dict views): iterate.
-        from itertools import islice
-
-        return next(islice(iter(items), index, index + 1))
 
 
 def _describe(names: list[str], foreach: Optional[str]) -> str:

@@ -39,6 +39,9 @@ class Parent:
     index: Optional[int] = None
 
 
+# The internal artifact holding the run's graph (GraphSpec as JSON), as Metaflow's `_graph_info`.
+GRAPH_INFO = "_graph_info"
+
 # The number of items a foreach task fanned out to; raises if it is not known yet.
 NumSplits = Callable[[TaskRef], int]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import sys
 import tempfile
+import time
+from array import array
 from typing import Any, TextIO
 
 _SPOOL_BYTES = 1 << 20
@@ -19,6 +21,8 @@ class Tee(io.TextIOBase):
     def __init__(self, stream: TextIO):
         self.stream = stream
         self.spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b")
+        # When each line ended (epoch seconds): Task.loglines gives them, as Metaflow's mflog does.
+        self.line_times = array("d")
 
     def write(self, text: str) -> int:
         try:
@@ -29,6 +33,9 @@ class Tee(io.TextIOBase):
         except (OSError, ValueError):
             pass  # the reader went away; the log still gets everything
         self.spool.write(text.encode("utf-8", "replace"))
+        ends = text.count("\n")
+        if ends:
+            self.line_times.extend([time.time()] * ends)
         return len(text)
 
     def flush(self) -> None:
@@ -54,6 +61,10 @@ class Tee(io.TextIOBase):
         """The captured bytes as a readable stream, from the start."""
         self.spool.seek(0)
         return self.spool
+
+    def times_text(self) -> bytes:
+        """One line-end time per line, a line each (a last line without newline has none)."""
+        return "".join(f"{t:.6f}\n" for t in self.line_times).encode()
 
 
 class CapturedOutput:

@@ -104,11 +104,12 @@ def test_run_help_lists_parameters_with_help_and_defaults(root, tmp_path):
     res = invoke(write_flow(tmp_path, "opts_help", PARAMS), "run", "--help")
     assert res.exit_code == 0
     out = " ".join(res.output.split())
-    assert "--alpha FLOAT Learning rate [default: (0.01)]" in out
-    assert "--count INTEGER Parameter count. [default: (3)]" in out
-    assert "--person TEXT Who [required]" in out
-    assert '--config JSON Parameter config. [default: ({"a": 1})]' in out
-    assert "--info JSON Parameter info. [default: (computed when the run starts)]" in out
+    assert "--alpha FLOAT Learning rate [env var: FLOWPLANE_RUN_ALPHA, METAFLOW_RUN_ALPHA; default: (0.01)]" in out
+    assert "--count INTEGER Parameter count. [env var: FLOWPLANE_RUN_COUNT, METAFLOW_RUN_COUNT; default: (3)]" in out
+    assert "--person TEXT Who [env var: FLOWPLANE_RUN_PERSON, METAFLOW_RUN_PERSON; required]" in out
+    assert '--config JSON Parameter config. [env var: FLOWPLANE_RUN_CONFIG, METAFLOW_RUN_CONFIG; default: ({"a": 1})]' in out
+    assert ("--info JSON Parameter info. [env var: FLOWPLANE_RUN_INFO, METAFLOW_RUN_INFO; "
+            "default: (computed when the run starts)]") in out
     assert "--max-workers INTEGER RANGE" in out and "[default: 16" in out
 
 

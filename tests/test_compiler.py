@@ -367,6 +367,16 @@ def test_with_decorators_from_deploy_options_reach_every_task():
     assert all(t["Retry"][1]["IntervalSeconds"] == 60 for t in tasks.values())
 
 
+def test_minutes_between_retries_is_the_state_machines_retry_interval():
+    # Only remote attempts wait (as Metaflow's Batch CLI sleeps); the local runtime does not.
+    manifest = shared_manifest("branch_flow.py")
+    from flowplane.manifest import RetrySpec
+
+    graph = manifest.graph.with_decorators([RetrySpec(times=1)])
+    tasks = batch_tasks(compile_(manifest.model_copy(update={"graph": graph})))
+    assert all(t["Retry"][1]["IntervalSeconds"] == 120 for t in tasks.values())
+
+
 # --- bad input ----------------------------------------------------------------------
 
 

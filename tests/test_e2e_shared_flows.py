@@ -86,13 +86,13 @@ def test_deployment_info_is_evaluated_once_at_deploy_time(plane, tmp_path):
     infos = []
     for run_id in (first, second):
         assert wait_for_run(plane, "DeploymentInfoFlow", run_id)["status"] == "SUCCEEDED"
-        infos.append(production_run("DeploymentInfoFlow", run_id).data.deployment_info)
+        infos.append(production_run("DeploymentInfoFlow", run_id).data.info)
     assert infos[0] == infos[1] and infos[0]["who"] == USER
     local = local_run(path, tmp_path)
     production = artifacts(production_run("DeploymentInfoFlow", first))
     # Same artifacts, but for the deploy-time value: the local run evaluated it when it started.
-    assert _without(local.artifacts, "deployment_info") == _without(production, "deployment_info")
-    assert {v["deployment_info"]["who"] for v in local.artifacts.values()} == {USER}
+    assert _without(local.artifacts, "info") == _without(production, "info")
+    assert {v["info"]["who"] for v in local.artifacts.values()} == {USER}
 
 
 def test_hourly_flow_fires_on_the_hour_once_per_tick(plane, tmp_path):

@@ -225,7 +225,7 @@ def test_merge_conflicts_fail_the_run_with_metaflows_message(root, tmp_path):
         "prior to calling merge_artifacts."
     )
     assert res.run.task("join").error.message == message
-    assert f"Task ShapesFlow/{res.run.run_id}/join/1 failed: flowplane.flowspec.MergeArtifactsError: Step *join*" in res.out
+    assert f"Task ShapesFlow/{res.run.run_id}/join/1 failed: flowplane.flowspec.UnhandledInMergeArtifactsException: Step *join*" in res.out
     assert res.run.record.failed_task == f"ShapesFlow/{res.run.run_id}/join/1"
 
 
@@ -258,6 +258,18 @@ def test_retry_records_every_attempt_until_one_succeeds(root, tmp_path):
     assert r.data("start")["attempt"] == 2
     assert "Task failed; retrying (attempt 2 of 3)." in res.out
     assert "Task is starting (retry 2)." in res.out
+
+
+def test_local_retry_starts_at_once_whatever_minutes_between_retries(root, tmp_path):
+    # Metaflow retries a local task at once; minutes_between_retries (2 by default) is
+    # waited only on remote compute. The state machine keeps the wait (test_compiler).
+    src = FLAKY.replace("@retry(times=2, minutes_between_retries=0)", "@retry(times=2, minutes_between_retries=5)")
+    began = time.monotonic()
+    res = run(write_flow(tmp_path, "flaky_slow_retry", src), root)
+    assert res.code == 0, res.out + res.err
+    assert time.monotonic() - began < 60  # three attempts, no five-minute waits
+    assert [a.status for a in res.run.attempts("start")] == ["failed", "failed", "succeeded"]
+    assert "Task failed; retrying (attempt 2 of 3)." in res.out
 
 
 def test_with_retry_attaches_retry_to_steps_without_one(root, tmp_path):

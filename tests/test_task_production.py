@@ -129,7 +129,7 @@ def test_deploy_time_defaults_come_from_the_manifest(aws, tmp_path, monkeypatch)
     monkeypatch.setenv("FLOWPLANE_USER", "batch-runner")  # whoever the job runs as
     for run_id in ("sfn-1", "sfn-2"):
         assert batch_task(url, run_id, "start") == 0
-    first, second = (s3_run("DeploymentInfoFlow", r).data("start")["deployment_info"] for r in ("sfn-1", "sfn-2"))
+    first, second = (s3_run("DeploymentInfoFlow", r).data("start")["info"] for r in ("sfn-1", "sfn-2"))  # the attribute
     assert first["who"] == "deployer"
     assert first == second  # evaluated once, at deploy
 
@@ -210,7 +210,8 @@ def test_task_events_go_to_the_bus_for_the_recorder(aws, tmp_path, monkeypatch):
         "ParameterFlow", "sfn-ev", "start", "1", 0)
     assert finished.batch_job_id == "job-42"
     assert started.stage == finished.stage == "flowplane-prod"
-    assert set(finished.artifacts) == {"alpha"}
+    # The run's graph travels as the internal artifact every task carries (Task.parent_tasks reads it).
+    assert set(finished.artifacts) == {"alpha", "_graph_info"}
     assert finished.artifacts["alpha"].sha == s3_run("ParameterFlow", "sfn-ev").index("start")["alpha"].sha
 
 

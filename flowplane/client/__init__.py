@@ -25,6 +25,10 @@ from .exceptions import (
 from .metadata import MetadataSpecError, default_metadata, get_metadata, metadata
 from .namespaces import default_namespace, get_namespace, namespace
 from .provider import FlowInfo, Provider, StepInfo, get_provider, set_provider, use_provider
+from .tagging import TaggingError
+
+# Metaflow's name for it.
+MetaflowTaggingError = TaggingError
 
 
 __all__ = [
@@ -38,6 +42,8 @@ __all__ = [
     "MetaflowData",
     "Metadata",
     "TaskException",
+    "TaggingError",
+    "MetaflowTaggingError",
     "namespace",
     "get_namespace",
     "default_namespace",

@@ -31,6 +31,7 @@ from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, RunRecord, TaskRecord, is_production_run_id
 from ..datastore.storage import NotFound as StorageNotFound
 from .lazy_runs import LazyRuns
+from .tagging import PRODUCTION_TAGS_FIXED
 from .local import _ok
 from .provider import FlowInfo, LogStream, Provider, StepInfo
 from .service import ServiceError
@@ -232,6 +233,13 @@ class CombinedProvider:
         plane = self._ask_plane(lambda: self.plane.list_runs(flow, namespace_tag=namespace_tag, limit=limit), [])
         return MergedRuns(self, flow, local, plane, None if limit is None else max(0, int(limit)))
 
+    def set_user_tags(self, flow: str, run: str, tags: list[str]) -> RunRecord:
+        if is_production_run_id(run):
+            from .tagging import TaggingError
+
+            raise TaggingError(PRODUCTION_TAGS_FIXED)
+        return self.local.set_user_tags(flow, run, tags)  # type: ignore[attr-defined]
+
     def get_run(self, flow: str, run: str) -> Optional[RunRecord]:
         if not _ok(flow, run):
             return None
@@ -306,6 +314,14 @@ class CombinedProvider:
             if self._plane_gone:
                 raise
             return self.plane.load_artifact(flow, sha)
+
+    def log_times(self, flow: str, run: str, step: str, task: str, attempt: int,
+                  stream: LogStream) -> Optional[list[float]]:
+        def read(p: Provider) -> Optional[list[float]]:
+            times = getattr(p, "log_times", None)
+            return times(flow, run, step, task, attempt, stream) if callable(times) else None
+
+        return self._from_run_source(flow, run, read, None)
 
     def logs(self, flow: str, run: str, step: str, task: str, attempt: int, stream: LogStream) -> str:
         if stream not in ("stdout", "stderr"):

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
 from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, ErrorInfo, RunRecord, TaskRecord
+from ..task_graph import GRAPH_INFO
 from .exceptions import ChildNotFound, InvalidPathspec, NamespaceMismatch, NotFound
+from .lineage import child_refs, graph_of, parent_refs
+from .tagging import PRODUCTION_TAGS_FIXED, TaggingError, next_user_tags, tag_list
 from .namespaces import get_namespace
 from .provider import FlowInfo, Provider, StepInfo, get_provider
 from .times import parse_time, sort_key
@@ -301,6 +304,37 @@ class Run(MetaflowObject):
     def _run_record(self) -> RunRecord:
         return self._record
 
+    # --- changing tags (Metaflow 2.7+) --------------------------------------------
+
+    def add_tag(self, tag: str) -> None:
+        """Add a user tag; a system tag is already a tag and is not added again."""
+        self.replace_tags([], [tag])
+
+    def add_tags(self, tags: Any) -> None:
+        self.replace_tags([], tag_list(tags, "tags"))
+
+    def remove_tag(self, tag: str) -> None:
+        """Remove a user tag; removing a system tag is a TaggingError, an absent one a no-op."""
+        self.replace_tags([tag], [])
+
+    def remove_tags(self, tags: Any) -> None:
+        self.replace_tags(tag_list(tags, "tags"), [])
+
+    def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
+        self.replace_tags([tag_to_remove], [tag_to_add])
+
+    def replace_tags(self, tags_to_remove: Any, tags_to_add: Any) -> None:
+        """Remove then add, in one write; nothing changes when any part is refused."""
+        remove = tag_list(tags_to_remove, "tags_to_remove")
+        add = tag_list(tags_to_add, "tags_to_add")
+        tags = next_user_tags(self._record.tags, self._record.system_tags, remove, add)
+        if tags == list(self._record.tags):
+            return
+        setter = getattr(self._provider, "set_user_tags", None)
+        if not callable(setter):
+            raise TaggingError(PRODUCTION_TAGS_FIXED)
+        self._record = setter(*self._components, tags)
+
     @property
     def created_at(self) -> Optional[datetime]:
         return parse_time(self._record.created_at)
@@ -553,6 +587,59 @@ class Task(MetaflowObject):
     @property
     def stderr(self) -> str:
         return self._log("stderr")
+
+    def loglines(self, stream: str, as_unicode: bool = True) -> Iterator[tuple[Optional[datetime], Any]]:
+        """(UTC time the line was written, line) for each line of `stream`, as Metaflow's.
+
+        The time is None where the provider keeps none (a production run read through the
+        control plane, or a line a task that died could not time).
+        """
+        text = self._log(stream)
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        times = None
+        reader = getattr(self._provider, "log_times", None)
+        if self._attempt is not None and callable(reader):
+            times = reader(*self._components, self._attempt, stream)
+        for i, line in enumerate(lines):
+            when = None
+            if times is not None and i < len(times):
+                when = datetime.fromtimestamp(times[i], tz=timezone.utc)
+            yield when, (line if as_unicode else line.encode("utf-8"))
+
+    # --- the runtime DAG (Metaflow 2.12) -----------------------------------
+
+    def _lineage(self, find: Any) -> list[str]:
+        if GRAPH_INFO not in self._artifact_index():
+            return []  # a task that died before storing anything
+        flow, run, step, task_id = self._components
+        graph = graph_of(self._artifact(GRAPH_INFO).data)
+
+        def task_ids(name: str) -> list[str]:
+            return [t.task_id for t in self._provider.list_tasks(flow, run, name)]
+
+        return [f"{flow}/{run}/{ref.step}/{ref.task_id}" for ref in find(graph, step, task_id, task_ids)]
+
+    @property
+    def parent_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks this one took its inputs from (none for start)."""
+        return iter(self._lineage(parent_refs))
+
+    @property
+    def child_task_pathspecs(self) -> Iterator[str]:
+        """Pathspecs of the tasks that took this one's outputs (none for end, or not yet run)."""
+        return iter(self._lineage(child_refs))
+
+    @property
+    def parent_tasks(self) -> Iterator["Task"]:
+        for pathspec in self.parent_task_pathspecs:
+            yield Task(pathspec, _provider=self._provider, _namespace_check=False)
+
+    @property
+    def child_tasks(self) -> Iterator["Task"]:
+        for pathspec in self.child_task_pathspecs:
+            yield Task(pathspec, _provider=self._provider, _namespace_check=False)
 
     # --- metadata --------------------------------------------------------
 

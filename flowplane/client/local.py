@@ -87,6 +87,17 @@ class LocalProvider:
             return None
         return records.read_run(self.storage, flow, run)
 
+    def set_user_tags(self, flow: str, run: str, tags: list[str]) -> RunRecord:
+        """Replace the run's user tags (already checked by client/tagging.py); the record after."""
+        rec = self.get_run(flow, run)
+        if rec is None:
+            from .exceptions import NotFound
+
+            raise NotFound(f"Run('{flow}/{run}') does not exist (datastore {self.describe()})")
+        rec.tags = list(tags)
+        records.write_run(self.storage, rec)
+        return rec
+
     # --- steps and tasks ---------------------------------------------------
 
     def list_steps(self, flow: str, run: str) -> list[StepInfo]:
@@ -156,6 +167,18 @@ class LocalProvider:
         if not _ok(flow) or not re.fullmatch(r"[0-9a-f]{64}", sha or ""):
             raise KeyError(f"not an artifact address: {flow}/{sha}")
         return self._store(flow).load(sha)
+
+    def log_times(self, flow: str, run: str, step: str, task: str, attempt: int,
+                  stream: LogStream) -> Optional[list[float]]:
+        """When each log line was written (epoch seconds); None if the task did not say."""
+        if stream not in ("stdout", "stderr") or not _ok(flow, run, step, task):
+            return None
+        key = layout.attempt_key(flow, run, step, task, int(attempt), layout.log_times_name(f"{stream}.log"))
+        try:
+            text = self.storage.get_bytes(key).decode()
+        except StorageNotFound:
+            return None
+        return [float(t) for t in text.split()]
 
     def logs(self, flow: str, run: str, step: str, task: str, attempt: int, stream: LogStream) -> str:
         if stream not in ("stdout", "stderr"):

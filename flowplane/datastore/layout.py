@@ -26,6 +26,11 @@ FOREACH_RECORD = "foreach.json"
 LOGS = ("stdout.log", "stderr.log")
 
 
+def log_times_name(log: str) -> str:
+    """Beside `stdout.log`, `stdout.times`: when each of its lines was written."""
+    return log.rsplit(".", 1)[0] + ".times"
+
+
 def blob_key(flow: str, sha: str) -> str:
     return f"{flow}/data/{sha[:2]}/{sha}"
 

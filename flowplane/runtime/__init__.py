@@ -10,7 +10,7 @@ from ..context import FlowContext
 from ..datastore import records
 from ..datastore.storage import Storage, default_root, storage_for
 from .launcher import ForkLauncher, Launcher, SubprocessLauncher, TaskProcess, default_launcher
-from .local import LocalRun, RunSettings
+from .local import MAX_NUM_SPLITS, LocalRun, RunSettings
 from .progress import Progress
 
 __all__ = [
@@ -59,10 +59,13 @@ def run_local(
     root: Optional[str] = None,
     launcher: Optional[Launcher] = None,
     progress: Optional[Progress] = None,
+    max_num_splits: int = MAX_NUM_SPLITS,
 ) -> int:
     """Run every task of the flow; 0 when the run succeeded, 1 when it failed."""
     if max_workers < 1:
         raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+    if max_num_splits < 1:
+        raise ValueError(f"max_num_splits must be at least 1, got {max_num_splits}")
     graph = ctx.graph
     problems = preflight(graph)
     if problems:
@@ -95,7 +98,8 @@ def run_local(
 
     progress.system(f"Flowplane {__version__} executing {flow} for user:{ctx.user}")
     progress.system(f"Workflow starting (run-id {run_id}):")
-    settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params)
+    settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params,
+                           max_num_splits=max_num_splits)
     local = LocalRun(ctx, graph, settings, storage, launcher, progress)
     try:
         code = local.execute()

@@ -26,9 +26,12 @@ from ..datastore.storage import Storage
 from ..manifest import GraphSpec
 from ..task_fallback import attempts_before_failing, is_fallback
 from ..task_graph import TaskRef, children_of, parents_of
+from .attempt_output import AttemptOutput
 from .launcher import Launcher, TaskProcess
 from .progress import Progress
 
+# Metaflow's guard against a foreach fanning out by mistake (run --max-num-splits).
+MAX_NUM_SPLITS = 100
 # A task that blocks @timeout's signal is killed this long after its limit.
 TIMEOUT_GRACE_SECONDS = 2.0
 _WAKEUP = object()
@@ -50,6 +53,7 @@ class Attempt:
     open_fds: set[int] = field(default_factory=set)
     timed_out: bool = False
     killed_because: Optional[str] = None
+    output: AttemptOutput = field(default_factory=AttemptOutput)
 
 
 @dataclass
@@ -59,6 +63,7 @@ class RunSettings:
     max_workers: int
     tags: list[str]
     params: dict[str, Any]
+    max_num_splits: int = MAX_NUM_SPLITS
 
 
 def with_option_text(spec: Any) -> str:
@@ -207,6 +212,7 @@ class LocalRun:
             att.partial[fd] = rest
         err = fd == att.proc.stderr_fd
         for line in lines:
+            att.output.line(line, err)
             self.progress.task(att.label, att.proc.pid, line.decode("utf-8", "replace").rstrip("\r"), err=err)
 
     def _close_fd(self, att: Attempt, fd: int) -> None:
@@ -231,7 +237,10 @@ class LocalRun:
                 self._close_fd(att, fd)
             att.proc.close()
             del self.running[pid]
-            self._finished(att, code)
+            try:
+                self._finished(att, code)
+            finally:
+                att.output.close()
 
     def _finished(self, att: Attempt, code: int) -> None:
         ref = att.ref
@@ -255,12 +264,14 @@ class LocalRun:
         if att.attempt < times and self.failed is None and att.killed_because is None:
             nxt = att.attempt + 1
             if is_fallback(nxt, retry_times, has_catch):
-                wait, what = 0.0, f"@catch's fallback attempt {nxt} records how it died"
+                what = f"@catch's fallback attempt {nxt} records how it died"
             else:
-                wait = 60.0 * retry.minutes_between_retries
-                what = f"retrying{f' in {wait:g} s' if wait else ''} (attempt {nxt + 1} of {retry_times + 1})"
+                what = f"retrying (attempt {nxt + 1} of {retry_times + 1})"
             self.progress.task(att.label, pid, f"Task failed; {what}.")
-            self.retries.append((time.monotonic() + wait, ref, nxt))
+            # As Metaflow's local runtime: the next attempt starts at once. minutes_between_retries
+            # is honoured only on Step Functions (the state machine's Retry interval), where a
+            # retry waits for flaky remote resources; locally a wait only slows development.
+            self.retries.append((time.monotonic(), ref, nxt))
             return
         if att.killed_because is None:
             self.progress.task(att.label, pid, "Task failed.", err=True)
@@ -285,16 +296,19 @@ class LocalRun:
             error = records.ErrorInfo(type="TaskFailed", message="the task exited without recording its result")
         elif code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            error = records.ErrorInfo(type="TaskKilled", message=f"the task process was killed by {name}")
+            why = " (segmentation fault)" if -code == signal.SIGSEGV else ""
+            error = records.ErrorInfo(type="TaskKilled", message=f"the task process was killed by {name}{why}")
         else:
             error = records.ErrorInfo(type="TaskFailed", message=f"the task process exited with code {code}")
         started = rec.started_at if rec is not None else att.started_at
+        log_prefix = layout.attempt_prefix(self.flow, self.s.run_id, ref.step, ref.task_id, att.attempt)
+        # What it printed before dying explains it; it could not store that itself.
+        att.output.store_if_missing(self.storage, log_prefix, f"{error.type}: {error.message}")
         records.write_attempt(
             self.storage, self.flow, self.s.run_id, ref.step, ref.task_id,
             records.AttemptRecord(
                 attempt=att.attempt, status="failed", started_at=started, finished_at=records.now_iso(),
-                exit_code=code, error=error,
-                log_location=layout.attempt_prefix(self.flow, self.s.run_id, ref.step, ref.task_id, att.attempt),
+                exit_code=code, error=error, log_location=log_prefix,
             ),
         )
         return error
@@ -321,6 +335,9 @@ class LocalRun:
         if node.type == "foreach":
             key = layout.attempt_key(self.flow, self.s.run_id, ref.step, ref.task_id, attempt, layout.FOREACH_RECORD)
             n = int(json.loads(self.storage.get_bytes(key))["num_splits"])
+            if n > self.s.max_num_splits:
+                self._too_many_splits(ref, attempt, n)
+                return
             self.cardinality[ref] = n
             self.progress.system(f"Foreach yields {n} child step{'s' if n != 1 else ''}.")
         for child in children_of(self.graph, ref.step, ref.task_id, self._num_splits):
@@ -338,6 +355,18 @@ class LocalRun:
 
     def _num_splits(self, ref: TaskRef) -> int:
         return self.cardinality[ref]
+
+    def _too_many_splits(self, ref: TaskRef, attempt: int, n: int) -> None:
+        """Metaflow fails the split task (no retry) rather than start that many tasks."""
+        error = records.ErrorInfo(
+            type="TaskFailed",
+            message=f"Foreach in step *{ref.step}* yielded {n} child steps which is more than the current "
+            f"maximum of {self.s.max_num_splits} children. You can raise the maximum with the "
+            "--max-num-splits option.",
+        )
+        self.progress.system(error.message)
+        self._mark_task_failed(ref, attempt, error)
+        self._fail_run(ref, error)
 
     def _check_deadlines(self) -> None:
         now = time.monotonic()

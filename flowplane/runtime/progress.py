@@ -20,9 +20,11 @@ def timestamp() -> str:
 
 
 class Progress:
-    def __init__(self, out: Optional[TextIO] = None, err: Optional[TextIO] = None):
+    def __init__(self, out: Optional[TextIO] = None, err: Optional[TextIO] = None, quiet: bool = False):
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        # --quiet: the runtime's own messages go; the tasks' output and the failure summary stay.
+        self.quiet = quiet
 
     def _write(self, stream: TextIO, text: str) -> None:
         try:
@@ -31,6 +33,8 @@ class Progress:
             pass  # nobody is reading our output any more; the run goes on
 
     def system(self, message: str) -> None:
+        if self.quiet:
+            return
         self._write(self.out, f"{timestamp()} {message}\n")
 
     def task(self, label: str, pid: int, message: str, err: bool = False) -> None:
