@@ -589,8 +589,14 @@ class Task:
 
     def _by_attribute(self) -> dict[str, Any]:
         """Parameter values as artifacts: named by the attribute, as Metaflow stores them
-        (`name_ = Parameter("who")` is the artifact `name_`)."""
-        return {self.param_attrs.get(name, name): value for name, value in self.param_values.items()}
+        (`name_ = Parameter("who")` is the artifact `name_`), and also by the parameter's own
+        name where it differs, as flowplane always has (`Run.data.deployment_info` of the shared
+        DeploymentInfoFlow, whose attribute is `info`)."""
+        out: dict[str, Any] = {}
+        for name, value in self.param_values.items():
+            out[name] = value
+            out[self.param_attrs.get(name, name)] = value
+        return out
 
     # --- records --------------------------------------------------------------------
 

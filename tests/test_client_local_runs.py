@@ -109,8 +109,8 @@ def test_foreach_flow(datastore, tmp_path):
 def test_deployment_info_flow(datastore, tmp_path):
     run_flow("deployment_info_flow.py", datastore, tmp_path)
     run = only_run("DeploymentInfoFlow")
-    info = run.data.info  # the attribute `info = Parameter("deployment_info")`, as Metaflow names it
-    assert info["who"] == USER
+    info = run.data.deployment_info
+    assert info["who"] == USER and run.data.info == info  # by name (EXPECTED.md) and attribute (Metaflow)
     assert datetime.fromisoformat(info["when"])
     assert f"This flow was deployed at {info['when']} by {USER}" in run["start"].task.stdout
 

@@ -86,13 +86,15 @@ def test_deployment_info_is_evaluated_once_at_deploy_time(plane, tmp_path):
     infos = []
     for run_id in (first, second):
         assert wait_for_run(plane, "DeploymentInfoFlow", run_id)["status"] == "SUCCEEDED"
-        infos.append(production_run("DeploymentInfoFlow", run_id).data.info)
+        infos.append(production_run("DeploymentInfoFlow", run_id).data.deployment_info)
     assert infos[0] == infos[1] and infos[0]["who"] == USER
     local = local_run(path, tmp_path)
     production = artifacts(production_run("DeploymentInfoFlow", first))
     # Same artifacts, but for the deploy-time value: the local run evaluated it when it started.
-    assert _without(local.artifacts, "info") == _without(production, "info")
-    assert {v["info"]["who"] for v in local.artifacts.values()} == {USER}
+    # The parameter is stored under its name and, as Metaflow stores it, under its attribute `info`.
+    assert _without(local.artifacts, "deployment_info", "info") == _without(production, "deployment_info", "info")
+    assert all(v["info"] == v["deployment_info"] for v in [*local.artifacts.values(), *production.values()])
+    assert {v["deployment_info"]["who"] for v in local.artifacts.values()} == {USER}
 
 
 def test_hourly_flow_fires_on_the_hour_once_per_tick(plane, tmp_path):
@@ -129,5 +131,5 @@ def hourly(fired: list) -> list:
     return [f for f in fired if f.rule == "flowplane-local-schedule-HourlyFlow"]
 
 
-def _without(found: dict, name: str) -> dict:
-    return {k: {n: v for n, v in values.items() if n != name} for k, values in found.items()}
+def _without(found: dict, *names: str) -> dict:
+    return {k: {n: v for n, v in values.items() if n not in names} for k, values in found.items()}

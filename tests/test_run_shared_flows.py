@@ -58,9 +58,9 @@ def test_foreach_flow_with_three_workers(root, tmp_path, launcher):
 def test_deployment_info_flow(root, tmp_path):
     ok(run_cli(SHARED_FLOWS / "deployment_info_flow.py", root, tmp_path, "run"))
     run = RunView.only(root, "DeploymentInfoFlow")
-    info = run.data("end")["info"]
+    info = run.data("end")["deployment_info"]
     assert info["who"] == USER and info["when"]
-    assert run.data("start")["info"] == info  # evaluated once, at the start of run
+    assert run.data("start")["deployment_info"] == info  # evaluated once, at the start of run
 
 
 def test_hourly_flow_runs_locally(root, tmp_path):

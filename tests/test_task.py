@@ -99,8 +99,8 @@ def test_linear_flow_artifacts_logs_records(root, tmp_path, capsys):
     assert task(flow, root, "end", params='{"alpha": 0.5}') == 0
     run = view(root, "ParamsFlow")
     start = run.data("start")
-    # Parameters are artifacts under their attribute names (as Metaflow), converted to their types.
-    assert start["alpha"] == 0.5 and start["info"] == "x" and "deployment-info" not in start
+    # Parameters are artifacts, converted to their types, under their attribute names (as Metaflow) and their own names.
+    assert start["alpha"] == 0.5 and start["info"] == "x" == start["deployment-info"]
     assert start["numbers"] == list(range(10))
     assert run.log("start") == "alpha is 0.500000\n"
     assert run.log("end") == "label is fixed\n"
