@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -156,11 +157,21 @@ class LocalPlane:
         if self._running:
             return self
         t0 = time.perf_counter()
+        # The history restored at start is millions of long-lived objects: with the collector on,
+        # each allocation-triggered pass walks them all again (it made every step of a start with
+        # 1,000 runs twice as slow), and later passes would too. Off while starting, then frozen:
+        # out of the collector's sight for good (freed by reference counting as ever).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             self._start()
+            gc.freeze()
         except BaseException:
             self._teardown()
             raise
+        finally:
+            if collecting:
+                gc.enable()
         self._running = True
         self.started_at = time.time()
         self._say(f"control plane ready at {self.url} ({time.perf_counter() - t0:.1f} s)")
@@ -592,6 +603,7 @@ class LocalPlane:
             self._teardown()
 
     def _teardown(self) -> None:
+        gc.unfreeze()  # what this plane held can be collected once it is gone
         self._stop.set()
         while self._undo:
             undo = self._undo.pop()
