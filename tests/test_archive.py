@@ -35,11 +35,13 @@ LIMITS = ArchiveLimits(max_unpacked=500 * MB)
 
 
 def refused(data: bytes, fragment: str, limits: ArchiveLimits = LIMITS, seconds: float = 2.0) -> ArchiveError:
-    started = time.perf_counter()
+    # This thread's CPU time, not the wall clock: bounded work is what is checked, and other
+    # processes on a shared machine stretch the wall clock several times over.
+    started = time.thread_time()
     with pytest.raises(ArchiveError) as e:
         scan(data, limits)
     assert fragment in e.value.message, e.value.message
-    assert time.perf_counter() - started < seconds
+    assert time.thread_time() - started < seconds
     return e.value
 
 
@@ -117,9 +119,9 @@ def test_link_resolution_is_linear_in_the_targets():
         for i in range(400):
             add(tar, f"l{i}", type=tarfile.SYMTYPE, linkname="d/" + "./" * 250 + "x.py")
 
-    started = time.perf_counter()
+    started = time.thread_time()
     assert len(scan(tar_gz(build), LIMITS).links) == 400
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 2.0
 
 
 def test_a_chain_of_links_longer_than_40_is_refused():
@@ -141,10 +143,10 @@ def test_links_escaping_through_other_links_are_refused():
 
 def test_a_gzip_bomb_is_refused_after_inflating_the_cap_not_the_stream():
     bomb = zeros_package(200 * MB)  # ~200 KB that unpacks to 200 MB
-    started = time.perf_counter()
+    started = time.thread_time()
     e = refused_by_the_api(bomb, "100 times the package's own size", status=413)
     assert e.extra["limit"] == 32 * MB  # the floor: 100 x 200 KB is less
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 2.0
 
 
 def test_inflated_bytes_are_counted_even_when_headers_lie():
@@ -173,9 +175,9 @@ def test_pax_records_are_parsed_by_length_not_by_pattern():
             info.pax_headers = {"comment": "7" * 7_000}
             tar.addfile(info)
 
-    started = time.perf_counter()
+    started = time.thread_time()
     scan(tar_gz(build), LIMITS)
-    assert time.perf_counter() - started < 3.0
+    assert time.thread_time() - started < 3.0
 
 
 def test_chained_extended_headers_are_refused():
@@ -200,12 +202,12 @@ def test_a_manifest_over_1_mib_is_refused_unread():
 
 def test_a_100_mib_manifest_is_refused_before_it_is_read():
     # Accepted before. Its size is known from its header: nothing of it is inflated.
-    started = time.perf_counter()
+    started = time.thread_time()
     e = refused_by_the_api_size(zeros_package(100 * MB, name="manifest.json"))
     assert e.field == "package" and "unpacks to more than" in e.message
     e = refused_by_the_api_size(package(raw_manifest=b" " * (2 * MB)))
     assert e.field == "manifest"
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 2.0
 
 
 def refused_by_the_api_size(data: bytes) -> ApiError:
