@@ -9,6 +9,7 @@ Schema (`manifest_json_schema()`) documents it for anyone else.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 

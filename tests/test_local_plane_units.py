@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -282,3 +284,21 @@ def test_the_embedded_plane_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("FLOWPLANE_EMBEDDED", "0")
     with pytest.raises(ConfigError, match="FLOWPLANE_API_URL .* FLOWPLANE_EMBEDDED=0"):
         discover.embedded_url()
+
+
+def test_stop_signals_only_a_plane_never_another_live_process(tmp_path):
+    # A URL file naming this very process (as the discovery tests write) or any other live
+    # process that is not `flowplane local` must not be killed by `stop` (nor by the suite's
+    # end-of-session safety net, which calls it).
+    from flowplane.local import service
+
+    (tmp_path / "plane.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": os.getpid()}))
+    assert service.stop(tmp_path, timeout=1) is None
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "plane.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": other.pid}))
+        assert service.stop(tmp_path, timeout=1) is None
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

@@ -108,6 +108,10 @@ def stop(state_dir: Path, timeout: float = STOP_TIMEOUT_S) -> Optional[dict[str,
     if info is None:
         return None
     pid = int(info["pid"])
+    if not _is_plane(pid, info):
+        # A URL file naming some other live process (a reused pid, a hand-written file) must
+        # not make `stop` signal it: only a process that is a plane is stopped.
+        return None
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -120,6 +124,21 @@ def stop(state_dir: Path, timeout: float = STOP_TIMEOUT_S) -> Optional[dict[str,
             break
         time.sleep(0.1)
     return info
+
+
+def _is_plane(pid: int, info: dict[str, Any]) -> bool:
+    """Whether `pid` is the plane the URL file names: never this process; on Linux, its command
+    line is `flowplane local`; elsewhere, its URL answers the health check."""
+    if pid == os.getpid():
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        from .discover import healthy
+
+        return bool(info.get("url")) and healthy(info["url"])
+    named = any(a == b"flowplane" or a.endswith(b"/flowplane") for a in argv)
+    return named and b"local" in argv
 
 
 def status(state_dir: Path) -> Optional[dict[str, Any]]:
