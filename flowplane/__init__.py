@@ -9,14 +9,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Config, config_expr
 from .current import current
-from .decorators import batch, card, catch, environment, resources, retry, schedule, secrets, step, timeout
-from .flowspec import FlowSpec
-from .includefile import IncludeFile
-from .parameters import JSONType, Parameter
 
 __version__ = "0.1.0"
+
+# A flow's names, imported on first use: `flowplane local start|stop|status`, and the
+# background plane they start, need none of them (pydantic alone costs 0.1 s).
+# `current` stays eager: it shares its name with its module, which would shadow a lazy name.
+_SDK_NAMES = {
+    "FlowSpec": ".flowspec",
+    "step": ".decorators",
+    "Parameter": ".parameters",
+    "JSONType": ".parameters",
+    "IncludeFile": ".includefile",
+    "Config": ".config",
+    "config_expr": ".config",
+    "retry": ".decorators",
+    "catch": ".decorators",
+    "timeout": ".decorators",
+    "resources": ".decorators",
+    "batch": ".decorators",
+    "environment": ".decorators",
+    "secrets": ".decorators",
+    "card": ".decorators",
+    "schedule": ".decorators",
+}
 
 _CLIENT_NAMES = {
     "Metaflow",
@@ -60,6 +77,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SDK_NAMES:
+        import importlib
+
+        value = getattr(importlib.import_module(_SDK_NAMES[name], __name__), name)
+        globals()[name] = value  # found directly from now on
+        return value
     if name in _CLIENT_NAMES:
         from . import client
 

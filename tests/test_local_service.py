@@ -225,3 +225,21 @@ def test_damaged_state_is_named_and_left_as_it_was(user):
     create = user.run(str(flow), "step-functions", "create", check=False)
     assert create.returncode != 0 and "is damaged (line 4" in create.stderr and "Traceback" not in create.stderr
     assert journal.read_bytes() == damaged
+
+
+def test_a_long_lived_parent_that_starts_the_service_is_left_no_zombie(user, monkeypatch):
+    # A notebook starts the service in its own process (as the Client API does) and lives on
+    # after `stop`: the stopped plane must be reaped, not linger as a zombie that `kill(pid, 0)`
+    # would still find alive (and that `stop` would wait on until its timeout).
+    monkeypatch.setenv("HOME", str(user.home))
+    info, started = service.start(user.state)
+    assert started and service.running(user.state)["pid"] == info["pid"]
+    pid = int(info["pid"])
+    assert os.getsid(pid) == pid  # its own session: the terminal closing does not end it
+    t0 = time.monotonic()
+    service.stop(user.state, timeout=20)
+    assert time.monotonic() - t0 < 15
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists(), Path(f"/proc/{pid}/status").read_text()[:200]

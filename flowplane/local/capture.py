@@ -30,7 +30,7 @@ import threading
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from .journal import Journal
 from .moto_patches import Undo, _set_attributes
@@ -48,8 +48,9 @@ class DiskBody:
     rewrites a stored key's body, but may) moves the body into memory.
     """
 
-    def __init__(self, path: Path, size: int) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Union[str, Path], size: int) -> None:
+        # A str: restore makes one per stored object, and a Path each costs ~10 us to build.
+        self.path = os.fspath(path)
         self.size = size
         self._pos = 0
         self._memory: Optional[io.BytesIO] = None

@@ -14,6 +14,7 @@ second-execution ones also as context managers for tests.
 9    Query sorting the whole table
 10   botocore reading its data files again for every session moto makes
 11   JSONPath expressions parsed again at every use
+12   moto's EC2 reading 100 data files at import that the plane never uses
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def _describe_jobs(self: Any, jobs: Optional[list[str]]) -> list[dict[str, Any]]
 
 def install_batch_sync_fix() -> Undo:
     """Patches 1-3; returns the undo."""
+    import_moto_batch_lean()
     from moto.batch.models import BatchBackend
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
         StateTaskServiceBatch,
@@ -646,3 +648,41 @@ def _set_attributes(cls: type, attributes: dict[str, Any]) -> Undo:
                 setattr(cls, name, original)
 
     return undo
+
+
+# --- 12: moto's EC2 reads 100 data files at import -----------------------------------------------
+#
+# moto.batch imports moto.ec2, whose import decodes every region's instance-type
+# offerings (95 JSON files) and the default AMI list: 0.4 s, most of a plane
+# start's import time, for data only EC2's RunInstances and Describe* read. The
+# plane never calls EC2: its compute environment is UNMANAGED (LocalBatch runs
+# jobs as processes), and Batch validates a managed environment's instance types
+# against INSTANCE_TYPES, which is still read. So the first import in a process
+# that goes through here skips the offerings and AMIs; a process that imported
+# moto.ec2 before keeps them, and nothing changes after the import.
+
+_SKIPPED_EC2_RESOURCES = ("instance_type_offerings/", "amis.json")
+
+
+def import_moto_batch_lean() -> None:
+    """Import moto.batch (and moto.ec2 under it) without EC2's offerings and default AMIs."""
+    import sys
+
+    if "moto.ec2" in sys.modules:
+        import moto.batch.models  # noqa: F401
+
+        return
+    import moto.utilities.utils as utils
+
+    original = utils.load_resource
+
+    def load_resource(package: str, resource: str) -> Any:
+        if any(part in resource for part in _SKIPPED_EC2_RESOURCES) and package.startswith("moto.ec2"):
+            return []
+        return original(package, resource)
+
+    utils.load_resource = load_resource
+    try:
+        import moto.batch.models  # noqa: F401
+    finally:
+        utils.load_resource = original

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -29,18 +30,10 @@ STOP_TIMEOUT_S = 30.0
 # A log past this is moved to plane.log.1 when the service starts.
 LOG_ROTATE_BYTES = 10 << 20
 
-# Started by an intermediate process that exits at once, so the service is nobody's child:
-# no zombie is left in a long-lived parent (a notebook) when it stops, and the service
-# does not die with the terminal or the command that started it. Standard library only:
-# it costs one bare interpreter start.
-_DETACH = (
-    "import subprocess, sys\n"
-    "log = open(sys.argv[1], 'ab')\n"
-    "p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=log,\n"
-    "                     start_new_session=True, close_fds=True)\n"
-    "print(p.pid)\n"
-)
-
+# The service runs in its own session, so it does not die with the terminal or the command
+# that started it. The starting process reaps it from a daemon thread when it exits: a
+# long-lived parent (a notebook) is left no zombie, which `kill(pid, 0)` would still find
+# alive; a parent that exits first hands it to init.
 
 class ServiceError(RuntimeError):
     """The background plane cannot be started or stopped; the message says why."""
@@ -75,11 +68,14 @@ def start(state_dir: Path, vcpus: Optional[int] = None) -> tuple[dict[str, Any],
             argv += ["--vcpus", str(vcpus)]
         env = {k: v for k, v in os.environ.items() if k != "FLOWPLANE_API_URL"}
         env["PYTHONUNBUFFERED"] = "1"
-        out = subprocess.run([sys.executable, "-c", _DETACH, str(log_path(state_dir)), *argv], env=env,
-                             capture_output=True, text=True, check=False)
-        if out.returncode != 0 or not out.stdout.strip().isdigit():
-            raise ServiceError(f"could not start the embedded control plane: {out.stderr.strip() or out.stdout}")
-        return _wait_until_serving(state_dir, int(out.stdout.strip())), True
+        try:
+            with open(log_path(state_dir), "ab") as log:
+                plane = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                         start_new_session=True, close_fds=True)
+        except OSError as e:
+            raise ServiceError(f"could not start the embedded control plane: {e}") from None
+        threading.Thread(target=plane.wait, daemon=True, name="flowplane-local-reaper").start()
+        return _wait_until_serving(state_dir, plane.pid), True
 
 
 def _wait_until_serving(state_dir: Path, pid: int) -> dict[str, Any]:
@@ -95,7 +91,7 @@ def _wait_until_serving(state_dir: Path, pid: int) -> dict[str, Any]:
                 f"the embedded control plane stopped while starting; its log {log_path(state_dir)} ends:\n"
                 + tail(log_path(state_dir), 15)
             )
-        time.sleep(0.1)
+        time.sleep(0.02)  # the user waits on this loop: poll often, it costs a stat
     raise ServiceError(f"the embedded control plane (pid {pid}) did not answer within {START_TIMEOUT_S:.0f} s; "
                        f"see {log_path(state_dir)}")
 
