@@ -150,3 +150,63 @@ def test_a_query_reads_only_its_partition(ddb, monkeypatch):
         undo()
     assert len(got["Items"]) == 10 and len(by_index["Items"]) == 20
     assert sorted_sizes == [10, 20]  # not 200 each
+
+
+# --- fix 13: items written to the response as they are held --------------------------------------
+
+
+def _every_kind(n: int) -> dict:
+    return {
+        "PK": {"S": "P"}, "SK": {"S": f"S{n:03d}"}, "GSI1PK": {"S": "RUNS"}, "GSI1SK": {"S": f"{n:04d}"},
+        "s": {"S": "é ✓ \"quoted\" \\ back"}, "empty": {"S": ""}, "n": {"N": "-12.50"}, "big": {"N": "1e30"},
+        "t": {"BOOL": True}, "f": {"BOOL": False}, "null": {"NULL": True},
+        "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2.5"]},
+        "l": {"L": [{"S": "x"}, {"N": "1"}, {"L": []}, {"M": {}}]},
+        "doc": {"M": {"params": {"M": {"alpha": {"N": "0.5"}, "tags": {"L": [{"S": "t"}]}}}, "none": {"NULL": True}}},
+        **({"b": {"B": b"\x00\x01binary"}, "bs": {"BS": [b"x", b"y"]}} if n % 2 else {}),
+    }
+
+
+def _answers(ddb) -> list:
+    key = {"PK": {"S": "P"}, "SK": {"S": "S003"}}
+    return [  # the write first: both rounds then read the same items
+        ddb.update_item(TableName="T", Key=key, UpdateExpression="SET touched = :t",
+                        ExpressionAttributeValues={":t": {"BOOL": True}}, ReturnValues="ALL_NEW")["Attributes"],
+        ddb.query(TableName="T", KeyConditionExpression="PK = :p", ExpressionAttributeValues={":p": {"S": "P"}},
+                  Limit=4)["Items"],
+        ddb.query(TableName="T", IndexName="GSI1", KeyConditionExpression="GSI1PK = :p",
+                  ExpressionAttributeValues={":p": {"S": "RUNS"}}, ScanIndexForward=False),
+        ddb.get_item(TableName="T", Key=key)["Item"],
+        ddb.get_item(TableName="T", Key=key, ProjectionExpression="doc.params, l[1]")["Item"],
+        ddb.scan(TableName="T")["Items"],
+        ddb.batch_get_item(RequestItems={"T": {"Keys": [key]}})["Responses"],
+    ]
+
+
+def test_fix_13_writes_every_kind_of_attribute_as_moto_does(ddb, monkeypatch):
+    for n in range(6):
+        ddb.put_item(TableName="T", Item=_every_kind(n))
+    seen = []
+    plain = moto_patches._plain_wire
+    monkeypatch.setattr(moto_patches, "_plain_wire", lambda v: seen.append(plain(v)) or seen[-1])
+    undo = moto_patches.install_dynamodb_serializer_fix()
+    try:
+        fixed = _answers(ddb)
+    finally:
+        undo()
+    theirs = _answers(ddb)
+    for mine, moto_s in zip(fixed, theirs):
+        if isinstance(mine, dict):
+            mine.pop("ResponseMetadata", None)
+            moto_s.pop("ResponseMetadata", None)
+        assert mine == moto_s
+    assert True in seen and False in seen  # items without binary took the fix; with, moto's path
+    assert fixed[3]["b"] == {"B": b"\x00\x01binary"} and fixed[3]["bs"] == {"BS": [b"x", b"y"]}
+    assert fixed[3]["doc"]["M"]["params"]["M"]["alpha"] == {"N": "0.5"} and fixed[3]["touched"] == {"BOOL": True}
+
+
+def test_fix_13_takes_only_plain_wire_values():
+    assert moto_patches._plain_wire({"M": {"a": {"L": [{"S": "x"}, {"NULL": True}]}}})
+    for value in ({"B": "AAE="}, {"M": {"a": {"BS": ["eA=="]}}}, {"S": "x", "N": "1"}, {"S": 1}, {"N": 1},
+                  {"L": [{"B": "eA=="}]}, {"X": "y"}, {}):
+        assert not moto_patches._plain_wire(value), value

@@ -15,6 +15,7 @@ second-execution ones also as context managers for tests.
 10   botocore reading its data files again for every session moto makes
 11   JSONPath expressions parsed again at every use
 12   moto's EC2 reading 100 data files at import that the plane never uses
+13   DynamoDB items walked shape by shape to write each response
 """
 
 from __future__ import annotations
@@ -686,3 +687,57 @@ def import_moto_batch_lean() -> None:
         import moto.batch.models  # noqa: F401
     finally:
         utils.load_resource = original
+
+
+# --- 13: DynamoDB items serialized shape by shape ----------------------------------------------------
+#
+# moto 5.2 writes every response through a serializer driven by botocore's output
+# shapes, which looks up each member of each structure through alias providers:
+# for an item that is every attribute's AttributeValue structure, member by
+# member. A Query page of 100 run records (1.3 KB each) spent 100 ms there, 80 %
+# of the request, and `list-runs` pays it on every call. moto's DynamoDB already
+# holds each item as the wire's JSON (`{"S": ...}`, `{"M": {...}}`), which is
+# exactly what the serializer would write for it, so a map of AttributeValues
+# whose values are all plain wire values (one known type key; strings, numbers
+# as strings, booleans, and lists and maps of the same) is written as it is.
+# Binary values (B, BS: base64 on the wire) and anything else take moto's path.
+
+_WIRE_SCALARS = {"S": str, "N": str, "BOOL": bool, "NULL": bool}
+_original_json_map: Any = None
+
+
+def _plain_wire(value: Any) -> bool:
+    if type(value) is not dict or len(value) != 1:
+        return False
+    ((kind, inner),) = value.items()
+    scalar = _WIRE_SCALARS.get(kind)
+    if scalar is not None:
+        return type(inner) is scalar
+    if kind in ("SS", "NS"):
+        return type(inner) is list and all(type(v) is str for v in inner)
+    if kind == "L":
+        return type(inner) is list and all(_plain_wire(v) for v in inner)
+    if kind == "M":
+        return type(inner) is dict and all(type(k) is str and _plain_wire(v) for k, v in inner.items())
+    return False
+
+
+def _json_serialize_type_map(self: Any, serialized: Any, value: Any, shape: Any, key: str) -> None:
+    if (getattr(shape.value, "name", None) == "AttributeValue"
+            and self.operation_model.service_model.service_name == "dynamodb"
+            and type(value) is dict
+            and all(type(k) is str and _plain_wire(v) for k, v in value.items())):
+        self._default_serialize(serialized, value, shape, key)
+        return
+    _original_json_map(self, serialized, value, shape, key)
+
+
+def install_dynamodb_serializer_fix() -> Undo:
+    """Patch 13; returns the undo."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    global _original_json_map
+    if BaseJSONSerializer.__dict__["_serialize_type_map"] is _json_serialize_type_map:
+        return _nothing
+    _original_json_map = BaseJSONSerializer.__dict__["_serialize_type_map"]
+    return _set_attributes(BaseJSONSerializer, {"_serialize_type_map": _json_serialize_type_map})

@@ -52,10 +52,11 @@ from .lambda_logs import LambdaOutput
 from .moto_patches import (
     Undo,
     install_batch_sync_fix,
+    install_dynamodb_serializer_fix,
     install_events_fixes,
-    install_second_execution_fix,
     install_jsonpath_cache,
     install_query_fix,
+    install_second_execution_fix,
     install_shared_botocore_loader,
     install_transact_fix,
 )
@@ -355,6 +356,7 @@ class LocalPlane:
         self._undo.append(install_transact_fix())
         self._undo.append(install_query_fix())
         self._undo.append(install_jsonpath_cache())
+        self._undo.append(install_dynamodb_serializer_fix())
 
     def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
         from chalice.cli.factory import CLIFactory
