@@ -97,14 +97,23 @@ def _queries(ddb) -> list:
     asks += [dict(KeyConditionExpression="PK = :v AND begins_with(SK, :b)",
                   ExpressionAttributeValues={":v": {"S": "P1"}, ":b": {"S": "S01"}}),
              dict(IndexName="GSI1", KeyConditionExpression="GSI1PK = :v AND GSI1SK > :o", FilterExpression="n > :n",
-                  ExpressionAttributeValues={":v": {"S": "RUNS#1"}, ":o": {"S": "0020"}, ":n": {"N": "30"}})]
+                  ExpressionAttributeValues={":v": {"S": "RUNS#1"}, ":o": {"S": "0020"}, ":n": {"N": "30"}}),
+             # A filter alone: Limit counts the items read before it (the first-page fix relies on it).
+             dict(IndexName="GSI1", KeyConditionExpression="GSI1PK = :v", FilterExpression="n > :n",
+                  ExpressionAttributeValues={":v": {"S": "RUNS#0"}, ":n": {"N": "50"}}),
+             dict(KeyConditionExpression="PK = :v", FilterExpression="n < :n",
+                  ExpressionAttributeValues={":v": {"S": "P2"}, ":n": {"N": "50"}})]
     for ask in asks:
+        for limit in (1, 7):  # first pages, as `list-runs` and the Client API ask them
+            for forward in (True, False):
+                page = ddb.query(TableName="T", ScanIndexForward=forward, Limit=limit, **ask)
+                answers.append((page["Items"], page.get("LastEvaluatedKey"), page["Count"], page["ScannedCount"]))
         for forward in (True, False):
             pages, start = [], None
             while True:  # pages of 3: ExclusiveStartKey from an index page, too
                 page = ddb.query(TableName="T", ScanIndexForward=forward, Limit=3,
                                  **({"ExclusiveStartKey": start} if start else {}), **ask)
-                pages.append(page["Items"])
+                pages.append((page["Items"], page.get("LastEvaluatedKey"), page["ScannedCount"]))
                 start = page.get("LastEvaluatedKey")
                 if not start:
                     break
@@ -126,7 +135,7 @@ def test_queries_and_transactions_answer_what_moto_answers(ddb, seed):
         for u in reversed(undo):
             u()
     assert fixed == _queries(ddb)
-    assert sum(len(p) for pages in fixed for p in pages) > 50  # the queries found plenty
+    assert sum(len(p[0]) for pages in fixed if isinstance(pages, list) for p in pages) > 50  # found plenty
 
 
 def test_a_query_reads_only_its_partition(ddb, monkeypatch):
@@ -210,3 +219,24 @@ def test_fix_13_takes_only_plain_wire_values():
     for value in ({"B": "AAE="}, {"M": {"a": {"BS": ["eA=="]}}}, {"S": "x", "N": "1"}, {"S": 1}, {"N": 1},
                   {"L": [{"B": "eA=="}]}, {"X": "y"}, {}):
         assert not moto_patches._plain_wire(value), value
+
+
+def test_a_first_page_reads_only_limit_plus_one_items(ddb, monkeypatch):
+    for n in range(30):
+        ddb.put_item(TableName="T", Item={"PK": {"S": "P"}, "SK": {"S": f"S{n:03d}"}, "GSI1PK": {"S": "RUNS"},
+                                          "GSI1SK": {"S": f"{n:04d}"}})
+    handed = []
+    first_page = moto_patches._first_page
+    monkeypatch.setattr(moto_patches, "_first_page", lambda *a: handed.append(first_page(*a)) or handed[-1])
+    undo = moto_patches.install_query_fix()
+    try:
+        page = ddb.query(TableName="T", IndexName="GSI1", KeyConditionExpression="GSI1PK = :v",
+                         ExpressionAttributeValues={":v": {"S": "RUNS"}}, ScanIndexForward=False, Limit=3)
+        following = ddb.query(TableName="T", IndexName="GSI1", KeyConditionExpression="GSI1PK = :v",
+                              ExpressionAttributeValues={":v": {"S": "RUNS"}}, ScanIndexForward=False, Limit=3,
+                              ExclusiveStartKey=page["LastEvaluatedKey"])
+    finally:
+        undo()
+    assert [i["GSI1SK"]["S"] for i in page["Items"]] == ["0029", "0028", "0027"]
+    assert [i["GSI1SK"]["S"] for i in following["Items"]] == ["0026", "0025", "0024"]
+    assert [len(h) for h in handed] == [4, 30]  # a later page reads the partition, as before

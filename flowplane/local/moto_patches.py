@@ -445,12 +445,18 @@ def _backend_update_item(self: Any, table_name: str, key: dict[str, Any], *args:
                      DynamoType(key[range_attr]) if range_attr and range_attr in key else None)
 
 
+def _key_value(value: Any) -> Any:
+    # DynamoType.cast_value asks five type questions before it answers a string with itself;
+    # keys are nearly always strings, and a sort asks for every item's.
+    return value.value if value.type == "S" else value.cast_value
+
+
 def _all_items(self: Any) -> list[Any]:
     chosen = getattr(_candidates, "items", None)
     if chosen is not None and chosen[0] is self:
         # moto's order (hash key, range key), by each key's Python form computed once per item
-        return sorted(chosen[1], key=lambda x: (x.hash_key.cast_value, x.range_key.cast_value)
-                      if x.range_key else (x.hash_key.cast_value,))
+        return sorted(chosen[1], key=lambda x: (_key_value(x.hash_key), _key_value(x.range_key))
+                      if x.range_key else (_key_value(x.hash_key),))
     return _original_all_items(self)
 
 
@@ -459,7 +465,7 @@ def _sorted_items(self: Any, hash_key_attrs: list[str], range_key_attrs: list[Op
     # moto's own order (GSI keys, then the table's), by each value's Python form computed once
     # per item rather than DynamoType comparisons (a Decimal made per comparison).
     attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
-    items.sort(key=lambda x: tuple(x.attrs[key].cast_value for key in attrs))
+    items.sort(key=lambda x: tuple(_key_value(x.attrs[key]) for key in attrs))
     return items
 
 
@@ -489,6 +495,37 @@ def _partition_of(table: Any, hash_key: Any, index_name: Optional[str],
         return list(bucket.get(value, {}).values())
 
 
+def _first_page(table: Any, items: list[Any], asked: dict[str, Any]) -> list[Any]:
+    """The items moto's query would reach for a first page: `Limit` items in the order asked,
+    and one more so it knows there are more (its LastEvaluatedKey). Limit counts items before a
+    FilterExpression is applied, as on AWS, so a filter does not change which items these are.
+    A range-key condition, an ExclusiveStartKey or the legacy filters keep the whole partition."""
+    limit = asked.get("limit")
+    if (not isinstance(limit, int) or limit < 1 or len(items) <= limit + 1 or asked.get("range_comparison")
+            or asked.get("exclusive_start_key") is not None or asked.get("filter_kwargs")):
+        return items
+    index_name = asked.get("index_name")
+    if index_name:
+        index = next((i for i in table.all_indexes() if i.name == index_name), None)
+        if index is None:
+            return items
+        hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+        ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"]
+        if len(hashes) != 1 or len(ranges) != 1:
+            return items
+        # As moto's query: only items holding the index's range key are in it; then its order.
+        items = [i for i in items if all(i.attrs.get(r) for r in ranges)]
+        attrs = table._generate_attr_to_sort_by(hashes + [table.hash_key_attr], ranges + [table.range_key_attr])
+        items.sort(key=lambda x: tuple(_key_value(x.attrs[key]) for key in attrs))
+    elif table.range_key_attr:
+        items = sorted(items, key=lambda x: _key_value(x.range_key))
+    else:
+        return items
+    if asked.get("scan_index_forward") is False:
+        items.reverse()
+    return items[: limit + 1]
+
+
 def _query(self: Any, *args: Any, **kwargs: Any) -> Any:
     import inspect
 
@@ -496,7 +533,7 @@ def _query(self: Any, *args: Any, **kwargs: Any) -> Any:
     candidates = _partition_of(self, asked.get("hash_key"), asked.get("index_name"),
                                asked.get("hash_key_conditions"))
     if candidates is not None:
-        _candidates.items = (self, candidates)
+        _candidates.items = (self, _first_page(self, candidates, asked))
     try:
         return _original_query(self, *args, **kwargs)
     finally:
