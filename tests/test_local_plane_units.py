@@ -248,8 +248,10 @@ def test_every_moto_fix_undoes_exactly():
     from moto.events.models import Rule
     from moto.events.utils import EventTemplateParser
     from moto.stepfunctions.models import StateMachineInstance
+    import moto.backends
+    from moto.core.serialize import BaseJSONSerializer
 
-    watched = [(Job, "_get_container_property"), (Rule, "send_to_targets"), (BatchBackend, "describe_jobs"),
+    watched = [(moto.backends, "list_of_moto_modules"), (BaseJSONSerializer, "_serialize_type_map"),(Job, "_get_container_property"), (Rule, "send_to_targets"), (BatchBackend, "describe_jobs"),
                (StateMachineInstance, "__deepcopy__"), (EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE"),
                (DynamoDBBackend, "transact_write_items"), (Table, "__deepcopy__"), (Table, "query"),
                (Table, "sorted_items"), (DynamoDBBackend, "update_item"), (botocore.session, "create_loader"),
@@ -258,12 +260,30 @@ def test_every_moto_fix_undoes_exactly():
     undos = [moto_patches.install_batch_sync_fix(), moto_patches.install_second_execution_fix(),
              moto_patches.install_batch_environment_fix(), moto_patches.install_events_fixes(),
              moto_patches.install_transact_fix(), moto_patches.install_query_fix(),
-             moto_patches.install_shared_botocore_loader(), moto_patches.install_jsonpath_cache()]
+             moto_patches.install_shared_botocore_loader(), moto_patches.install_jsonpath_cache(),
+             moto_patches.install_dynamodb_serializer_fix(), moto_patches.install_module_list_cache()]
     assert [cls.__dict__.get(name) for cls, name in watched] != before
     assert '"account": "<account>"' in EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
     for undo in reversed(undos):
         undo()
     assert [cls.__dict__.get(name) for cls, name in watched] == before
+
+
+def test_moto_module_list_is_read_once_and_is_moto_s_own(monkeypatch):
+    import moto.backends
+
+    listed = []
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or listdir(path))
+    theirs = list(moto.backends.list_of_moto_modules())
+    undo = moto_patches.install_module_list_cache()
+    try:
+        listed.clear()
+        assert list(moto.backends.list_of_moto_modules()) == theirs and "dynamodb" in theirs
+        assert list(moto.backends.list_of_moto_modules()) == theirs
+        assert len(listed) == 1
+    finally:
+        undo()
 
 
 # --- choosing the control plane ------------------------------------------------------------------------

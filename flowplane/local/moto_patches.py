@@ -16,6 +16,7 @@ second-execution ones also as context managers for tests.
 11   JSONPath expressions parsed again at every use
 12   moto's EC2 reading 100 data files at import that the plane never uses
 13   DynamoDB items walked shape by shape to write each response
+14   the server listing moto's package folder at every request
 """
 
 from __future__ import annotations
@@ -778,3 +779,39 @@ def install_dynamodb_serializer_fix() -> Undo:
         return _nothing
     _original_json_map = BaseJSONSerializer.__dict__["_serialize_type_map"]
     return _set_attributes(BaseJSONSerializer, {"_serialize_type_map": _json_serialize_type_map})
+
+
+# --- 14: the server lists moto's package folder at every request ----------------------------------
+#
+# moto's server asks `backends.list_of_moto_modules()` for every request to tell a
+# service name from a host name: a listdir of moto's package and an isdir for each
+# of its ~170 entries, about 1 ms of a 3.5 ms DynamoDB GetItem on the embedded
+# plane (the idempotency check makes one per mutating request). The installed
+# package does not change while the plane runs, so it is listed once.
+
+_original_list_of_moto_modules: Any = None
+_moto_modules: Optional[tuple[str, ...]] = None
+
+
+def _listed_once() -> tuple[str, ...]:
+    global _moto_modules
+    if _moto_modules is None:
+        _moto_modules = tuple(_original_list_of_moto_modules())
+    return _moto_modules
+
+
+def install_module_list_cache() -> Undo:
+    """Patch 14; returns the undo."""
+    import moto.backends as backends
+
+    global _original_list_of_moto_modules, _moto_modules
+    if backends.list_of_moto_modules is _listed_once:
+        return _nothing
+    _original_list_of_moto_modules = backends.list_of_moto_modules
+    _moto_modules = None
+    backends.list_of_moto_modules = _listed_once
+
+    def undo() -> None:
+        backends.list_of_moto_modules = _original_list_of_moto_modules
+
+    return undo

@@ -55,6 +55,7 @@ from .moto_patches import (
     install_dynamodb_serializer_fix,
     install_events_fixes,
     install_jsonpath_cache,
+    install_module_list_cache,
     install_query_fix,
     install_second_execution_fix,
     install_shared_botocore_loader,
@@ -357,6 +358,7 @@ class LocalPlane:
         self._undo.append(install_query_fix())
         self._undo.append(install_jsonpath_cache())
         self._undo.append(install_dynamodb_serializer_fix())
+        self._undo.append(install_module_list_cache())
 
     def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
         from chalice.cli.factory import CLIFactory
