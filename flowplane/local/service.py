@@ -45,13 +45,16 @@ def log_path(state_dir: Path) -> Path:
 
 def running(state_dir: Path) -> Optional[dict[str, Any]]:
     """The running plane's URL file (url, endpoint, pid, started_at, state_dir) when it answers."""
-    from .discover import healthy
     from .location import read_url_file
 
     info = read_url_file(state_dir)
-    if info and healthy(info["url"]):
-        return info
-    return None
+    if info is None:
+        # No live plane: `start` goes on to spawn one without first paying for the HTTP
+        # client's imports (70 ms), which its wait loop then does while the plane boots.
+        return None
+    from .discover import healthy
+
+    return info if healthy(info["url"]) else None
 
 
 def start(state_dir: Path, vcpus: Optional[int] = None) -> tuple[dict[str, Any], bool]:
