@@ -77,6 +77,19 @@ def user(tmp_path):
     yield u
     service.stop(u.state, timeout=20)
     assert read_url_file(u.state) is None
+    _kill_orphaned_tasks(u.state)
+
+
+def _kill_orphaned_tasks(state: Path) -> None:
+    """Task processes a `kill -9` of their plane left running (their own sessions) end with
+    the test, not minutes later when their step gives up."""
+    jobs = str(state / "jobs")
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "cwd").startswith(jobs):
+                os.killpg(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
 
 
 WAIT_FOR_RUN = """

@@ -370,6 +370,10 @@ def _index_hash_attr(index: Any) -> Optional[str]:
     return hashes[0] if len(hashes) == 1 else None
 
 
+def _index_named(table: Any, name: str) -> Optional[Any]:
+    return next((i for i in table.all_indexes() if i.name == name), None)
+
+
 def _build_partitions(table: Any) -> dict[str, Optional[dict[Any, dict[Any, Any]]]]:
     built: dict[str, Optional[dict[Any, dict[Any, Any]]]] = {}
     where: dict[Any, list[tuple[str, Any]]] = {}
@@ -485,7 +489,7 @@ def _partition_of(table: Any, hash_key: Any, index_name: Optional[str],
         if built is None:
             built = _build_partitions(table)
         bucket = built.get(index_name)
-        index = next((i for i in table.all_indexes() if i.name == index_name), None)
+        index = _index_named(table, index_name)
         if bucket is None or index is None:
             return None
         attr = _index_hash_attr(index)
@@ -507,17 +511,13 @@ def _first_page(table: Any, items: list[Any], asked: dict[str, Any]) -> list[Any
         return items
     index_name = asked.get("index_name")
     if index_name:
-        index = next((i for i in table.all_indexes() if i.name == index_name), None)
-        if index is None:
-            return items
-        hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
-        ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"]
-        if len(hashes) != 1 or len(ranges) != 1:
+        index = _index_named(table, index_name)
+        ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"] if index else []
+        if index is None or _index_hash_attr(index) is None or len(ranges) != 1:
             return items
         # As moto's query: only items holding the index's range key are in it; then its order.
-        items = [i for i in items if all(i.attrs.get(r) for r in ranges)]
-        attrs = table._generate_attr_to_sort_by(hashes + [table.hash_key_attr], ranges + [table.range_key_attr])
-        items.sort(key=lambda x: tuple(_key_value(x.attrs[key]) for key in attrs))
+        items = _sorted_items(table, [_index_hash_attr(index), table.hash_key_attr],
+                              [ranges[0], table.range_key_attr], [i for i in items if i.attrs.get(ranges[0])])
     elif table.range_key_attr:
         items = sorted(items, key=lambda x: _key_value(x.range_key))
     else:

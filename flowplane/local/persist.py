@@ -30,7 +30,6 @@ the plane died comes back ABORTED with the reason, and is reported then.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -309,7 +308,7 @@ class StateStore:
     def _restore_dynamodb(self, state: State, account: str, region: str, counts: Counts) -> None:
         from moto.dynamodb.models import dynamodb_backends
 
-        from moto.dynamodb.models.dynamo_type import Item, LimitedSizeDict
+        from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 
         backend = dynamodb_backends[account][region]
         missing: set[str] = set()
@@ -322,9 +321,9 @@ class StateStore:
             # Table.put_item re-checks the 400 KB limit once per attribute (quadratic per item).
             attrs = r["item"]
             item = Item.__new__(Item)
-            item.attrs = LimitedSizeDict({k: _dynamo_type(v) for k, v in attrs.items()})
-            item.hash_key = _dynamo_type(attrs[table.hash_key_attr])
-            item.range_key = _dynamo_type(attrs[table.range_key_attr]) if table.range_key_attr else None
+            item.attrs = LimitedSizeDict({k: _dynamo_type(v, DynamoType) for k, v in attrs.items()})
+            item.hash_key = _dynamo_type(attrs[table.hash_key_attr], DynamoType)
+            item.range_key = _dynamo_type(attrs[table.range_key_attr], DynamoType) if table.range_key_attr else None
             if item.range_key is not None:
                 table.items[item.hash_key][item.range_key] = item
             else:
@@ -507,26 +506,16 @@ def _size(path: Path) -> int:
         return 0  # restore skips a body that is missing, with a warning
 
 
-
-def _dynamo_type(value: dict[str, Any]) -> Any:
-    """moto's DynamoType for one attribute value of the wire format, built as its constructor
-    builds it (lists and maps of DynamoType all the way down) at a fraction of the cost: restore
-    makes one per attribute of every stored item (100,000 with a 1,000-run history)."""
+def _dynamo_type(value: dict[str, Any], cls: type) -> Any:
+    """moto's DynamoType (`cls`) for one attribute value of the wire format, built as its
+    constructor builds it (lists and maps of DynamoType all the way down) at a fraction of the
+    cost: restore makes one per attribute of every stored item (100,000 with 1,000 runs)."""
     ((kind, inner),) = value.items()
-    made = _new_dynamo_type()
+    made = object.__new__(cls)
     made.type = kind
     if kind == "L":
-        inner = [_dynamo_type(v) for v in inner]
+        inner = [_dynamo_type(v, cls) for v in inner]
     elif kind == "M":
-        inner = {k: _dynamo_type(v) for k, v in inner.items()}
+        inner = {k: _dynamo_type(v, cls) for k, v in inner.items()}
     made.value = inner
     return made
-
-
-def _new_dynamo_type() -> Any:
-    # Rebound to DynamoType.__new__ bound to its class on first use: moto is imported lazily.
-    global _new_dynamo_type
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    _new_dynamo_type = functools.partial(DynamoType.__new__, DynamoType)
-    return _new_dynamo_type()

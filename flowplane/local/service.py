@@ -30,10 +30,6 @@ STOP_TIMEOUT_S = 30.0
 # A log past this is moved to plane.log.1 when the service starts.
 LOG_ROTATE_BYTES = 10 << 20
 
-# The service runs in its own session, so it does not die with the terminal or the command
-# that started it. The starting process reaps it from a daemon thread when it exits: a
-# long-lived parent (a notebook) is left no zombie, which `kill(pid, 0)` would still find
-# alive; a parent that exits first hands it to init.
 
 class ServiceError(RuntimeError):
     """The background plane cannot be started or stopped; the message says why."""
@@ -71,6 +67,10 @@ def start(state_dir: Path, vcpus: Optional[int] = None) -> tuple[dict[str, Any],
             argv += ["--vcpus", str(vcpus)]
         env = {k: v for k, v in os.environ.items() if k != "FLOWPLANE_API_URL"}
         env["PYTHONUNBUFFERED"] = "1"
+        # Its own session: it does not die with the terminal or the command that started it.
+        # This process reaps it from a daemon thread when it exits, so a long-lived parent (a
+        # notebook) is left no zombie, which `kill(pid, 0)` would still find alive; a parent
+        # that exits first hands it to init.
         try:
             with open(log_path(state_dir), "ab") as log:
                 plane = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
