@@ -257,7 +257,7 @@ class StateStore:
         self._restore_s3(state, account, region, counts)
         self._restore_dynamodb(state, account, region, counts)
         self._restore_logs(state, account, region, counts)
-        self._restore_stepfunctions(state, session.client("stepfunctions"), account, region, counts)
+        self._restore_stepfunctions(state, account, region, counts)
         self._restore_rules(state, session.client("events"), counts)
         return counts
 
@@ -347,20 +347,25 @@ class StateStore:
             streams[stream_name].put_log_events([{"timestamp": ts, "message": m} for ts, m in ordered])
             counts.log_events += len(events)
 
-    def _restore_stepfunctions(self, state: State, sfn: Any, account: str, region: str, counts: Counts) -> None:
-        # Deployed machines are few: through the API, which publishes a version and sets aliases.
+    def _restore_stepfunctions(self, state: State, account: str, region: str, counts: Counts) -> None:
+        from moto.stepfunctions.models import StepFunctionBackend
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[account][region]
         by_name = {}
         for m in state.machines.values():
-            created = sfn.create_state_machine(
-                name=m["name"], definition=m["definition"], roleArn=m["roleArn"], type="STANDARD", publish=True,
-                **({"tags": m["tags"]} if m.get("tags") else {}),
+            # moto's own create, less the parse of the definition (100 ms: it was parsed when it
+            # was deployed, and an execution parses it again anyway). Publishes a version as
+            # CreateStateMachine(publish=True) does; the aliases point at it.
+            machine = StepFunctionBackend.create_state_machine(
+                backend, name=m["name"], definition=m["definition"], roleArn=m["roleArn"], publish=True,
+                tags=m.get("tags") or None,
             )
             for alias in m.get("aliases", []):
-                sfn.create_state_machine_alias(
-                    name=alias,
-                    routingConfiguration=[{"stateMachineVersionArn": created["stateMachineVersionArn"], "weight": 100}],
+                backend.create_state_machine_alias(
+                    alias, [{"stateMachineVersionArn": machine.latest_version.arn, "weight": 100}], None
                 )
-            by_name[m["name"]] = created["stateMachineArn"]
+            by_name[m["name"]] = machine.arn
             counts.state_machines += 1
         for e in state.executions.values():
             machine = by_name.get(e["id"].split(":")[6])

@@ -361,12 +361,30 @@ class LocalPlane:
         self._undo.append(install_module_list_cache())
 
     def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
-        from chalice.cli.factory import CLIFactory
+        # The stage's Config as `chalice local` builds it, without chalice.cli's factory: that
+        # imports Chalice's deployer, packager and project wizard (60 ms of every start).
+        from chalice.config import Config
+        from chalice.constants import DEFAULT_APIGATEWAY_STAGE_NAME, DEFAULT_ENDPOINT_TYPE
 
-        # Chalice would write the stage's variables into the environ it is given; the plane
-        # sets them itself (undone at stop), so it hands Chalice a throwaway one.
-        factory = CLIFactory(str(project), environ={})
-        config = factory.create_config_obj(chalice_stage_name=self.config.stage)
+        path = project / ".chalice" / "config.json"
+        try:
+            from_disk = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise PlaneError(f"cannot read the control plane's Chalice config {path}: {e}") from None
+
+        def load_app() -> Any:
+            # app.py and chalicelib/ import from the project folder (on sys.path since _start).
+            import importlib
+
+            return importlib.import_module("app").app
+
+        config = Config(
+            chalice_stage=self.config.stage,
+            user_provided_params={"chalice_app": load_app},
+            config_from_disk=from_disk,
+            default_params={"project_dir": str(project), "api_gateway_stage": DEFAULT_APIGATEWAY_STAGE_NAME,
+                            "api_gateway_endpoint_type": DEFAULT_ENDPOINT_TYPE, "autogen_policy": True},
+        )
         return config, dict(config.environment_variables)
 
     def _jobs_dir(self) -> Path:
