@@ -381,8 +381,11 @@ def _build_partitions(table: Any) -> dict[str, Optional[dict[Any, dict[Any, Any]
         built[index.name] = {} if _index_hash_attr(index) else None
     _partitions[table] = built
     _where[table] = where
-    for item in _original_all_items(table):
-        _file(table, (item.hash_key, item.range_key), item)
+    # Unsorted, unlike moto's all_items (a DynamoType sort: 0.4 s with 11,000 items, paid by the
+    # first list-runs after a start): a partition's order is set where it is read.
+    for held in table.items.values():
+        for item in (held.values() if table.range_key_attr else (held,)):
+            _file(table, (item.hash_key, item.range_key), item)
     return built
 
 
