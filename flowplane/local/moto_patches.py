@@ -255,6 +255,16 @@ def install_events_fixes() -> Undo:
     return _both(_set_attributes(Rule, {"send_to_targets": _send_to_targets}), undo_template)
 
 
+@contextlib.contextmanager
+def moto_events_fix() -> Iterator[None]:
+    """Patches 6 and 7 for the duration of the block (tests on moto's in-process AWS)."""
+    undo = install_events_fixes()
+    try:
+        yield
+    finally:
+        undo()
+
+
 # --- 8: TransactWriteItems copies whole tables -----------------------------------------------------
 #
 # To roll a failed transaction back, moto deep-copies every table the transaction
