@@ -334,7 +334,7 @@ def test_catch_is_retries_only_no_asl_catch(decorated):
 
 def test_fallback_attempts_are_the_task_runtimes():
     # The compiler and the task runtime must agree on which attempt is the last one.
-    from flowplane.task_fallback import FALLBACK_ATTEMPTS as RUNTIME_FALLBACKS
+    from flowplane.task.fallback import FALLBACK_ATTEMPTS as RUNTIME_FALLBACKS
 
     assert FALLBACK_ATTEMPTS == RUNTIME_FALLBACKS == 3
 

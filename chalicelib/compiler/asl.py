@@ -37,7 +37,7 @@ from typing import Any, Optional
 
 from flowplane.events import STAGE_ENV
 from flowplane.manifest import GraphSpec, Manifest, StepSpec
-from flowplane.task_fallback import FALLBACK_ATTEMPTS
+from flowplane.task.fallback import FALLBACK_ATTEMPTS
 
 from . import foreach
 from .intrinsics import escape_literal, format_call, run_id_expr
@@ -48,7 +48,7 @@ SUBMIT_JOB_SYNC = "arn:aws:states:::batch:submitJob.sync"
 # Metaflow's @catch asks for FALLBACK_ATTEMPTS (3) extra attempts beyond @retry's
 # (its NUM_FALLBACK_RETRIES); in those the task runs a fallback that records the
 # failure instead of the user's code, so the step ends with a proper task. The
-# number is the task runtime's (flowplane.task_fallback): both must agree on
+# number is the task runtime's (flowplane.task.fallback): both must agree on
 # which attempt is the last.
 # Metaflow's state machines retry Batch API throttling this way.
 BATCH_THROTTLE_RETRY = {

@@ -10,7 +10,7 @@ in `Job.run()`; `LocalBatch.install()` replaces that method. A job then:
   its environment, in a scratch folder of its own; `flowplane` as the first
   word is this interpreter's `python -m flowplane` (the local "image");
 - for `flowplane task`, the process is one started ahead of time (`warm`
-  processes, flowplane/task_warm.py): it has done the imports every task does,
+  processes, flowplane/task/warm.py): it has done the imports every task does,
   then takes on the job's arguments, environment and folder and runs the same
   command; still one process per job, started fresh, as a container is;
 - ends SUCCEEDED on exit code 0, FAILED otherwise: a process ended by a signal
@@ -326,7 +326,7 @@ class LocalBatch:
                 env = self._warm_environment()
                 try:
                     proc = subprocess.Popen(
-                        [self.python, "-m", "flowplane.task_warm"],
+                        [self.python, "-m", "flowplane.task.warm"],
                         env=env,
                         cwd=self.work_dir,
                         stdin=subprocess.PIPE,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from .manifest import ParameterSpec
-from .parameters import Parameter, ParameterError, convert
-from .task_errors import TaskSetupError
+from ..manifest import ParameterSpec
+from ..parameters import Parameter, ParameterError, convert
+from .errors import TaskSetupError
 
 
 def specs_from_parameters(params: list[Parameter]) -> list[ParameterSpec]:
@@ -69,7 +69,7 @@ def resolve(specs: list[ParameterSpec], given: dict[str, Any]) -> dict[str, Any]
 
 def with_included_files(specs: list[ParameterSpec], values: dict[str, Any], storage: Any, flow: str) -> dict[str, Any]:
     """The values a step sees: each IncludeFile's descriptor replaced by the file's content."""
-    from .datastore.includes import IncludeError, load_include
+    from ..datastore.includes import IncludeError, load_include
 
     out = dict(values)
     for spec in specs:

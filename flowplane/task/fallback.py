@@ -27,8 +27,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
-    from .datastore.records import AttemptRecord
-    from .datastore.storage import Storage
+    from ..datastore.records import AttemptRecord
+    from ..datastore.storage import Storage
 
 FALLBACK_ATTEMPTS = 3
 
@@ -135,7 +135,7 @@ class EarlierAttempt:
 
     def as_failed_record(self) -> "AttemptRecord":
         """The record the attempt would have written had it been able to: a failed attempt."""
-        from .datastore.records import AttemptRecord, ErrorInfo, now_iso
+        from ..datastore.records import AttemptRecord, ErrorInfo, now_iso
 
         assert self.record is not None
         batch = self.batch
@@ -163,7 +163,7 @@ def earlier_attempts(
     describe_jobs: Optional[DescribeJobs] = None,
 ) -> list[EarlierAttempt]:
     """Attempts 0..attempt-1 of the task, those that died unrecorded completed with Batch's word."""
-    from .datastore import records
+    from ..datastore import records
 
     found = [
         EarlierAttempt(n, records.read_attempt(storage, flow, run_id, step, task_id, n)) for n in range(attempt)
@@ -181,7 +181,7 @@ def record_as_failed(
     storage: "Storage", flow: str, run_id: str, step: str, task_id: str, attempts: list[EarlierAttempt]
 ) -> None:
     """The attempts that died unrecorded become failed attempts, as the local runtime records its killed children."""
-    from .datastore import records
+    from ..datastore import records
 
     for a in attempts:
         if a.unrecorded:
@@ -199,7 +199,7 @@ def fallback_message(step: str, attempt: int, attempts: list[EarlierAttempt]) ->
 
 def batch_describe_jobs(job_ids: list[str]) -> dict[str, BatchJob]:
     """Ask AWS Batch about finished jobs; {} (and a line on stderr) when it cannot answer."""
-    from .task_aws import client
+    from .aws import client
 
     try:
         found = client("batch").describe_jobs(jobs=job_ids[:100]).get("jobs", [])

@@ -11,9 +11,9 @@ import os
 import sys
 from typing import Any, Optional
 
-from .datastore.artifacts import ArtifactRef
-from .datastore.records import ErrorInfo, now_iso
-from .events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
+from ..datastore.artifacts import ArtifactRef
+from ..datastore.records import ErrorInfo, now_iso
+from ..events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
 
 
 class EventSender:
@@ -29,7 +29,7 @@ class EventSender:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .task_aws import client  # only on Batch, where events are sent
+            from .aws import client  # only on Batch, where events are sent
 
             self._client = client("events")
         return self._client
