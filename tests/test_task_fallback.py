@@ -16,8 +16,9 @@ import pytest
 import flowplane.task.fallback as fallback
 from flowplane.datastore import records
 from flowplane.datastore.storage import LocalStorage
+from flowplane.job import FALLBACK_ATTEMPTS, attempts_before_failing, is_fallback
 from flowplane.task.errors import ExceptionWrapper
-from flowplane.task.fallback import FALLBACK_ATTEMPTS, BatchJob, EarlierAttempt, attempts_before_failing, is_fallback
+from flowplane.task.fallback import BatchJob, EarlierAttempt
 from test_run_support import write_flow
 from test_task import files_under, root, task, view  # noqa: F401  (root is a fixture)
 

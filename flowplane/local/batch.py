@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Optional
 
+from ..job import BATCH_JOB_ID, RUN_ID
 from .moto_patches import Undo, install_batch_environment_fix
 
 LOG_GROUP = "/aws/batch/job"
@@ -71,7 +72,7 @@ class ProcessRecord:
 
     @property
     def run_id(self) -> Optional[str]:
-        return self.environment.get("FLOWPLANE_RUN_ID")
+        return self.environment.get(RUN_ID)
 
     @property
     def step(self) -> Optional[str]:
@@ -222,7 +223,7 @@ class LocalBatch:
         with self._lock:
             jobs = [job for job, _ in self._running.values()]
         for job in jobs:
-            if _environment(job).get("FLOWPLANE_RUN_ID") == run_id:
+            if _environment(job).get(RUN_ID) == run_id:
                 job.terminate(reason)
                 count += 1
         return count
@@ -465,7 +466,7 @@ class LocalBatch:
         env.update(self._plane_environment(env.get("PYTHONPATH")))
         env.update(
             {
-                "AWS_BATCH_JOB_ID": job.job_id,
+                BATCH_JOB_ID: job.job_id,
                 "AWS_BATCH_JOB_ATTEMPT": str(len(job.attempts)),
                 "AWS_BATCH_JQ_NAME": job.job_queue.name,
                 "TMPDIR": scratch,

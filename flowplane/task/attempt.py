@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
+from .. import job
 from ..context import username
 from ..current import current
 from ..datastore import records
@@ -69,18 +70,13 @@ class Task:
         retry = self.node.decorator("retry")
         retry_times = retry.times if retry else 0
         self.catch_spec: Optional[CatchSpec] = self.node.decorator("catch")
+        has_catch = self.catch_spec is not None
         # @catch keeps an exception once @retry's attempts are spent; past them, its
         # fallback attempts run no user code and tell how the earlier attempts died.
-        self.catching = self.fallback = False
-        last = retry_times
-        if self.catch_spec is not None:
-            from .fallback import attempts_before_failing, is_fallback  # @catch steps only
-
-            self.catching = self.attempt >= retry_times
-            self.fallback = is_fallback(self.attempt, retry_times, True)
-            last = attempts_before_failing(retry_times, True)
+        self.catching = has_catch and self.attempt >= retry_times
+        self.fallback = job.is_fallback(self.attempt, retry_times, has_catch)
         # No attempt follows this one if it fails: the task has failed.
-        self.last_attempt = self.attempt >= last
+        self.last_attempt = self.attempt >= job.attempts_before_failing(retry_times, has_catch)
 
     # --- the attempt -------------------------------------------------------------
 

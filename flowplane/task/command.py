@@ -5,8 +5,8 @@
                    [--datastore-root ROOT] [--params-json JSON] [--tag T ...] [--with SPEC ...]
 
 The local runtime forks and calls `main` with these arguments; Batch runs the same
-command. Values missing from the command line come from FLOWPLANE_* environment
-variables (what the Batch job is given). The task checks everything before it
+command. Values missing from the command line come from the job's environment
+(flowplane/job.py). The task checks everything before it
 writes anything (prepare.py), runs its attempt (attempt.py) and exits 0
 (succeeded, or failed and caught by `@catch`) or 1.
 """
@@ -18,6 +18,7 @@ import sys
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Optional
 
+from .. import job
 from .errors import TaskSetupError, type_name
 from .outcome import EXIT_FAILED
 from .prepare import prepare
@@ -31,10 +32,10 @@ def build_parser() -> "argparse.ArgumentParser":
 
     env = os.environ.get
     p = argparse.ArgumentParser(prog="flowplane task", description="Run one attempt of one task of a flow.")
-    p.add_argument("--run-id", default=env("FLOWPLANE_RUN_ID"))
-    p.add_argument("--step", default=env("FLOWPLANE_STEP"))
-    p.add_argument("--task-id", default=env("FLOWPLANE_TASK_ID"))
-    p.add_argument("--retry-count", type=int, default=int(env("FLOWPLANE_RETRY_COUNT") or 0))
+    p.add_argument("--run-id", default=env(job.RUN_ID))
+    p.add_argument("--step", default=env(job.STEP))
+    p.add_argument("--task-id", default=env(job.TASK_ID))
+    p.add_argument("--retry-count", type=int, default=int(env(job.RETRY_COUNT) or 0))
     source = p.add_mutually_exclusive_group()
     source.add_argument("--flow-file")
     source.add_argument("--package", default=None)
@@ -69,8 +70,8 @@ def _fast_parse(argv: list[str]) -> Optional[SimpleNamespace]:
     """
     env = os.environ.get
     values: dict[str, Any] = {
-        "run_id": env("FLOWPLANE_RUN_ID"), "step": env("FLOWPLANE_STEP"), "task_id": env("FLOWPLANE_TASK_ID"),
-        "retry_count": env("FLOWPLANE_RETRY_COUNT") or "0", "flow_file": None, "package": None,
+        "run_id": env(job.RUN_ID), "step": env(job.STEP), "task_id": env(job.TASK_ID),
+        "retry_count": env(job.RETRY_COUNT) or "0", "flow_file": None, "package": None,
         "datastore_root": None, "params_json": None, "configs_json": None, "tags": [], "with_specs": [],
     }
     seen = set()
@@ -109,7 +110,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         pass
     args = _fast_parse(argv) or build_parser().parse_args(argv)
     if not args.flow_file and not args.package:
-        args.package = os.environ.get("FLOWPLANE_PACKAGE_URL")
+        args.package = os.environ.get(job.PACKAGE_URL)
     label = f"{args.run_id}/{args.step}/{args.task_id}"
     try:
         task = prepare(args)

@@ -1,7 +1,7 @@
 """@catch's fallback attempts: a step that died without an exception, told without running it again.
 
 As in Metaflow, a `@catch` step gets FALLBACK_ATTEMPTS attempts beyond `@retry`'s
-(the compiler's Retry counts them; Metaflow calls them NUM_FALLBACK_RETRIES). An
+(flowplane/job.py counts them, for the compiler's Retry and the task alike). An
 attempt of user code that raises is caught on the spot; the fallback attempts only
 run when the last attempt of user code left no outcome: its process was killed
 (SIGKILL, out of memory), Batch stopped it (attempt timeout), or the runtime itself
@@ -14,8 +14,6 @@ attempt records its start, and the local runtime records a killed child) and, on
 AWS Batch, from the Batch jobs they recorded: Batch keeps a job's exit code and
 status reason after the container is gone. Batch's answer is best effort: without
 it (no permission, no job id) the message still says the attempt ended unrecorded.
-
-Kept light at import: the compiler imports FALLBACK_ATTEMPTS from here.
 """
 
 from __future__ import annotations
@@ -30,19 +28,7 @@ if TYPE_CHECKING:
     from ..datastore.records import AttemptRecord
     from ..datastore.storage import Storage
 
-FALLBACK_ATTEMPTS = 3
-
 DescribeJobs = Callable[[list[str]], dict[str, "BatchJob"]]
-
-
-def attempts_before_failing(retry_times: int, has_catch: bool) -> int:
-    """The highest attempt number a step can reach: @retry's, plus @catch's fallbacks."""
-    return retry_times + (FALLBACK_ATTEMPTS if has_catch else 0)
-
-
-def is_fallback(attempt: int, retry_times: int, has_catch: bool) -> bool:
-    """Past @retry's attempts, a @catch step runs its fallback instead of user code."""
-    return has_catch and attempt > retry_times
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+from .. import job
 from ..manifest import ParameterSpec
 from ..parameters import Parameter, ParameterError, convert
 from .errors import TaskSetupError
@@ -86,9 +87,9 @@ def from_execution_input(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as e:
-        raise TaskSetupError(f"FLOWPLANE_EXECUTION_INPUT is not JSON ({e.msg})") from None
+        raise TaskSetupError(f"{job.EXECUTION_INPUT} is not JSON ({e.msg})") from None
     if not isinstance(data, dict):
-        raise TaskSetupError("FLOWPLANE_EXECUTION_INPUT must be a JSON object")
+        raise TaskSetupError(f"{job.EXECUTION_INPUT} must be a JSON object")
     params: Any = data.get("Parameters", {})
     if isinstance(params, str):
         try:

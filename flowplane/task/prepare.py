@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from .. import job
 from ..datastore import records
 from ..datastore.storage import S3Storage, Storage, default_root, storage_for
 from .attempt import Task
@@ -64,12 +65,12 @@ def prepare(args: Any) -> Task:
     root = args.datastore_root or default_root()
     storage = _storage(root)
     param_specs = list(manifest.parameters) if manifest else specs_from_parameters(_flow_parameters(loaded))
-    given = given_values(args.params_json, os.environ.get("FLOWPLANE_EXECUTION_INPUT"))
+    given = given_values(args.params_json, os.environ.get(job.EXECUTION_INPUT))
     if given is None:
         run = records.read_run(storage, graph.flow_name, args.run_id)
         given = dict(run.parameters) if run else {}
     params = resolve(param_specs, given)
-    token = os.environ.get("FLOWPLANE_PRODUCTION_TOKEN") or None
+    token = os.environ.get(job.PRODUCTION_TOKEN) or None
     return Task(
         loaded=loaded,
         graph=graph,

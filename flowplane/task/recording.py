@@ -12,6 +12,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Optional
 
+from .. import job
 from ..datastore import layout, records
 from .errors import type_name
 from .outcome import EXIT_FAILED, EXIT_OK, Outcome
@@ -24,8 +25,7 @@ if TYPE_CHECKING:
 
 def batch_job_id() -> Optional[str]:
     """This attempt's AWS Batch job; None outside Batch."""
-    # Batch keeps the job's exit code and reason: a later attempt can ask what killed this one.
-    return os.environ.get("AWS_BATCH_JOB_ID") or None
+    return os.environ.get(job.BATCH_JOB_ID) or None
 
 
 class Recorder:
@@ -34,7 +34,7 @@ class Recorder:
     def __init__(self, task: "Task"):
         self.task = task
         self.events: Optional["EventSender"] = None
-        if os.environ.get("FLOWPLANE_EVENT_BUS"):
+        if os.environ.get(job.EVENT_BUS):
             # Only on Batch: the event model and boto3 stay out of local tasks.
             from . import events
 
@@ -112,7 +112,7 @@ class Recorder:
         t = self.task
         key = layout.attempt_key(t.flow_name, t.run_id, t.step, t.task_id, t.attempt, layout.FOREACH_RECORD)
         t.storage.put_bytes(key, json.dumps({"num_splits": num_splits}).encode())
-        table = os.environ.get("FLOWPLANE_FOREACH_TABLE")
+        table = os.environ.get(job.FOREACH_TABLE)
         if table:
             # Step Functions reads the cardinality from DynamoDB before its Map state.
             from ..foreach_cardinality import record_cardinality
