@@ -21,7 +21,7 @@ from .params import from_json_option, given_values, resolve, specs_from_paramete
 
 
 def prepare(args: Any) -> Task:
-    """Everything checked before anything is written: a bad input changes nothing."""
+    """The task the command's arguments name, ready to run; a TaskSetupError says what is wrong."""
     missing = [f"--{n.replace('_', '-')}" for n in ("run_id", "step", "task_id") if not getattr(args, n)]
     if not args.flow_file and not args.package:
         missing.append("--flow-file or --package")
