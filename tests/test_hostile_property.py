@@ -23,7 +23,7 @@ from chalicelib.packages import validate_package
 from chalicelib.runs import check_input_size, convert_parameters, execution_input
 from flowplane import limits
 from flowplane.manifest import ParameterSpec
-from flowplane.task_loader import _extract
+from flowplane.task.loader import _extract
 from hostile_strategies import HOSTILE, packages, trigger_bodies
 
 MB = 1024 * 1024

@@ -5,7 +5,7 @@ Field names and layout follow the AWS documentation's example events:
 events) and "Batch Job State Change" (AWS Batch user guide, job state change
 events; its `detail` is the DescribeJobs JobDetail). A Batch job's command and
 environment are what the compiled state machine gives it (chalicelib/compiler/asl.py);
-task events are what flowplane/task_events.py puts on the bus.
+task events are what flowplane/task/events.py puts on the bus.
 """
 
 from __future__ import annotations

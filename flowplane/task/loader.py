@@ -22,10 +22,10 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .context import FlowContext
-from .graph import FlowSourceError, SourceFlow, read_source_flow
-from .manifest import GraphSpec, Manifest, compatible
-from .task_errors import TaskSetupError, user_traceback
+from ..context import FlowContext
+from ..graph import FlowSourceError, SourceFlow, read_source_flow
+from ..manifest import GraphSpec, Manifest, compatible
+from .errors import TaskSetupError, user_traceback
 
 
 @dataclass
@@ -167,8 +167,8 @@ def fetch_package(url: str) -> tuple[str, Manifest]:
     target = tempfile.mkdtemp(prefix="flowplane-package-")
     try:
         if url.startswith("s3://"):
-            from .datastore.storage import NotFound, S3Storage
-            from .task_aws import s3
+            from ..datastore.storage import NotFound, S3Storage
+            from .aws import s3
 
             bucket, _, key = url[5:].partition("/")
             if not bucket or not key:
@@ -220,7 +220,7 @@ def _parse_manifest(raw: str, url: str) -> Manifest:
 def _extract(stream: Any, target: str, url: str) -> None:
     """Unpack with the reader the control plane checked the package with (flowplane/archive.py):
     the same members under the same names, so the file that runs is the file that was checked."""
-    from .archive import MAX_UNPACKED_CEILING, ArchiveError, ArchiveLimits, Entry, scan
+    from ..archive import MAX_UNPACKED_CEILING, ArchiveError, ArchiveLimits, Entry, scan
 
     def path_of(name: str) -> str:
         return os.path.join(target, *name.split("/"))

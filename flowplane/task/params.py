@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from .manifest import ParameterSpec
-from .parameters import Parameter, ParameterError, convert
-from .task_errors import TaskSetupError
+from .. import job
+from ..manifest import ParameterSpec
+from ..parameters import Parameter, ParameterError, convert
+from .errors import TaskSetupError
 
 
 def specs_from_parameters(params: list[Parameter]) -> list[ParameterSpec]:
@@ -69,7 +70,7 @@ def resolve(specs: list[ParameterSpec], given: dict[str, Any]) -> dict[str, Any]
 
 def with_included_files(specs: list[ParameterSpec], values: dict[str, Any], storage: Any, flow: str) -> dict[str, Any]:
     """The values a step sees: each IncludeFile's descriptor replaced by the file's content."""
-    from .datastore.includes import IncludeError, load_include
+    from ..datastore.includes import IncludeError, load_include
 
     out = dict(values)
     for spec in specs:
@@ -86,9 +87,9 @@ def from_execution_input(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as e:
-        raise TaskSetupError(f"FLOWPLANE_EXECUTION_INPUT is not JSON ({e.msg})") from None
+        raise TaskSetupError(f"{job.EXECUTION_INPUT} is not JSON ({e.msg})") from None
     if not isinstance(data, dict):
-        raise TaskSetupError("FLOWPLANE_EXECUTION_INPUT must be a JSON object")
+        raise TaskSetupError(f"{job.EXECUTION_INPUT} must be a JSON object")
     params: Any = data.get("Parameters", {})
     if isinstance(params, str):
         try:

@@ -1,4 +1,4 @@
-"""The events a task on Batch puts on the EventBridge bus (FLOWPLANE_EVENT_BUS).
+"""The events a task on Batch puts on the EventBridge bus (the job's EVENT_BUS).
 
 The control plane's recorder turns them into run/task/attempt records. Sending
 is best effort: a lost event is repaired by the reconciler, so a failure to
@@ -11,9 +11,10 @@ import os
 import sys
 from typing import Any, Optional
 
-from .datastore.artifacts import ArtifactRef
-from .datastore.records import ErrorInfo, now_iso
-from .events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
+from .. import job
+from ..datastore.artifacts import ArtifactRef
+from ..datastore.records import ErrorInfo, now_iso
+from ..events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
 
 
 class EventSender:
@@ -23,13 +24,13 @@ class EventSender:
 
     @classmethod
     def from_env(cls) -> Optional["EventSender"]:
-        bus = os.environ.get("FLOWPLANE_EVENT_BUS")
+        bus = os.environ.get(job.EVENT_BUS)
         return cls(bus) if bus else None
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .task_aws import client  # only on Batch, where events are sent
+            from .aws import client  # only on Batch, where events are sent
 
             self._client = client("events")
         return self._client
@@ -59,7 +60,7 @@ class EventSender:
             if artifacts is not None
             else None,
             error=error,
-            batch_job_id=os.environ.get("AWS_BATCH_JOB_ID") or None,
+            batch_job_id=os.environ.get(job.BATCH_JOB_ID) or None,
             stage=os.environ.get(STAGE_ENV) or None,
         )
         entry = {

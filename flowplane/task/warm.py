@@ -3,7 +3,7 @@
 Most of a `flowplane task` process's start-up is the same whatever its job:
 importing flowplane (its pydantic models) and botocore, and reading botocore's data
 (the endpoints, the S3 and EventBridge models). The local Batch starts the next
-task's interpreter ahead of time with `python -m flowplane.task_warm`: it does that
+task's interpreter ahead of time with `python -m flowplane.task.warm`: it does that
 work, then waits on stdin for one job, a JSON line with what a cold start would have
 had (the arguments after `flowplane`, the environment, the folder), takes them on and
 runs the command exactly as `python -m flowplane` does. One job per process: it exits
@@ -26,10 +26,10 @@ PRELOADED_SERVICES = ("s3", "events")
 
 def preload() -> None:
     """The job-independent part of a task's start-up."""
-    import flowplane.task  # noqa: F401
-    import flowplane.task_events  # noqa: F401
+    import flowplane.task.command  # noqa: F401
+    import flowplane.task.events  # noqa: F401
 
-    from .task_aws import preload_models
+    from .aws import preload_models
 
     preload_models(PRELOADED_SERVICES)
 
@@ -61,7 +61,7 @@ def main() -> int:
     if not line.strip():
         return 0
     argv = become(json.loads(line))
-    from .cli import main as flowplane_main
+    from ..cli import main as flowplane_main
 
     return flowplane_main(argv)
 

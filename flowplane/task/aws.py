@@ -69,7 +69,7 @@ def s3() -> "S3Client":
 def preload_models(services: tuple[str, ...]) -> None:
     """Read botocore's data for `services` into this process's session: the endpoints, the
     service models and their endpoint rules. No client, no credentials, no region: what
-    the clients made later share, whatever their environment (a warm task, task_warm.py)."""
+    the clients made later share, whatever their environment (a warm task, warm.py)."""
     sess = session()
     sess.get_component("endpoint_resolver")  # endpoints.json
     loader = sess.get_component("data_loader")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .datastore import layout
-from .manifest import GraphSpec, StepSpec
+from ..datastore import layout
+from ..manifest import GraphSpec, StepSpec
 
 
 class TaskIdError(ValueError):

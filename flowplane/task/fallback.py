@@ -1,7 +1,7 @@
 """@catch's fallback attempts: a step that died without an exception, told without running it again.
 
 As in Metaflow, a `@catch` step gets FALLBACK_ATTEMPTS attempts beyond `@retry`'s
-(the compiler's Retry counts them; Metaflow calls them NUM_FALLBACK_RETRIES). An
+(flowplane/job.py counts them, for the compiler's Retry and the task alike). An
 attempt of user code that raises is caught on the spot; the fallback attempts only
 run when the last attempt of user code left no outcome: its process was killed
 (SIGKILL, out of memory), Batch stopped it (attempt timeout), or the runtime itself
@@ -14,8 +14,6 @@ attempt records its start, and the local runtime records a killed child) and, on
 AWS Batch, from the Batch jobs they recorded: Batch keeps a job's exit code and
 status reason after the container is gone. Batch's answer is best effort: without
 it (no permission, no job id) the message still says the attempt ended unrecorded.
-
-Kept light at import: the compiler imports FALLBACK_ATTEMPTS from here.
 """
 
 from __future__ import annotations
@@ -27,22 +25,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
-    from .datastore.records import AttemptRecord
-    from .datastore.storage import Storage
-
-FALLBACK_ATTEMPTS = 3
+    from ..datastore.records import AttemptRecord
+    from ..datastore.storage import Storage
 
 DescribeJobs = Callable[[list[str]], dict[str, "BatchJob"]]
-
-
-def attempts_before_failing(retry_times: int, has_catch: bool) -> int:
-    """The highest attempt number a step can reach: @retry's, plus @catch's fallbacks."""
-    return retry_times + (FALLBACK_ATTEMPTS if has_catch else 0)
-
-
-def is_fallback(attempt: int, retry_times: int, has_catch: bool) -> bool:
-    """Past @retry's attempts, a @catch step runs its fallback instead of user code."""
-    return has_catch and attempt > retry_times
 
 
 @dataclass(frozen=True)
@@ -135,7 +121,7 @@ class EarlierAttempt:
 
     def as_failed_record(self) -> "AttemptRecord":
         """The record the attempt would have written had it been able to: a failed attempt."""
-        from .datastore.records import AttemptRecord, ErrorInfo, now_iso
+        from ..datastore.records import AttemptRecord, ErrorInfo, now_iso
 
         assert self.record is not None
         batch = self.batch
@@ -163,7 +149,7 @@ def earlier_attempts(
     describe_jobs: Optional[DescribeJobs] = None,
 ) -> list[EarlierAttempt]:
     """Attempts 0..attempt-1 of the task, those that died unrecorded completed with Batch's word."""
-    from .datastore import records
+    from ..datastore import records
 
     found = [
         EarlierAttempt(n, records.read_attempt(storage, flow, run_id, step, task_id, n)) for n in range(attempt)
@@ -181,7 +167,7 @@ def record_as_failed(
     storage: "Storage", flow: str, run_id: str, step: str, task_id: str, attempts: list[EarlierAttempt]
 ) -> None:
     """The attempts that died unrecorded become failed attempts, as the local runtime records its killed children."""
-    from .datastore import records
+    from ..datastore import records
 
     for a in attempts:
         if a.unrecorded:
@@ -199,7 +185,7 @@ def fallback_message(step: str, attempt: int, attempts: list[EarlierAttempt]) ->
 
 def batch_describe_jobs(job_ids: list[str]) -> dict[str, BatchJob]:
     """Ask AWS Batch about finished jobs; {} (and a line on stderr) when it cannot answer."""
-    from .task_aws import client
+    from .aws import client
 
     try:
         found = client("batch").describe_jobs(jobs=job_ids[:100]).get("jobs", [])

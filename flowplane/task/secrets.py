@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Optional
 
-from .manifest import check_env_name
-from .task_errors import TaskSetupError
+from ..manifest import check_env_name
+from .errors import TaskSetupError
 
 
 def secret_environment(sources: list[str], get_secret: Optional[Callable[[str], str]] = None) -> dict[str, str]:
@@ -43,7 +43,7 @@ def secret_environment(sources: list[str], get_secret: Optional[Callable[[str], 
 def _get_secret_string(source: str) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .task_aws import client
+    from .aws import client
 
     try:
         answer: Any = client("secretsmanager").get_secret_value(SecretId=source)
