@@ -40,9 +40,6 @@ KNOWN_CYCLES: dict[str, frozenset[str]] = {
     "a flow's command line runs tasks, which build the flow": frozenset({
         "flowplane.cli", "flowplane.flowspec", "flowplane.runtime", "flowplane.runtime [at load]",
         "flowplane.runtime.launcher", "flowplane.runtime.local", "flowplane.task"}),
-    "the Client API's provider interface imports the providers that implement it": frozenset({
-        "flowplane.client.combined", "flowplane.client.local", "flowplane.client.provider",
-        "flowplane.client.service"}),
 }
 
 # The node for what a package's __init__ imports as it runs, not inside its functions.
