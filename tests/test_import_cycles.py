@@ -24,6 +24,7 @@ What an import from module M counts as:
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -295,8 +296,13 @@ def _shortest_loop(start: str, graph: dict[str, set[str]]) -> list[str]:
 # --- the project ------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
+def _project_graph() -> ImportGraph:
+    return build_graph(ROOT)
+
+
 def test_no_module_imports_back_a_module_that_imports_it() -> None:
-    graph = build_graph(ROOT)
+    graph = _project_graph()
     found = graph.cycles()
     known = set(KNOWN_CYCLES.values())
     problems = [f"import cycle: {graph.describe(c)}" for c in found if c not in known]
@@ -307,7 +313,7 @@ def test_no_module_imports_back_a_module_that_imports_it() -> None:
 
 def test_the_graph_sees_the_project() -> None:
     """The check reads real edges: an import of each kind is in the graph."""
-    graph = build_graph(ROOT)
+    graph = _project_graph()
     assert "flowplane.client.core" in graph.targets["flowplane.client [at load]"]  # from .core import ...
     assert "chalicelib.routes.runs" in graph.targets["app"]
     assert "flowplane.flowspec" in graph.targets["flowplane"]  # imported by a computed name
