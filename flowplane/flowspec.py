@@ -13,10 +13,6 @@ from typing import Any, Optional
 
 from .step_inputs import Input, Inputs
 
-# Not used here: flowplane/task.py imports it from here until it imports step_inputs.py
-# (issue 13), which breaks the cycle FlowSpec -> its command line -> tasks -> FlowSpec.
-from .step_inputs import ForeachFrame  # noqa: F401
-
 
 class FlowSpecError(Exception):
     """Misuse of the FlowSpec API inside a step (wrong `next`, bad foreach, ...)."""

@@ -37,14 +37,8 @@ SOURCES = ("flowplane", "chalicelib", "app.py")
 # Cycles through modules being reorganised in parallel under issue 13 ("Layout"), checked
 # as they stand, each by its exact set of modules, so that no other cycle can join them.
 # The lead empties this list once those changes land; a cycle that goes away must leave it.
-KNOWN_CYCLES: dict[str, frozenset[str]] = {
-    # flowplane/task.py imports FlowSpec (for annotations) and ForeachFrame, Input, Inputs
-    # from flowspec.py: the cycle ends when it takes those three from step_inputs.py and
-    # FlowSpec under `if TYPE_CHECKING:`.
-    "a FlowSpec runs its command line, which runs tasks, which import flowspec": frozenset({
-        "flowplane.cli", "flowplane.flowspec", "flowplane.runtime", "flowplane.runtime [at load]",
-        "flowplane.runtime.launcher", "flowplane.runtime.local", "flowplane.task"}),
-}
+# Cycles allowed to remain, each named with why; none are.
+KNOWN_CYCLES: dict[str, frozenset[str]] = {}
 
 # The node for what a package's __init__ imports as it runs, not inside its functions.
 AT_LOAD = " [at load]"

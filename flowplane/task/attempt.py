@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from .. import job
 from ..context import username
@@ -21,7 +21,6 @@ from ..current import current
 from ..datastore import records
 from ..datastore.artifacts import ArtifactStore, write_index
 from ..datastore.storage import Storage
-from ..flowspec import FlowSpec
 from ..manifest import CatchSpec, GraphSpec, Manifest, StepSpec
 from .errors import ExceptionWrapper, FailureHandledByCatch, TaskTimeout, TransitionError, type_name, user_traceback
 from .graph import GRAPH_INFO
@@ -31,6 +30,9 @@ from .outcome import EXIT_FAILED, EXIT_OK, Outcome
 from .output import CapturedOutput
 from .persist import ArtifactPersistError, LoadTracker, persist
 from .recording import Recorder, batch_job_id
+
+if TYPE_CHECKING:  # annotations only: the runtime imports no FlowSpec (flowspec -> cli -> task)
+    from ..flowspec import FlowSpec
 
 
 @dataclass

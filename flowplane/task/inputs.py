@@ -9,17 +9,20 @@ once, and the step's FlowSpec is given what it inherits (or, for a join, its
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..datastore import layout, records
 from ..datastore.artifacts import ArtifactRef, ArtifactStore, TaskArtifacts, read_index
 from ..datastore.storage import Storage
-from ..flowspec import FlowSpec, ForeachFrame, Input, Inputs
+from ..step_inputs import ForeachFrame, Input, Inputs
 from ..manifest import GraphSpec
 from .errors import TaskSetupError
 from .graph import GRAPH_INFO, TaskRef, foreach_splits, parents_of
 from .loader import LoadedFlow
 from .persist import LoadTracker
+
+if TYPE_CHECKING:  # annotations only: the runtime imports no FlowSpec (flowspec -> cli -> task)
+    from ..flowspec import FlowSpec
 
 
 class TaskInputs:
