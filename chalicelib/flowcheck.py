@@ -20,7 +20,7 @@ from flowplane.manifest import GraphSpec, Manifest, ParameterSpec, compatible, s
 from flowplane.parameters import ParameterError, convert, shown
 
 from .errors import BadRequest
-from .recording.keys import FLOW_NAME, STEP_NAME
+from .keys import FLOW_NAME, STEP_NAME
 from .schedules import schedule_expression
 from .sizes import check_limit, json_size
 

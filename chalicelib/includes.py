@@ -16,7 +16,7 @@ from flowplane.manifest import ParameterSpec
 
 from .aws import Aws
 from .errors import BadRequest
-from .recording.keys import FLOW_NAME
+from .keys import FLOW_NAME
 from .query.blobs import split_root
 from .settings import Settings
 

@@ -10,7 +10,7 @@ import weakref
 from typing import Any, Optional
 
 from ..aws import Aws
-from . import keys
+from .. import keys
 from .owners import Owners
 from .recorder import Recorder
 from .reconcile import Limits, Reconciler
@@ -27,12 +27,10 @@ def recorder_for(aws: Aws) -> Recorder:
         table = aws.table
 
         def versions(name: str) -> list[dict[str, Any]]:
-            return table.query(keys.flow_pk(name), "VERSION#")
+            return table.query(keys.flow_pk(name), keys.VERSION_PREFIX)
 
         def deployment_of_shortened(state_machine: str) -> Optional[str]:
-            from ..deployments import STATE_MACHINE_SK, state_machine_pk
-
-            item = table.get(state_machine_pk(state_machine), STATE_MACHINE_SK)
+            item = table.get(keys.state_machine_pk(state_machine), keys.STATE_MACHINE_SK)
             return str(item["deployment"]) if item else None
 
         owners = Owners(versions, prefix=aws.settings.resource_prefix, resolve=deployment_of_shortened)
