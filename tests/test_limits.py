@@ -18,7 +18,7 @@ from chalicelib import keys
 from chalicelib.recording import run_records
 from chalicelib.recording.events import MAX_MESSAGE
 from chalicelib.recording.owners import Owner
-from chalicelib.runs import check_input_size, execution_input
+from chalicelib.runs.inputs import check_input_size, execution_input
 from flowplane import limits
 from flowplane.manifest import DeployOptions
 

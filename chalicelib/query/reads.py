@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from flowplane.datastore import layout
 
-from ..deployments import NAME_RE
+from ..resource_names import NAME_RE
 from ..errors import BadRequest, NotFound
 from .. import keys
 from ..recording import run_records

@@ -1,4 +1,4 @@
-"""Deployment records, the flow's production pointer, and production tokens.
+"""Deployment records and the flow's production pointer (its head).
 
 Keys and access patterns are in chalicelib/TABLE.md. The flow's head item
 (`FLOW#<name>`/`FLOW`) says which published version is production; nothing
@@ -14,14 +14,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from . import keys, names
-from .aws import Table, _dynamo, client_error, error_code
-from .errors import BadRequest, Conflict, Forbidden, NotFound
-from .recording import run_records
+from .. import keys, resource_names
+from ..aws import Table, _dynamo, client_error, error_code
+from ..errors import Conflict, NotFound
+from ..recording import run_records
 
 PENDING, DEPLOYED, FAILED = "PENDING", "DEPLOYED", "FAILED"
-TOKEN_PREFIX = "production:"
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 DEPLOYMENT_ID_RE = re.compile(r"^d-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 
 
@@ -34,67 +32,9 @@ def new_deployment_id() -> str:
     return f"d-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
 
 
-def deployment_name(flow_name: str, name: Optional[str]) -> str:
-    """The state machine's name: `--name`, else the flow's."""
-    value = name or flow_name
-    if not NAME_RE.match(value):
-        raise BadRequest(
-            f"deployment name {value!r} must be 1-80 letters, digits, '-' or '_' (a Step Functions name)",
-            field="options.name" if name else "flow_name",
-        )
-    return value
-
-
-# --- production tokens ----------------------------------------------------------
-
-
-def strip_token(token: Optional[str]) -> Optional[str]:
-    if token and token.startswith(TOKEN_PREFIX):
-        return token[len(TOKEN_PREFIX) :]
-    return token or None
-
-
-def mint_token(name: str) -> str:
-    return f"{name.lower()}-{secrets.token_hex(4)}"
-
-
 def live(head: Optional[dict[str, Any]]) -> bool:
+    """A head that is production: deployed, not deleted, with a token."""
     return bool(head) and not head.get("deleted") and bool(head.get("production_token"))
-
-
-def check_authorized(name: str, head: Optional[dict[str, Any]], user: str, authorize: Optional[str]) -> None:
-    """Metaflow's rule: the last deployer may redeploy; anyone else needs the token."""
-    if not live(head):
-        return
-    assert head is not None
-    if head.get("deployer") == user:
-        return
-    given = strip_token(authorize)
-    if given == head["production_token"]:
-        return
-    owner = head.get("deployer", "someone else")
-    if given:
-        message = (
-            f"the production token given does not match the one of {name!r} (deployed by {owner}); "
-            "ask them for it and call `step-functions create --authorize TOKEN`"
-        )
-    else:
-        message = (
-            f"{name!r} is deployed by {owner}; to deploy a new version you need the same production "
-            "token they used: ask them for it and call `step-functions create --authorize TOKEN`"
-        )
-    raise Forbidden(message, field="authorize", deployer=owner)
-
-
-def resolve_token(name: str, head: Optional[dict[str, Any]], new_token: bool) -> tuple[str, bool]:
-    """(token, minted): the first deployment and `--new-token` mint one; others keep it."""
-    if not live(head) or new_token:
-        return mint_token(name), True
-    assert head is not None
-    return head["production_token"], False
-
-
-# --- records --------------------------------------------------------------------
 
 
 class Deployments:
@@ -232,7 +172,7 @@ class Deployments:
             *_entry_ops(self.table.name, head["name"], previous_head, head),
         ]
         machine = head["state_machine_arn"].split(":")[6]
-        if names.shortened(machine):
+        if resource_names.shortened(machine):
             # The recorder cannot read the deployment back from a name cut to fit.
             link = {"PK": keys.state_machine_pk(machine), "SK": keys.STATE_MACHINE_SK, "type": "state_machine", "deployment": head["name"]}
             ops.append(_put(self.table.name, link))
