@@ -334,7 +334,7 @@ def test_deleting_a_flow_deployed_before_stage_prefixes_removes_its_old_names(co
 
 
 def test_compile_event_for_other_buckets_or_keys_is_ignored(control_plane):
-    from chalicelib.s3events import object_created_event
+    from chalicelib.aws_events import object_created_event
 
     cp = control_plane
     before = cp.snapshot()

@@ -23,7 +23,7 @@ import botocore.client
 import pytest
 
 from app import app
-from chalicelib.s3events import apply_input_transformer, scheduled_event
+from chalicelib.aws_events import apply_input_transformer, scheduled_event
 from chalicelib.resource_names import rule_name
 from flowplane.idempotency_key import HEADER as IDEMPOTENCY_HEADER
 from test_app_support import control_plane  # noqa: F401

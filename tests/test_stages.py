@@ -26,7 +26,7 @@ from chalicelib.deploy.records import Deployments
 from chalicelib.resource_names import rule_name, state_machine_name
 from chalicelib.recording import service
 from chalicelib.runs import production
-from chalicelib.s3events import apply_input_transformer, scheduled_event
+from chalicelib.aws_events import apply_input_transformer, scheduled_event
 from chalicelib.settings import Settings
 from flowplane.local.events import execution_status_event
 from flowplane.local.moto_patches import moto_second_execution_fix

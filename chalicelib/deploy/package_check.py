@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from flowplane.archive import ArchiveError, ArchiveLimits, Entry, Listing, Stop, scan
 from flowplane.graph import SourceFlow
 from flowplane.manifest import Manifest
-from flowplane.package import MANIFEST_NAME, package_key
+from flowplane.package import MANIFEST_NAME
+from flowplane.package_key import package_key
 
 from ..errors import ApiError, BadRequest, PayloadTooLarge
 from .source_check import check_flow

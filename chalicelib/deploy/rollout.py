@@ -15,7 +15,7 @@ import hashlib
 import logging
 from typing import Any, Callable, Optional
 
-from flowplane.package import PACKAGE_PREFIX
+from flowplane.package_key import package_sha256
 
 from .. import resource_names
 from ..aws import Aws
@@ -35,10 +35,8 @@ def deploy_arrived(aws: Aws, settings: Settings, detail: dict[str, Any]) -> list
     """Handle one S3 "Object Created" event detail: deploy every deployment waiting for it."""
     bucket = (detail.get("bucket") or {}).get("name")
     key = (detail.get("object") or {}).get("key", "")
-    if bucket != settings.bucket or not key.startswith(PACKAGE_PREFIX) or not key.endswith(".tar.gz"):
-        return []
-    sha = key[len(PACKAGE_PREFIX) : -len(".tar.gz")]
-    if not SHA256.match(sha):
+    sha = package_sha256(key) if bucket == settings.bucket else None
+    if sha is None or not SHA256.match(sha):
         return []
     records = Deployments(aws.table)
     return [deploy_one(aws, settings, deployment_id) for deployment_id in records.waiting_for(sha)]

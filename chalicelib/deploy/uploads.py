@@ -12,7 +12,7 @@ import json
 from typing import Any, Optional
 
 from flowplane.manifest import Manifest
-from flowplane.package import package_key
+from flowplane.package_key import package_key
 
 from ..aws import Aws
 from ..errors import BadRequest

@@ -16,7 +16,7 @@ from ..errors import BadRequest, NotFound, UnsupportedMediaType
 from ..http import aws, content_type, json_body, json_errors
 from ..idempotency import idempotent
 from ..identity import acting_user
-from ..s3events import PACKAGE_CREATED_PATTERN
+from ..aws_events import PACKAGE_CREATED_PATTERN
 
 log = logging.getLogger("flowplane.routes.deploy")
 

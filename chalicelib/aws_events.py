@@ -1,9 +1,9 @@
 """The events AWS sends the control plane, built the way AWS builds them.
 
 moto emits no S3 "Object Created" event and fires no schedule; the tests and
-the embedded local mode deliver these instead, in AWS's documented shapes
-(S3 "Amazon EventBridge event message structure"; EventBridge "Scheduled
-Event"), so the handlers cannot tell the difference.
+the embedded plane (flowplane/local/) deliver these instead, in AWS's
+documented shapes (S3 "Amazon EventBridge event message structure";
+EventBridge "Scheduled Event"), so the handlers cannot tell the difference.
 """
 
 from __future__ import annotations
@@ -14,18 +14,22 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from flowplane.event_types import OBJECT_CREATED, S3_SOURCE, SCHEDULE_SOURCE, SCHEDULED_EVENT
+from flowplane.package_key import PACKAGE_PREFIX
+
 # What the compile function subscribes to. The bucket is not in the pattern:
 # `chalice package` reads the pattern without the stage's settings; the handler
 # ignores other buckets.
 PACKAGE_CREATED_PATTERN: dict[str, Any] = {
-    "source": ["aws.s3"],
-    "detail-type": ["Object Created"],
-    "detail": {"object": {"key": [{"prefix": "packages/"}]}},
+    "source": [S3_SOURCE],
+    "detail-type": [OBJECT_CREATED],
+    "detail": {"object": {"key": [{"prefix": PACKAGE_PREFIX}]}},
 }
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def event_time(when: datetime) -> str:
+    """An event's `time`, as EventBridge writes it: UTC to the second."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def object_created_event(
@@ -41,10 +45,10 @@ def object_created_event(
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Object Created",
-        "source": "aws.s3",
+        "detail-type": OBJECT_CREATED,
+        "source": S3_SOURCE,
         "account": account,
-        "time": time or _now(),
+        "time": time or event_time(datetime.now(timezone.utc)),
         "region": region,
         "resources": [f"arn:aws:s3:::{bucket}"],
         "detail": {
@@ -60,11 +64,12 @@ def object_created_event(
 
 
 def scheduled_event(rule_arn: str, time: str, region: str = "us-east-1", account: str = "123456789012") -> dict[str, Any]:
+    """What a schedule rule's targets receive when it fires at `time` (event_time's form)."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
+        "detail-type": SCHEDULED_EVENT,
+        "source": SCHEDULE_SOURCE,
         "account": account,
         "time": time,
         "region": region,
