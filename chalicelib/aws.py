@@ -403,6 +403,11 @@ class Aws:
         return self._client("batch")
 
     @cached_property
+    def logs(self) -> Any:
+        """The CloudWatch Logs client: an attempt's log before it is stored (chalicelib/query/blobs.py)."""
+        return self._client("logs")
+
+    @cached_property
     def table(self) -> Table:
         return Table(self.session.resource("dynamodb", region_name=self.settings.region).Table(self.settings.table))
 
