@@ -32,6 +32,23 @@ def event_time(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _envelope(
+    source: str, detail_type: str, time: str, region: str, account: str, resources: list[str], detail: dict[str, Any]
+) -> dict[str, Any]:
+    """EventBridge's envelope, common to every event it delivers."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": time,
+        "region": region,
+        "resources": resources,
+        "detail": detail,
+    }
+
+
 def object_created_event(
     bucket: str,
     key: str,
@@ -42,40 +59,22 @@ def object_created_event(
     time: Optional[str] = None,
     reason: str = "PutObject",
 ) -> dict[str, Any]:
-    return {
+    detail = {
         "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": OBJECT_CREATED,
-        "source": S3_SOURCE,
-        "account": account,
-        "time": time or event_time(datetime.now(timezone.utc)),
-        "region": region,
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": {"key": key, "size": size, "etag": etag.strip('"'), "sequencer": "0" * 18},
-            "request-id": uuid.uuid4().hex[:16].upper(),
-            "requester": account,
-            "source-ip-address": "127.0.0.1",
-            "reason": reason,
-        },
+        "bucket": {"name": bucket},
+        "object": {"key": key, "size": size, "etag": etag.strip('"'), "sequencer": "0" * 18},
+        "request-id": uuid.uuid4().hex[:16].upper(),
+        "requester": account,
+        "source-ip-address": "127.0.0.1",
+        "reason": reason,
     }
+    when = time or event_time(datetime.now(timezone.utc))
+    return _envelope(S3_SOURCE, OBJECT_CREATED, when, region, account, [f"arn:aws:s3:::{bucket}"], detail)
 
 
 def scheduled_event(rule_arn: str, time: str, region: str = "us-east-1", account: str = "123456789012") -> dict[str, Any]:
     """What a schedule rule's targets receive when it fires at `time` (event_time's form)."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": SCHEDULED_EVENT,
-        "source": SCHEDULE_SOURCE,
-        "account": account,
-        "time": time,
-        "region": region,
-        "resources": [rule_arn],
-        "detail": {},
-    }
+    return _envelope(SCHEDULE_SOURCE, SCHEDULED_EVENT, time, region, account, [rule_arn], {})
 
 
 def _path(event: dict[str, Any], path: str) -> Any:
