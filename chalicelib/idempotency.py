@@ -180,7 +180,8 @@ def once(request: "Request", key: str, act: Callable[[], Any]) -> Response:
         return _answer(act())
 
     run = idempotent_function(
-        first, data_keyword_argument="request", persistence_store=_store(a), config=config, key_prefix=keys.IDEMPOTENCY_KEY_PREFIX
+        first, data_keyword_argument="request", persistence_store=_store(a), config=config,
+        key_prefix=keys.IDEMPOTENCY_KEY_PREFIX,
     )
     try:
         answer = run(request={"key": _scoped(request, a, key), "request": fingerprint(request)})

@@ -13,10 +13,10 @@ from typing import Any, Optional
 
 from flowplane.datastore import layout
 
-from ..resource_names import NAME_RE
-from ..errors import BadRequest, NotFound
 from .. import keys
+from ..errors import BadRequest, NotFound
 from ..recording import run_records
+from ..resource_names import NAME_RE
 from . import tokens
 from .views import run_view, task_view
 

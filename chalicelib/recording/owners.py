@@ -1,9 +1,9 @@
 """Which deployed version started an execution, and what its runs inherit from it.
 
 A state machine is named after its deployment (`FLOW#<name>` in the table) under
-the stage's prefix (chalicelib/resource_names.py: `<prefix>-<name>`, or a shortened name
-the table's `STATE_MACHINE#` item maps back); its
-`VERSION#` items say when each version went live, with its production token,
+the stage's prefix (chalicelib/resource_names.py: `<prefix>-<name>`, or a
+shortened name the table's `STATE_MACHINE#` item maps back); its `VERSION#`
+items say when each version went live, with its production token,
 deployer and `--tag`s. An execution belongs to the version it names
 (`stateMachineVersionArn`, when started on a version or an alias), else to the
 version live when it started. Either way the answer depends only on the

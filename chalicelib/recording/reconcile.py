@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Optional
 
-from ..aws import client_error
 from .. import keys
+from ..aws import client_error
 from . import run_records
 from .events import ExecutionStatusChange, run_id_of_execution
 from .recorder import Recorder, Rejected
-
 
 
 @dataclass(frozen=True)

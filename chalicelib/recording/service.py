@@ -9,8 +9,8 @@ from __future__ import annotations
 import weakref
 from typing import Any, Optional
 
-from ..aws import Aws
 from .. import keys
+from ..aws import Aws
 from .owners import Owners
 from .recorder import Recorder
 from .reconcile import Limits, Reconciler, change_from_description

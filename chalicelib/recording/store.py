@@ -1,9 +1,9 @@
 """Writing run records: read the item, merge (merge.py), put it back if nobody else did.
 
 Every write is conditional on the revision read (a digest of the document,
-see run_records.digest); on a conflict the item is read and merged again, a bounded
-number of times. A merge that changes nothing writes nothing, so duplicate
-deliveries cost one read.
+see run_records.digest); on a conflict the item is read and merged again, a
+bounded number of times. A merge that changes nothing writes nothing, so
+duplicate deliveries cost one read.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from flowplane.datastore.layout import indices_of
 
-from ..aws import client_error
 from .. import keys
+from ..aws import client_error
 from . import run_records
 from .merge import merge_attempt, merge_run
 
