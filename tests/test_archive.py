@@ -15,7 +15,7 @@ import time
 import pytest
 
 from chalicelib.errors import ApiError
-from chalicelib.packages import validate_package
+from chalicelib.deploy.package_check import validate_package
 from flowplane.archive import ArchiveError, ArchiveLimits, scan
 from flowplane.task.errors import TaskSetupError
 from flowplane.task.loader import _extract

@@ -24,7 +24,7 @@ from chalicelib.recording.events import (
     run_update,
     task_from_command,
 )
-from chalicelib.recording.keys import task_order
+from chalicelib.keys import task_order
 from chalicelib.routes.recording import EXECUTION_PATTERN, JOB_PATTERN, TASK_PATTERN
 from compiler_shapes import LONG_SETTINGS, PACKAGE_URL, shared_manifest
 from flowplane.events import TASK_EVENT_DETAIL_TYPES, TASK_EVENT_SOURCE, TaskEvent

@@ -39,13 +39,13 @@ PREFIX = "flowplane-local"
 
 def state_machine_arn(deployment: str) -> str:
     """The local stage's state machine of a deployment, as the control plane names it."""
-    from chalicelib.names import state_machine_name
+    from chalicelib.resource_names import state_machine_name
 
     return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name(PREFIX, deployment)}"
 
 
 def execution_arn(deployment: str, name: str) -> str:
-    from chalicelib.names import state_machine_name
+    from chalicelib.resource_names import state_machine_name
 
     return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{state_machine_name(PREFIX, deployment)}:{name}"
 

@@ -1,7 +1,8 @@
 """The EventBridge events the recorder understands, as typed models.
 
 Shapes follow the AWS documentation ("Step Functions Execution Status Change",
-"Batch Job State Change") and flowplane.events for the task's own events.
+"Batch Job State Change"; their names in flowplane/event_types.py) and
+flowplane.events for the task's own events.
 Plain pydantic rather than Powertools' parser: the parser adds ~140 ms of
 cold-start imports for three small models.
 """
@@ -15,12 +16,8 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowplane.datastore.records import production_run_id
-from flowplane.events import TASK_EVENT_SOURCE, TaskEvent
-
-SFN_SOURCE = "aws.states"
-SFN_DETAIL_TYPE = "Step Functions Execution Status Change"
-BATCH_SOURCE = "aws.batch"
-BATCH_DETAIL_TYPE = "Batch Job State Change"
+from flowplane.event_types import BATCH_DETAIL_TYPE, BATCH_SOURCE, SFN_DETAIL_TYPE, SFN_SOURCE, TASK_EVENT_SOURCE
+from flowplane.events import TaskEvent
 
 
 class UnknownEvent(ValueError):

@@ -1,8 +1,8 @@
 """`@schedule` as an EventBridge rule, and the launcher it fires.
 
 The expression is checked with a real parser of AWS's six-field cron (moto
-accepts nonsense; AWS does not). The rule (named in chalicelib/names.py) targets the launcher Lambda through
-an input transformer that hands it the flow's name, the rule and the
+accepts nonsense; AWS does not). The rule (named in chalicelib/resource_names.py)
+targets the launcher Lambda through an input transformer that hands it the flow's name, the rule and the
 scheduled time; the launcher names the execution from the rule and that time,
 so a second delivery of the same tick finds the execution already there.
 """
@@ -19,7 +19,7 @@ from aws_cron_expression_validator.validator import AWSCronExpressionError, AWSC
 
 from flowplane.manifest import ScheduleSpec
 
-from .errors import BadRequest
+from ..errors import BadRequest
 
 _EXEC_NAME_MAX = 80
 

@@ -14,11 +14,11 @@ from flowplane.datastore import layout
 from flowplane.datastore.includes import MAX_INCLUDE_BYTES, IncludeDescriptor
 from flowplane.manifest import ParameterSpec
 
-from .aws import Aws
-from .errors import BadRequest
-from .recording.keys import FLOW_NAME
-from .query.blobs import split_root
-from .settings import Settings
+from ..aws import Aws
+from ..errors import BadRequest
+from ..keys import FLOW_NAME
+from ..query.blobs import split_root
+from ..settings import Settings
 
 
 def presign_include(aws: Aws, settings: Settings, flow: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ nothing in it is imported or run.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import IO, Optional
 
@@ -20,11 +21,14 @@ from pydantic import ValidationError
 from flowplane.archive import ArchiveError, ArchiveLimits, Entry, Listing, Stop, scan
 from flowplane.graph import SourceFlow
 from flowplane.manifest import Manifest
-from flowplane.package import MANIFEST_NAME, package_key
+from flowplane.package import MANIFEST_NAME
+from flowplane.package_key import package_key
 
-from .errors import ApiError, BadRequest, PayloadTooLarge
-from .flowcheck import check_flow
+from ..errors import ApiError, BadRequest, PayloadTooLarge
+from .source_check import check_flow
 
+# A package is named by its sha256, as 64 lowercase hex digits.
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_FLOW_FILE_BYTES = 5 * 1024 * 1024
 # A manifest of a 1,000-step flow is ~300 KB; nothing legitimate comes near this.
 MAX_MANIFEST_BYTES = 1024 * 1024

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from flowplane.manifest import Manifest, secret_name
 
-from .errors import BadRequest
-from .settings import Settings
+from ..errors import BadRequest
+from ..settings import Settings
 
 
 def check_secrets(manifest: Manifest, settings: Settings) -> None:

@@ -19,10 +19,10 @@ from flowplane.graph import FlowSourceError, SourceFlow, read_source_flow
 from flowplane.manifest import GraphSpec, Manifest, ParameterSpec, compatible, supported_range
 from flowplane.parameters import ParameterError, convert, shown
 
-from .errors import BadRequest
-from .recording.keys import FLOW_NAME, STEP_NAME
+from ..errors import BadRequest
+from ..keys import FLOW_NAME, STEP_NAME
 from .schedules import schedule_expression
-from .sizes import check_limit, json_size
+from ..sizes import check_limit, json_size
 
 
 def read_source(manifest: Manifest, source_text: str) -> SourceFlow:

@@ -1,7 +1,8 @@
-"""The names of what a deployment creates in AWS: its state machine and its schedule rule.
+"""The names of a stage's AWS resources: a deployment's, and the role its state machines run as.
 
-Both start with the stage's `resource_prefix` (Settings: `flowplane-<stage>`, and
-the stack's name on AWS), so two stages in one account and region never touch
+A deployment is named by `--name`, else by its flow's class name. Its state
+machine and its schedule rule both start with the stage's `resource_prefix`
+(Settings: `flowplane-<stage>`, and the stack's name on AWS), so two stages in one account and region never touch
 each other's resources, and each stage's IAM policies grant it only its own
 (`stateMachine:<prefix>-*`, `rule/<prefix>-schedule-*`). The rule's
 `schedule-` keeps schedules apart from the rules the stack itself owns
@@ -17,12 +18,34 @@ without asking anyone (`deployment_of`).
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Optional
+
+from .errors import BadRequest
 
 STATE_MACHINE_MAX = 80
 RULE_MAX = 64
 SCHEDULE_INFIX = "schedule-"
 _HASH = 8
+# A deployment's name ends its state machine's, so it is held to Step Functions' characters.
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+def deployment_name(flow_name: str, name: Optional[str]) -> str:
+    """The deployment's name: `--name`, else the flow's."""
+    value = name or flow_name
+    if not NAME_RE.match(value):
+        raise BadRequest(
+            f"deployment name {value!r} must be 1-80 letters, digits, '-' or '_' (a Step Functions name)",
+            field="options.name" if name else "flow_name",
+        )
+    return value
+
+
+def states_role_name(stage: str) -> str:
+    """The role the stage's state machines run as, when the stack does not name it
+    (FLOWPLANE_SFN_ROLE_ARN); the embedded plane creates it under this name."""
+    return f"flowplane-{stage}-states"
 
 
 def _fit(full: str, deployment: str, limit: int) -> str:

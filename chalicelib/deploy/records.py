@@ -1,4 +1,4 @@
-"""Deployment records, the flow's production pointer, and production tokens.
+"""Deployment records and the flow's production pointer (its head).
 
 Keys and access patterns are in chalicelib/TABLE.md. The flow's head item
 (`FLOW#<name>`/`FLOW`) says which published version is production; nothing
@@ -14,46 +14,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from . import names
-from .aws import Table, _dynamo, client_error, error_code
-from .errors import BadRequest, Conflict, Forbidden, NotFound
-from .recording import keys as run_keys
+from .. import keys, resource_names
+from ..aws import Table, _dynamo, client_error, error_code
+from ..errors import Conflict, NotFound
+from ..recording import run_records
 
 PENDING, DEPLOYED, FAILED = "PENDING", "DEPLOYED", "FAILED"
-TOKEN_PREFIX = "production:"
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 DEPLOYMENT_ID_RE = re.compile(r"^d-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
-
-
-# --- keys ---------------------------------------------------------------------
-
-
-def flow_pk(name: str) -> str:
-    return f"FLOW#{name}"
-
-
-HEAD_SK = "FLOW"
-DEPLOYMENT_SK = "DEPLOYMENT"
-
-
-def version_sk(version: int) -> str:
-    return f"VERSION#{version:08d}"
-
-
-def deployment_pk(deployment_id: str) -> str:
-    return f"DEPLOYMENT#{deployment_id}"
-
-
-def package_pk(sha256: str) -> str:
-    return f"PACKAGE#{sha256}"
-
-
-STATE_MACHINE_SK = "STATE_MACHINE"
-
-
-def state_machine_pk(state_machine: str) -> str:
-    """A shortened state machine name's item, naming its deployment (see chalicelib/names.py)."""
-    return f"STATE_MACHINE#{state_machine}"
 
 
 def now_iso() -> str:
@@ -65,67 +32,9 @@ def new_deployment_id() -> str:
     return f"d-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
 
 
-def deployment_name(flow_name: str, name: Optional[str]) -> str:
-    """The state machine's name: `--name`, else the flow's."""
-    value = name or flow_name
-    if not NAME_RE.match(value):
-        raise BadRequest(
-            f"deployment name {value!r} must be 1-80 letters, digits, '-' or '_' (a Step Functions name)",
-            field="options.name" if name else "flow_name",
-        )
-    return value
-
-
-# --- production tokens ----------------------------------------------------------
-
-
-def strip_token(token: Optional[str]) -> Optional[str]:
-    if token and token.startswith(TOKEN_PREFIX):
-        return token[len(TOKEN_PREFIX) :]
-    return token or None
-
-
-def mint_token(name: str) -> str:
-    return f"{name.lower()}-{secrets.token_hex(4)}"
-
-
 def live(head: Optional[dict[str, Any]]) -> bool:
+    """A head that is production: deployed, not deleted, with a token."""
     return bool(head) and not head.get("deleted") and bool(head.get("production_token"))
-
-
-def check_authorized(name: str, head: Optional[dict[str, Any]], user: str, authorize: Optional[str]) -> None:
-    """Metaflow's rule: the last deployer may redeploy; anyone else needs the token."""
-    if not live(head):
-        return
-    assert head is not None
-    if head.get("deployer") == user:
-        return
-    given = strip_token(authorize)
-    if given == head["production_token"]:
-        return
-    owner = head.get("deployer", "someone else")
-    if given:
-        message = (
-            f"the production token given does not match the one of {name!r} (deployed by {owner}); "
-            "ask them for it and call `step-functions create --authorize TOKEN`"
-        )
-    else:
-        message = (
-            f"{name!r} is deployed by {owner}; to deploy a new version you need the same production "
-            "token they used: ask them for it and call `step-functions create --authorize TOKEN`"
-        )
-    raise Forbidden(message, field="authorize", deployer=owner)
-
-
-def resolve_token(name: str, head: Optional[dict[str, Any]], new_token: bool) -> tuple[str, bool]:
-    """(token, minted): the first deployment and `--new-token` mint one; others keep it."""
-    if not live(head) or new_token:
-        return mint_token(name), True
-    assert head is not None
-    return head["production_token"], False
-
-
-# --- records --------------------------------------------------------------------
 
 
 class Deployments:
@@ -135,7 +44,7 @@ class Deployments:
     # flow head and versions
 
     def head(self, name: str) -> Optional[dict[str, Any]]:
-        item = self.table.get(flow_pk(name), HEAD_SK)
+        item = self.table.get(keys.flow_pk(name), keys.HEAD_SK)
         return _decode(item) if item else None
 
     def live_head(self, name: str) -> dict[str, Any]:
@@ -147,24 +56,23 @@ class Deployments:
         return head
 
     def versions(self, name: str) -> list[dict[str, Any]]:
-        return [_decode(i) for i in self.table.query(flow_pk(name), "VERSION#")]
+        return [_decode(i) for i in self.table.query(keys.flow_pk(name), keys.VERSION_PREFIX)]
 
     # deployments
 
     def create_pending(self, record: dict[str, Any]) -> dict[str, Any]:
         """The PENDING record and the package's link to it, together."""
         item = {
-            "PK": deployment_pk(record["deployment_id"]),
-            "SK": DEPLOYMENT_SK,
+            "PK": keys.deployment_pk(record["deployment_id"]),
+            "SK": keys.DEPLOYMENT_SK,
             "type": "deployment",
             "status": PENDING,
             "stage": "waiting for the package",
             **_encode(record),
         }
         link = {
-            "PK": package_pk(record["package_sha256"]),
-            # Time first: the compile function takes waiting deployments in upload order.
-            "SK": f"DEPLOYMENT#{record['created_at']}#{record['deployment_id']}",
+            "PK": keys.package_pk(record["package_sha256"]),
+            "SK": keys.package_link_sk(record["created_at"], record["deployment_id"]),
             "type": "package_link",
             "deployment_id": record["deployment_id"],
             "name": record["name"],
@@ -176,21 +84,21 @@ class Deployments:
     def get(self, deployment_id: str) -> dict[str, Any]:
         if not DEPLOYMENT_ID_RE.match(deployment_id):
             raise NotFound(f"no deployment {deployment_id!r}", field="deployment_id")
-        item = self.table.get(deployment_pk(deployment_id), DEPLOYMENT_SK)
+        item = self.table.get(keys.deployment_pk(deployment_id), keys.DEPLOYMENT_SK)
         if not item:
             raise NotFound(f"no deployment {deployment_id!r}", field="deployment_id")
         return _decode(item)
 
     def waiting_for(self, sha256: str) -> list[str]:
         """Deployments of this package, oldest first (the ids sort by time)."""
-        return [i["deployment_id"] for i in self.table.query(package_pk(sha256), "DEPLOYMENT#")]
+        return [i["deployment_id"] for i in self.table.query(keys.package_pk(sha256), keys.DEPLOYMENT_PREFIX)]
 
     def claim(self, deployment_id: str) -> bool:
         """PENDING and unclaimed -> claimed; False when another delivery got there first."""
         try:
             self.table.update(
-                deployment_pk(deployment_id),
-                DEPLOYMENT_SK,
+                keys.deployment_pk(deployment_id),
+                keys.DEPLOYMENT_SK,
                 {"claimed_at": now_iso(), "stage": "compiling", "updated_at": now_iso()},
                 condition="#s = :pending AND attribute_not_exists(claimed_at)",
                 values={":pending": PENDING},
@@ -203,13 +111,13 @@ class Deployments:
             raise
 
     def set_stage(self, deployment_id: str, stage: str) -> None:
-        self.table.update(deployment_pk(deployment_id), DEPLOYMENT_SK, {"stage": stage, "updated_at": now_iso()})
+        self.table.update(keys.deployment_pk(deployment_id), keys.DEPLOYMENT_SK, {"stage": stage, "updated_at": now_iso()})
 
     def fail(self, deployment_id: str, error: dict[str, Any]) -> None:
         # None removes what an undone `promote` had written: a FAILED deployment has no version.
         self.table.update(
-            deployment_pk(deployment_id),
-            DEPLOYMENT_SK,
+            keys.deployment_pk(deployment_id),
+            keys.DEPLOYMENT_SK,
             {
                 "status": FAILED,
                 "stage": "failed",
@@ -233,21 +141,21 @@ class Deployments:
         before it started, so two deployments cannot both believe they won.
         """
         revision = int(previous_head.get("revision", 0)) if previous_head else 0
-        head_item = {"PK": flow_pk(head["name"]), "SK": HEAD_SK, "type": "flow", **_encode(head), "revision": revision + 1}
+        head_item = {"PK": keys.flow_pk(head["name"]), "SK": keys.HEAD_SK, "type": "flow", **_encode(head), "revision": revision + 1}
         if previous_head:
             head_cond, head_vals = "revision = :rev", {":rev": revision}
         else:
             head_cond, head_vals = "attribute_not_exists(PK)", None
         version_item = {
-            "PK": flow_pk(head["name"]),
-            "SK": version_sk(version["version"]),
+            "PK": keys.flow_pk(head["name"]),
+            "SK": keys.version_sk(version["version"]),
             "type": "version",
             **_encode(version),
         }
         done = {
             **{k: v for k, v in deployment.items() if k not in ("error",)},
-            "PK": deployment_pk(deployment["deployment_id"]),
-            "SK": DEPLOYMENT_SK,
+            "PK": keys.deployment_pk(deployment["deployment_id"]),
+            "SK": keys.DEPLOYMENT_SK,
             "status": DEPLOYED,
             "stage": "done",
             "version": version["version"],
@@ -264,9 +172,9 @@ class Deployments:
             *_entry_ops(self.table.name, head["name"], previous_head, head),
         ]
         machine = head["state_machine_arn"].split(":")[6]
-        if names.shortened(machine):
+        if resource_names.shortened(machine):
             # The recorder cannot read the deployment back from a name cut to fit.
-            link = {"PK": state_machine_pk(machine), "SK": STATE_MACHINE_SK, "type": "state_machine", "deployment": head["name"]}
+            link = {"PK": keys.state_machine_pk(machine), "SK": keys.STATE_MACHINE_SK, "type": "state_machine", "deployment": head["name"]}
             ops.append(_put(self.table.name, link))
         try:
             self.table.client.transact_write_items(TransactItems=ops)
@@ -283,7 +191,7 @@ class Deployments:
     ) -> None:
         """Undo `promote` when a later step fails: the head as it was, no record of the version."""
         self.restore_head(name, flow_name, previous, expected_revision)
-        self.table.t.delete_item(Key={"PK": flow_pk(name), "SK": version_sk(version)})
+        self.table.t.delete_item(Key={"PK": keys.flow_pk(name), "SK": keys.version_sk(version)})
 
     def restore_head(
         self, name: str, flow_name: str, previous: Optional[dict[str, Any]], expected_revision: int
@@ -294,9 +202,9 @@ class Deployments:
         guard = {"ConditionExpression": "revision = :rev", "ExpressionAttributeValues": {":rev": expected_revision}}
         undone = {"name": name, "flow_name": flow_name}
         if previous is None:
-            head_op = {"Delete": {"TableName": t, "Key": {"PK": flow_pk(name), "SK": HEAD_SK}, **guard}}
+            head_op = {"Delete": {"TableName": t, "Key": {"PK": keys.flow_pk(name), "SK": keys.HEAD_SK}, **guard}}
         else:
-            item = {"PK": flow_pk(name), "SK": HEAD_SK, "type": "flow", **_encode(previous)}
+            item = {"PK": keys.flow_pk(name), "SK": keys.HEAD_SK, "type": "flow", **_encode(previous)}
             item["revision"] = expected_revision + 1
             head_op = _put(t, item, "revision = :rev", {":rev": expected_revision})
         self.table.client.transact_write_items(TransactItems=[head_op, *_entry_ops(t, name, undone, previous, undo=True)])
@@ -307,7 +215,7 @@ class Deployments:
         """An entry only an undone first deploy wrote (no runs, no deployment) goes too."""
         try:
             self.table.t.delete_item(
-                Key={"PK": run_keys.FLOWS_PK, "SK": run_keys.flow_entry_sk(flow_name)},
+                Key={"PK": keys.FLOWS_PK, "SK": keys.flow_entry_sk(flow_name)},
                 ConditionExpression="attribute_not_exists(created_at) AND attribute_not_exists(deployments)",
             )
         except client_error() as e:
@@ -322,7 +230,7 @@ class Deployments:
             {
                 "Update": {
                     "TableName": self.table.name,
-                    "Key": {"PK": flow_pk(head["name"]), "SK": HEAD_SK},
+                    "Key": {"PK": keys.flow_pk(head["name"]), "SK": keys.HEAD_SK},
                     "UpdateExpression": "SET deleted = :t, deleted_at = :at, deleted_by = :by, revision = :next",
                     "ConditionExpression": "revision = :rev",
                     "ExpressionAttributeValues": {
@@ -364,7 +272,7 @@ def _entry_ops(
     after_flow = after.get("flow_name") if after else None
     if after_flow:
         change = "ADD deployments :d, live_deployments :d" if live(after) else "ADD deployments :d DELETE live_deployments :d"
-        values = {":f": after_flow, ":t": run_keys.FLOW_ENTRY}
+        values = {":f": after_flow, ":t": run_records.FLOW_ENTRY}
         ops.append(_entry_update(table, after_flow, f"SET #n = :f, #t = :t {change}", values, name))
     before_flow = before.get("flow_name") if before else None
     if before_flow and before_flow != after_flow:
@@ -376,7 +284,7 @@ def _entry_ops(
 def _entry_update(table: str, flow: str, expression: str, values: dict[str, Any], name: str) -> dict[str, Any]:
     update: dict[str, Any] = {
         "TableName": table,
-        "Key": {"PK": run_keys.FLOWS_PK, "SK": run_keys.flow_entry_sk(flow)},
+        "Key": {"PK": keys.FLOWS_PK, "SK": keys.flow_entry_sk(flow)},
         "UpdateExpression": expression,
         "ExpressionAttributeValues": {**values, ":d": {name}},
     }

@@ -18,8 +18,8 @@ from typing import Any, Optional
 
 from flowplane.manifest import Manifest
 
-from .errors import BadRequest
-from .settings import Settings
+from ..errors import BadRequest
+from ..settings import Settings
 
 
 @dataclass(frozen=True)
