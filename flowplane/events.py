@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .datastore.records import ErrorInfo
 # The source too: the task's sender (flowplane/task_events.py) takes it from here with the models.
-from .event_types import TASK_EVENT_DETAIL_TYPES, TASK_EVENT_SOURCE  # noqa: F401
+from .event_types import TASK_EVENT_DETAIL_TYPES
 
 # The job's stage, as its control plane's resource prefix (the setting of the same
 # name), set by the compiled state machine and sent back on every task event so each

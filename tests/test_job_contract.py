@@ -24,13 +24,6 @@ VARIABLES = {value: name for name, value in vars(job).items() if name.isupper() 
 ELSEWHERE = {
     # The control plane's own setting (chalicelib/settings.py reads Settings.event_bus from it).
     (Path("flowplane/local/plane.py"), "FLOWPLANE_EVENT_BUS"),
-    # The recorder reads a Batch job's environment back. Its module belongs to another step of
-    # the layout issue (the control plane's recording), which is to import these from flowplane.job.
-    (Path("chalicelib/recording/events.py"), "FLOWPLANE_FLOW"),
-    (Path("chalicelib/recording/events.py"), "FLOWPLANE_RUN_ID"),
-    (Path("chalicelib/recording/events.py"), "FLOWPLANE_STEP"),
-    (Path("chalicelib/recording/events.py"), "FLOWPLANE_TASK_ID"),
-    (Path("chalicelib/recording/events.py"), "FLOWPLANE_RETRY_COUNT"),
 }
 
 

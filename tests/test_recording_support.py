@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 from chalice.test import Client
 
-from flowplane.events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
+from flowplane.event_types import TASK_EVENT_SOURCE
+from flowplane.events import STAGE_ENV, ArtifactEntry, TaskEvent
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -14,7 +14,8 @@ from typing import Any, Optional
 from .. import job
 from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import ErrorInfo, now_iso
-from ..events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
+from ..event_types import TASK_EVENT_SOURCE
+from ..events import STAGE_ENV, ArtifactEntry, TaskEvent
 
 
 class EventSender:
