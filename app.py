@@ -11,7 +11,9 @@ from chalicelib.routes import client_api, deploy, events, recording, runs
 
 # configure_logs=False: Chalice would take over the "flowplane" logger (its app name) and
 # stop it propagating, which also silences the SDK's own "flowplane.*" loggers in the same
-# process (the embedded plane). Handlers log through Powertools' structured Logger instead.
+# process (the embedded plane). The recorder and reconciler log through Powertools'
+# structured Logger (chalicelib/recording/telemetry.py); the other handlers through the
+# standard "flowplane.*" loggers.
 app = Chalice(app_name="flowplane", configure_logs=False)
 # Packages arrive as application/gzip; API Gateway must pass them through as bytes.
 for _t in deploy.BINARY_TYPES:

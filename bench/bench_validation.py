@@ -20,7 +20,7 @@ from typing import Callable
 from common import BenchContext, Row
 
 from chalicelib.errors import ApiError
-from chalicelib.packages import validate_package
+from chalicelib.deploy.package_check import validate_package
 
 MB = 1024 * 1024
 GOAL = 0.5

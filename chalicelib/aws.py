@@ -399,8 +399,13 @@ class Aws:
 
     @cached_property
     def batch(self) -> Any:
-        """The Batch client: job definitions for @batch(image=...) (chalicelib/images.py)."""
+        """The Batch client: job definitions for @batch(image=...) (chalicelib/deploy/job_definitions.py)."""
         return self._client("batch")
+
+    @cached_property
+    def logs(self) -> Any:
+        """The CloudWatch Logs client: an attempt's log before it is stored (chalicelib/query/blobs.py)."""
+        return self._client("logs")
 
     @cached_property
     def table(self) -> Table:
@@ -420,8 +425,8 @@ class Aws:
         return Schedules(self._client("events"), self._client("lambda"), self.settings.grant_launcher_permission)
 
     def state_machine_arn(self, name: str) -> str:
-        """Deployment `name`'s state machine in this stage (chalicelib/names.py names it)."""
-        from .names import state_machine_name
+        """Deployment `name`'s state machine in this stage (chalicelib/resource_names.py names it)."""
+        from .resource_names import state_machine_name
 
         machine = state_machine_name(str(self.settings.resource_prefix), name)
         return f"arn:aws:states:{self.settings.region}:{self.account}:stateMachine:{machine}"
@@ -440,7 +445,9 @@ class Aws:
 
     @property
     def sfn_role_arn(self) -> str:
-        return self.settings.sfn_role_arn or f"arn:aws:iam::{self.account}:role/flowplane-{self.settings.stage}-states"
+        from .resource_names import states_role_name
+
+        return self.settings.sfn_role_arn or f"arn:aws:iam::{self.account}:role/{states_role_name(self.settings.stage)}"
 
     @property
     def launcher_arn(self) -> str:

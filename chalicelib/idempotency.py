@@ -41,6 +41,7 @@ from chalice import Blueprint, Response
 
 from flowplane.idempotency_key import HEADER, IN_PROGRESS_CODE, REPLAYED_HEADER, REUSED_CODE, key_problem
 
+from . import keys
 from .errors import BadRequest, Conflict, UnprocessableEntity
 from .http import aws
 from .identity import acting_user
@@ -50,9 +51,6 @@ if TYPE_CHECKING:
 
     from .aws import Aws
 
-# The records' partition key value and the prefix of their sort key (Powertools' names).
-PARTITION = "IDEMPOTENCY"
-KEY_PREFIX = "request"
 # How long a claim holds when no Lambda context says how long the request may run (the
 # embedded plane): API Gateway's own limit on a request, 29 s, rounded up.
 DEFAULT_CLAIM_MILLIS = 30_000
@@ -126,7 +124,7 @@ def _store(a: "Aws") -> Any:
             table_name=a.settings.table,
             key_attr="PK",
             sort_key_attr="SK",
-            static_pk_value=PARTITION,
+            static_pk_value=keys.IDEMPOTENCY_PK,
             expiry_attr="ttl",  # the table's TTL attribute (chalicelib/TABLE.md)
             # A plain client: the table resource's own one re-serializes typed values.
             boto3_client=a.session.client("dynamodb", region_name=a.settings.region),
@@ -182,7 +180,8 @@ def once(request: "Request", key: str, act: Callable[[], Any]) -> Response:
         return _answer(act())
 
     run = idempotent_function(
-        first, data_keyword_argument="request", persistence_store=_store(a), config=config, key_prefix=KEY_PREFIX
+        first, data_keyword_argument="request", persistence_store=_store(a), config=config,
+        key_prefix=keys.IDEMPOTENCY_KEY_PREFIX,
     )
     try:
         answer = run(request={"key": _scoped(request, a, key), "request": fingerprint(request)})

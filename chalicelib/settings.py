@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from flowplane.archive import MAX_UNPACKED_CEILING
 
 ENV_PREFIX = "FLOWPLANE_"
-# Defined once: names.py builds on it, and jobs carry it as their stage (compiler/settings.py).
+# Defined once: resource_names.py builds on it, and jobs carry it as their stage (compiler/settings.py).
 RESOURCE_PREFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
 _PREFIX = re.compile(RESOURCE_PREFIX_PATTERN)
 MB = 1024 * 1024
@@ -40,7 +40,7 @@ class Settings(BaseModel):
     event_bus: Optional[str] = None
     job_queue: str
     job_definition: str
-    # The role Step Functions runs as; `flowplane-<stage>-states` in this account unless set.
+    # The role Step Functions runs as; resource_names.states_role_name in this account unless set.
     sfn_role_arn: Optional[str] = None
     # The launcher Lambda schedules target; Chalice names it `flowplane-<stage>-launch`.
     launcher_arn: Optional[str] = None
@@ -48,17 +48,17 @@ class Settings(BaseModel):
     account: Optional[str] = None
     # Where tasks keep artifacts; s3://<bucket>/data unless set.
     datastore_root: Optional[str] = None
-    # What names this stage's state machines and schedule rules (chalicelib/names.py), so
+    # What names this stage's state machines and schedule rules (chalicelib/resource_names.py), so
     # stages sharing an account and region keep apart; `flowplane-<stage>` unless set (the
     # stack sets its own name). 40 characters at most: names keep room after it.
     resource_prefix: Optional[str] = Field(None, pattern=_PREFIX.pattern)
 
     # Images `@batch(image=...)` may name: comma-separated prefixes (registries or
     # repositories, e.g. "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml/,python:");
-    # empty: steps run only on the stage's own job definition (chalicelib/images.py).
+    # empty: steps run only on the stage's own job definition (chalicelib/deploy/job_definitions.py).
     allowed_images: str = ""
     # `@secrets`: the names the task role may read (`<resource prefix>/` unless set); the
-    # stack's JobRole grants secretsmanager:GetSecretValue on exactly these (chalicelib/secrets.py).
+    # stack's JobRole grants secretsmanager:GetSecretValue on exactly these (chalicelib/deploy/secrets_check.py).
     secrets_prefix: Optional[str] = None
 
     max_package_bytes: int = Field(50 * MB, gt=0)

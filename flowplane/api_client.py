@@ -1,8 +1,8 @@
 """The SDK's HTTP client of the control plane.
 
 Where the control plane lives: `FLOWPLANE_API_URL`, else `api_url` in
-`~/.flowplane/config.json`, else the embedded local one (flowplane/local/
-discover.py). Requests go through a `Transport` (urllib by
+`~/.flowplane/config.json` (user_config.py), else the embedded local one
+(flowplane/local/discover.py). Requests go through a `Transport` (urllib by
 default, stdlib only, so a task or a notebook needs nothing more), which tests
 replace with one that calls the Chalice app in-process.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import socket
 import time
@@ -31,8 +30,8 @@ from .idempotency_key import new_key
 from .manifest import Manifest
 from .package import Package
 from .api_retry import RetryPolicy, TransientNetworkError, http_retryable, retry_after
+from .user_config import CONFIG_PATH, ConfigError, configured_url, setting
 
-CONFIG_PATH = os.path.join("~", ".flowplane", "config.json")
 AUTH_MODES = ("iam", "none")
 # https://<api id>.execute-api.<region>.amazonaws.com[.cn]/<stage>: API Gateway's own hosts.
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
@@ -62,10 +61,6 @@ class ApiError(Exception):
                 where.append(f"{key} {self.body[key]}")
         suffix = f" ({', '.join(where)})" if where else ""
         return f"{self.message or 'HTTP ' + str(self.status)}{suffix}"
-
-
-class ConfigError(Exception):
-    """No control plane is configured."""
 
 
 class Unreachable(ConfigError):
@@ -114,43 +109,9 @@ def urllib_transport(timeout: float = 60.0) -> Transport:
     return send
 
 
-def _config_file() -> dict[str, Any]:
-    path = os.path.expanduser(CONFIG_PATH)
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path} is not readable JSON ({e})") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path} must hold a JSON object")
-    return value
-
-
-def configured_url() -> str:
-    url = os.environ.get("FLOWPLANE_API_URL")
-    if url:
-        return url.rstrip("/")
-    url = _config_file().get("api_url")
-    if not url:
-        raise ConfigError(
-            "no control plane configured: set FLOWPLANE_API_URL or put {\"api_url\": ...} in ~/.flowplane/config.json"
-        )
-    return str(url).rstrip("/")
-
-
-def _setting(env: str, key: str) -> Optional[str]:
-    value = os.environ.get(env)
-    if value:
-        return value
-    value = _config_file().get(key)
-    return str(value) if value else None
-
-
 def auth_mode(url: str) -> str:
     """"iam" (sign) or "none": FLOWPLANE_API_AUTH, else the config's "auth", else by the URL."""
-    mode = _setting("FLOWPLANE_API_AUTH", "auth")
+    mode = setting("FLOWPLANE_API_AUTH", "auth")
     if mode is not None:
         mode = mode.strip().lower()
         if mode not in AUTH_MODES:
@@ -175,7 +136,7 @@ class SigV4Signer:
     @classmethod
     def for_url(cls, url: str, credentials: Any = None) -> "SigV4Signer":
         match = _EXECUTE_API_HOST.match(urllib.parse.urlsplit(url).hostname or "")
-        region = match.group(1) if match else _setting("FLOWPLANE_API_REGION", "region")
+        region = match.group(1) if match else setting("FLOWPLANE_API_REGION", "region")
         if not region:
             import botocore.session
 
@@ -183,7 +144,7 @@ class SigV4Signer:
         if not region:
             raise ConfigError(
                 f"cannot tell the AWS region of {url} to sign requests: set FLOWPLANE_API_REGION "
-                "(or \"region\" in ~/.flowplane/config.json)"
+                f"(or \"region\" in {CONFIG_PATH})"
             )
         return cls(region, credentials)
 

@@ -19,7 +19,7 @@ from . import cli_options
 
 
 def _task(argv: list[str]) -> int:
-    from .task import main as task_main
+    from .task.command import main as task_main
 
     return task_main(argv)
 
@@ -83,7 +83,7 @@ RUN_OPTIONS = ("max-workers", "max-num-splits", "tag", "run-id-file")
 
 def run_flow_cli(flow_cls: type, argv: list[str]) -> None:
     """`FlowSpec.__init__` calls this: run the command line of `flow_cls` and exit."""
-    from .task_loader import importing_flow
+    from .task.loader import importing_flow
 
     if importing_flow():
         # A flow file that calls MyFlow() without `if __name__ == "__main__"`, being

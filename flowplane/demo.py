@@ -145,7 +145,7 @@ def _trigger_and_follow(console: Any, plane: Any, flows: dict[str, tuple[type, P
     output = run_sdk(cls, "step-functions", "trigger", *args)
     run_id = output.strip().splitlines()[-1]
     console.print(f"[green]✓[/green] Triggered {cls.__name__} {' '.join(args)}: run [bold]{run_id}[/bold]")
-    from chalicelib.names import state_machine_name  # the plane's own sources, loaded with it
+    from chalicelib.resource_names import state_machine_name  # the plane's own sources, loaded with it
 
     sfn = plane.session.client("stepfunctions")
     machine = state_machine_name(plane.settings.resource_prefix, cls.__name__)

@@ -11,17 +11,13 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from .datastore.records import ErrorInfo
+# The source too: the task's sender (flowplane/task_events.py) takes it from here with the models.
+from .event_types import TASK_EVENT_DETAIL_TYPES
 
-TASK_EVENT_SOURCE = "flowplane.task"
 # The job's stage, as its control plane's resource prefix (the setting of the same
 # name), set by the compiled state machine and sent back on every task event so each
 # stage records only its own. (FLOWPLANE_STAGE is the control plane's stage name.)
 STAGE_ENV = "FLOWPLANE_RESOURCE_PREFIX"
-TASK_EVENT_DETAIL_TYPES = {
-    "started": "Flowplane Task Started",
-    "finished": "Flowplane Task Finished",
-    "failed": "Flowplane Task Failed",
-}
 
 
 class ArtifactEntry(BaseModel):

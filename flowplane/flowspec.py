@@ -2,15 +2,16 @@
 
 Inside a task the runtime (`flowplane.task`) gives the instance three things:
 its parameter values, a view of the artifacts it inherits (loaded lazily, on
-first access) and its foreach stack. Everything a step assigns to `self` that
+first access) and its foreach stack (step_inputs.py). Everything a step assigns to `self` that
 does not start with `_` becomes an artifact when the step returns.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Protocol
+from typing import Any, Optional
+
+from .step_inputs import Input, Inputs
 
 
 class FlowSpecError(Exception):
@@ -31,24 +32,6 @@ class UnhandledInMergeArtifactsException(MergeArtifactsError):
 
 class MissingInMergeArtifactsException(MergeArtifactsError):
     """`include` names artifacts no branch has (Metaflow's name)."""
-
-
-class ArtifactSource(Protocol):
-    """Read-only artifacts of one task, as the runtime provides them."""
-
-    def names(self) -> list[str]: ...
-
-    def digest(self, name: str) -> str: ...
-
-    def load(self, name: str) -> Any: ...
-
-
-@dataclass(frozen=True)
-class ForeachFrame:
-    step: str  # the foreach step that split
-    index: int
-    num_splits: int
-    var: Optional[str] = None  # the artifact it split over (foreach=...)
 
 
 # Attributes that are FlowSpec machinery, never artifacts.
@@ -239,54 +222,3 @@ def _current_step() -> str:
     from .current import current
 
     return current.step_name or "?"
-
-
-class Input:
-    """One parent task in a join: its artifacts, read lazily."""
-
-    def __init__(self, step: str, source: ArtifactSource, index: Optional[int] = None):
-        self._step = step
-        self._source = source
-        self._index = index
-        self._cache: dict[str, Any] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name not in self._cache:
-            if name not in self._source.names():
-                raise AttributeError(f"the input from step {self._step!r} has no artifact {name!r}")
-            self._cache[name] = self._source.load(name)
-        return self._cache[name]
-
-    @property
-    def index(self) -> Optional[int]:
-        return self._index
-
-    def __repr__(self) -> str:
-        return f"<input from {self._step}>"
-
-
-class Inputs:
-    """The `inputs` of a join: iterate, index, or `inputs.<step>` after a static split."""
-
-    def __init__(self, inputs: list[Input]):
-        self._inputs = inputs
-        self._by_step = {i._step: i for i in inputs}
-
-    def __iter__(self) -> Iterator[Input]:
-        return iter(self._inputs)
-
-    def __len__(self) -> int:
-        return len(self._inputs)
-
-    def __getitem__(self, i: int) -> Input:
-        return self._inputs[i]
-
-    def __getattr__(self, name: str) -> Input:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._by_step[name]
-        except KeyError:
-            raise AttributeError(f"no input from step {name!r}; inputs come from {sorted(self._by_step)}") from None

@@ -168,7 +168,7 @@ _SECRET_SOURCE = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$|^arn:aws[a-z-]*:secret
 
 class SecretsSpec(_Strict):
     """`@secrets(sources=[...])`: AWS Secrets Manager secrets (JSON objects) whose keys and
-    values are set in the task's environment when it starts (flowplane/task_secrets.py)."""
+    values are set in the task's environment when it starts (flowplane/task/secrets.py)."""
 
     kind: Literal["secrets"] = "secrets"
     sources: list[str] = Field(default_factory=list, max_length=20)

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from .manifest import DeployOptions, Manifest, ParameterSpec
+from .package_key import package_key
 from .parameters import DeployTimeContext, ParameterError
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from .includefile import IncludeSink
 
 MANIFEST_NAME = "manifest.json"
-PACKAGE_PREFIX = "packages/"
 # 1980-01-01: some tools refuse entries dated 1970, and any fixed value keeps the hash stable.
 FIXED_MTIME = 315532800
 
@@ -56,10 +56,6 @@ class Package:
     @property
     def key(self) -> str:
         return package_key(self.sha256)
-
-
-def package_key(sha256: str) -> str:
-    return f"{PACKAGE_PREFIX}{sha256}.tar.gz"
 
 
 def _is_venv(path: str) -> bool:

@@ -16,11 +16,12 @@ from typing import Any, Optional
 import click
 from pydantic import ValidationError
 
-from .api_client import ApiClient, ApiError, ConfigError
+from .api_client import ApiClient, ApiError
 from .context import FlowContext
 from .datastore.records import is_production_run_id, production_run_id
 from .manifest import DeployOptions
 from .package import PackageError, manifest_for, package_flow
+from .user_config import ConfigError
 
 TOKEN_PREFIX = "production:"
 TOKENS_DIR = os.path.join("~", ".flowplane", "tokens")

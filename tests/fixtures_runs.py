@@ -220,7 +220,7 @@ def isolate_client(monkeypatch: Any, root: str, user: str = "alice") -> None:
     """Point the Client API at `root` as `user`, with a fresh default namespace and no
     provider override or task context left over from another test."""
     from flowplane.client import namespaces as ns_module
-    from flowplane.client import provider as provider_module
+    from flowplane.client import selection
     from flowplane.client import set_provider
     from flowplane.current import current
 
@@ -230,7 +230,7 @@ def isolate_client(monkeypatch: Any, root: str, user: str = "alice") -> None:
     monkeypatch.setattr(current, "_info", {})
     set_provider(None)
     # A cached provider may hold a boto3 client made under another test's moto mock.
-    monkeypatch.setattr(provider_module, "_cache", {})
+    monkeypatch.setattr(selection, "_cache", {})
 
 
 def build_world(storage: Storage) -> dict[str, RunWriter]:

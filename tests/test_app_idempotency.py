@@ -83,10 +83,10 @@ def test_a_key_still_in_progress_is_a_409_to_ask_again(control_plane, monkeypatc
         seen.append(_post(cp, "/flows/ParameterFlow/runs", {}, key="k-1"))
         return real(*args, **kwargs)
 
-    import chalicelib.runs as runs
+    from chalicelib.runs import production
 
-    real = runs.trigger
-    monkeypatch.setattr(runs, "trigger", trigger_meanwhile)
+    real = production.trigger
+    monkeypatch.setattr(production, "trigger", trigger_meanwhile)
     first = _post(cp, "/flows/ParameterFlow/runs", {}, key="k-1")
     assert first.status_code == 201
     (inner,) = seen

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.runs import convert_parameters, execution_input
+from chalicelib.runs.inputs import convert_parameters, execution_input
 from chalicelib.errors import BadRequest
 from flowplane.manifest import ParameterSpec
 from test_app_support import control_plane  # noqa: F401
@@ -143,7 +143,7 @@ def test_delete_removes_state_machine_and_rule_and_keeps_the_records(control_pla
 
 
 def test_a_delete_racing_a_deploy_is_a_conflict_and_marks_nothing(control_plane, monkeypatch):
-    from chalicelib.deployments import Deployments
+    from chalicelib.deploy.records import Deployments
 
     cp = control_plane
     cp.deploy("parameter_flow.py")

@@ -33,7 +33,7 @@ from app import app  # noqa: E402
 from chalicelib import http  # noqa: E402
 from chalicelib.aws import Aws  # noqa: E402
 from chalicelib.bootstrap import ensure_resources  # noqa: E402
-from chalicelib.s3events import object_created_event  # noqa: E402
+from chalicelib.aws_events import object_created_event  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from flowplane.context import FlowContext  # noqa: E402
 from flowplane.local.moto_patches import moto_events_fix, moto_second_execution_fix  # noqa: E402,F401  (see there why)

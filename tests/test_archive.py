@@ -15,10 +15,10 @@ import time
 import pytest
 
 from chalicelib.errors import ApiError
-from chalicelib.packages import validate_package
+from chalicelib.deploy.package_check import validate_package
 from flowplane.archive import ArchiveError, ArchiveLimits, scan
-from flowplane.task_errors import TaskSetupError
-from flowplane.task_loader import _extract
+from flowplane.task.errors import TaskSetupError
+from flowplane.task.loader import _extract
 from hostile_support import (
     FLOW_FILE,
     MB,

@@ -19,7 +19,8 @@ import pytest
 import requests
 from botocore.credentials import Credentials
 
-from flowplane.api_client import ApiClient, ApiError, ConfigError, SigV4Signer, auth_mode
+from flowplane.api_client import ApiClient, ApiError, SigV4Signer, auth_mode
+from flowplane.user_config import ConfigError
 from test_app_support import control_plane  # noqa: F401
 from test_auth import ALICE, signed_as  # noqa: F401
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from chalicelib.images import JobDefinitionSpec
+from chalicelib.deploy.job_definitions import JobDefinitionSpec
 from flowplane import batch, environment
 from flowplane.decorators import DecoratorArgumentError, parse_with_option
 from flowplane.graph import read_source_flow

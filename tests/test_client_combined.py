@@ -19,7 +19,7 @@ import pytest
 from fixtures_runs import branch_run, isolate_client, linear_run
 from flowplane import Flow, Metaflow, Run, Step, Task, namespace
 from flowplane.client import NamespaceMismatch, NotFound, get_metadata, get_provider, use_provider
-from flowplane.client import provider as provider_module
+from flowplane.client import selection
 from flowplane.client.combined import CombinedProvider, PlaneVanishedWarning
 from flowplane.client.local import LocalProvider
 from flowplane.client.service import ServiceError, ServiceProvider, _RunPages
@@ -384,7 +384,7 @@ def nothing_configured(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    monkeypatch.setattr(provider_module, "_discovered", None)
+    monkeypatch.setattr(selection, "_discovered", None)
     linear_run(LocalStorage(str(work / ".flowplane")), "1001", minute=0, alpha=0.01)
     return tmp_path
 
@@ -416,7 +416,7 @@ def test_no_plane_running_means_the_datastore_alone_and_no_request(nothing_confi
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     write_url_file(nothing_configured / "state", "http://127.0.0.1:9/api", dead.pid)
-    monkeypatch.setattr(provider_module, "_discovered", None)
+    monkeypatch.setattr(selection, "_discovered", None)
     assert isinstance(get_provider(), LocalProvider)
     assert asked == []
 
@@ -464,7 +464,7 @@ def test_discovery_is_off_when_a_datastore_is_chosen_or_the_embedded_plane_is_of
     assert get_provider().origin == "discovered"  # type: ignore[attr-defined]
     assert get_provider().origin == "discovered"  # type: ignore[attr-defined]
     assert looked == ["looked"]
-    monkeypatch.setattr(provider_module, "DISCOVERY_TTL_S", 0.0)
+    monkeypatch.setattr(selection, "DISCOVERY_TTL_S", 0.0)
     get_provider()
     assert looked == ["looked", "looked"]
 

@@ -16,7 +16,7 @@ import pytest
 from fixtures_runs import Clock, RunWriter, isolate_client
 from flowplane import Flow, Metaflow, Run, namespace
 from flowplane.client import NamespaceMismatch, get_metadata, get_provider
-from flowplane.client import provider as provider_module
+from flowplane.client import selection
 from flowplane.client.combined import CombinedProvider
 from flowplane.client.service import ServiceProvider
 from flowplane.datastore.storage import LocalStorage
@@ -50,7 +50,7 @@ def user(control_plane, monkeypatch, tmp_path):  # noqa: F811
     cp.transport = InProcess(cp)
     # get_provider() builds the combined provider around the ServiceProvider it keeps per
     # URL: this one reaches the app in-process instead of over a socket.
-    monkeypatch.setitem(provider_module._cache, f"service:{BASE}",
+    monkeypatch.setitem(selection._cache, f"service:{BASE}",
                         ServiceProvider(BASE, transport=cp.transport, open_url=moto_opener))
     monkeypatch.setenv("FLOWPLANE_API_URL", BASE)
     local = LocalStorage(str(tmp_path / ".flowplane"))

@@ -13,7 +13,7 @@ import pytest
 
 from flowplane.client import Flow, get_provider, namespace, set_provider
 from flowplane.client import namespaces as ns_module
-from flowplane.client import provider as provider_module
+from flowplane.client import selection
 from flowplane.client.combined import CombinedProvider, PlaneVanishedWarning
 from flowplane.client.local import LocalProvider
 from flowplane.local import service
@@ -37,8 +37,8 @@ def test_a_running_flowplane_local_is_read_with_the_local_runs(tmp_path, monkeyp
     for name in ("FLOWPLANE_API_URL", "FLOWPLANE_DATASTORE_ROOT", "FLOWPLANE_EMBEDDED"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(work)
-    monkeypatch.setattr(provider_module, "_cache", {})
-    monkeypatch.setattr(provider_module, "_discovered", None)
+    monkeypatch.setattr(selection, "_cache", {})
+    monkeypatch.setattr(selection, "_discovered", None)
     monkeypatch.setattr(ns_module, "_current", False)
     set_provider(None)
     path = work / "parameter_flow.py"
@@ -58,7 +58,7 @@ def test_a_running_flowplane_local_is_read_with_the_local_runs(tmp_path, monkeyp
         run_id = trigger(path, "--alpha", "0.5")
         assert wait_for_run(plane, "ParameterFlow", run_id)["status"] == "SUCCEEDED"
         # The last look (above, no plane yet) is kept a few seconds; look again now.
-        monkeypatch.setattr(provider_module, "_discovered", None)
+        monkeypatch.setattr(selection, "_discovered", None)
         provider = get_provider()
         assert isinstance(provider, CombinedProvider) and provider.origin == "discovered"
         assert provider.plane.describe() == f"service@{plane.url}"

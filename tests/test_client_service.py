@@ -621,7 +621,8 @@ def test_only_a_plane_that_did_not_answer_is_unreachable(world_root, monkeypatch
     # or credentials error is the plane's answer of a kind, whatever its words.
     isolate_client(monkeypatch, world_root)
 
-    from flowplane.api_client import ConfigError, urllib_transport
+    from flowplane.api_client import urllib_transport
+    from flowplane.user_config import ConfigError
 
     def misconfigured(method, url, headers, body):
         raise ConfigError("cannot reach a decision on credentials: none found")
@@ -696,11 +697,12 @@ def test_an_explicit_provider_wins_over_the_control_plane(home, monkeypatch, wor
     assert isinstance(get_provider(), CombinedProvider)
 
 
-def test_the_config_path_is_the_api_clients():
-    from flowplane import api_client
-    from flowplane.client import service
+def test_the_config_file_is_the_api_clients(home, monkeypatch):
+    from flowplane.api_client import ApiClient
 
-    assert service.CONFIG_PATH == api_client.CONFIG_PATH
+    monkeypatch.delenv("FLOWPLANE_DATASTORE_ROOT")
+    (home / ".flowplane" / "config.json").write_text(json.dumps({"api_url": "https://cp.example/prod/"}))
+    assert configured_service_url() == ApiClient().base_url == "https://cp.example/prod"
 
 
 _PROBE = """

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from asl_validator import invalid_definitions
 from chalicelib.compiler import CompileError, CompileSettings, compile_state_machine, job_name
-from chalicelib.compiler.asl import BATCH_THROTTLE_RETRY, CONTEXT_STATE, FALLBACK_ATTEMPTS, JOB_FAILED
+from chalicelib.compiler.asl import BATCH_THROTTLE_RETRY, CONTEXT_STATE, JOB_FAILED
 from chalicelib.compiler.foreach import item_key_expr
 from compiler_shapes import (
     LONG_SETTINGS,
@@ -31,6 +31,7 @@ from compiler_shapes import (
     shared_manifest,
 )
 from flowplane.foreach_cardinality import foreach_item_key
+from flowplane.job import FALLBACK_ATTEMPTS
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = CompileSettings(**LONG_SETTINGS)
@@ -332,11 +333,13 @@ def test_catch_is_retries_only_no_asl_catch(decorated):
     assert decorated["score"]["End"] is True and decorated["end"]["End"] is True
 
 
-def test_fallback_attempts_are_the_task_runtimes():
-    # The compiler and the task runtime must agree on which attempt is the last one.
-    from flowplane.task_fallback import FALLBACK_ATTEMPTS as RUNTIME_FALLBACKS
+def test_fallback_attempts_are_the_task_runtimes(decorated):
+    # The compiler and the task runtime must agree on which attempt is the last one:
+    # both count with the job contract.
+    from flowplane.job import attempts_before_failing
 
-    assert FALLBACK_ATTEMPTS == RUNTIME_FALLBACKS == 3
+    assert FALLBACK_ATTEMPTS == 3
+    assert decorated["start"]["Retry"][1]["MaxAttempts"] == attempts_before_failing(4, has_catch=True)
 
 
 def test_timeout_and_resources(decorated):

@@ -7,12 +7,11 @@ import json
 import pytest
 import requests
 
-from chalicelib import deploy as deploy_module
 from chalicelib.aws import Schedules, StateMachines
-from chalicelib.deployments import Deployments
+from chalicelib.deploy.records import Deployments
 from test_app_support import control_plane, project_copy  # noqa: F401
 
-HOURLY_RULE = "flowplane-local-schedule-HourlyFlow"  # the local stage's (chalicelib/names.py)
+HOURLY_RULE = "flowplane-local-schedule-HourlyFlow"  # the local stage's (chalicelib/resource_names.py)
 
 
 def _sfn(cp):
@@ -335,7 +334,7 @@ def test_deleting_a_flow_deployed_before_stage_prefixes_removes_its_old_names(co
 
 
 def test_compile_event_for_other_buckets_or_keys_is_ignored(control_plane):
-    from chalicelib.s3events import object_created_event
+    from chalicelib.aws_events import object_created_event
 
     cp = control_plane
     before = cp.snapshot()
@@ -347,5 +346,7 @@ def test_compile_event_for_other_buckets_or_keys_is_ignored(control_plane):
 def test_deploy_module_keeps_the_compiler_import_lazy():
     import inspect
 
+    from chalicelib.deploy import definition
+
     # The API Lambda must not import the compiler for every route.
-    assert "from .compiler import" not in inspect.getsource(deploy_module).split("def compile_definition")[0]
+    assert "compiler import" not in inspect.getsource(definition).split("def compile_definition")[0]

@@ -78,7 +78,7 @@ def trigger(path: Path, *args: str) -> str:
 
 
 def execution(plane: LocalPlane, flow: str, run_id: str) -> dict[str, Any]:
-    from chalicelib.names import state_machine_name
+    from chalicelib.resource_names import state_machine_name
 
     machine = state_machine_name(plane.settings.resource_prefix, flow)
     arn = f"arn:aws:states:{plane.region}:{plane.account}:execution:{machine}:{run_id.removeprefix('sfn-')}"

@@ -49,7 +49,7 @@ def _command(*args: str) -> str:
 
 
 def _executions(plane) -> list[dict]:
-    from chalicelib.names import state_machine_name
+    from chalicelib.resource_names import state_machine_name
 
     machine = state_machine_name(plane.settings.resource_prefix, "ParameterFlow")
     arn = f"arn:aws:states:{plane.region}:{plane.account}:stateMachine:{machine}"

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 
 from chalicelib.errors import ApiError
 from chalicelib.http import json_body
-from chalicelib.packages import validate_package
-from chalicelib.runs import check_input_size, convert_parameters, execution_input
+from chalicelib.deploy.package_check import validate_package
+from chalicelib.runs.inputs import check_input_size, convert_parameters, execution_input
 from flowplane import limits
 from flowplane.manifest import ParameterSpec
-from flowplane.task_loader import _extract
+from flowplane.task.loader import _extract
 from hostile_strategies import HOSTILE, packages, trigger_bodies
 
 MB = 1024 * 1024

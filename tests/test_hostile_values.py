@@ -13,8 +13,8 @@ import pytest
 
 from chalicelib.errors import ApiError, BadRequest
 from chalicelib.http import json_body
-from chalicelib.packages import validate_package
-from chalicelib.runs import convert_parameters
+from chalicelib.deploy.package_check import validate_package
+from chalicelib.runs.inputs import convert_parameters
 from flowplane import jsonsafe
 from flowplane.manifest import ParameterSpec
 from flowplane.parameters import ParameterError, convert

@@ -1,7 +1,7 @@
 """Limits that recording and AWS impose, checked when a request arrives (issue 12, point 5).
 
 The budgets in flowplane/limits.py are held here to AWS's numbers: the largest
-run they allow is built with the recorder's own item builder (recording/keys.py)
+run they allow is built with the recorder's own item builder (recording/run_records.py)
 and must fit every key, item and transaction it writes.
 """
 
@@ -14,10 +14,11 @@ import pytest
 from pydantic import ValidationError
 
 from chalicelib.errors import BadRequest
-from chalicelib.recording import keys
+from chalicelib import keys
+from chalicelib.recording import run_records
 from chalicelib.recording.events import MAX_MESSAGE
 from chalicelib.recording.owners import Owner
-from chalicelib.runs import check_input_size, execution_input
+from chalicelib.runs.inputs import check_input_size, execution_input
 from flowplane import limits
 from flowplane.manifest import DeployOptions
 
@@ -77,7 +78,7 @@ def _largest_run() -> dict[str, Any]:
 
 
 def test_the_largest_run_the_limits_allow_fits_every_key_item_and_transaction():
-    items = keys.run_items(_largest_run())
+    items = run_records.run_items(_largest_run())
     assert len(items) == 1 + limits.MAX_TAGS + 3 <= limits.DYNAMODB_TRANSACTION_ITEMS
     for item in items:
         for pk, sk in (("PK", "SK"), ("GSI1PK", "GSI1SK"), ("GSI2PK", "GSI2SK")):

@@ -12,10 +12,11 @@ import urllib.request
 
 import pytest
 
-from flowplane.api_client import ApiClient, ConfigError
+from flowplane.api_client import ApiClient
 from flowplane.local import discover
 from flowplane.local.batch import EXITED, TIMED_OUT
 from flowplane.local.plane import LocalPlane, PlaneConfig, PlaneError, read_url_file
+from flowplane.user_config import ConfigError
 from test_e2e_support import embedded_plane, max_overlap
 
 pytestmark = pytest.mark.slow

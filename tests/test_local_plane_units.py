@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 import pytest
 
 from chalicelib.recording.events import ExecutionStatusChange, JobStateChange
-from chalicelib.schedules import input_transformer
-from flowplane.api_client import ConfigError
+from chalicelib.deploy.schedules import input_transformer
+from flowplane.user_config import ConfigError
 from flowplane.local import discover, moto_patches
 from flowplane.local.events import ExecutionWatcher, batch_job_event, execution_status_event
 from flowplane.local.plane import read_url_file

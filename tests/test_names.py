@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib import names
+from chalicelib import resource_names
 from chalicelib.settings import Settings, SettingsError
 
 DEV = "flowplane-dev"
@@ -13,41 +13,41 @@ STAGE_ENV = {"FLOWPLANE_BUCKET": "b", "FLOWPLANE_TABLE": "t", "FLOWPLANE_JOB_QUE
 
 
 def test_names_carry_the_stage():
-    assert names.state_machine_name(DEV, "ParameterFlow") == "flowplane-dev-ParameterFlow"
-    assert names.rule_name(DEV, "HourlyFlow") == "flowplane-dev-schedule-HourlyFlow"
-    assert names.state_machine_name("flowplane-prod", "ParameterFlow") != names.state_machine_name(DEV, "ParameterFlow")
+    assert resource_names.state_machine_name(DEV, "ParameterFlow") == "flowplane-dev-ParameterFlow"
+    assert resource_names.rule_name(DEV, "HourlyFlow") == "flowplane-dev-schedule-HourlyFlow"
+    assert resource_names.state_machine_name("flowplane-prod", "ParameterFlow") != resource_names.state_machine_name(DEV, "ParameterFlow")
 
 
 @pytest.mark.parametrize("prefix", [DEV, LONGEST_PREFIX])
 def test_a_state_machine_name_at_and_past_80_characters(prefix):
-    fits = "a" * (names.STATE_MACHINE_MAX - len(prefix) - 2)  # 79 characters in all
-    assert names.state_machine_name(prefix, fits) == f"{prefix}-{fits}"
-    assert names.deployment_of(prefix, names.state_machine_name(prefix, fits)) == fits
+    fits = "a" * (resource_names.STATE_MACHINE_MAX - len(prefix) - 2)  # 79 characters in all
+    assert resource_names.state_machine_name(prefix, fits) == f"{prefix}-{fits}"
+    assert resource_names.deployment_of(prefix, resource_names.state_machine_name(prefix, fits)) == fits
     for longer in (fits + "b", "x" * 80, "x" * 79 + "y"):
-        machine = names.state_machine_name(prefix, longer)
-        assert len(machine) == names.STATE_MACHINE_MAX and machine.startswith(prefix + "-")
-        assert names.shortened(machine) and names.is_ours(prefix, machine)
+        machine = resource_names.state_machine_name(prefix, longer)
+        assert len(machine) == resource_names.STATE_MACHINE_MAX and machine.startswith(prefix + "-")
+        assert resource_names.shortened(machine) and resource_names.is_ours(prefix, machine)
         # Only the table knows which deployment a shortened name stands for.
-        assert names.deployment_of(prefix, machine) is None
+        assert resource_names.deployment_of(prefix, machine) is None
     # The hash keeps names that share their first 70 characters apart.
-    assert names.state_machine_name(prefix, "x" * 80) != names.state_machine_name(prefix, "x" * 79 + "y")
+    assert resource_names.state_machine_name(prefix, "x" * 80) != resource_names.state_machine_name(prefix, "x" * 79 + "y")
 
 
 @pytest.mark.parametrize("prefix", [DEV, LONGEST_PREFIX])
 def test_a_rule_name_at_and_past_64_characters(prefix):
-    room = names.RULE_MAX - len(prefix) - len("-schedule-") - 1
+    room = resource_names.RULE_MAX - len(prefix) - len("-schedule-") - 1
     fits = "a" * room
-    assert names.rule_name(prefix, fits) == f"{prefix}-schedule-{fits}" and len(names.rule_name(prefix, fits)) == 63
+    assert resource_names.rule_name(prefix, fits) == f"{prefix}-schedule-{fits}" and len(resource_names.rule_name(prefix, fits)) == 63
     for longer in (fits + "b", "Z" * 80):
-        rule = names.rule_name(prefix, longer)
-        assert len(rule) == names.RULE_MAX and rule.startswith(f"{prefix}-schedule-"[: names.RULE_MAX - 9])
-    assert names.rule_name(prefix, "Z" * 80) != names.rule_name(prefix, "Z" * 79 + "Y")
+        rule = resource_names.rule_name(prefix, longer)
+        assert len(rule) == resource_names.RULE_MAX and rule.startswith(f"{prefix}-schedule-"[: resource_names.RULE_MAX - 9])
+    assert resource_names.rule_name(prefix, "Z" * 80) != resource_names.rule_name(prefix, "Z" * 79 + "Y")
 
 
 def test_another_stages_state_machines_are_not_ours():
-    assert names.is_ours(DEV, "flowplane-dev-F")
+    assert resource_names.is_ours(DEV, "flowplane-dev-F")
     for machine in ("flowplane-prod-F", "flowplane-devF", "flowplane-dev-", "F", "flowplane-F"):
-        assert not names.is_ours(DEV, machine) and names.deployment_of(DEV, machine) is None
+        assert not resource_names.is_ours(DEV, machine) and resource_names.deployment_of(DEV, machine) is None
 
 
 def test_the_prefix_is_the_stages_unless_set_and_must_leave_room():

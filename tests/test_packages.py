@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.errors import BadRequest, PayloadTooLarge
-from chalicelib.packages import validate_package
+from chalicelib.deploy.package_check import validate_package
 from flowplane.archive import ArchiveError, ArchiveLimits, scan
 from flowplane.manifest import DeployOptions
 from flowplane.package import (

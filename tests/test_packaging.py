@@ -229,7 +229,7 @@ def test_the_bundle_holds_flowplane_and_fits_lambda(packaged):
     assert zipped < LAMBDA_ZIP_LIMIT and unzipped < LAMBDA_UNZIPPED_LIMIT
     with zipfile.ZipFile(packaged / "deployment.zip") as z:
         names = set(z.namelist())
-    for needed in ("app.py", "chalicelib/deploy.py", "flowplane/manifest.py", "flowplane/graph.py", "flowplane/package.py"):
+    for needed in ("app.py", "chalicelib/deploy/rollout.py", "flowplane/manifest.py", "flowplane/graph.py", "flowplane/package.py"):
         assert needed in names
     # Dev tools and caches stay out of the Lambda.
     assert not any(n.split("/", 1)[0] in ("moto", "pytest", "cfnlint", "tests") for n in names)

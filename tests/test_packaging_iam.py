@@ -23,8 +23,8 @@ import botocore.client
 import pytest
 
 from app import app
-from chalicelib.s3events import apply_input_transformer, scheduled_event
-from chalicelib.names import rule_name
+from chalicelib.aws_events import apply_input_transformer, scheduled_event
+from chalicelib.resource_names import rule_name
 from flowplane.idempotency_key import HEADER as IDEMPOTENCY_HEADER
 from test_app_support import control_plane  # noqa: F401
 
@@ -446,9 +446,9 @@ def test_the_checker_refuses_what_a_policy_does_not_grant(control_plane):
     api = _load_policy(_policy_file("api_handler"))
     assert not _allowed(api, "states:StopExecution", f"{states}:execution:flowplane-prod-F:x", {}, names)
     # The API deletes only idempotency claims, never a record of the table's other kinds.
-    from chalicelib.idempotency import PARTITION
+    from chalicelib.keys import IDEMPOTENCY_PK
 
-    assert _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": PARTITION}, names)
+    assert _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": IDEMPOTENCY_PK}, names)
     assert not _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": "FLOW#F"}, names)
 
 

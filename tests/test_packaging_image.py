@@ -89,7 +89,7 @@ def test_the_dockerfile_installs_only_the_sdk_and_runs_as_a_user():
 def test_the_build_context_holds_the_sdk_and_nothing_of_the_control_plane(tmp_path):
     context = _context(tmp_path / "ctx")
     files = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
-    assert {"pyproject.toml", "README.md", "flowplane/task.py", "flowplane/datastore/storage.py"} <= files
+    assert {"pyproject.toml", "README.md", "flowplane/task/command.py", "flowplane/datastore/storage.py"} <= files
     assert not any(f.startswith(("chalicelib/", "tests/", "app.py", ".chalice/", "infra/", "vendor/")) for f in files)
     assert not any("__pycache__" in f for f in files)
 
@@ -109,7 +109,7 @@ def test_what_the_image_installs_runs_the_task_entry_point(tmp_path):
     assert installed == source
     # Run from elsewhere, with the installed copy first: the entry point the state machines call.
     env = {**os.environ, "PYTHONPATH": str(target)}
-    probe = "import flowplane, flowplane.task, flowplane.cli; print(flowplane.__file__); flowplane.cli.main(['--help'])"
+    probe = "import flowplane, flowplane.task.command, flowplane.cli; print(flowplane.__file__); flowplane.cli.main(['--help'])"
     r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.splitlines()[0].startswith(str(target)) and "task" in r.stdout

@@ -13,8 +13,10 @@ from collections import Counter
 import pytest
 
 from chalicelib import http
-from chalicelib.recording import keys
-from chalicelib.recording.reconcile import LEASE_PK, LEASE_SK, Limits
+from chalicelib import keys
+from chalicelib.recording import run_records
+from chalicelib.keys import LEASE_PK, LEASE_SK
+from chalicelib.recording.reconcile import Limits
 from chalicelib.recording.service import reconcile
 from test_app_support import control_plane  # noqa: F401  (fixture)
 
@@ -35,7 +37,7 @@ def end_in_moto(execution_arn: str, status: str, error: str | None = None, cause
 
 def run_doc(cp, run_id: str) -> dict:
     item = cp.aws.table.t.get_item(Key={"PK": keys.flow_pk(FLOW), "SK": keys.run_sk(run_id)}).get("Item")
-    return keys.decode(item) if item else {}
+    return run_records.decode(item) if item else {}
 
 
 def invoke_reconciler(cp) -> dict:

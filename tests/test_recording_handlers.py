@@ -14,7 +14,8 @@ from collections import Counter
 import pytest
 
 from chalicelib import http
-from chalicelib.recording import keys
+from chalicelib import keys
+from chalicelib.recording import run_records
 from test_app_support import control_plane  # noqa: F401  (fixture)
 from test_recording_support import (
     T0,
@@ -47,7 +48,7 @@ def deployed(control_plane):  # noqa: F811
 
 def run_doc(cp, run_id: str, flow: str = FLOW) -> dict:
     item = cp.aws.table.t.get_item(Key={"PK": keys.flow_pk(flow), "SK": keys.run_sk(run_id)}).get("Item")
-    return keys.decode(item) if item else {}
+    return run_records.decode(item) if item else {}
 
 
 def json_lines(text: str) -> list[dict]:
@@ -114,7 +115,7 @@ def test_each_tag_gets_a_copy_of_the_run_that_moves_with_it(deployed):
             KeyConditionExpression="PK = :pk", ExpressionAttributeValues={":pk": keys.tag_pk(FLOW, tag)}
         )["Items"]
         assert len(copies) == 1
-        assert keys.decode(copies[0]) == run_doc(cp, "sfn-e1")
+        assert run_records.decode(copies[0]) == run_doc(cp, "sfn-e1")
         assert copies[0]["GSI2PK"] == keys.status_pk(FLOW, "failed", tag)
 
 
@@ -204,7 +205,7 @@ def test_batch_and_task_events_make_one_task_with_its_attempts(deployed):
     for event in run_events(FLOW, FLOW, "e1", plan):
         assert deliver(cp.client, event)["recorded"] is True
     item = cp.aws.table.t.get_item(Key={"PK": keys.run_records_pk(FLOW, "sfn-e1"), "SK": keys.task_sk("start", "1")})["Item"]
-    doc = keys.decode(item)
+    doc = run_records.decode(item)
     assert sorted(doc["attempts"]) == ["0", "1"]
     first, second = doc["attempts"]["0"], doc["attempts"]["1"]
     assert first["status"] == "FAILED" and first["exit_code"] == 1 and first["error"]["message"] == "boom 0"
@@ -215,7 +216,7 @@ def test_batch_and_task_events_make_one_task_with_its_attempts(deployed):
     index = cp.aws.table.t.get_item(
         Key={"PK": keys.run_records_pk(FLOW, "sfn-e1"), "SK": keys.artifacts_sk("start", "1", 1)}
     )["Item"]
-    assert keys.decode(index) == {"attempt": 1, "artifacts": {"alpha": artifact("a" * 64)}}
+    assert run_records.decode(index) == {"attempt": 1, "artifacts": {"alpha": artifact("a" * 64)}}
 
 
 def test_a_failed_attempts_artifacts_are_kept_when_its_event_carries_them(deployed):
@@ -238,7 +239,7 @@ def test_task_events_need_no_run_record_first(deployed):
     deliver(cp.client, task_event(task_detail("finished", at=T0 + 5, artifacts={}, **ids)))
     deliver(cp.client, task_event(task_detail("started", at=T0, **ids)))
     item = cp.aws.table.t.get_item(Key={"PK": keys.run_records_pk("AnyFlow", "sfn-x"), "SK": keys.task_sk("start", "1")})["Item"]
-    assert keys.decode(item)["attempts"]["0"] == {
+    assert run_records.decode(item)["attempts"]["0"] == {
         "attempt": 0, "status": "SUCCEEDED", "started_at": iso(T0), "stopped_at": iso(T0 + 5),
     }
 

@@ -16,13 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.recording import keys
+from chalicelib import keys
+from chalicelib.recording import run_records
 from chalicelib.recording.merge import FINAL_RUN_STATUSES
 from test_app_support import control_plane  # noqa: F401  (fixture)
 from test_recording_support import Attempt, TaskPlan, artifact, deliver, run_events
 
 FLOW = "ForeachFlow"
-RECORD_TYPES = {keys.RUN, keys.TAG, keys.TASK, keys.STEP, keys.ARTIFACTS, keys.FLOW_ENTRY}
+RECORD_TYPES = {run_records.RUN, run_records.TAG, run_records.TASK, run_records.STEP, run_records.ARTIFACTS, run_records.FLOW_ENTRY}
 
 SCENARIOS = {
     # A split whose first attempt fails, three foreach tasks (one retried), join, end.
@@ -64,7 +65,7 @@ def clear_records(cp) -> None:
     for raw in record_items(cp):
         item = json.loads(raw)
         key = {"PK": item["PK"]["S"], "SK": item["SK"]["S"]}
-        if item["type"]["S"] == keys.FLOW_ENTRY:
+        if item["type"]["S"] == run_records.FLOW_ENTRY:
             # The flow entry's deployment sets are the deploy's; the recorder's part is its first run.
             cp.aws.table.t.update_item(Key=key, UpdateExpression="REMOVE created_at")
         else:
@@ -73,7 +74,7 @@ def clear_records(cp) -> None:
 
 def run_status(cp, run_id: str) -> str | None:
     item = cp.aws.table.t.get_item(Key={"PK": keys.flow_pk(FLOW), "SK": keys.run_sk(run_id)}).get("Item")
-    return keys.decode(item)["status"] if item else None
+    return run_records.decode(item)["status"] if item else None
 
 
 @pytest.fixture(params=sorted(SCENARIOS))
@@ -88,7 +89,7 @@ def scenario(request, control_plane):  # noqa: F811
     # Sanity: the reference holds what the run should (so "identical" means something).
     assert run_status(cp, "sfn-prop") == final
     kinds = sorted(json.loads(i)["type"]["S"] for i in reference)
-    assert kinds.count(keys.TASK) == len(plan) and kinds.count(keys.RUN) == 1
+    assert kinds.count(run_records.TASK) == len(plan) and kinds.count(run_records.RUN) == 1
     return cp, events, reference, final
 
 

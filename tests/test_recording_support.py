@@ -5,7 +5,7 @@ Field names and layout follow the AWS documentation's example events:
 events) and "Batch Job State Change" (AWS Batch user guide, job state change
 events; its `detail` is the DescribeJobs JobDetail). A Batch job's command and
 environment are what the compiled state machine gives it (chalicelib/compiler/asl.py);
-task events are what flowplane/task_events.py puts on the bus.
+task events are what flowplane/task/events.py puts on the bus.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 from chalice.test import Client
 
-from flowplane.events import STAGE_ENV, TASK_EVENT_SOURCE, ArtifactEntry, TaskEvent
+from flowplane.event_types import TASK_EVENT_SOURCE
+from flowplane.events import STAGE_ENV, ArtifactEntry, TaskEvent
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -39,13 +40,13 @@ PREFIX = "flowplane-local"
 
 def state_machine_arn(deployment: str) -> str:
     """The local stage's state machine of a deployment, as the control plane names it."""
-    from chalicelib.names import state_machine_name
+    from chalicelib.resource_names import state_machine_name
 
     return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{state_machine_name(PREFIX, deployment)}"
 
 
 def execution_arn(deployment: str, name: str) -> str:
-    from chalicelib.names import state_machine_name
+    from chalicelib.resource_names import state_machine_name
 
     return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{state_machine_name(PREFIX, deployment)}:{name}"
 

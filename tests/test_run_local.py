@@ -12,7 +12,7 @@ import pytest
 
 from flowplane.decorators import parse_with_option
 from flowplane.runtime import Progress, SubprocessLauncher, run_local
-from flowplane.task_loader import load_flow_file
+from flowplane.task.loader import load_flow_file
 from test_run_support import USER, RunView, max_overlap, write_flow
 
 

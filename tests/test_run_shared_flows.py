@@ -134,7 +134,7 @@ def test_a_failing_step_exits_1_naming_the_task(root, tmp_path):
     assert f"Task {pathspec} failed: KeyError: 'no such thing'" in proc.stdout
     # The traceback shown is the user's, headed by the task it belongs to.
     assert f"Task {pathspec} (attempt 0) failed:" in proc.stderr
-    assert 'raise KeyError("no such thing")' in proc.stderr and "flowplane/task.py" not in proc.stderr
+    assert 'raise KeyError("no such thing")' in proc.stderr and "flowplane/task/" not in proc.stderr
     assert run.record.status == "failed" and run.record.failed_task == pathspec
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from chalicelib.errors import BadRequest
-from chalicelib.names import rule_name as stage_rule_name
-from chalicelib.schedules import execution_name, input_transformer, schedule_expression
-from chalicelib.s3events import apply_input_transformer, scheduled_event
+from chalicelib.resource_names import rule_name as stage_rule_name
+from chalicelib.deploy.schedules import execution_name, input_transformer, schedule_expression
+from chalicelib.aws_events import apply_input_transformer, scheduled_event
 from flowplane.manifest import ScheduleSpec
 from test_app_support import EXAMPLES, control_plane, project_copy  # noqa: F401
 

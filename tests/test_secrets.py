@@ -10,8 +10,8 @@ import pytest
 from flowplane.decorators import DecoratorArgumentError, secrets
 from flowplane.graph import read_source_flow
 from flowplane.lint import lint
-from flowplane.task_errors import TaskSetupError
-from flowplane.task_secrets import secret_environment
+from flowplane.task.errors import TaskSetupError
+from flowplane.task.secrets import secret_environment
 from test_app_support import control_plane, flow_context, project_copy  # noqa: F401
 from test_run_support import USER, RunView, run_cli, write_flow
 

@@ -11,11 +11,12 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from flowplane.api_client import ApiClient, ConfigError, configured_url
+from flowplane.api_client import ApiClient
 from flowplane.context import FlowContext
 from flowplane.decorators import parse_with_option
-from chalicelib.names import rule_name, state_machine_name
+from chalicelib.resource_names import rule_name, state_machine_name
 from flowplane.sfn_cli import API_CLIENT_KEY, load_token, step_functions
+from flowplane.user_config import ConfigError, configured_url
 from test_app_support import EXAMPLES, FLOW_CLASSES, control_plane, load_flow_class, project_copy  # noqa: F401
 
 BASE = "https://flowplane.test/api"

@@ -19,13 +19,14 @@ from typing import Any, Iterator
 import pytest
 from moto import mock_aws
 
-from chalicelib import deploy, runs
+from chalicelib.deploy import removal, rollout, uploads
 from chalicelib.aws import Aws
 from chalicelib.bootstrap import ensure_resources
-from chalicelib.deployments import Deployments
-from chalicelib.names import rule_name, state_machine_name
+from chalicelib.deploy.records import Deployments
+from chalicelib.resource_names import rule_name, state_machine_name
 from chalicelib.recording import service
-from chalicelib.s3events import apply_input_transformer, scheduled_event
+from chalicelib.runs import production
+from chalicelib.aws_events import apply_input_transformer, scheduled_event
 from chalicelib.settings import Settings
 from flowplane.local.events import execution_status_event
 from flowplane.local.moto_patches import moto_second_execution_fix
@@ -64,8 +65,8 @@ def deploy_to(aws: Aws, filename: str, folder=EXAMPLES, **options: Any) -> dict[
 
     manifest = manifest_for(flow_context(filename, folder=folder), DeployOptions(**options))
     package = build_package(str(folder), manifest)
-    accepted = deploy.accept_upload(aws, aws.settings, package.data)
-    [done] = deploy.deploy_arrived(aws, aws.settings, {"bucket": {"name": aws.settings.bucket}, "object": {"key": package.key}})
+    accepted = uploads.accept_upload(aws, aws.settings, package.data)
+    [done] = rollout.deploy_arrived(aws, aws.settings, {"bucket": {"name": aws.settings.bucket}, "object": {"key": package.key}})
     assert done["status"] == "DEPLOYED", done
     return Deployments(aws.table).get(accepted["deployment_id"])
 
@@ -105,23 +106,23 @@ def test_two_stages_deploy_the_same_flow_without_touching_each_other(stages, tmp
     assert prod.schedules.get(rule_name("flowplane-prod", "HourlyFlow")) == prod_rule
     assert Deployments(prod.table).head("HourlyFlow")["production_version"] == 1
 
-    runs.delete_flow(dev, "HourlyFlow", {"user": "alice"})
+    removal.delete_flow(dev, "HourlyFlow", {"user": "alice"})
     assert [m["name"] for m in sfn.list_state_machines()["stateMachines"]] == ["flowplane-prod-HourlyFlow"]
     assert dev.schedules.get(rule_name("flowplane-dev", "HourlyFlow")) is None
     assert prod.schedules.get(rule_name("flowplane-prod", "HourlyFlow")) == prod_rule
     # prod's schedule still starts prod's production version.
     payload = apply_input_transformer(prod_rule["targets"][0]["InputTransformer"], scheduled_event(prod_rule["arn"], "2026-11-24T10:00:00Z"))
-    started = runs.launch(prod, prod.settings, payload)
+    started = production.launch(prod, prod.settings, payload)
     assert started["started"] is True and ":execution:flowplane-prod-HourlyFlow:" in started["execution_arn"]
     # The same tick delivered to dev's launcher (a rule of another stage) starts nothing there.
-    assert runs.launch(dev, dev.settings, payload)["started"] is False
+    assert production.launch(dev, dev.settings, payload)["started"] is False
 
 
 def test_each_recorder_records_its_own_stages_runs_and_counts_the_others(stages, capsys):
     dev, prod = stages["dev"], stages["prod"]
     for aws in stages.values():
         deploy_to(aws, "parameter_flow.py")
-    started = {stage: runs.trigger(aws, aws.settings, "ParameterFlow", {"parameters": {"alpha": 0.5}}) for stage, aws in stages.items()}
+    started = {stage: production.trigger(aws, aws.settings, "ParameterFlow", {"parameters": {"alpha": 0.5}}) for stage, aws in stages.items()}
     capsys.readouterr()
     # Both recorders hear both executions, the way the default bus delivers them.
     outcomes = {
@@ -211,7 +212,7 @@ def test_a_deployment_name_past_the_limits_deploys_runs_and_is_recorded(stages):
     rule = dev.schedules.get(rule_name("flowplane-dev", name))
     assert len(rule["arn"].rsplit("/", 1)[-1]) == 64
     payload = apply_input_transformer(rule["targets"][0]["InputTransformer"], scheduled_event(rule["arn"], "2026-11-24T10:00:00Z"))
-    started = runs.launch(dev, dev.settings, payload)
+    started = production.launch(dev, dev.settings, payload)
     assert started["started"] is True and len(started["run_id"]) <= len("sfn-") + 80
     # The recorder maps the cut name back to its deployment through the table.
     outcome = service.record_event(dev, status_event(dev, started["execution_arn"]))
@@ -220,8 +221,8 @@ def test_a_deployment_name_past_the_limits_deploys_runs_and_is_recorded(stages):
 
     [run] = Reads(dev.table.t).runs("HourlyFlow", deployment=name)["runs"]
     assert run["run_id"] == started["run_id"]
-    answer = runs.trigger(dev, dev.settings, name, {})
+    answer = production.trigger(dev, dev.settings, name, {})
     assert answer["flow"] == "HourlyFlow" and answer["deployment"] == name
-    runs.delete_flow(dev, name, {"user": "alice"})
+    removal.delete_flow(dev, name, {"user": "alice"})
     assert dev.state_machines.client.list_state_machines()["stateMachines"] == []
     assert dev.schedules.get(rule_name("flowplane-dev", name)) is None

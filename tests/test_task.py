@@ -11,8 +11,8 @@ import pytest
 from flowplane import current
 from flowplane.datastore.artifacts import ArtifactStore
 from flowplane.datastore.storage import LocalStorage
-from flowplane.task import main as task_main
-from flowplane.task_errors import ExceptionWrapper
+from flowplane.task.command import main as task_main
+from flowplane.task.errors import ExceptionWrapper
 from test_run_support import USER, RunView, write_flow
 
 PARAMS = """
@@ -292,7 +292,7 @@ def test_catch_applies_on_the_last_attempt_only(root, tmp_path, capsys):
     caught = data["err"]
     assert isinstance(caught, ExceptionWrapper)
     assert (caught.type, caught.message, caught.exception) == ("ValueError", "boom", "boom")
-    assert 'raise ValueError("boom")' in caught.traceback and "flowplane/task.py" not in caught.traceback
+    assert 'raise ValueError("boom")' in caught.traceback and "flowplane/task/" not in caught.traceback
     assert pickle.loads(pickle.dumps(caught)).message == "boom"
     assert run.task("start").status == "succeeded" and run.task("start").final_attempt == 1
     attempts = run.attempts("start")
@@ -374,7 +374,7 @@ def test_user_code_exit_and_stderr_are_recorded(root, tmp_path, capsys):
     ],
 )
 def test_the_fast_argument_parser_agrees_with_argparse(argv, monkeypatch):
-    from flowplane.task import _fast_parse, build_parser
+    from flowplane.task.command import _fast_parse, build_parser
 
     monkeypatch.setenv("FLOWPLANE_STEP", "from-env")
     assert vars(_fast_parse(argv)) == vars(build_parser().parse_args(argv))
@@ -385,7 +385,7 @@ def test_the_fast_argument_parser_agrees_with_argparse(argv, monkeypatch):
              ["--flow-file", "a", "--package", "b"], ["--run-id=1"]],
 )
 def test_unusual_command_lines_go_to_argparse(argv):
-    from flowplane.task import _fast_parse
+    from flowplane.task.command import _fast_parse
 
     assert _fast_parse(argv) is None
 

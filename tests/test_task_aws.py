@@ -1,4 +1,4 @@
-"""flowplane.task_aws: a task's AWS clients, from one botocore session, made on first use."""
+"""flowplane.task.aws: a task's AWS clients, from one botocore session, made on first use."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import UnknownServiceError
 from moto import mock_aws
 
-from flowplane import task_aws
+from flowplane.task import aws as task_aws
 from flowplane.datastore.storage import S3Storage
 
 

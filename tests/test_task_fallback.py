@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-import flowplane.task_fallback as fallback
+import flowplane.task.fallback as fallback
 from flowplane.datastore import records
 from flowplane.datastore.storage import LocalStorage
-from flowplane.task_errors import ExceptionWrapper
-from flowplane.task_fallback import FALLBACK_ATTEMPTS, BatchJob, EarlierAttempt, attempts_before_failing, is_fallback
+from flowplane.job import FALLBACK_ATTEMPTS, attempts_before_failing, is_fallback
+from flowplane.task.errors import ExceptionWrapper
+from flowplane.task.fallback import BatchJob, EarlierAttempt
 from test_run_support import write_flow
 from test_task import files_under, root, task, view  # noqa: F401  (root is a fixture)
 
@@ -160,7 +161,7 @@ def test_batch_that_cannot_answer_leaves_the_records_to_tell(root, flow, monkeyp
     def no_batch(service, endpoint_url=None):
         raise PermissionError("not authorized to perform batch:DescribeJobs")
 
-    monkeypatch.setattr("flowplane.task_aws.client", no_batch)
+    monkeypatch.setattr("flowplane.task.aws.client", no_batch)
     monkeypatch.setenv("AWS_BATCH_JOB_ID", "job-2")
     assert task(flow, root, "boom", retry=2) == 0
     assert "could not ask AWS Batch about jobs job-0, job-1: PermissionError" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flowplane.graph import read_source_flow
-from flowplane.task_graph import (
+from flowplane.task.graph import (
     Parent,
     TaskIdError,
     TaskRef,

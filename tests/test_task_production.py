@@ -15,8 +15,8 @@ from flowplane.datastore.storage import S3Storage
 from flowplane.foreach_cardinality import read_cardinality
 from flowplane.manifest import DeployOptions
 from flowplane.package import build_package, manifest_for
-from flowplane.task import main as task_main
-from flowplane.task_loader import load_flow_file
+from flowplane.task.command import main as task_main
+from flowplane.task.loader import load_flow_file
 from test_run_support import SHARED_FLOWS, RunView
 
 BUCKET = "flowplane-test"

@@ -47,7 +47,7 @@ sys.argv = ["flowplane", *sys.argv[2:]]
 
 
 def dump():
-    aws = sys.modules.get("flowplane.task_aws")
+    aws = sys.modules.get("flowplane.task.aws")
     clients = sorted({key[0] for key in aws._clients}) if aws else []
     with open(out, "w") as f:
         json.dump({"modules": sorted(sys.modules), "clients": clients}, f)
@@ -62,7 +62,7 @@ runpy.run_module("flowplane", run_name="__main__", alter_sys=True)
 # without @catch, the fallback's code.
 NEVER = ("boto3", "s3transfer", "click", "flowplane.client", "flowplane.api_client", "flowplane.lint",
          "flowplane.local", "flowplane.runtime", "flowplane.sfn_cli", "flowplane.package", "flowplane.demo",
-         "flowplane.task_fallback", "chalicelib", "chalice", "moto", "requests")
+         "flowplane.task.fallback", "chalicelib", "chalice", "moto", "requests")
 
 
 def run_task(tmp_path: Path, env: dict[str, str], *argv: str) -> dict:
@@ -91,7 +91,7 @@ def test_a_local_task_loads_no_aws_sdk(tmp_path):
             "--params-json", "{}"]
     for step in ("start", "end"):
         found = run_task(tmp_path, clean_env(), "--step", step, *args)
-        for name in ("botocore", "urllib3", "flowplane.task_aws", "flowplane.events", *NEVER):
+        for name in ("botocore", "urllib3", "flowplane.task.aws", "flowplane.events", *NEVER):
             assert not loaded(found, name), f"a local task loaded {loaded(found, name)[:3]}"
 
 

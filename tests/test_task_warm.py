@@ -1,5 +1,5 @@
 """Warm task processes: the embedded plane's local Batch starts the next `flowplane task`
-interpreter ahead of its job (flowplane/task_warm.py). A job it takes must run as in a
+interpreter ahead of its job (flowplane/task/warm.py). A job it takes must run as in a
 process started for it: the job's arguments, environment, folder, empty stdin, exit code.
 The end-to-end tests (tests/test_e2e_*.py) run every task of the plane this way."""
 
@@ -57,7 +57,7 @@ def task_argv(flow: Path, root: Path, step: str) -> list[str]:
 
 
 def warm_process(env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flowplane.task_warm"], env=env, cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "flowplane.task.warm"], env=env, cwd=cwd,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -3,9 +3,9 @@
 Shape of what comes out:
 
 - a first Pass state (`flowplane-context`) evaluates once what every task shares:
-  the Batch queue and job definition and the job environment (FLOWPLANE_RUN_ID =
-  `sfn-<execution name>`, FLOWPLANE_EXECUTION_INPUT = the whole execution input
-  as JSON, which holds "Parameters", FLOWPLANE_PACKAGE_URL, _DATASTORE_ROOT, ...).
+  the Batch queue and job definition and the job environment (flowplane/job.py:
+  the run id `sfn-<execution name>`, the whole execution input as JSON, which
+  holds "Parameters", the package's URL, the datastore's root, ...).
   It becomes the state data `{"fp": {...}}`; tasks refer to it by path, which
   keeps each task state near 0.5 KB whatever the URLs' length;
 - every step is one Task state (`batch:submitJob.sync`) named after the step; its
@@ -35,9 +35,10 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
+from flowplane import job
+from flowplane.datastore.storage import ROOT_ENV
 from flowplane.events import STAGE_ENV
 from flowplane.manifest import GraphSpec, Manifest, StepSpec
-from flowplane.task_fallback import FALLBACK_ATTEMPTS
 
 from . import foreach
 from .intrinsics import escape_literal, format_call, run_id_expr
@@ -45,11 +46,6 @@ from .settings import CompileSettings
 
 SUBMIT_JOB_SYNC = "arn:aws:states:::batch:submitJob.sync"
 
-# Metaflow's @catch asks for FALLBACK_ATTEMPTS (3) extra attempts beyond @retry's
-# (its NUM_FALLBACK_RETRIES); in those the task runs a fallback that records the
-# failure instead of the user's code, so the step ends with a proper task. The
-# number is the task runtime's (flowplane.task_fallback): both must agree on
-# which attempt is the last.
 # Metaflow's state machines retry Batch API throttling this way.
 BATCH_THROTTLE_RETRY = {
     "ErrorEquals": ["Batch.AWSBatchException"],
@@ -128,30 +124,30 @@ class _Compiler:
         Tasks point at it (`"Environment.$": "$.fp.env"`) instead of repeating the
         same long URLs and intrinsics, which keeps a task state well under 1 KB.
         It also replaces the execution input as state data (tasks read the input
-        through FLOWPLANE_EXECUTION_INPUT), so any input shape works, `{}` included.
+        through job.EXECUTION_INPUT), so any input shape works, `{}` included.
         """
         s = self.settings
         env: list[dict[str, str]] = [
-            {"Name": "FLOWPLANE_RUN_ID", "Value.$": run_id_expr()},
+            {"Name": job.RUN_ID, "Value.$": run_id_expr()},
             # With the run id, what the recorder needs to file a Batch job's state changes
             # (step, task id and retry count are in the job's command).
-            {"Name": "FLOWPLANE_FLOW", "Value": self.flow},
+            {"Name": job.FLOW, "Value": self.flow},
             # Parameters are in here ("Parameters": a JSON string); missing ones take the
             # deployed defaults in the task, so a console start with any object works.
-            {"Name": "FLOWPLANE_EXECUTION_INPUT", "Value.$": "States.JsonToString($$.Execution.Input)"},
-            {"Name": "FLOWPLANE_PACKAGE_URL", "Value": self.package_url},
-            {"Name": "FLOWPLANE_DATASTORE_ROOT", "Value": s.datastore_root},
-            {"Name": "FLOWPLANE_FOREACH_TABLE", "Value": s.foreach_table},
+            {"Name": job.EXECUTION_INPUT, "Value.$": "States.JsonToString($$.Execution.Input)"},
+            {"Name": job.PACKAGE_URL, "Value": self.package_url},
+            {"Name": ROOT_ENV, "Value": s.datastore_root},
+            {"Name": job.FOREACH_TABLE, "Value": s.foreach_table},
         ]
         if s.stage:
             # Every stage's recorder hears every Batch job and task event in the account
             # and region; this tells each its own (chalicelib/recording/owners.py).
             env.append({"Name": STAGE_ENV, "Value": s.stage})
         if s.event_bus:
-            env.append({"Name": "FLOWPLANE_EVENT_BUS", "Value": s.event_bus})
+            env.append({"Name": job.EVENT_BUS, "Value": s.event_bus})
         if s.production_token:
             # Runs of this deployment live in the namespace production:<token>.
-            env.append({"Name": "FLOWPLANE_PRODUCTION_TOKEN", "Value": s.production_token})
+            env.append({"Name": job.PRODUCTION_TOKEN, "Value": s.production_token})
         ctx = {"queue": s.job_queue, "jobdef": s.job_definition, "env": env}
         return {"Type": "Pass", "Parameters": {CONTEXT_FIELD: ctx}, "Next": next_state}
 
@@ -298,7 +294,9 @@ class _Compiler:
         throttle = {**BATCH_THROTTLE_RETRY, "ErrorEquals": list(BATCH_THROTTLE_RETRY["ErrorEquals"])}
         retriers: list[dict[str, Any]] = [throttle]
         retry, catch = node.decorator("retry"), node.decorator("catch")
-        attempts = (retry.times if retry is not None else 0) + (FALLBACK_ATTEMPTS if catch is not None else 0)
+        # @catch adds Metaflow's fallback attempts, which record the failure instead of
+        # running the user's code; the task counts them the same way (flowplane/job.py).
+        attempts = job.attempts_before_failing(retry.times if retry is not None else 0, catch is not None)
         if attempts:
             minutes = retry.minutes_between_retries if retry is not None else 0
             retriers.append(

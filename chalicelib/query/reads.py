@@ -13,9 +13,10 @@ from typing import Any, Optional
 
 from flowplane.datastore import layout
 
-from ..deployments import NAME_RE
+from .. import keys
 from ..errors import BadRequest, NotFound
-from ..recording import keys
+from ..recording import run_records
+from ..resource_names import NAME_RE
 from . import tokens
 from .views import run_view, task_view
 
@@ -26,7 +27,6 @@ RUN_STATUSES = ("running", "succeeded", "failed")
 FINE_STATUSES = {"timed_out": "TIMED_OUT", "aborted": "ABORTED"}
 MAX_TAG = 512
 _TAG_BAD = re.compile(r"[\x00-\x1f\x7f]")
-HEAD_SK = "FLOW"
 
 
 class Missing(NotFound):
@@ -183,9 +183,9 @@ class Reads:
 
         # Deploying writes a flow's entry before it has runs; listed from its first run on.
         has_runs = Attr("created_at").exists()
-        entries, token = self._page(("PK", keys.FLOWS_PK), None, None, None, "FLOW#", filter_=has_runs)
+        entries, token = self._page(("PK", keys.FLOWS_PK), None, None, None, keys.FLOW_PREFIX, filter_=has_runs)
         while token:
-            more, token = self._page(("PK", keys.FLOWS_PK), None, None, token, "FLOW#", filter_=has_runs)
+            more, token = self._page(("PK", keys.FLOWS_PK), None, None, token, keys.FLOW_PREFIX, filter_=has_runs)
             entries.extend(more)
         flows = [{"name": str(e["name"]), "created_at": e["created_at"], "deleted": entry_deleted(e)} for e in entries]
         return {"flows": sorted(flows, key=lambda f: f["name"])}
@@ -193,8 +193,8 @@ class Reads:
     def flow(self, flow: str) -> dict[str, Any]:
         """The flow's first run and its deployment of the same name, in one BatchGetItem."""
         _names(flow)
-        found = {i["SK"]: i for i in self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), HEAD_SK)])}
-        entry, head = found.get(keys.flow_entry_sk(flow)), _own_head(found.get(HEAD_SK), flow)
+        found = {i["SK"]: i for i in self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), keys.HEAD_SK)])}
+        entry, head = found.get(keys.flow_entry_sk(flow)), _own_head(found.get(keys.HEAD_SK), flow)
         first_run = entry.get("created_at") if entry else None
         if first_run is None and head is None:
             raise Missing(f"no flow named {flow!r} has runs or a deployment", field="flow")
@@ -217,12 +217,12 @@ class Reads:
         return out
 
     def _flow_exists(self, flow: str) -> bool:
-        found = self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), HEAD_SK)])
-        return any(i["SK"] != HEAD_SK or _own_head(i, flow) for i in found)
+        found = self._batch_get([(keys.FLOWS_PK, keys.flow_entry_sk(flow)), (keys.flow_pk(flow), keys.HEAD_SK)])
+        return any(i["SK"] != keys.HEAD_SK or _own_head(i, flow) for i in found)
 
     def _check_deployment(self, flow: str, deployment: str) -> None:
         """404 unless `deployment` is (or was) a deployment of `flow`."""
-        head = self._get(keys.flow_pk(deployment), HEAD_SK)
+        head = self._get(keys.flow_pk(deployment), keys.HEAD_SK)
         if head is None or head.get("flow_name") not in (None, flow):
             raise Missing(f"{flow!r} has no deployment named {deployment!r}", field="deployment")
 
@@ -281,20 +281,20 @@ class Reads:
                 self._check_deployment(flow, deployment)
             elif not self._flow_exists(flow):
                 raise Missing(f"no flow named {flow!r} has runs or a deployment", field="flow")
-        return {"runs": [run_view(keys.decode(i)) for i in items], "next_token": token}
+        return {"runs": [run_view(run_records.decode(i)) for i in items], "next_token": token}
 
     def run(self, flow: str, run_id: str) -> dict[str, Any]:
         _names(flow, run_id)
         item = self._get(keys.flow_pk(flow), keys.run_sk(run_id))
         if item is None:
             raise Missing(f"no run {flow}/{run_id}", field="run_id")
-        return run_view(keys.decode(item))
+        return run_view(run_records.decode(item))
 
     # --- steps and tasks ----------------------------------------------------------------------
 
     def steps(self, flow: str, run_id: str) -> dict[str, Any]:
         _names(flow, run_id)
-        items = self._all(("PK", keys.run_records_pk(flow, run_id)), "STEP#")
+        items = self._all(("PK", keys.run_records_pk(flow, run_id)), keys.STEP_PREFIX)
         if not items and self._get(keys.flow_pk(flow), keys.run_sk(run_id)) is None:
             raise Missing(f"no run {flow}/{run_id}", field="run_id")
         steps = [{"name": i["name"], "created_at": i["created_at"]} for i in items]
@@ -319,7 +319,7 @@ class Reads:
             items, token = self._page(partition, None, parse_limit(limit), next_token, keys.task_prefix(step))
         if not items and next_token is None:
             raise Missing(f"no step {flow}/{run_id}/{step} (no task of it was recorded)", field="step")
-        return {"tasks": [task_view(keys.decode(i)) for i in items], "next_token": token}
+        return {"tasks": [task_view(run_records.decode(i)) for i in items], "next_token": token}
 
     def task(self, flow: str, run_id: str, step: str, task_id: str) -> dict[str, Any]:
         return task_view(self._task_doc(flow, run_id, step, task_id), with_attempts=True)
@@ -329,7 +329,7 @@ class Reads:
         item = self._get(keys.run_records_pk(flow, run_id), keys.task_sk(step, task_id))
         if item is None:
             raise Missing(f"no task {flow}/{run_id}/{step}/{task_id}", field="task_id")
-        return keys.decode(item)
+        return run_records.decode(item)
 
     # --- artifacts --------------------------------------------------------------------------------
 
@@ -354,7 +354,7 @@ class Reads:
                 "(it has not finished, or does not exist)",
                 field="attempt" if n is not None else "task_id",
             )
-        doc = keys.decode(item)
+        doc = run_records.decode(item)
         return {"attempt": doc["attempt"], "artifacts": doc["artifacts"]}
 
     def artifact(

@@ -13,7 +13,7 @@ import json
 from typing import Any, Optional
 
 from ..errors import BadRequest
-from ..recording.keys import INDEX_KEYS
+from ..keys import INDEX_KEYS
 
 MAX_TOKEN = 2048
 

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from flowplane.datastore.records import AttemptRecord, ErrorInfo, RunRecord, TaskRecord
 
-from ..recording.keys import API_RUN_STATUS
+from ..recording.run_records import API_RUN_STATUS
 from ..recording.merge import ATTEMPT_RANK, task_status
 from ..recording.store import task_created_at
 

@@ -1,7 +1,8 @@
 """The EventBridge events the recorder understands, as typed models.
 
 Shapes follow the AWS documentation ("Step Functions Execution Status Change",
-"Batch Job State Change") and flowplane.events for the task's own events.
+"Batch Job State Change"; their names in flowplane/event_types.py) and
+flowplane.events for the task's own events.
 Plain pydantic rather than Powertools' parser: the parser adds ~140 ms of
 cold-start imports for three small models.
 """
@@ -15,12 +16,9 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flowplane.datastore.records import production_run_id
-from flowplane.events import TASK_EVENT_SOURCE, TaskEvent
-
-SFN_SOURCE = "aws.states"
-SFN_DETAIL_TYPE = "Step Functions Execution Status Change"
-BATCH_SOURCE = "aws.batch"
-BATCH_DETAIL_TYPE = "Batch Job State Change"
+from flowplane import job
+from flowplane.event_types import BATCH_DETAIL_TYPE, BATCH_SOURCE, SFN_DETAIL_TYPE, SFN_SOURCE, TASK_EVENT_SOURCE
+from flowplane.events import TaskEvent
 
 
 class UnknownEvent(ValueError):
@@ -234,11 +232,11 @@ def attempt_key(change: JobStateChange) -> Optional[tuple[str, str, str, str, in
     env = change.env()
     from_command = task_from_command(change.container.command)
     try:
-        flow = env["FLOWPLANE_FLOW"]
-        run_id = env["FLOWPLANE_RUN_ID"]
-        step = env.get("FLOWPLANE_STEP") or (from_command[0] if from_command else "")
-        task_id = env.get("FLOWPLANE_TASK_ID") or (from_command[1] if from_command else "")
-        retry = env.get("FLOWPLANE_RETRY_COUNT")
+        flow = env[job.FLOW]
+        run_id = env[job.RUN_ID]
+        step = env.get(job.STEP) or (from_command[0] if from_command else "")
+        task_id = env.get(job.TASK_ID) or (from_command[1] if from_command else "")
+        retry = env.get(job.RETRY_COUNT)
         attempt = int(retry) if retry else (from_command[2] if from_command else 0)
     except (KeyError, ValueError):
         return None

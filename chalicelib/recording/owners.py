@@ -1,9 +1,9 @@
 """Which deployed version started an execution, and what its runs inherit from it.
 
 A state machine is named after its deployment (`FLOW#<name>` in the table) under
-the stage's prefix (chalicelib/names.py: `<prefix>-<name>`, or a shortened name
-the table's `STATE_MACHINE#` item maps back); its
-`VERSION#` items say when each version went live, with its production token,
+the stage's prefix (chalicelib/resource_names.py: `<prefix>-<name>`, or a
+shortened name the table's `STATE_MACHINE#` item maps back); its `VERSION#`
+items say when each version went live, with its production token,
 deployer and `--tag`s. An execution belongs to the version it names
 (`stateMachineVersionArn`, when started on a version or an alias), else to the
 version live when it started. Either way the answer depends only on the
@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 from flowplane.datastore.records import PRODUCTION_USER
 
-from .. import names
+from .. import resource_names
 from .events import ExecutionStatusChange
 
 TOKEN_TAG = "production:"
@@ -112,7 +112,7 @@ class Owners:
         self._shortened: dict[str, str] = {}
 
     def ours(self, state_machine: str) -> bool:
-        return self.prefix is None or names.is_ours(self.prefix, state_machine)
+        return self.prefix is None or resource_names.is_ours(self.prefix, state_machine)
 
     def ours_by_stage(self, stage: Optional[str]) -> bool:
         """A Batch job's or task event's stage marker (STAGE_ENV) is this stage's.
@@ -125,10 +125,10 @@ class Owners:
         """The deployment this stage's state machine belongs to, or None."""
         if self.prefix is None:
             return state_machine or None
-        if not names.is_ours(self.prefix, state_machine):
+        if not resource_names.is_ours(self.prefix, state_machine):
             return None
-        if not names.shortened(state_machine):
-            return names.deployment_of(self.prefix, state_machine)
+        if not resource_names.shortened(state_machine):
+            return resource_names.deployment_of(self.prefix, state_machine)
         if state_machine not in self._shortened and self.resolve is not None:
             found = self.resolve(state_machine)
             if found is None:

@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Optional
 
+from .. import keys
 from ..aws import client_error
-from . import keys
+from . import run_records
 from .events import ExecutionStatusChange, run_id_of_execution
 from .recorder import Recorder, Rejected
-
-HEAD_SK = "FLOW"
-LEASE_PK, LEASE_SK = "RECONCILER", "LEASE"
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ class Reconciler:
     def _take_lease(self, now: float) -> bool:
         try:
             self.store.t.put_item(
-                Item={"PK": LEASE_PK, "SK": LEASE_SK, "type": "lease", "ttl": int(now) + self.limits.lease_seconds},
+                Item={"PK": keys.LEASE_PK, "SK": keys.LEASE_SK, "type": "lease", "ttl": int(now) + self.limits.lease_seconds},
                 ConditionExpression="attribute_not_exists(PK) OR #ttl < :now",
                 ExpressionAttributeNames={"#ttl": "ttl"},
                 ExpressionAttributeValues={":now": int(now)},
@@ -107,7 +105,7 @@ class Reconciler:
             raise
 
     def _release_lease(self) -> None:
-        self.store.t.delete_item(Key={"PK": LEASE_PK, "SK": LEASE_SK})
+        self.store.t.delete_item(Key={"PK": keys.LEASE_PK, "SK": keys.LEASE_SK})
 
     # --- the pass ------------------------------------------------------------------------
 
@@ -158,7 +156,7 @@ class Reconciler:
         names = sorted(by_name)
         for i in range(0, len(names), 100):
             chunk = names[i : i + 100]
-            for head in self._batch_get([(f"FLOW#{n}", HEAD_SK) for n in chunk]):
+            for head in self._batch_get([(keys.flow_pk(n), keys.HEAD_SK) for n in chunk]):
                 name = head.get("name")
                 if name in by_name and head.get("state_machine_arn") == by_name[name] and head.get("flow_name"):
                     report.machines += 1
@@ -187,7 +185,7 @@ class Reconciler:
         recorded = {}
         for i in range(0, len(keys_), 100):
             for item in self._batch_get(keys_[i : i + 100]):
-                doc = keys.decode(item)
+                doc = run_records.decode(item)
                 recorded[doc["run_id"]] = doc
         for e in executions:
             run_id = run_id_of_execution(e["name"])
@@ -212,7 +210,7 @@ class Reconciler:
             Limit=self.limits.running_runs_per_flow,
         ).get("Items", [])
         for item in items:
-            doc = keys.decode(item)
+            doc = run_records.decode(item)
             if (flow, doc["run_id"]) in covered or not doc.get("execution_arn"):
                 continue
             self._describe_and_record(doc["execution_arn"], report, adopted=False)

@@ -23,7 +23,7 @@ from .events import (
     run_id_of_execution,
     run_update,
 )
-from .keys import FLOW_NAME, RUN_ID, STEP_NAME, TASK_ID
+from ..keys import FLOW_NAME, RUN_ID, STEP_NAME, TASK_ID
 from .merge import FINAL_RUN_STATUSES
 from .owners import Owners
 from .store import Change, RecordStore, task_created_at

@@ -1,7 +1,7 @@
 """The recorder and reconciler wired to the stage's table and Step Functions.
 
 Built once per warm Lambda (the versions cache lives as long as it does); each
-invocation gets its own Telemetry, flushed when it ends.
+invocation gets its own Telemetry, flushed when it ends (`with Telemetry() as ...`).
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import weakref
 from typing import Any, Optional
 
+from .. import keys
 from ..aws import Aws
-from . import keys
 from .owners import Owners
 from .recorder import Recorder
-from .reconcile import Limits, Reconciler
+from .reconcile import Limits, Reconciler, change_from_description
 from .store import RecordStore
-from .telemetry import Telemetry
+from .telemetry import Telemetry, logger
 
 # Keyed by the adapters themselves: a new stage or moto world gets a new recorder.
 _RECORDERS: "weakref.WeakKeyDictionary[Aws, Recorder]" = weakref.WeakKeyDictionary()
@@ -27,12 +27,10 @@ def recorder_for(aws: Aws) -> Recorder:
         table = aws.table
 
         def versions(name: str) -> list[dict[str, Any]]:
-            return table.query(keys.flow_pk(name), "VERSION#")
+            return table.query(keys.flow_pk(name), keys.VERSION_PREFIX)
 
         def deployment_of_shortened(state_machine: str) -> Optional[str]:
-            from ..deployments import STATE_MACHINE_SK, state_machine_pk
-
-            item = table.get(state_machine_pk(state_machine), STATE_MACHINE_SK)
+            item = table.get(keys.state_machine_pk(state_machine), keys.STATE_MACHINE_SK)
             return str(item["deployment"]) if item else None
 
         owners = Owners(versions, prefix=aws.settings.resource_prefix, resolve=deployment_of_shortened)
@@ -46,24 +44,14 @@ def reset() -> None:
 
 def record_event(aws: Aws, event: dict[str, Any]) -> dict[str, Any]:
     rec = recorder_for(aws)
-    rec.telemetry = Telemetry()
-    try:
+    with Telemetry() as rec.telemetry:
         return rec.record(event).to_dict()
-    finally:
-        rec.telemetry.flush()
-        rec.telemetry.correlate(None)
 
 
 def reconcile(aws: Aws, limits: Limits = Limits()) -> dict[str, Any]:
     rec = recorder_for(aws)
-    rec.telemetry = Telemetry()
-    try:
+    with Telemetry() as rec.telemetry:
         report = Reconciler(rec, aws.state_machines.client, limits).run()
-    finally:
-        rec.telemetry.flush()
-        rec.telemetry.correlate(None)
-    from .telemetry import logger
-
     logger().info("reconciled", extra=report.to_dict())
     return report.to_dict()
 
@@ -74,17 +62,11 @@ def note_execution(aws: Aws, execution_arn: str) -> None:
     The run is readable at once rather than when its event arrives; best effort,
     since the event and the reconciler record it anyway.
     """
-    from .reconcile import change_from_description
-    from .telemetry import logger
-
     rec = recorder_for(aws)
-    rec.telemetry = Telemetry()
-    try:
-        desc = aws.state_machines.execution(execution_arn)
-        if desc is not None:
-            rec.record_execution(change_from_description(desc))
-    except Exception as e:  # the run itself started; its record will come from its events
-        logger().warning("could not record execution", extra={"execution_arn": execution_arn, "error": repr(e)})
-    finally:
-        rec.telemetry.flush()
-        rec.telemetry.correlate(None)
+    with Telemetry() as rec.telemetry:
+        try:
+            desc = aws.state_machines.execution(execution_arn)
+            if desc is not None:
+                rec.record_execution(change_from_description(desc))
+        except Exception as e:  # the run itself started; its record will come from its events
+            logger().warning("could not record execution", extra={"execution_arn": execution_arn, "error": repr(e)})

@@ -1,9 +1,9 @@
 """Writing run records: read the item, merge (merge.py), put it back if nobody else did.
 
 Every write is conditional on the revision read (a digest of the document,
-see keys.digest); on a conflict the item is read and merged again, a bounded
-number of times. A merge that changes nothing writes nothing, so duplicate
-deliveries cost one read.
+see run_records.digest); on a conflict the item is read and merged again, a
+bounded number of times. A merge that changes nothing writes nothing, so
+duplicate deliveries cost one read.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from flowplane.datastore.layout import indices_of
 
+from .. import keys
 from ..aws import client_error
-from . import keys
+from . import run_records
 from .merge import merge_attempt, merge_run
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class RecordStore:
 
     def run(self, flow: str, run_id: str) -> Optional[dict[str, Any]]:
         item = self.get(keys.flow_pk(flow), keys.run_sk(run_id))
-        return keys.decode(item) if item else None
+        return run_records.decode(item) if item else None
 
     # --- the read-merge-write loop ---------------------------------------------------
 
@@ -92,7 +93,7 @@ class RecordStore:
     ) -> Change:
         for attempt in range(MAX_TRIES):
             item = self.get(pk, sk)
-            before = keys.decode(item) if item else {}
+            before = run_records.decode(item) if item else {}
             after = merge(before)
             if after == before:
                 return Change(before, after)
@@ -118,7 +119,7 @@ class RecordStore:
         """Merge what one event says into the run, its tag copies moving with it."""
 
         def write(doc: dict[str, Any], revision: Optional[str]) -> None:
-            items = keys.run_items(doc)
+            items = run_records.run_items(doc)
             ops = [{"Put": {"TableName": self.name, "Item": items[0], **self._guard(revision)}}]
             ops += [{"Put": {"TableName": self.name, "Item": i}} for i in items[1 : 1 + MAX_TAG_ITEMS]]
             self.client.transact_write_items(TransactItems=ops)
@@ -144,21 +145,21 @@ class RecordStore:
             return merge_task({**identity, **doc}, attempt, update)
 
         def write(doc: dict[str, Any], revision: Optional[str]) -> None:
-            self.t.put_item(Item=keys.task_item(doc), **self._guard(revision))
+            self.t.put_item(Item=run_records.task_item(doc), **self._guard(revision))
 
         return self._merge_loop(keys.run_records_pk(flow, run_id), keys.task_sk(step, task_id), merge, write)
 
     def put_artifacts(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, index: dict) -> None:
         """An attempt's artifact index; every delivery of its event carries the same one."""
-        self.t.put_item(Item=keys.artifacts_item(flow, run_id, step, task_id, attempt, index))
+        self.t.put_item(Item=run_records.artifacts_item(flow, run_id, step, task_id, attempt, index))
 
     # --- earliest-time entries: steps and the flows directory -----------------------------
 
     def note_step(self, flow: str, run_id: str, step: str, created_at: str) -> None:
-        self._earliest(keys.run_records_pk(flow, run_id), keys.step_sk(step), keys.STEP, step, created_at)
+        self._earliest(keys.run_records_pk(flow, run_id), keys.step_sk(step), run_records.STEP, step, created_at)
 
     def note_flow(self, flow: str, created_at: str) -> None:
-        self._earliest(keys.FLOWS_PK, keys.flow_entry_sk(flow), keys.FLOW_ENTRY, flow, created_at)
+        self._earliest(keys.FLOWS_PK, keys.flow_entry_sk(flow), run_records.FLOW_ENTRY, flow, created_at)
 
     def _earliest(self, pk: str, sk: str, kind: str, name: str, created_at: str) -> None:
         """Keep the earliest time seen: a min, so any order of calls ends the same."""

@@ -52,11 +52,25 @@ def _metrics_sink() -> Any:
 
 
 class Telemetry:
-    """What one invocation counted; `flush` sends it as one EMF document (plus one per flow)."""
+    """What one invocation counted; `flush` sends it as one EMF document (plus one per flow).
+
+    As a context manager it is one invocation's: on the way out, however it ends, it
+    flushes and clears the log's correlation id. (Powertools' `log_metrics` decorator
+    does the flush for a handler of (event, context); Chalice's event handlers take
+    the event alone, and a Metrics object made at import would cost every cold start
+    its import.)
+    """
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.per_flow: Counter[tuple[str, str]] = Counter()
+
+    def __enter__(self) -> "Telemetry":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.flush()
+        self.correlate(None)
 
     # --- counting ---------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ logs come from the attempt's stored log, else from CloudWatch Logs.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any, Optional
 
 from chalice import Blueprint
@@ -23,17 +22,6 @@ LOG_STREAMS = ("stdout", "stderr")
 # A log answer is capped, its tail kept: a Lambda answers at most 6 MB, and JSON
 # escaping can make text several times longer.
 MAX_LOG_BYTES = 1024 * 1024
-
-
-# One CloudWatch Logs client per stage's adapters, reused while the Lambda is warm.
-_LOGS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
-
-
-def _logs_client(a: Any) -> Any:
-    client = _LOGS.get(a)
-    if client is None:
-        client = _LOGS[a] = a.session.client("logs", region_name=a.settings.region)
-    return client
 
 
 def _reads() -> Any:
@@ -157,7 +145,7 @@ def get_logs(flow: str, run_id: str, step: str, task_id: str, stream: str) -> An
     a = aws()
     text, source = attempt_log(
         s3=a.packages.client,
-        logs=_logs_client(a),
+        logs=a.logs,
         datastore_root=a.settings.datastore_root,
         pathspec=(flow, run_id, step, task_id, attempt),
         stream=stream,

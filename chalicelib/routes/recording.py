@@ -11,21 +11,27 @@ from typing import Any
 
 from chalice import Blueprint, Rate
 
+from flowplane.event_types import (
+    BATCH_DETAIL_TYPE,
+    BATCH_SOURCE,
+    SFN_DETAIL_TYPE,
+    SFN_SOURCE,
+    TASK_EVENT_DETAIL_TYPES,
+    TASK_EVENT_SOURCE,
+)
+
 from ..http import aws
 
 bp = Blueprint(__name__)
 
-EXECUTION_PATTERN = {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"]}
+EXECUTION_PATTERN = {"source": [SFN_SOURCE], "detail-type": [SFN_DETAIL_TYPE]}
 # Only jobs running `flowplane task` (an array pattern matches any element).
 JOB_PATTERN = {
-    "source": ["aws.batch"],
-    "detail-type": ["Batch Job State Change"],
+    "source": [BATCH_SOURCE],
+    "detail-type": [BATCH_DETAIL_TYPE],
     "detail": {"container": {"command": ["flowplane"]}},
 }
-TASK_PATTERN = {
-    "source": ["flowplane.task"],
-    "detail-type": ["Flowplane Task Started", "Flowplane Task Finished", "Flowplane Task Failed"],
-}
+TASK_PATTERN = {"source": [TASK_EVENT_SOURCE], "detail-type": list(TASK_EVENT_DETAIL_TYPES.values())}
 
 
 def _record(event: Any) -> dict[str, Any]:

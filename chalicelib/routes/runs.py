@@ -1,4 +1,4 @@
-"""Production runs of deployed flows, deleting flows, and the schedule's launcher.
+"""Production runs of deployed flows, and the schedule's launcher.
 
 Listing runs is the Client API's GET /flows/{flow}/runs (routes/client_api.py),
 read from the recorded runs.
@@ -12,16 +12,15 @@ from chalice import Blueprint, Response
 
 from ..http import aws, json_body, json_errors
 from ..idempotency import idempotent, run_name
-from ..identity import acting_user
 
 bp = Blueprint(__name__)
 
 
 def _runs() -> Any:
-    """chalicelib.runs, loaded by the handlers that act on runs, not by every Lambda's import."""
-    from .. import runs
+    """chalicelib.runs.production, loaded by the handlers that act on runs, not by every Lambda's import."""
+    from ..runs import production
 
-    return runs
+    return production
 
 
 @bp.route("/flows/{flow}/runs", methods=["POST"], content_types=["application/json"])
@@ -37,7 +36,7 @@ def trigger(flow: str) -> Any:
 @json_errors
 def post_include(flow: str) -> Any:
     """Where the SDK uploads an IncludeFile's file (`flow` is the flow's class name)."""
-    from ..includes import presign_include
+    from ..runs.includes import presign_include
 
     a = aws()
     return presign_include(a, a.settings, flow, json_body(bp.current_request.raw_body))
@@ -50,17 +49,8 @@ def terminate(flow: str, run_id: str) -> Any:
     return _runs().terminate(aws(), flow, run_id)
 
 
-@bp.route("/flows/{flow}", methods=["DELETE"], content_types=["application/json"])
-@json_errors
-@idempotent(bp)
-def delete(flow: str) -> Any:
-    a = aws()
-    caller = acting_user(bp.current_request.context, a.settings)
-    return _runs().delete_flow(a, flow, json_body(bp.current_request.raw_body), caller)
-
-
 @bp.lambda_function(name="launch")
 def launch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The target of every schedule rule (see chalicelib/schedules.py for its input)."""
+    """The target of every schedule rule (see chalicelib/deploy/schedules.py for its input)."""
     a = aws()
     return _runs().launch(a, a.settings, event)

@@ -3,7 +3,7 @@
     from flowplane import Flow, namespace
     Flow('ParameterFlow').latest_run.data.alpha
 
-Reads go through a provider (see provider.py): the datastore at
+Reads go through a provider (provider.py, chosen in selection.py): the datastore at
 FLOWPLANE_DATASTORE_ROOT (default ./.flowplane), together with the control plane
 when one is configured or a `flowplane local` runs (combined.py). Importing this
 package loads no AWS SDK.
@@ -24,7 +24,8 @@ from .exceptions import (
 )
 from .metadata import MetadataSpecError, default_metadata, get_metadata, metadata
 from .namespaces import default_namespace, get_namespace, namespace
-from .provider import FlowInfo, Provider, StepInfo, get_provider, set_provider, use_provider
+from .provider import FlowInfo, Provider, StepInfo
+from .selection import get_provider, set_provider, use_provider
 from .tagging import TaggingError
 
 # Metaflow's name for it.

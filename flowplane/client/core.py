@@ -21,12 +21,13 @@ from typing import Any, Iterator, Optional
 
 from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, ErrorInfo, RunRecord, TaskRecord
-from ..task_graph import GRAPH_INFO
+from ..task.graph import GRAPH_INFO
 from .exceptions import ChildNotFound, InvalidPathspec, NamespaceMismatch, NotFound
 from .lineage import child_refs, graph_of, parent_refs
 from .tagging import PRODUCTION_TAGS_FIXED, TaggingError, next_user_tags, tag_list
 from .namespaces import get_namespace
-from .provider import FlowInfo, Provider, StepInfo, get_provider
+from .provider import FlowInfo, Provider, StepInfo
+from .selection import get_provider
 from .times import parse_time, sort_key
 
 Metadata = namedtuple("Metadata", ["name", "value", "created_at", "type", "task"])

@@ -1,7 +1,7 @@
 """A task's parents and children in a run, for Task.parent_tasks / child_tasks.
 
 As Metaflow's client: from the run's graph (the `_graph_info` artifact every task
-carries) and the task's foreach indices, with `flowplane.task_graph`, the same
+carries) and the task's foreach indices, with `flowplane.task.graph`, the same
 functions the task and the scheduler use, so the Client API can never disagree
 with what ran. The one thing the graph cannot say, how many items a foreach fanned
 out to, is counted from the tasks the run recorded in the step after it.
@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..datastore import layout
 from ..manifest import GraphSpec
-from ..task_graph import TaskRef, children_of, parents_of
+from ..task.graph import TaskRef, children_of, parents_of
 
 # The task ids a run recorded for a step.
 ListTaskIds = Callable[[str], list[str]]

@@ -2,16 +2,17 @@
 
 Metaflow's client reads from one "metadata provider", named `kind@info`
 (`local@/path`, `service@https://...`). Here that is the Client API's provider
-(provider.py): `metadata()` forces one for the whole process, as Metaflow's
-call has a global effect, and `default_metadata()` goes back to the configured
-choice.
+(provider.py, chosen in selection.py): `metadata()` forces one for the whole
+process, as Metaflow's call has a global effect, and `default_metadata()` goes
+back to the configured choice.
 """
 
 from __future__ import annotations
 
 import os
 
-from .provider import Provider, get_provider, set_provider
+from .provider import Provider
+from .selection import get_provider, set_provider
 
 
 class MetadataSpecError(ValueError):

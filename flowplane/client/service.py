@@ -15,7 +15,6 @@ answers as over the local datastore.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import threading
@@ -27,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
 from pydantic import ValidationError
 
+from .. import user_config
 from ..datastore import layout
 from ..datastore.artifacts import ArtifactRef, ArtifactStore
 from ..datastore.records import AttemptRecord, RunRecord, TaskRecord
@@ -190,7 +190,7 @@ class ServiceProvider:
 
     def _get(self, path: str, query: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
         """The JSON answer; None for the contract's 404 (`code: not_found`)."""
-        from ..api_client import ApiError, ConfigError, Unreachable
+        from ..api_client import ApiError, Unreachable
 
         url = self.client.base_url + path
         if query:
@@ -201,7 +201,7 @@ class ServiceProvider:
             answer = self.client.request("GET", path, query=query)
         except Unreachable as e:
             raise ServiceError(url, str(e), unreachable=True) from None
-        except ConfigError as e:
+        except user_config.ConfigError as e:
             # Settings or credentials: an answer of a kind, not an absent plane.
             raise ServiceError(url, str(e)) from None
         except OSError as e:
@@ -475,10 +475,6 @@ class ServiceProvider:
         with self._open_url(url) as body:
             return body.read().decode("utf-8")
 
-# Same file as flowplane.api_client.CONFIG_PATH; not imported from there so that a
-# local read never pays for the HTTP client's imports.
-CONFIG_PATH = os.path.join("~", ".flowplane", "config.json")
-
 
 def configured_service_url() -> Optional[str]:
     """The control plane the Client API reads from, or None for the local datastore.
@@ -487,24 +483,15 @@ def configured_service_url() -> Optional[str]:
     FLOWPLANE_DATASTORE_ROOT means the datastore (a task, a test, a notebook that
     chose one); otherwise `api_url` in ~/.flowplane/config.json, if any.
     """
-    url = os.environ.get("FLOWPLANE_API_URL")
-    if url:
-        return url.rstrip("/")
+    url = user_config.env_api_url()
+    if url is not None:
+        return url
     if os.environ.get("FLOWPLANE_DATASTORE_ROOT"):
         return None
-    path = os.path.expanduser(CONFIG_PATH)
     try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise ClientError(f"{path} is not readable JSON ({e}); fix it, or remove it to read the local datastore"
-                          ) from None
-    if not isinstance(config, dict):
-        raise ClientError(f"{path} must hold a JSON object")
-    url = config.get("api_url")
-    return str(url).rstrip("/") if url else None
+        return user_config.file_api_url()
+    except user_config.ConfigError as e:
+        raise ClientError(f"{e}; fix it, or remove it to read the local datastore") from None
 
 
 def _seg(value: str) -> str:

@@ -79,7 +79,7 @@ class ArtifactStore:
 class TaskArtifacts:
     """One task attempt's artifacts: an index of name → ref, values loaded on demand.
 
-    Implements flowplane.flowspec.ArtifactSource.
+    Implements flowplane.step_inputs.ArtifactSource.
     """
 
     def __init__(self, store: ArtifactStore, index: dict[str, ArtifactRef]):

@@ -12,6 +12,10 @@ import shutil
 import tempfile
 from typing import IO, Iterator, Optional, Protocol
 
+# The datastore's root, when nothing names one: a user's setting, and what the compiler
+# gives every Batch job (chalicelib/compiler/asl.py).
+ROOT_ENV = "FLOWPLANE_DATASTORE_ROOT"
+
 
 class Storage(Protocol):
     root: str
@@ -162,7 +166,7 @@ def storage_for(root: str) -> Storage:
 
 def default_root() -> str:
     """FLOWPLANE_DATASTORE_ROOT, else `.flowplane/` in the current folder (Metaflow's `.metaflow`)."""
-    return os.environ.get("FLOWPLANE_DATASTORE_ROOT") or os.path.join(os.getcwd(), ".flowplane")
+    return os.environ.get(ROOT_ENV) or os.path.join(os.getcwd(), ".flowplane")
 
 
 def iter_chunks(stream: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:

@@ -10,7 +10,7 @@ in `Job.run()`; `LocalBatch.install()` replaces that method. A job then:
   its environment, in a scratch folder of its own; `flowplane` as the first
   word is this interpreter's `python -m flowplane` (the local "image");
 - for `flowplane task`, the process is one started ahead of time (`warm`
-  processes, flowplane/task_warm.py): it has done the imports every task does,
+  processes, flowplane/task/warm.py): it has done the imports every task does,
   then takes on the job's arguments, environment and folder and runs the same
   command; still one process per job, started fresh, as a container is;
 - ends SUCCEEDED on exit code 0, FAILED otherwise: a process ended by a signal
@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Optional
 
+from ..job import BATCH_JOB_ID, RUN_ID
 from .moto_patches import Undo, install_batch_environment_fix
 
 LOG_GROUP = "/aws/batch/job"
@@ -71,7 +72,7 @@ class ProcessRecord:
 
     @property
     def run_id(self) -> Optional[str]:
-        return self.environment.get("FLOWPLANE_RUN_ID")
+        return self.environment.get(RUN_ID)
 
     @property
     def step(self) -> Optional[str]:
@@ -222,7 +223,7 @@ class LocalBatch:
         with self._lock:
             jobs = [job for job, _ in self._running.values()]
         for job in jobs:
-            if _environment(job).get("FLOWPLANE_RUN_ID") == run_id:
+            if _environment(job).get(RUN_ID) == run_id:
                 job.terminate(reason)
                 count += 1
         return count
@@ -326,7 +327,7 @@ class LocalBatch:
                 env = self._warm_environment()
                 try:
                     proc = subprocess.Popen(
-                        [self.python, "-m", "flowplane.task_warm"],
+                        [self.python, "-m", "flowplane.task.warm"],
                         env=env,
                         cwd=self.work_dir,
                         stdin=subprocess.PIPE,
@@ -465,7 +466,7 @@ class LocalBatch:
         env.update(self._plane_environment(env.get("PYTHONPATH")))
         env.update(
             {
-                "AWS_BATCH_JOB_ID": job.job_id,
+                BATCH_JOB_ID: job.job_id,
                 "AWS_BATCH_JOB_ATTEMPT": str(len(job.attempts)),
                 "AWS_BATCH_JQ_NAME": job.job_queue.name,
                 "TMPDIR": scratch,

@@ -3,7 +3,7 @@
 `ApiClient` asks, in order:
 
 1. FLOWPLANE_API_URL, else `api_url` in ~/.flowplane/config.json (a deployed
-   control plane, or any plane you point at) — `api_client.configured_url`;
+   control plane, or any plane you point at) — `user_config.configured_url`;
 2. a running `flowplane local` on the default state folder
    (FLOWPLANE_LOCAL_STATE_DIR, else ~/.flowplane/local): its URL file, its
    process alive, its /health answering;
@@ -17,12 +17,13 @@ The choice is said once, on stderr. FLOWPLANE_EMBEDDED=0 turns 2 and 3 off
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
-import urllib.request
 from typing import Callable, Optional
+
+from ..user_config import NOT_CONFIGURED, ConfigError
+from .health import healthy
 
 _lock = threading.Lock()
 _announced: set[str] = set()
@@ -36,14 +37,6 @@ def _say_once(message: str) -> None:
     if message not in _announced:
         _announced.add(message)
         print(message, file=sys.stderr, flush=True)
-
-
-def healthy(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as r:
-            return r.status == 200 and json.loads(r.read()).get("ok") is True
-    except (OSError, ValueError):
-        return False
 
 
 def running_url(state_dir: Optional[str] = None) -> Optional[str]:
@@ -66,13 +59,8 @@ def started_notice(url: str, state_dir: object) -> str:
 
 def embedded_url(say: Callable[[str], None] = _say_once) -> str:
     """The embedded control plane's URL: a running one, else the background service, started now."""
-    from ..api_client import ConfigError
-
     if not enabled():
-        raise ConfigError(
-            "no control plane configured: set FLOWPLANE_API_URL or put {\"api_url\": ...} in "
-            "~/.flowplane/config.json (the embedded one is off: FLOWPLANE_EMBEDDED=0)"
-        )
+        raise ConfigError(f"{NOT_CONFIGURED} (the embedded one is off: FLOWPLANE_EMBEDDED=0)")
     from .location import default_state_dir
     from .service import ServiceError, start
 

@@ -26,12 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Optional
 
+from ..event_types import BATCH_DETAIL_TYPE, BATCH_SOURCE, SFN_DETAIL_TYPE, SFN_SOURCE
+
 log = logging.getLogger("flowplane.local.events")
 
-SFN_SOURCE = "aws.states"
-SFN_DETAIL_TYPE = "Step Functions Execution Status Change"
-BATCH_SOURCE = "aws.batch"
-BATCH_DETAIL_TYPE = "Batch Job State Change"
 MAX_RECEIVES = 3  # the first delivery and Lambda's two retries of an async invocation
 
 

@@ -27,6 +27,8 @@ import threading
 import weakref
 from typing import Any, Callable, Iterator, Optional
 
+from ..job import BATCH_JOB_ID
+
 Undo = Callable[[], None]
 
 # --- 1-3: Step Functions' Batch `submitJob.sync` ---------------------------------------------
@@ -197,7 +199,7 @@ def _container_property(self: Any, p: str, default: Any) -> Any:
     definition = self.job_definition.container_properties.get(p, default) or []
     names = {e["name"] for e in overrides}
     merged = overrides + [e for e in definition if e["name"] not in names]
-    merged.append({"name": "AWS_BATCH_JOB_ID", "value": self.job_id})
+    merged.append({"name": BATCH_JOB_ID, "value": self.job_id})
     return merged
 
 

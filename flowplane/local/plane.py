@@ -401,6 +401,7 @@ class LocalPlane:
         from chalicelib import http
         from chalicelib.aws import Aws
         from chalicelib.bootstrap import ensure_resources
+        from chalicelib.resource_names import states_role_name
         from chalicelib.settings import Settings
 
         http.reset()  # clients cached by an earlier plane or test point elsewhere
@@ -411,7 +412,7 @@ class LocalPlane:
         ensure_resources(aws)
         iam = self.session.client("iam")
         trust = json.dumps({"Version": "2012-10-17", "Statement": []})
-        iam.create_role(RoleName=f"flowplane-{settings.stage}-states", AssumeRolePolicyDocument=trust)
+        iam.create_role(RoleName=states_role_name(settings.stage), AssumeRolePolicyDocument=trust)
         batch_role = iam.create_role(RoleName=f"flowplane-{settings.stage}-batch", AssumeRolePolicyDocument=trust)
         batch = self.session.client("batch")
         environment = batch.create_compute_environment(

@@ -86,27 +86,18 @@ def next_time(expression: str, after: datetime, anchor: Optional[datetime] = Non
 
 
 def scheduled_event(rule_arn: str, when: datetime, region: str, account: str) -> dict[str, Any]:
-    """What EventBridge sends for a schedule: a "Scheduled Event" from aws.events."""
-    import uuid
+    """What EventBridge sends for a schedule: the control plane's own model of it, at `when`."""
+    # Imported here: chalicelib is importable once the plane has put its folder on sys.path.
+    from chalicelib.aws_events import event_time, scheduled_event as aws_scheduled_event
 
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": account,
-        "time": when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": region,
-        "resources": [rule_arn],
-        "detail": {},
-    }
+    return aws_scheduled_event(rule_arn, event_time(when), region, account)
 
 
 def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
     """What a target receives for `event`: its InputTransformer's output, its Input, or the event."""
     if target.get("InputTransformer"):
         # The control plane's own model of EventBridge's template filling (JSON templates).
-        from chalicelib.s3events import apply_input_transformer
+        from chalicelib.aws_events import apply_input_transformer
 
         return apply_input_transformer(target["InputTransformer"], event)
     if target.get("Input"):

@@ -48,7 +48,7 @@ def running(state_dir: Path) -> Optional[dict[str, Any]]:
         # No live plane: `start` goes on to spawn one without first paying for the HTTP
         # client's imports (70 ms), which its wait loop then does while the plane boots.
         return None
-    from .discover import healthy
+    from .health import healthy
 
     return info if healthy(info["url"]) else None
 
@@ -133,7 +133,7 @@ def _is_plane(pid: int, info: dict[str, Any]) -> bool:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        from .discover import healthy
+        from .health import healthy
 
         return bool(info.get("url")) and healthy(info["url"])
     named = any(a == b"flowplane" or a.endswith(b"/flowplane") for a in argv)

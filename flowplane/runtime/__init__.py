@@ -133,11 +133,11 @@ def _warm_up(ctx: FlowContext) -> None:
     """Import and prepare in the runtime what every forked task would otherwise redo."""
     import gc
 
-    from .. import task  # the task's code path, imported once here
-    from ..task_loader import load_flow_file
+    from ..task import command  # the task's code path, imported once here
+    from ..task.loader import load_flow_file
 
     load_flow_file(ctx.flow_file, configs=ctx.configs).context(list(ctx.with_decorators))
-    task.build_parser()  # compiles (and caches) argparse's regexes, should a task need them
+    command.build_parser()  # compiles (and caches) argparse's regexes, should a task need them
     # Objects that exist now are never collected: a child's garbage collector
     # then leaves the pages it shares with the runtime alone (copy-on-write).
     gc.freeze()

@@ -2,7 +2,7 @@
 
 Forking is the fast path: the runtime has already imported flowplane and the
 flow, so a child only runs the task (a fresh interpreter spends ~0.2 s just
-importing). The child calls the same `flowplane.task.main` with the same
+importing). The child calls the same `flowplane.task.command.main` with the same
 arguments a subprocess or a Batch job gets, in its own process (and process
 group), with stdout/stderr on pipes the runtime reads. Where fork is missing,
 or with FLOWPLANE_TASK_LAUNCHER=subprocess, tasks start as subprocesses.
@@ -120,7 +120,7 @@ def _child(argv: list[str], out_w: int, err_w: int, close: list[int]) -> None:
             io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
         )
         _reseed()
-        from ..task import main
+        from ..task.command import main
 
         code = main(argv)
     except SystemExit as e:

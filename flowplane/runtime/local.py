@@ -23,9 +23,9 @@ from typing import Any, Optional
 from ..context import FlowContext
 from ..datastore import layout, records
 from ..datastore.storage import Storage
+from ..job import attempts_before_failing, is_fallback
 from ..manifest import GraphSpec
-from ..task_fallback import attempts_before_failing, is_fallback
-from ..task_graph import TaskRef, children_of, parents_of
+from ..task.graph import TaskRef, children_of, parents_of
 from .attempt_output import AttemptOutput
 from .launcher import Launcher, TaskProcess
 from .progress import Progress

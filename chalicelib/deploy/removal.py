@@ -1,0 +1,37 @@
+"""DELETE /flows/{flow}: a deployment's state machine and schedule rule go; its records stay.
+
+The head is marked deleted, so its runs and versions stay readable and a deploy
+of the same name starts it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..aws import Aws
+from ..errors import BadRequest
+from ..resource_names import rule_name
+from .records import Deployments
+from .tokens import check_authorized
+
+
+def delete_flow(aws: Aws, name: str, body: dict[str, Any], caller: Optional[str] = None) -> dict[str, Any]:
+    """Remove the state machine and the rule; the records and runs stay readable.
+
+    `caller` is the signed identity (chalicelib/identity.py); it wins over the body's user.
+    """
+    user = caller or body.get("user")
+    if not isinstance(user, str) or not user:
+        raise BadRequest("user must name who deletes the flow", field="user")
+    records = Deployments(aws.table)
+    head = records.live_head(name)
+    # As Metaflow's `step-functions delete`: the same authorization as a deploy.
+    check_authorized(name, head, user, body.get("authorize"))
+    rule = rule_name(str(aws.settings.resource_prefix), name)
+    aws.schedules.remove(rule)
+    if head.get("rule_name") not in (None, rule):  # a head from before rules carried the stage's prefix
+        aws.schedules.remove(head["rule_name"])
+    if aws.state_machines.find(head["state_machine_arn"]) is not None:
+        aws.state_machines.delete(head["state_machine_arn"])
+    records.mark_deleted(head, user)
+    return {"flow": name, "deleted": True, "state_machine_arn": head["state_machine_arn"]}

@@ -1,0 +1,82 @@
+"""The names of a stage's AWS resources: a deployment's, and the role its state machines run as.
+
+A deployment is named by `--name`, else by its flow's class name. Its state
+machine and its schedule rule both start with the stage's `resource_prefix`
+(Settings: `flowplane-<stage>`, and the stack's name on AWS), so two stages in one account and region never touch
+each other's resources, and each stage's IAM policies grant it only its own
+(`stateMachine:<prefix>-*`, `rule/<prefix>-schedule-*`). The rule's
+`schedule-` keeps schedules apart from the rules the stack itself owns
+(`<stack>-<LogicalId>-...` on AWS, `<app>-<stage>-<handler>` in the embedded
+plane).
+
+A name too long for its service (Step Functions 80, EventBridge 64) is cut and
+ends in a hash of the deployment name, so it stays unique. Only such shortened
+names are exactly the limit long; shorter ones read back to their deployment
+without asking anyone (`deployment_of`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Optional
+
+from .errors import BadRequest
+
+STATE_MACHINE_MAX = 80
+RULE_MAX = 64
+SCHEDULE_INFIX = "schedule-"
+_HASH = 8
+# A deployment's name ends its state machine's, so it is held to Step Functions' characters.
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+def deployment_name(flow_name: str, name: Optional[str]) -> str:
+    """The deployment's name: `--name`, else the flow's."""
+    value = name or flow_name
+    if not NAME_RE.match(value):
+        raise BadRequest(
+            f"deployment name {value!r} must be 1-80 letters, digits, '-' or '_' (a Step Functions name)",
+            field="options.name" if name else "flow_name",
+        )
+    return value
+
+
+def states_role_name(stage: str) -> str:
+    """The role the stage's state machines run as, when the stack does not name it
+    (FLOWPLANE_SFN_ROLE_ARN); the embedded plane creates it under this name."""
+    return f"flowplane-{stage}-states"
+
+
+def _fit(full: str, deployment: str, limit: int) -> str:
+    if len(full) < limit:
+        return full
+    digest = hashlib.sha256(deployment.encode()).hexdigest()[:_HASH]
+    return f"{full[: limit - _HASH - 1]}-{digest}"
+
+
+def state_machine_name(prefix: str, deployment: str) -> str:
+    """`<prefix>-<deployment>`, shortened with a hash past Step Functions' 80 characters."""
+    return _fit(f"{prefix}-{deployment}", deployment, STATE_MACHINE_MAX)
+
+
+def rule_name(prefix: str, deployment: str) -> str:
+    """`<prefix>-schedule-<deployment>`, shortened with a hash past EventBridge's 64 characters."""
+    return _fit(f"{prefix}-{SCHEDULE_INFIX}{deployment}", deployment, RULE_MAX)
+
+
+def is_ours(prefix: str, state_machine: str) -> bool:
+    """Whether a state machine is named by this stage (not another stage's, nor anyone else's)."""
+    return state_machine.startswith(prefix + "-") and len(state_machine) > len(prefix) + 1
+
+
+def deployment_of(prefix: str, state_machine: str) -> Optional[str]:
+    """The deployment this stage's state machine is named after; None when the name was
+    shortened (the table's `STATE_MACHINE#` item says) or is not this stage's."""
+    if not is_ours(prefix, state_machine) or len(state_machine) >= STATE_MACHINE_MAX:
+        return None
+    return state_machine[len(prefix) + 1 :]
+
+
+def shortened(state_machine: str) -> bool:
+    return len(state_machine) >= STATE_MACHINE_MAX
