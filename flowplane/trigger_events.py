@@ -22,11 +22,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .event_types import PUBLISHED_EVENT_SOURCE as EVENT_SOURCE
+from .event_types import RUN_FINISHED_DETAIL_TYPE, RUN_FINISHED_SOURCE  # noqa: F401  (part of the contract)
 from .manifest import EVENT_NAME_PATTERN
-
-EVENT_SOURCE = "flowplane.event"
-RUN_FINISHED_SOURCE = "flowplane.run"
-RUN_FINISHED_DETAIL_TYPE = "Flowplane Run Finished"
 # EventBridge takes entries of up to 256 KiB; the rest of the entry (source, name, id,
 # time) is kept well under the difference.
 MAX_PAYLOAD_BYTES = 200 * 1024
