@@ -416,6 +416,11 @@ class Aws:
         return StateMachines(self._client("stepfunctions"))
 
     @cached_property
+    def events(self) -> Any:
+        """The EventBridge client: publishing events and triggered flows' rules (chalicelib/triggers/)."""
+        return self._client("events")
+
+    @cached_property
     def schedules(self) -> Schedules:
         return Schedules(self._client("events"), self._client("lambda"), self.settings.grant_launcher_permission)
 

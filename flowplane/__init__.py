@@ -33,6 +33,8 @@ _SDK_NAMES = {
     "secrets": ".decorators",
     "card": ".decorators",
     "schedule": ".decorators",
+    "trigger": ".decorators",
+    "trigger_on_finish": ".decorators",
 }
 
 _CLIENT_NAMES = {
@@ -71,6 +73,8 @@ __all__ = [
     "secrets",
     "card",
     "schedule",
+    "trigger",
+    "trigger_on_finish",
     *sorted(_CLIENT_NAMES),
     *sorted(_DATATOOLS_NAMES),
 ]

@@ -348,6 +348,13 @@ class ApiClient:
         query = {"status": status, "limit": limit, "deployment": deployment, "next_token": next_token}
         return self.request("GET", f"/flows/{_seg(flow)}/runs", query=query)
 
+    def publish_event(self, name: str, payload: dict[str, Any], event_id: Optional[str] = None) -> dict[str, Any]:
+        """Put an event on the stack's bus (flowplane/trigger_events.py); answers its name, id and time."""
+        body: dict[str, Any] = {"name": name, "payload": payload}
+        if event_id:
+            body["id"] = event_id
+        return self.request("POST", "/events", body=body)
+
     def terminate(self, name: str, run_id: str) -> dict[str, Any]:
         return self.request("POST", f"/flows/{_seg(name)}/runs/{_seg(run_id)}/terminate", body={})
 

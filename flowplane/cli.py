@@ -30,10 +30,17 @@ def _local(argv: list[str]) -> int:
     return local_main(argv)
 
 
+def _event(argv: list[str]) -> int:
+    from .event_cli import main as event_main
+
+    return event_main(argv)
+
+
 # name -> (entry taking the remaining arguments and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "task": (_task, "run one attempt of one task of a flow (what `run` and AWS Batch start)"),
     "local": (_local, "run the control plane on this machine, on an embedded AWS (moto)"),
+    "event": (_event, "publish an event that starts the flows triggered by it (`event publish NAME`)"),
 }
 
 

@@ -13,7 +13,14 @@ from typing import Any, Callable, Optional
 from pydantic import ValidationError
 
 from .config import is_deferred
-from .manifest import STEP_DECORATORS, ScheduleSpec, check_repeated
+from .manifest import (
+    STEP_DECORATORS,
+    ScheduleSpec,
+    TriggerOnFinishSpec,
+    TriggerSpec,
+    check_repeated,
+    describe_errors,
+)
 
 
 class DecoratorArgumentError(TypeError):
@@ -24,10 +31,7 @@ def _validated(model: Any, what: str, kwargs: dict[str, Any]) -> Any:
     try:
         return model(**kwargs)
     except ValidationError as e:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in e.errors()
-        )
-        raise DecoratorArgumentError(f"{what}: {details}") from None
+        raise DecoratorArgumentError(f"{what}: {describe_errors(e)}") from None
 
 
 def step(func: Callable) -> Callable:
@@ -90,6 +94,43 @@ def schedule(cls: Optional[type] = None, **kwargs: Any) -> Any:
     if cls is not None:
         return attach(cls)
     return attach
+
+
+def _flow_decorator(kind: str, model: Any, attribute: str, doc: str) -> Callable:
+    def decorator(cls: Optional[type] = None, **kwargs: Any) -> Any:
+        if cls is not None and not isinstance(cls, type):
+            raise DecoratorArgumentError(f"@{kind} takes keyword arguments only")
+        if any(callable(v) for v in (kwargs.get("event"), kwargs.get("flow"))) or any(
+            callable(v) for v in (kwargs.get("events") or kwargs.get("flows") or [])
+        ):
+            # Metaflow evaluates a callable at deploy time; here the control plane reads the
+            # decorator from source without running it, so the names must be written out.
+            raise DecoratorArgumentError(f"@{kind}: name the events as constants, not functions")
+        deferred = any(is_deferred(v) for v in kwargs.values())
+        # A config-valued argument is computed when the graph is read with the config values.
+        spec = SimpleNamespace(deferred=kwargs) if deferred else _validated(model, f"@{kind}", kwargs)
+
+        def attach(c: type) -> type:
+            setattr(c, attribute, spec)
+            return c
+
+        return attach(cls) if cls is not None else attach
+
+    decorator.__name__ = kind
+    decorator.__doc__ = doc
+    return decorator
+
+
+trigger = _flow_decorator(
+    "trigger", TriggerSpec, "_flowplane_trigger",
+    "`@trigger(event='data_updated')`, `@trigger(events=[...])`, with Metaflow's parameter mappings: "
+    "a deployed flow starts when the events are published (`flowplane.integrations.Event`).",
+)
+trigger_on_finish = _flow_decorator(
+    "trigger_on_finish", TriggerOnFinishSpec, "_flowplane_trigger_on_finish",
+    "`@trigger_on_finish(flow='FirstFlow')` or `(flows=[...])`: a deployed flow starts when the "
+    "upstream flows' production runs succeed.",
+)
 
 
 def parse_with_option(value: str) -> Any:

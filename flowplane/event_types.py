@@ -16,6 +16,12 @@ TASK_EVENT_DETAIL_TYPES = {
     "failed": "Flowplane Task Failed",
 }
 
+# Triggering flows (flowplane/trigger_events.py has their models): a published event, whose
+# detail-type is its name, and a production run's end.
+PUBLISHED_EVENT_SOURCE = "flowplane.event"
+RUN_FINISHED_SOURCE = "flowplane.run"
+RUN_FINISHED_DETAIL_TYPE = "Flowplane Run Finished"
+
 # AWS's, in the shapes its documentation gives.
 SFN_SOURCE = "aws.states"
 SFN_DETAIL_TYPE = "Step Functions Execution Status Change"

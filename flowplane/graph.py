@@ -20,6 +20,9 @@ from .manifest import (
     GraphSpec,
     ParameterSpec,
     ScheduleSpec,
+    TriggerOnFinishSpec,
+    TriggerSpec,
+    describe_errors,
     StepSpec,
 )
 
@@ -232,10 +235,7 @@ def _parse_step(func: ast.FunctionDef, problems: list, configs: _Configs = _NO_C
     return StepSpec(**node)
 
 
-def _short(e: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in e.errors()
-    )
+_short = describe_errors
 
 
 def _parse_parameter(target: str, call: ast.Call, problems: list) -> Optional[ParameterSpec]:
@@ -322,6 +322,24 @@ def _parse_schedule(cls: ast.ClassDef, problems: list, configs: _Configs = _NO_C
             except ValidationError as e:
                 problems.append((dec.lineno, f"@schedule: {_short(e)}"))
     return None
+
+
+def _parse_flow_decorator(cls: ast.ClassDef, kind: str, model: Any, problems: list,
+                          configs: _Configs = _NO_CONFIGS) -> Any:
+    found = None
+    for dec in cls.decorator_list:
+        if _name_of(dec) != kind:
+            continue
+        if found is not None:
+            problems.append((dec.lineno, f"@{kind} is given twice on the flow; give all its events in one"))
+            continue
+        kwargs = _literal_kwargs(dec, dec.lineno, f"@{kind}", problems, configs)
+        try:
+            found = model(**kwargs, lineno=dec.lineno)
+        except ValidationError as e:
+            problems.append((dec.lineno, f"@{kind}: {_short(e)}"))
+            found = False
+    return found or None
 
 
 def _parameter_assignment(item: ast.stmt) -> tuple[Optional[str], Any]:
@@ -416,6 +434,8 @@ def _read(source: str, filename: str, class_name: Optional[str], configs: Option
         flow_name=cls.name,
         steps=steps,
         schedule=_parse_schedule(cls, problems, config_env),
+        trigger=_parse_flow_decorator(cls, "trigger", TriggerSpec, problems, config_env),
+        trigger_on_finish=_parse_flow_decorator(cls, "trigger_on_finish", TriggerOnFinishSpec, problems, config_env),
         doc=ast.get_docstring(cls),
     )
     _check_config_names(declared, parameters, problems)

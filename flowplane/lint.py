@@ -636,6 +636,49 @@ def check_schedule_cron(flow: _Flow) -> Iterator[LintError]:
         )
 
 
+@rule("trigger-parameters")
+def check_trigger_parameters(flow: _Flow) -> Iterator[LintError]:
+    trigger = flow.graph.trigger
+    if trigger is None:
+        return
+    declared = {p.name: p for p in flow.parameters}
+    for event in trigger.events:
+        for name, field in event.parameters.items():
+            param = declared.get(name)
+            if param is None:
+                yield LintError("", f"@trigger: event {event.name!r} maps payload field {field!r} to "
+                                f"{name!r}, which is not a parameter of the flow "
+                                f"(parameters: {_names(declared) or 'none'})", trigger.lineno)
+            elif param.type == "include":
+                yield LintError("", f"@trigger: event {event.name!r} maps a payload field to {name!r}, an "
+                                "IncludeFile: its value is a file read where the run is started, which an "
+                                "event cannot carry", trigger.lineno)
+
+
+@rule("parameter-required-trigger")
+def check_required_parameters_triggered(flow: _Flow) -> Iterator[LintError]:
+    graph = flow.graph
+    if graph.trigger is None and graph.trigger_on_finish is None:
+        return
+    for p in flow.parameters:
+        if not p.required or p.has_default:
+            continue
+        # A triggered run takes its parameters from the events' payloads, and only from them.
+        unmapped = [e.name for e in graph.trigger.events if p.name not in e.parameters] if graph.trigger else []
+        if graph.trigger_on_finish is not None or unmapped:
+            source = f"event {unmapped[0]!r} does not map it" if unmapped else "@trigger_on_finish carries no payload"
+            yield _at_param(p, f"is required and has no default, but the flow is triggered and {source}; "
+                               "give it a default or map it from every event")
+
+
+@rule("trigger-on-own-finish")
+def check_trigger_on_own_finish(flow: _Flow) -> Iterator[LintError]:
+    finish = flow.graph.trigger_on_finish
+    if finish is not None and any(f.name == flow.graph.flow_name for f in finish.flows):
+        yield LintError("", f"@trigger_on_finish names {flow.graph.flow_name} itself: each run would start "
+                        "the next, forever", finish.lineno)
+
+
 # --- entry points ----------------------------------------------------------------------
 
 

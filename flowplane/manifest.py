@@ -13,7 +13,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import limits
 
@@ -42,6 +42,15 @@ RESERVED_NAMES = frozenset(
         "current",
     }
 )
+
+
+def describe_errors(e: "ValidationError") -> str:
+    """A pydantic error as a person reads it: `where: what`, one per fault, `; ` between."""
+    return "; ".join(
+        (f"{'.'.join(str(p) for p in err['loc'])}: " if err["loc"] else "")
+        + err["msg"].removeprefix("Value error, ")
+        for err in e.errors()
+    )
 
 
 class _Strict(BaseModel):
@@ -282,6 +291,139 @@ class ScheduleSpec(_Strict):
         return None
 
 
+# --- triggers ------------------------------------------------------------------
+
+# An event's name as EventBridge can match it in a rule and a person can type it.
+EVENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
+FLOW_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,79}$"
+MAX_TRIGGER_EVENTS = 20
+# The only option `options=` takes: start on each event rather than once all have arrived.
+TRIGGER_OPTIONS = ("any",)
+
+
+class EventTriggerSpec(_Strict):
+    """One event of `@trigger`: its name, and which payload field sets which parameter."""
+
+    name: str = Field(pattern=EVENT_NAME_PATTERN)
+    # flow parameter -> payload field
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metaflow_forms(cls, value: Any) -> Any:
+        # Metaflow's forms: "name", {"name": ..., "parameters": {...}} or a list mixing names
+        # (same field name) and (parameter, field) pairs.
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and isinstance(value.get("parameters"), (list, tuple)):
+            mapping: dict[str, Any] = {}
+            for entry in value["parameters"]:
+                if isinstance(entry, str):
+                    mapping[entry] = entry
+                elif isinstance(entry, (list, tuple)) and len(entry) == 2:
+                    mapping[entry[0]] = entry[1]
+                else:
+                    raise ValueError(
+                        f"parameters: {entry!r} is neither a name nor a (parameter, payload field) pair"
+                    )
+            return {**value, "parameters": mapping}
+        return value
+
+
+class FlowTriggerSpec(_Strict):
+    """One upstream flow of `@trigger_on_finish`: its production runs that succeed start this one."""
+
+    name: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metaflow_forms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = {"name": value}
+        if isinstance(value, dict):
+            extra = sorted(set(value) - {"name"})
+            if extra or "." in str(value.get("name", "")):
+                raise ValueError(
+                    f"{value.get('name', value)!r}: project-qualified upstream flows "
+                    f"({', '.join(extra) or 'project.branch.Flow'}) need @project, which flowplane "
+                    "does not support yet; name the upstream flow's class"
+                )
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _flow_name(cls, v: str) -> str:
+        if not re.match(FLOW_NAME_PATTERN, v):
+            raise ValueError(f"{v[:80]!r} is not a flow's class name")
+        return v
+
+
+def _one_or_many(kind: str, single: str, many: str, value: dict[str, Any]) -> dict[str, Any]:
+    """`@trigger(event=...)` / `(events=[...])` (and the same for flows) as one list, plus options."""
+    if not isinstance(value, dict):
+        return value
+    value = dict(value)
+    one, several = value.pop(single, None), value.pop(many, None)
+    if one is not None and several is not None:
+        raise ValueError(f"give {single}= or {many}=, not both")
+    if several is not None and not isinstance(several, (list, tuple)):
+        raise ValueError(f"{many}= takes a list")
+    items = [one] if one is not None else list(several or [])
+    if not items:
+        raise ValueError(f"{kind} needs {single}= or {many}=")
+    options = value.pop("options", None) or {}
+    if not isinstance(options, dict):
+        raise ValueError("options= takes a dict")
+    unknown = sorted(set(options) - set(TRIGGER_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} (known: {', '.join(TRIGGER_OPTIONS)})")
+    return {**value, many: items, "any": bool(options.get("any", value.pop("any", False)))}
+
+
+class TriggerSpec(_Strict):
+    """`@trigger` on the flow class: the run starts once every event has arrived since the last
+    run it started (Metaflow's rule), or on each of them with `options={"any": True}`."""
+
+    events: list[EventTriggerSpec] = Field(min_length=1, max_length=MAX_TRIGGER_EVENTS)
+    any: bool = False
+    lineno: int = 0  # the decorator's line in the flow's file
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decorator_arguments(cls, value: Any) -> Any:
+        return _one_or_many("@trigger", "event", "events", value)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "TriggerSpec":
+        names = [e.name for e in self.events]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"event {repeated[0]!r} is named twice")
+        return self
+
+
+class TriggerOnFinishSpec(_Strict):
+    """`@trigger_on_finish` on the flow class: starts when the upstream flows' production runs
+    (in the same namespace) have succeeded, all of them or, with `options={"any": True}`, any."""
+
+    flows: list[FlowTriggerSpec] = Field(min_length=1, max_length=MAX_TRIGGER_EVENTS)
+    any: bool = False
+    lineno: int = 0  # the decorator's line in the flow's file
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decorator_arguments(cls, value: Any) -> Any:
+        return _one_or_many("@trigger_on_finish", "flow", "flows", value)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "TriggerOnFinishSpec":
+        names = [f.name for f in self.flows]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"flow {repeated[0]!r} is named twice")
+        return self
+
+
 # --- graph -----------------------------------------------------------------
 
 StepType = Literal["start", "linear", "split", "foreach", "join", "end"]
@@ -325,6 +467,8 @@ class GraphSpec(_Strict):
     flow_name: str
     steps: dict[str, StepSpec]
     schedule: Optional[ScheduleSpec] = None
+    trigger: Optional[TriggerSpec] = None
+    trigger_on_finish: Optional[TriggerOnFinishSpec] = None
     doc: Optional[str] = None
 
     def __getitem__(self, name: str) -> StepSpec:
@@ -367,6 +511,8 @@ class GraphSpec(_Strict):
         return {
             "flow_name": self.flow_name,
             "schedule": self.schedule.model_dump() if self.schedule else None,
+            "trigger": self.trigger.model_dump() if self.trigger else None,
+            "trigger_on_finish": self.trigger_on_finish.model_dump() if self.trigger_on_finish else None,
             "steps": {
                 n: {
                     "type": s.type,

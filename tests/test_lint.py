@@ -563,6 +563,36 @@ class F(FlowSpec):
         at="class F(FlowSpec)",
         words=("One must be a question mark",),
     ),
+    Case(
+        "trigger-maps-an-unknown-parameter",
+        "trigger-parameters",
+        flow_class(
+            LINEAR_STEPS,
+            head="alpha = Parameter('alpha', default=1.0)\n",
+            decorators="@trigger(event={'name': 'data_updated', 'parameters': {'beta': 'b'}})\n",
+        ),
+        at="@trigger(",
+        words=("'data_updated'", "'beta'", "not a parameter of the flow", "'alpha'"),
+    ),
+    Case(
+        "triggered-required-parameter-unmapped",
+        "parameter-required-trigger",
+        flow_class(
+            LINEAR_STEPS,
+            head="alpha = Parameter('alpha', type=float, required=True)\n",
+            decorators="@trigger(events=['a', {'name': 'b', 'parameters': ['alpha']}])\n",
+        ),
+        at="Parameter('alpha'",
+        parameter="alpha",
+        words=("required and has no default", "event 'a' does not map it"),
+    ),
+    Case(
+        "trigger-on-own-finish",
+        "trigger-on-own-finish",
+        flow_class(LINEAR_STEPS, decorators="@trigger_on_finish(flows=['Other', 'F'])\n"),
+        at="@trigger_on_finish(",
+        words=("names F itself",),
+    ),
 ]
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -350,6 +350,7 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
         run_id = r.json_body["run_id"]
         refused = http.post("/flows/NoSuchFlow/runs", headers={**json_type, IDEMPOTENCY_HEADER: "iam-2"}, body="{}")
         assert refused.status_code == 404, refused.json_body
+        assert cp.post_json("/events", {"name": "data_updated", "payload": {"alpha": 1}}).status_code == 202
         for path in ("/flows", "/flows/ParameterFlow", "/flows/ParameterFlow/runs", "/deployments?flow=HourlyFlow"):
             assert http.get(path).status_code == 200, path
         r = http.post(f"/flows/ParameterFlow/runs/{run_id}/terminate", headers={"content-type": "application/json"}, body="{}")
@@ -409,7 +410,8 @@ def test_every_call_a_handler_makes_is_allowed_by_its_own_policy(control_plane, 
     assert not denied, "calls the policies do not allow:\n" + "\n".join(sorted(set(denied)))
     # The exercise really ran each handler's AWS paths.
     assert {"dynamodb:PutItem", "dynamodb:DeleteItem", "s3:PutObject", "states:StartExecution",
-            "states:StopExecution", "states:DeleteStateMachine", "events:DeleteRule"} <= exercised["api_handler"]
+            "states:StopExecution", "states:DeleteStateMachine", "events:DeleteRule",
+            "events:PutEvents"} <= exercised["api_handler"]
     assert {"states:CreateStateMachine", "states:UpdateStateMachine", "iam:PassRole", "events:PutRule",
             "events:PutTargets", "s3:GetObject", "dynamodb:DeleteItem"} <= exercised["compile"]
     assert {"dynamodb:GetItem", "states:StartExecution"} <= exercised["launch"]

@@ -236,7 +236,26 @@ _ACCOUNT_FIELD = '"account": "<account>", '
 def _send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
     if self.state != "ENABLED" or (self.scheduled_expression and not self.event_pattern.get_pattern()):
         return
-    _original_send_to_targets(self, original_event, transform_input)
+    functions = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["lambda"]]
+    if not functions:
+        _original_send_to_targets(self, original_event, transform_input)
+        return
+    # Patch 15: moto cannot call a Lambda target (NotImplementedError for the whole PutEvents).
+    if _lambda_delivery is not None and self.event_pattern.matches_event(original_event):
+        from moto.events.utils import EventTemplateParser
+
+        for target in functions:
+            transformer = target.get("InputTransformer", {}) if transform_input else {}
+            payload = (EventTemplateParser.parse(transformer.get("InputTemplate"), transformer.get("InputPathsMap", {}),
+                                                 original_event) if transform_input else dict(original_event))
+            _lambda_delivery(target["Arn"], payload)
+    others = [t for t in self.targets if t not in functions]
+    if others:
+        # The other targets as moto delivers them, on a copy: this rule may be delivering on
+        # another thread too.
+        rest = copy.copy(self)
+        rest.targets = others
+        _original_send_to_targets(rest, original_event, transform_input)
 
 
 def install_events_fixes() -> Undo:
@@ -255,6 +274,39 @@ def install_events_fixes() -> Undo:
         return undo_template
     _original_send_to_targets = Rule.__dict__["send_to_targets"]
     return _both(_set_attributes(Rule, {"send_to_targets": _send_to_targets}), undo_template)
+
+
+# --- 15: a rule's Lambda target gets nothing -------------------------------------------------------
+#
+# A triggered flow's rules (chalicelib/triggers/) target the launcher Lambda, as
+# schedule rules do; moto raises NotImplementedError for a Lambda target, failing
+# the whole PutEvents. The embedded plane hands each matching event, through the
+# target's InputTransformer, to `deliver(function_arn, payload)`, which invokes the
+# handler asynchronously as EventBridge invokes a Lambda. Installed with patch 6.
+
+_lambda_delivery: Optional[Callable[[str, Any], None]] = None
+
+
+def install_lambda_targets(deliver: Callable[[str, Any], None]) -> Undo:
+    """Patch 15 (needs patch 6 installed); returns the undo."""
+    global _lambda_delivery
+    _lambda_delivery = deliver
+
+    def undo() -> None:
+        global _lambda_delivery
+        _lambda_delivery = None
+
+    return undo
+
+
+@contextlib.contextmanager
+def moto_events_fix() -> Iterator[None]:
+    """Patches 6 and 7 for the duration of the block (tests on moto's in-process AWS)."""
+    undo = install_events_fixes()
+    try:
+        yield
+    finally:
+        undo()
 
 
 # --- 8: TransactWriteItems copies whole tables -----------------------------------------------------

@@ -55,6 +55,7 @@ from .moto_patches import (
     install_dynamodb_serializer_fix,
     install_events_fixes,
     install_jsonpath_cache,
+    install_lambda_targets,
     install_module_list_cache,
     install_query_fix,
     install_second_execution_fix,
@@ -144,6 +145,9 @@ class LocalPlane:
         # code written for Lambda (module-level clients, Powertools' lazily made Logger) is
         # not made for threads.
         self._lambda_lock = threading.RLock()
+        self._lambda_pool: Any = None  # invokes handlers for rules that target them (_deliver_to_function)
+        self._deliveries = 0  # of those, submitted and not yet done (settle waits for them)
+        self._deliveries_lock = threading.Lock()
 
     # --- context manager -------------------------------------------------------------
 
@@ -354,6 +358,7 @@ class LocalPlane:
         self._undo.append(install_batch_sync_fix())
         self._undo.append(install_second_execution_fix())
         self._undo.append(install_events_fixes())
+        self._undo.append(install_lambda_targets(self._deliver_to_function))
         self._undo.append(install_transact_fix())
         self._undo.append(install_query_fix())
         self._undo.append(install_jsonpath_cache())
@@ -558,6 +563,39 @@ class LocalPlane:
         if self.config.on_execution is not None:
             self.config.on_execution(execution)
 
+    def _deliver_to_function(self, function_arn: str, payload: Any) -> None:
+        """An event a rule sends to one of the app's Lambdas (a triggered flow's launcher):
+        invoked asynchronously, retried twice on failure, as EventBridge invokes Lambda."""
+        if self._lambda_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._lambda_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowplane-local-lambda")
+            pool = self._lambda_pool
+            self._undo.append(lambda: pool.shutdown(wait=True, cancel_futures=False))
+        with self._deliveries_lock:
+            self._deliveries += 1
+        self._lambda_pool.submit(self._invoke_async, function_arn, payload)
+
+    def _invoke_async(self, function_arn: str, payload: Any) -> None:
+        try:
+            self._invoke_with_retries(function_arn, payload)
+        finally:
+            with self._deliveries_lock:
+                self._deliveries -= 1
+
+    def _invoke_with_retries(self, function_arn: str, payload: Any) -> None:
+        prefix = f"{self.app.app_name}-{self.config.stage}-"
+        function = function_arn.split(":")[6] if function_arn.count(":") >= 6 else ""
+        if not function.startswith(prefix):
+            log.warning("an event for %s, which is not a function of this control plane; dropped", function_arn)
+            return
+        for attempt in range(3):
+            try:
+                self.invoke(function[len(prefix):], payload)
+                return
+            except Exception:  # noqa: BLE001  (as Lambda: the handler's failure is retried, then dropped)
+                log.exception("%s failed on an event (attempt %d of 3)", function, attempt + 1)
+
     # --- what callers use ---------------------------------------------------------------------------
 
     def invoke(self, handler: str, payload: Any) -> Any:
@@ -581,7 +619,7 @@ class LocalPlane:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.watcher.poll()
-            if self.router.idle():
+            if self.router.idle() and not self._deliveries:
                 return True
             time.sleep(0.05)
         return False
