@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .trigger_events import Trigger
 
 
 class Current:
@@ -69,6 +72,12 @@ class Current:
     @property
     def tags(self) -> list[str]:
         return list(self._get("tags") or [])
+
+    @property
+    def trigger(self) -> Optional["Trigger"]:
+        """What started this production run: `.event`/`.events`, `.run`/`.runs` (the upstream
+        runs), `trigger[name]`, as Metaflow's; None when nothing did, and in local runs."""
+        return self._get("trigger")
 
     @property
     def card(self) -> Any:

@@ -19,6 +19,8 @@ TASK_EVENT_DETAIL_TYPES = {
 # Triggering flows (flowplane/trigger_events.py has their models): a published event, whose
 # detail-type is its name, and a production run's end.
 PUBLISHED_EVENT_SOURCE = "flowplane.event"
+# An event's name as EventBridge can match it in a rule and a person can type it.
+EVENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
 RUN_FINISHED_SOURCE = "flowplane.run"
 RUN_FINISHED_DETAIL_TYPE = "Flowplane Run Finished"
 

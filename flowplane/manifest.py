@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import limits
+from .event_types import EVENT_NAME_PATTERN
 
 MANIFEST_FORMAT = 1
 VERSION_RE = re.compile(r"^\d{1,6}\.\d{1,6}\.\d{1,6}([.+-][0-9A-Za-z.+-]{0,40})?$")
@@ -293,8 +294,6 @@ class ScheduleSpec(_Strict):
 
 # --- triggers ------------------------------------------------------------------
 
-# An event's name as EventBridge can match it in a rule and a person can type it.
-EVENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
 FLOW_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,79}$"
 MAX_TRIGGER_EVENTS = 20
 # The only option `options=` takes: start on each event rather than once all have arrived.

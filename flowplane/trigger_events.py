@@ -2,7 +2,8 @@
 and what a triggered run knows of what started it.
 
 Three parties share these shapes, so they are defined once here (a leaf module:
-pydantic only) and imported by each: the SDK that publishes (`flowplane.integrations.Event`,
+pydantic and event_types only, so the recorder's cold start pays for nothing more)
+and imported by each: the SDK that publishes (`flowplane.integrations.Event`,
 `flowplane event publish`), the control plane that puts events on the stack's bus and
 starts flows from them (chalicelib/triggers/), and the task and Client API that read
 `current.trigger` and `Run.trigger`.
@@ -10,21 +11,22 @@ starts flows from them (chalicelib/triggers/), and the task and Client API that 
 On the bus (subscribe to them with an EventBridge rule on the stack's bus):
 - a published event: source `flowplane.event`, detail-type its name, detail `PublishedEvent`;
 - a production run that finished: source `flowplane.run`, detail-type `Flowplane Run Finished`,
-  detail `RunFinished`. Every terminal status is announced; `@trigger_on_finish` listens
-  to SUCCEEDED.
+  detail `RunFinished`. Every terminal status is announced at least once (a status change
+  EventBridge delivers twice may be announced twice: dedupe by `trigger_id`), with the
+  stage that ran it; `@trigger_on_finish` listens to SUCCEEDED of its own stage.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .event_types import EVENT_NAME_PATTERN
 from .event_types import PUBLISHED_EVENT_SOURCE as EVENT_SOURCE
 from .event_types import RUN_FINISHED_DETAIL_TYPE, RUN_FINISHED_SOURCE  # noqa: F401  (part of the contract)
-from .manifest import EVENT_NAME_PATTERN
 # EventBridge takes entries of up to 256 KiB; the rest of the entry (source, name, id,
 # time) is kept well under the difference.
 MAX_PAYLOAD_BYTES = 200 * 1024
@@ -61,6 +63,9 @@ class RunFinished(_Shape):
     stage: Optional[str] = None
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
+    # The stage whose recorder announced it (its resource prefix): stages sharing an account's
+    # bus each start their own flows only from their own runs.
+    stage: Optional[str] = None
 
     @property
     def pathspec(self) -> str:
@@ -139,13 +144,19 @@ class Trigger:
     that flow's run, `trigger["data_updated"]` that event, as in Metaflow.
     """
 
-    def __init__(self, causes: list[TriggerCause]) -> None:
+    def __init__(self, causes: list[TriggerCause], run_of: Callable[[str], Any]) -> None:
         self._causes = list(causes)
+        # Reads an upstream run by its pathspec: the Client API's `Run`, which whoever builds the
+        # trigger passes in (the contract imports nothing of the client, which imports it).
+        self._run_of = run_of
 
     @classmethod
-    def from_input(cls, raw_input: Optional[str]) -> Optional["Trigger"]:
+    def from_input(cls, raw_input: Optional[str], run_of: Callable[[str], Any]) -> Optional["Trigger"]:
         causes = causes_from_input(raw_input)
-        return cls(causes) if causes else None
+        return cls(causes, run_of) if causes else None
+
+    def _upstream(self, cause: TriggerCause) -> Any:
+        return self._run_of(cause.pathspec)
 
     @property
     def events(self) -> list[TriggerEvent]:
@@ -158,9 +169,7 @@ class Trigger:
 
     @property
     def runs(self) -> list[Any]:
-        from .client import Run
-
-        return [Run(c.pathspec, _namespace_check=False) for c in self._causes if c.type == "run" and c.pathspec]
+        return [self._upstream(c) for c in self._causes if c.type == "run" and c.pathspec]
 
     @property
     def run(self) -> Any:
@@ -170,11 +179,7 @@ class Trigger:
     def __getitem__(self, key: str) -> Any:
         for c in self._causes:
             if c.name == key:
-                if c.type == "run":
-                    from .client import Run
-
-                    return Run(c.pathspec, _namespace_check=False)
-                return TriggerEvent(c)
+                return self._upstream(c) if c.type == "run" and c.pathspec else TriggerEvent(c)
         raise KeyError(f"{key!r} did not trigger this run (it was: {', '.join(c.name for c in self._causes)})")
 
     def __iter__(self) -> Any:

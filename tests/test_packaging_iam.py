@@ -249,7 +249,8 @@ def _requests(service: str, op: str, p: dict[str, Any], cp) -> list[tuple[str, s
         return out
     if service == "events":
         if op == "PutEvents":
-            return [("events:PutEvents", arn.format("events", f"event-bus/{e.get('EventBusName', 'default')}"), {}) for e in p["Entries"]]
+            return [("events:PutEvents", arn.format("events", f"event-bus/{e.get('EventBusName', 'default')}"),
+                     {"events:source": e["Source"]}) for e in p["Entries"]]
         return [(f"events:{op}", arn.format("events", f"rule/{p.get('Name') or p.get('Rule')}"), {})]
     if service == "logs":
         return [(f"logs:{op}", arn.format("logs", f"log-group:{p['logGroupName']}:log-stream:{p.get('logStreamName', '')}"), {})]
@@ -370,6 +371,9 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
         cp.client.lambda_.invoke("record_execution", event)
     with log.acting_as("api_handler"):
         assert http.get(f"/flows/ParameterFlow/runs/{run_id}").status_code == 200
+    # The scheduled run ends unseen (its event lost): the reconciler records its end, and announces it.
+    (scheduled,) = cp.executions("HourlyFlow")
+    cp.aws.state_machines.stop(scheduled["executionArn"], "lost event")
     with log.acting_as("reconcile"):
         cp.client.lambda_.invoke("reconcile", {"version": "0", "id": "r-1", "detail-type": "Scheduled Event", "source": "aws.events",
                                                "account": ACCOUNT, "time": "2026-11-24T10:05:00Z",
@@ -436,9 +440,10 @@ def test_every_call_a_handler_makes_is_allowed_by_its_own_policy(control_plane, 
     assert {"states:CreateStateMachine", "states:UpdateStateMachine", "iam:PassRole", "events:PutRule",
             "events:PutTargets", "s3:GetObject", "dynamodb:DeleteItem"} <= exercised["compile"]
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "states:StartExecution"} <= exercised["launch"]
-    # The run was recorded when it was stopped; the event reads it and finds nothing new.
-    assert "dynamodb:GetItem" in exercised["record_execution"]
-    assert "states:ListStateMachines" in exercised["reconcile"]
+    # The run was recorded when it was stopped; the event reads it, finds nothing new, and
+    # announces the run's end again (chalicelib/recording/announce.py).
+    assert {"dynamodb:GetItem", "events:PutEvents"} <= exercised["record_execution"]
+    assert {"states:ListStateMachines", "events:PutEvents"} <= exercised["reconcile"]
 
 
 def test_the_checker_refuses_what_a_policy_does_not_grant(control_plane):
@@ -476,6 +481,24 @@ def test_the_checker_refuses_what_a_policy_does_not_grant(control_plane):
         assert not _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": pk}, names), pk
     assert _allowed(compile_, "events:PutRule", f"{rules}/flowplane-local-trigger-event-F", {}, names)
     assert not _allowed(compile_, "events:PutRule", f"{rules}/flowplane-prod-trigger-event-F", {}, names)
+
+
+def test_only_the_run_recorders_may_announce_and_only_runs_ends(control_plane):
+    """RunFinished starts flows: only the functions that record a run's end may put it on the
+    bus, and they may put nothing else there (a published event, a task's)."""
+    from flowplane.event_types import PUBLISHED_EVENT_SOURCE, RUN_FINISHED_SOURCE, TASK_EVENT_SOURCE
+
+    names = _names(control_plane)
+    bus = f"arn:aws:events:{control_plane.settings.region}:{ACCOUNT}:event-bus/"
+    for function in ("record_execution", "reconcile"):
+        policy = _load_policy(_policy_file(function))
+        assert _allowed(policy, "events:PutEvents", bus + "default", {"events:source": RUN_FINISHED_SOURCE}, names)
+        for source in (PUBLISHED_EVENT_SOURCE, TASK_EVENT_SOURCE):
+            assert not _allowed(policy, "events:PutEvents", bus + "default", {"events:source": source}, names)
+        assert not _allowed(policy, "events:PutEvents", bus + "other", {"events:source": RUN_FINISHED_SOURCE}, names)
+    for function in ("record_job", "record_task"):
+        policy = _load_policy(_policy_file(function))
+        assert not _allowed(policy, "events:PutEvents", bus + "default", {"events:source": RUN_FINISHED_SOURCE}, names)
 
 
 # --- the stack's tables are the ones the code and the local plane use ------------------------

@@ -54,6 +54,7 @@ def run_view(doc: dict[str, Any]) -> dict[str, Any]:
         finished_at=doc.get("stopped_at") if status != "running" else None,
         failed_task=doc.get("failed_task") if status == "failed" else None,
         error=error if status == "failed" else None,
+        trigger=doc.get("trigger") or [],
     )
     out = rec.model_dump(mode="json")
     out.update(

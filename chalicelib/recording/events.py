@@ -19,6 +19,7 @@ from flowplane.datastore.records import production_run_id
 from flowplane import job
 from flowplane.event_types import BATCH_DETAIL_TYPE, BATCH_SOURCE, SFN_DETAIL_TYPE, SFN_SOURCE, TASK_EVENT_SOURCE
 from flowplane.events import TaskEvent
+from flowplane.trigger_events import causes_from_input
 
 
 class UnknownEvent(ValueError):
@@ -140,6 +141,11 @@ def run_update(change: ExecutionStatusChange, flow: str) -> dict[str, Any]:
                 update["failed_task"] = f"{flow}/{run_id}/{task[0]}/{task[1]}"
     if change.input:
         update["parameters"] = execution_parameters(change.input)
+        causes = causes_from_input(change.input)
+        if causes:
+            # What started the run (`Run.trigger`): an event without input (or a hand-started
+            # run's) adds nothing, so the merge keeps what the input said.
+            update["trigger"] = [c.model_dump(mode="json") for c in causes]
     return update
 
 

@@ -6,7 +6,10 @@ the console, or whose events were lost). For every deployed state machine the
 reconciler lists its newest executions and records those the table lacks or
 shows in another status; then it asks Step Functions about every run still
 RUNNING in the table that the listing did not cover. Everything goes through
-the recorder's own path (the same merge), so a repair can only add facts.
+the recorder's own path (the same merge), so a repair can only add facts, and
+a run's end it repairs is announced as the event's would have been. An
+announcement that fails is logged and listed (`unannounced`), and the pass goes
+on: the next pass finds the run recorded and would not announce it again.
 Work is bounded per invocation; what is left waits for the next one.
 """
 
@@ -20,8 +23,9 @@ from typing import Any, Callable, Iterable, Optional
 from .. import keys
 from ..aws import client_error
 from . import run_records
+from .announce import AnnouncementFailed
 from .events import ExecutionStatusChange, run_id_of_execution
-from .recorder import Recorder, Rejected
+from .recorder import Outcome, Recorder, Rejected
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Report:
     repaired: list[str] = field(default_factory=list)
     skipped: int = 0
     stopped_early: bool = False
+    # Runs recorded as ended whose end could not be put on the bus.
+    unannounced: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -227,10 +233,13 @@ class Reconciler:
                 return None
             raise
         try:
-            outcome = self.recorder.record_execution(change_from_description(desc))
+            outcome: Outcome = self.recorder.record_execution(change_from_description(desc))
         except Rejected as e:
             self.recorder.telemetry.rejected(str(e))
             return None
+        except AnnouncementFailed as e:
+            outcome = e.outcome
+            report.unannounced.append(outcome.pathspec)
         if outcome.changed and outcome.pathspec:
             (report.adopted if adopted else report.repaired).append(outcome.pathspec)
         return outcome.pathspec

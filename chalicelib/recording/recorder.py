@@ -2,7 +2,9 @@
 
 Whatever arrives, `record` never raises for the event's sake: an event that is
 not ours or is malformed is logged and counted (EventsRejected) and dropped.
-Only a storage failure raises, so Lambda retries the event later.
+Only a storage failure raises, so Lambda retries the event later; and a run's end
+that could not be announced (announce.py), once the run is recorded, so that the
+retry announces it (recording it again changes nothing).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .events import (
     run_update,
 )
 from ..keys import FLOW_NAME, RUN_ID, STEP_NAME, TASK_ID
+from .announce import AnnouncementFailed, Announcer, announces
 from .merge import FINAL_RUN_STATUSES
 from .owners import Owners
 from .store import Change, RecordStore, task_created_at
@@ -58,10 +61,18 @@ def check_names(flow: str, run_id: str, step: Optional[str] = None, task_id: Opt
 
 
 class Recorder:
-    def __init__(self, store: RecordStore, owners: Owners, telemetry: Optional[Telemetry] = None) -> None:
+    def __init__(
+        self,
+        store: RecordStore,
+        owners: Owners,
+        telemetry: Optional[Telemetry] = None,
+        announcer: Optional[Announcer] = None,
+    ) -> None:
         self.store = store
         self.owners = owners
         self.telemetry = telemetry or Telemetry()
+        # None: runs' ends are recorded, not announced (a recorder built by hand).
+        self.announcer = announcer
 
     def record(self, event: Any) -> Outcome:
         """Parse and store one EventBridge event (the whole envelope)."""
@@ -108,7 +119,16 @@ class Recorder:
         if final in FINAL_RUN_STATUSES and result.before.get("status") != final:
             self.telemetry.run_finished(owner.flow, final)
         self.telemetry.recorded()
-        return Outcome(True, "execution", f"{owner.flow}/{run_id}", result.changed)
+        outcome = Outcome(True, "execution", f"{owner.flow}/{run_id}", result.changed)
+        if self.announcer is not None and announces(change, result.after):
+            try:
+                self.announcer.announce(owner, result.after)
+            except AnnouncementFailed as e:
+                self.telemetry.announcement_failed(str(e))
+                e.outcome = outcome
+                raise
+            self.telemetry.announced()
+        return outcome
 
     # --- attempts ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from .. import keys
 from ..aws import Aws
+from .announce import Announcer
 from .owners import Owners
 from .recorder import Recorder
 from .reconcile import Limits, Reconciler, change_from_description
@@ -33,8 +34,10 @@ def recorder_for(aws: Aws) -> Recorder:
             item = table.get(keys.state_machine_pk(state_machine), keys.STATE_MACHINE_SK)
             return str(item["deployment"]) if item else None
 
-        owners = Owners(versions, prefix=aws.settings.resource_prefix, resolve=deployment_of_shortened)
-        rec = _RECORDERS[aws] = Recorder(RecordStore(table.t), owners)
+        settings = aws.settings
+        owners = Owners(versions, prefix=settings.resource_prefix, resolve=deployment_of_shortened)
+        announcer = Announcer(aws.events, settings.event_bus or "default", settings.resource_prefix)
+        rec = _RECORDERS[aws] = Recorder(RecordStore(table.t), owners, announcer=announcer)
     return rec
 
 

@@ -103,6 +103,14 @@ class Telemetry:
         elif status in FAILED_STATUSES:
             self.per_flow[("RunsFailed", flow)] += 1
 
+    def announced(self) -> None:
+        self.counts["RunsAnnounced"] += 1
+
+    def announcement_failed(self, reason: str) -> None:
+        """A recorded run's end that is not on the bus: an error, since a downstream flow waits for it."""
+        self.counts["AnnouncementsFailed"] += 1
+        logger().error("run end not announced", extra={"reason": reason})
+
     def log(self, message: str, fields: dict[str, Any]) -> None:
         logger().info(message, extra=fields)
 

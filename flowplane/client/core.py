@@ -22,6 +22,7 @@ from typing import Any, Iterator, Optional
 from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, ErrorInfo, RunRecord, TaskRecord
 from ..task.graph import GRAPH_INFO
+from ..trigger_events import Trigger
 from .exceptions import ChildNotFound, InvalidPathspec, NamespaceMismatch, NotFound
 from .lineage import child_refs, graph_of, parent_refs
 from .tagging import PRODUCTION_TAGS_FIXED, TaggingError, next_user_tags, tag_list
@@ -339,6 +340,17 @@ class Run(MetaflowObject):
     @property
     def created_at(self) -> Optional[datetime]:
         return parse_time(self._record.created_at)
+
+    @property
+    def trigger(self) -> Optional[Trigger]:
+        """What started this production run (`@trigger`, `@trigger_on_finish`), as Metaflow's
+        `Run.trigger`: None for a run nobody's event started, and for local runs.
+        `trigger.run` is the upstream Run, read where this one was."""
+        causes = self._record.trigger
+        if not causes:
+            return None
+        provider = self._provider
+        return Trigger(causes, lambda pathspec: Run(pathspec, _provider=provider, _namespace_check=False))
 
     def __iter__(self) -> Iterator["Step"]:
         infos = [i for i in self._provider.list_steps(*self._components) if not i.step.startswith("_")]

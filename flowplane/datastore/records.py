@@ -12,6 +12,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..trigger_events import TriggerCause
 from . import layout
 from .storage import NotFound, Storage
 
@@ -65,6 +66,9 @@ class RunRecord(_Record):
     # The failed task's pathspec and error, when the run failed.
     failed_task: Optional[str] = None
     error: Optional[ErrorInfo] = None
+    # What started a production run (`Run.trigger`); empty for a run nobody's event started,
+    # and for every local run (a local run ignores triggers, as in Metaflow).
+    trigger: list[TriggerCause] = Field(default_factory=list)
 
     @property
     def all_tags(self) -> list[str]:

@@ -491,6 +491,39 @@ class LocalBatch:
         }
 
 
+def end_orphaned_tasks(work_dir: str) -> int:
+    """Kill what a previous plane on this state folder left running: its task and warm
+    processes (each in its own session, so a `kill -9` of the plane does not reach them).
+    Called with the state folder's lock held, so no live plane owns them. Linux only (it reads
+    /proc); elsewhere nothing is found. Returns how many process groups were killed."""
+    import signal
+
+    root = os.path.realpath(work_dir)
+    killed = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue  # gone, or not ours to read
+        # A task (`-m flowplane task ...`) or a warm one (`-m flowplane.task.warm`), never, say,
+        # the shell of someone looking around a job's folder.
+        is_task = any(a in (b"flowplane", b"flowplane.task.warm") for a in argv)
+        if is_task and (cwd == root or cwd.startswith(root + os.sep)):
+            try:
+                os.killpg(int(entry), signal.SIGKILL)  # a session leader: its group, children too
+                killed += 1
+            except OSError:
+                pass
+    return killed
+
+
 def _environment(job: Any) -> dict[str, str]:
     return {e["name"]: str(e.get("value", "")) for e in job._get_container_property("environment", [])}
 

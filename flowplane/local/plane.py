@@ -393,8 +393,16 @@ class LocalPlane:
         return config, dict(config.environment_variables)
 
     def _jobs_dir(self) -> Path:
+        from .batch import end_orphaned_tasks
+
         path = self.config.state_dir / "jobs"
         path.mkdir(parents=True, exist_ok=True)
+        # Tasks of a plane that died (kill -9) keep running in their own sessions; their
+        # runs came back aborted (persist.py), so they would only burn CPU and write to the
+        # datastore of runs already ended.
+        ended = end_orphaned_tasks(str(path))
+        if ended:
+            log.warning("ended %d task process(es) a previous plane on %s left running", ended, self.config.state_dir)
         return path
 
     def _create_stack(self, chalice_config: Any) -> None:

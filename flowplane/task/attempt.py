@@ -22,6 +22,7 @@ from ..datastore import records
 from ..datastore.artifacts import ArtifactStore, write_index
 from ..datastore.storage import Storage
 from ..manifest import CatchSpec, GraphSpec, Manifest, StepSpec
+from ..trigger_events import Trigger
 from .errors import ExceptionWrapper, FailureHandledByCatch, TaskTimeout, TransitionError, type_name, user_traceback
 from .graph import GRAPH_INFO
 from .inputs import TaskInputs
@@ -53,6 +54,7 @@ class Task:
     production: bool = False
     token: Optional[str] = None
     manifest: Optional[Manifest] = None
+    trigger: Optional[Trigger] = None  # what started a production run (current.trigger)
 
     def __post_init__(self) -> None:
         self.flow_name = self.graph.flow_name
@@ -196,6 +198,7 @@ class Task:
             tags=[*self.system_tags(), *self.tags],
             parameter_names=list(self.param_names),
             origin_run_id=None,
+            trigger=self.trigger,
             # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
             datastore_root=self.storage.root,
         )

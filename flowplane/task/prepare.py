@@ -13,6 +13,7 @@ from typing import Any, Optional
 from .. import job
 from ..datastore import records
 from ..datastore.storage import S3Storage, Storage, default_root, storage_for
+from ..trigger_events import Trigger
 from .attempt import Task
 from .errors import TaskSetupError
 from .graph import TaskIdError, check_task_id
@@ -71,6 +72,7 @@ def prepare(args: Any) -> Task:
         given = dict(run.parameters) if run else {}
     params = resolve(param_specs, given)
     token = os.environ.get(job.PRODUCTION_TOKEN) or None
+    production = production or token is not None
     return Task(
         loaded=loaded,
         graph=graph,
@@ -85,10 +87,19 @@ def prepare(args: Any) -> Task:
         param_attrs={s.name: s.attribute for s in param_specs},
         param_names=parameter_names(loaded.source.configs, param_specs),
         tags=list(args.tags),
-        production=production or token is not None,
+        production=production,
         token=token,
         manifest=manifest,
+        # A local run ignores triggers, as in Metaflow: only a production execution's input says.
+        trigger=Trigger.from_input(os.environ.get(job.EXECUTION_INPUT), upstream_run) if production else None,
     )
+
+
+def upstream_run(pathspec: str) -> Any:
+    """`current.trigger.run`: the upstream run, read through the Client API as any run is."""
+    from ..client import Run
+
+    return Run(pathspec, _namespace_check=False)
 
 
 def parameter_names(configs: list[Any], specs: list[Any]) -> list[str]:
