@@ -158,7 +158,8 @@ def test_a_finished_run_starts_the_flow_triggered_on_its_finish(plane, tmp_path)
     assert wait_for_run(plane, "ParameterFlow", first)["status"] == "SUCCEEDED"
     (execution,) = _wait_for_runs(plane, "AfterParameterFlow", 1)
     second = f"sfn-{execution['name']}"
-    assert wait_for_run(plane, "AfterParameterFlow", second)["status"] == "SUCCEEDED"
+    status = wait_for_run(plane, "AfterParameterFlow", second)["status"]
+    assert status == "SUCCEEDED", production_run("AfterParameterFlow", second)["start"].task.stderr
     run = production_run("AfterParameterFlow", second)
     assert run.data.upstream_alpha == 0.7
     assert run.trigger.run.pathspec == f"ParameterFlow/{first}"
