@@ -9,11 +9,11 @@ from datetime import datetime
 
 import pytest
 
-from fixtures_runs import build_world, isolate_client
 from flowplane import DataArtifact, Flow, Metaflow, Run, Step, Task, namespace
 from flowplane.client import ChildNotFound, MetaflowData, NotFound, TaskException
 from flowplane.datastore import layout
 from flowplane.datastore.storage import LocalStorage
+from tests.support.run_layouts import build_world, isolate_client
 
 
 @pytest.fixture(scope="module")

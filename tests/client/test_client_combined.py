@@ -16,7 +16,6 @@ from typing import Any, Optional
 
 import pytest
 
-from fixtures_runs import branch_run, isolate_client, linear_run
 from flowplane import Flow, Metaflow, Run, Step, Task, namespace
 from flowplane.client import NamespaceMismatch, NotFound, get_metadata, get_provider, use_provider
 from flowplane.client import selection
@@ -24,7 +23,8 @@ from flowplane.client.combined import CombinedProvider, PlaneVanishedWarning
 from flowplane.client.local import LocalProvider
 from flowplane.client.service import ServiceError, ServiceProvider, _RunPages
 from flowplane.datastore.storage import LocalStorage
-from test_client_service import fake_control_plane
+from tests.support.fake_control_plane import fake_control_plane
+from tests.support.run_layouts import branch_run, isolate_client, linear_run
 
 PLANE_URL = "http://plane.test/api"
 

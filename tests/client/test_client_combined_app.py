@@ -1,7 +1,7 @@
 """Local runs and production runs through one Client API, against the real control plane.
 
 The control plane is the Chalice app in-process (moto DynamoDB and S3, runs recorded
-by the recording handlers from events of AWS's shapes, as in test_client_service_app);
+by the recording handlers from events of AWS's shapes, as in test_client_service_app.py);
 local runs are in ./.flowplane, written with the datastore's writers as
 `python flow.py run` leaves them, and the control plane never hears of them. The
 Client API is chosen by get_provider() from FLOWPLANE_API_URL, as a user's is.
@@ -13,16 +13,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fixtures_runs import Clock, RunWriter, isolate_client
 from flowplane import Flow, Metaflow, Run, namespace
 from flowplane.client import NamespaceMismatch, get_metadata, get_provider
 from flowplane.client import selection
 from flowplane.client.combined import CombinedProvider
 from flowplane.client.service import ServiceProvider
 from flowplane.datastore.storage import LocalStorage
-from test_app_support import control_plane  # noqa: F401  (fixture)
-from test_client_service_app import BASE, FILES, SHAPES, InProcess, moto_opener, write_production
-from test_recording_support import T0
+from tests.support.production_runs import BASE, FILES, SHAPES, InProcess, moto_opener, write_production
+from tests.support.recording_events import T0
+from tests.support.run_layouts import Clock, RunWriter, isolate_client
+
+pytestmark = pytest.mark.aws
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -37,7 +38,7 @@ def local_run(storage: LocalStorage, run_id: str, at_ms: int, alpha: float, tags
 
 
 @pytest.fixture
-def user(control_plane, monkeypatch, tmp_path):  # noqa: F811
+def user(control_plane, monkeypatch, tmp_path):
     """ParameterFlow deployed; two production runs and, in ./.flowplane, two local runs around them."""
     cp = control_plane
     isolate_client(monkeypatch, tmp_path / "unused")

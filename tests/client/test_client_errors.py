@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from fixtures_runs import RunWriter, build_world, isolate_client
 from flowplane import DataArtifact, Flow, Metaflow, Run, Step, Task
 from flowplane.client import (
     ClientError,
@@ -18,6 +17,7 @@ from flowplane.client import (
 from flowplane.datastore import layout, records
 from flowplane.datastore.records import TaskRecord
 from flowplane.datastore.storage import LocalStorage
+from tests.support.run_layouts import RunWriter, build_world, isolate_client
 
 
 @pytest.fixture()

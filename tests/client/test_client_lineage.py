@@ -6,10 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fixtures_runs import isolate_client
-from test_run_local import root  # noqa: F401 - the fixture
-from test_run_local import run
-from test_run_support import USER, write_flow
+from tests.support.local_runs import USER, run, write_flow
+from tests.support.run_layouts import isolate_client
 
 NESTED = """
 from flowplane import FlowSpec, step
@@ -62,7 +60,7 @@ class LineageFlow(FlowSpec):
 
 
 @pytest.fixture()
-def lineage_run(root, tmp_path, monkeypatch):  # noqa: F811 - root is the fixture
+def lineage_run(root, tmp_path, monkeypatch):
     res = run(write_flow(tmp_path, "lineage_flow", NESTED), root)
     assert res.code == 0, res.out + res.err
     isolate_client(monkeypatch, str(root), user=USER)
@@ -124,7 +122,7 @@ class CrashFlow(FlowSpec):
 """
 
 
-def test_a_segfaulting_task_keeps_what_it_printed_and_says_it_segfaulted(root, tmp_path, monkeypatch):  # noqa: F811
+def test_a_segfaulting_task_keeps_what_it_printed_and_says_it_segfaulted(root, tmp_path, monkeypatch):
     # Metaflow's detect_segfault: stdout before the crash is kept, stderr names the segfault.
     res = run(write_flow(tmp_path, "crash_flow", SEGFAULT), root)
     assert res.code == 1

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 import flowplane
-from fixtures_runs import isolate_client, linear_run
 from flowplane import Flow, default_metadata, get_metadata, metadata
 from flowplane.client import MetadataSpecError, set_provider
 from flowplane.client.service import ServiceProvider
 from flowplane.datastore.storage import LocalStorage
+from tests.support.run_layouts import isolate_client, linear_run
 
 
 @pytest.fixture()

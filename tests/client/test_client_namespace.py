@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures_runs import build_world, isolate_client
 from flowplane import DataArtifact, Flow, Metaflow, Run, Step, Task, default_namespace, get_namespace, namespace
 from flowplane.client import MetaflowNamespaceMismatch, NamespaceMismatch
 from flowplane.current import current
 from flowplane.datastore.storage import LocalStorage
+from tests.support.run_layouts import build_world, isolate_client
 
 
 @pytest.fixture(scope="module")

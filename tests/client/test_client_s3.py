@@ -6,10 +6,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from fixtures_runs import build_world, isolate_client
 from flowplane import Flow, Metaflow, Run, Step, Task, namespace
 from flowplane.client import NamespaceMismatch, NotFound, get_metadata
 from flowplane.datastore.storage import S3Storage
+from tests.support.run_layouts import build_world, isolate_client
+
+pytestmark = pytest.mark.aws
 
 
 @pytest.fixture()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures_runs import isolate_client
-from test_run_local import root  # noqa: F401 - the fixture
-from test_run_local import run
-from test_run_support import USER, write_flow
+from tests.support.local_runs import USER, run, write_flow
+from tests.support.run_layouts import isolate_client
 
 FLOW = """
 from flowplane import FlowSpec, step
@@ -24,7 +22,7 @@ class TagFlow(FlowSpec):
 
 
 @pytest.fixture()
-def tag_run(root, tmp_path, monkeypatch):  # noqa: F811
+def tag_run(root, tmp_path, monkeypatch):
     res = run(write_flow(tmp_path, "tag_flow", FLOW), root, tags=["first"])
     assert res.code == 0, res.out + res.err
     isolate_client(monkeypatch, str(root), user=USER)

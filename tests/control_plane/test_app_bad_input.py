@@ -13,23 +13,12 @@ import json
 import pytest
 
 from flowplane.manifest import RetrySpec
-from test_app_support import EXAMPLES, control_plane, package_with, project_copy  # noqa: F401
+from tests.support.control_plane import EXAMPLES, package_with, project_copy
+from tests.support.refusals import refused
+
+pytestmark = pytest.mark.aws
 
 MB = 1024 * 1024
-
-
-def refused(cp, before, response, status, **expect):
-    assert response.status_code == status, response.body
-    assert response.headers.get("Content-Type", "").startswith("application/json")
-    body = response.json_body
-    assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"]
-    for key, value in expect.items():
-        if key == "error_contains":
-            assert value in body["error"], body
-        else:
-            assert body.get(key) == value, body
-    assert cp.snapshot() == before, "a refused request changed what is stored"
-    return body
 
 
 @pytest.fixture
@@ -108,7 +97,7 @@ def test_presigned_upload_with_a_bad_sha(deployed):
 
 def test_package_without_the_flow_file(deployed):
     manifest, source = _parameter_flow_parts(deployed)
-    from test_app_support import targz
+    from tests.support.control_plane import targz
 
     before = deployed.snapshot()
     r = deployed.post_package(targz([("manifest.json", manifest.model_dump_json().encode()), ("flow.py", source)]))
@@ -116,7 +105,7 @@ def test_package_without_the_flow_file(deployed):
 
 
 def test_package_without_a_manifest(deployed):
-    from test_app_support import targz
+    from tests.support.control_plane import targz
 
     before = deployed.snapshot()
     r = deployed.post_package(targz([("parameter_flow.py", (EXAMPLES / "parameter_flow.py").read_bytes())]))

@@ -14,9 +14,10 @@ import tarfile
 
 import pytest
 
-from hostile_support import MB, PARAMETER_FLOW, add, many_members_package, manifest_of, package, zeros_package
-from test_app_bad_input import refused
-from test_app_support import control_plane  # noqa: F401  (fixture)
+from tests.support.hostile_packages import MB, PARAMETER_FLOW, add, many_members_package, manifest_of, package, zeros_package
+from tests.support.refusals import refused
+
+pytestmark = pytest.mark.aws
 
 DEEP = "[" * 100_000 + "]" * 100_000
 NESTED_SOURCE = PARAMETER_FLOW + b"\nX = " + b"-" * 100_000 + b"1\n"

@@ -1,7 +1,7 @@
 """Property, end to end: for every route, any request gets no 5xx; a refusal is a 4xx JSON body
 naming the field and changes nothing stored; an accepted trigger is a recorded run.
 
-The strategies are those of tests/test_hostile_property.py (tests/hostile_strategies.py),
+The strategies are those of tests/control_plane/test_hostile_property.py (tests/support/hostile_strategies.py),
 sent through the Chalice app on moto. Fewer examples than the pure tests: each one
 snapshots the whole store twice.
 """
@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile_strategies import HOSTILE, JSON_VALUES, packages, trigger_bodies
-from test_app_support import control_plane  # noqa: F401  (fixture)
+from tests.support.hostile_strategies import HOSTILE, JSON_VALUES, packages, trigger_bodies
 
-# A quarter of the profile's examples (tests/hostile_strategies.py): each snapshots the store twice.
+pytestmark = pytest.mark.aws
+
+# A quarter of the profile's examples (tests/support/hostile_strategies.py): each snapshots the store twice.
 SETTINGS = settings(
     HOSTILE,
     max_examples=max(5, HOSTILE.max_examples // 4),
@@ -126,7 +127,7 @@ def test_any_package_through_the_compile_function(deployed, data):
     fails with a refusal naming the fault, never an unexpected exception, and deploys nothing."""
     import hashlib
 
-    from hostile_support import manifest_of
+    from tests.support.hostile_packages import manifest_of
 
     sha = hashlib.sha256(data).hexdigest()
     r = deployed.post_json("/packages", {"sha256": sha, "size": max(len(data), 1), "manifest": json.loads(manifest_of().model_dump_json())})

@@ -9,8 +9,9 @@ import pytest
 
 from chalicelib import http
 from flowplane.idempotency_key import HEADER, IN_PROGRESS_CODE, REPLAYED_HEADER, REUSED_CODE
-from test_app_support import control_plane  # noqa: F401
+from tests.support.paths import ROOT
 
+pytestmark = pytest.mark.aws
 
 def _post(cp, path, body, key=None, content_type="application/json"):
     headers = {"content-type": content_type}
@@ -153,5 +154,5 @@ def test_only_a_keyed_request_imports_powertools_idempotency():
         "print(any(m.startswith('aws_lambda_powertools.utilities.idempotency') for m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+                         cwd=str(ROOT))
     assert out.stdout.strip() == "False", out.stderr

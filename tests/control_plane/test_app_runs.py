@@ -9,8 +9,8 @@ import pytest
 from chalicelib.runs.inputs import convert_parameters, execution_input
 from chalicelib.errors import BadRequest
 from flowplane.manifest import ParameterSpec
-from test_app_support import control_plane  # noqa: F401
 
+pytestmark = pytest.mark.aws
 
 def _input(cp, execution_arn):
     return json.loads(cp.aws.state_machines.client.describe_execution(executionArn=execution_arn)["input"])

@@ -19,7 +19,7 @@ from chalicelib.deploy.package_check import validate_package
 from flowplane.archive import ArchiveError, ArchiveLimits, scan
 from flowplane.task.errors import TaskSetupError
 from flowplane.task.loader import _extract
-from hostile_support import (
+from tests.support.hostile_packages import (
     FLOW_FILE,
     MB,
     PARAMETER_FLOW,

@@ -3,7 +3,7 @@
 `chalice.test.Client` does not run API Gateway's authorizers, so "an unsigned
 request is refused" is shown in two halves: every route declares the IAM
 authorizer (here, in the app's route table; in the packaged template's
-methods, tests/test_packaging_template.py), and the handlers trust the signer
+methods, tests/control_plane/test_packaging.py), and the handlers trust the signer
 API Gateway puts in the request context over anything the client claims.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 
-import chalice.local
 import pytest
 from chalice import IAMAuthorizer
 from chalice.test import Client
@@ -19,9 +18,11 @@ from chalice.test import Client
 from app import app
 from chalicelib.identity import OPEN_ROUTES, acting_user, caller_arn
 from chalicelib.settings import Settings
-from test_app_support import LOCAL_ENV, control_plane  # noqa: F401
+from tests.support.control_plane import LOCAL_ENV
+from tests.support.identities import ALICE
 
-ALICE = "arn:aws:iam::123456789012:user/alice"
+pytestmark = pytest.mark.aws
+
 MALLORY = "arn:aws:sts::123456789012:assumed-role/Dev/mallory"
 
 
@@ -76,26 +77,6 @@ def test_other_stages_refuse_a_request_without_a_signer():
     with pytest.raises(Exception) as e:
         acting_user({"identity": {"sourceIp": "1.2.3.4"}}, _settings("prod"))
     assert e.value.status == 403 and e.value.field == "authorization" and "SigV4" in e.value.message
-
-
-@pytest.fixture
-def signed_as(monkeypatch):
-    """Make the local gateway put a signer in the request context, as API Gateway's IAM check does."""
-    who: dict[str, str | None] = {"arn": None}
-    original = chalice.local.LambdaEventConverter.create_lambda_event
-
-    def create(self, *args, **kwargs):
-        event = original(self, *args, **kwargs)
-        if who["arn"]:
-            event["requestContext"]["identity"]["userArn"] = who["arn"]
-        return event
-
-    monkeypatch.setattr(chalice.local.LambdaEventConverter, "create_lambda_event", create)
-
-    def sign(arn: str | None) -> None:
-        who["arn"] = arn
-
-    return sign
 
 
 def test_the_signer_is_the_deployer_whatever_the_manifest_says(control_plane, signed_as):

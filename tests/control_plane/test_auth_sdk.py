@@ -21,8 +21,9 @@ from botocore.credentials import Credentials
 
 from flowplane.api_client import ApiClient, ApiError, SigV4Signer, auth_mode
 from flowplane.user_config import ConfigError
-from test_app_support import control_plane  # noqa: F401
-from test_auth import ALICE, signed_as  # noqa: F401
+from tests.support.identities import ALICE
+
+pytestmark = pytest.mark.aws
 
 REGION = "eu-west-1"
 BASE = f"https://abc123defg.execute-api.{REGION}.amazonaws.com/dev"

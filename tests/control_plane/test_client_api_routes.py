@@ -18,8 +18,7 @@ import requests
 
 from chalicelib import http
 from flowplane.datastore import layout
-from test_app_support import control_plane  # noqa: F401  (fixture)
-from test_recording_support import (
+from tests.support.recording_events import (
     T0,
     Attempt,
     TaskPlan,
@@ -29,6 +28,8 @@ from test_recording_support import (
     execution_event,
     run_events,
 )
+
+pytestmark = pytest.mark.aws
 
 FLOW = "ParameterFlow"
 SHA = "ab" * 32
@@ -48,7 +49,7 @@ class Calls:
 
 
 @pytest.fixture
-def api(control_plane):  # noqa: F811
+def api(control_plane):
     """ParameterFlow deployed twice (two tokens) with runs recorded from their events."""
     cp = control_plane
     first = cp.deploy("parameter_flow.py", tags=["team:ml"])

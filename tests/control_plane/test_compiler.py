@@ -10,16 +10,17 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from asl_validator import invalid_definitions
 from chalicelib.compiler import CompileError, CompileSettings, compile_state_machine, job_name
 from chalicelib.compiler.asl import BATCH_THROTTLE_RETRY, CONTEXT_STATE, JOB_FAILED
 from chalicelib.compiler.foreach import item_key_expr
-from compiler_shapes import (
+from flowplane.foreach_cardinality import foreach_item_key
+from flowplane.job import FALLBACK_ATTEMPTS
+from tests.support.asl_validator import invalid_definitions
+from tests.support.compiler_shapes import (
     LONG_SETTINGS,
     PACKAGE_URL,
     SHAPES,
@@ -30,10 +31,8 @@ from compiler_shapes import (
     shape_manifest,
     shared_manifest,
 )
-from flowplane.foreach_cardinality import foreach_item_key
-from flowplane.job import FALLBACK_ATTEMPTS
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = CompileSettings(**LONG_SETTINGS)
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,127}$")
 
@@ -139,8 +138,8 @@ def _timed(fn) -> float:
 def test_compiler_makes_no_aws_calls_and_imports_no_sdk():
     code = (
         "import sys, json\n"
-        "sys.path[:0] = ['tests', '.']\n"
-        "from compiler_shapes import SHAPES, shape_manifest, LONG_SETTINGS, PACKAGE_URL\n"
+        "sys.path[:0] = ['.']\n"
+        "from tests.support.compiler_shapes import SHAPES, shape_manifest, LONG_SETTINGS, PACKAGE_URL\n"
         "from chalicelib.compiler import compile_state_machine, CompileSettings\n"
         "for s in SHAPES: compile_state_machine(shape_manifest(s), PACKAGE_URL, CompileSettings(**LONG_SETTINGS))\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore'))))\n"

@@ -26,13 +26,13 @@ from moto.batch.utils import JobStatus
 from moto.batch_simple.models import BatchSimpleBackend
 
 from chalicelib.compiler import CompileSettings, compile_state_machine
-from compiler_shapes import SHAPES, SHARED, manifest_for, shape_manifest, shared_manifest
-from flow_sources import START_END, decorate, flow_class, flow_source
 from flowplane.foreach_cardinality import KEY_ATTR, record_cardinality
 from flowplane.manifest import Manifest
-from moto_batch_patch import patched_moto_batch
+from flowplane.local.moto_patches import patched_moto_batch
+from tests.support.compiler_shapes import SHAPES, SHARED, manifest_for, shape_manifest, shared_manifest
+from tests.support.flow_sources import START_END, decorate, flow_class, flow_source
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.aws]
 
 REGION = "us-east-1"
 TABLE = "flowplane-foreach"
@@ -232,7 +232,7 @@ def max_concurrent_iterations(run: Run) -> int:
 
 def test_wide_foreach_runs_every_item(aws):
     # 100 items at MaxConcurrency 40: many iterations submit and poll at once
-    # (what moto's Batch backend raced on, see moto_batch_patch.py, defect 3).
+    # (what moto's Batch backend raced on, see flowplane/local/moto_patches.py, defect 3).
     run = aws.run(shared_manifest("foreach_flow.py", max_workers=40), {("start", "1"): 100})
     assert (run.status, run.error) == ("SUCCEEDED", None)
     squares = sorted(task_id for step, task_id, *_ in run.submissions if step == "square")
@@ -334,7 +334,7 @@ def test_failing_jobs_are_retried_then_fail_the_execution(aws, monkeypatch):
 
 
 def test_jobs_that_run_a_while_then_fail_are_retried_as_on_aws(aws, monkeypatch):
-    # The case moto got wrong (see moto_batch_patch.py, defect 2): the job is still
+    # The case moto got wrong (see flowplane/local/moto_patches.py, defect 2): the job is still
     # running at the first poll, and the second attempt came back as TaskTimedOut.
     job_outcomes(monkeypatch, lambda name: (0.3, False))
     _assert_retried_then_failed(aws.run(manifest_for(RETRY_FLOW)))

@@ -18,6 +18,8 @@ from flowplane.foreach_cardinality import (
     record_cardinality,
 )
 
+pytestmark = pytest.mark.aws
+
 TABLE = "flowplane-foreach"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalicelib.compiler import CompileSettings, compile_state_machine
 from chalicelib.compiler.asl import CONTEXT_STATE
-from compiler_shapes import LONG_SETTINGS, PACKAGE_URL, shared_manifest
+from tests.support.compiler_shapes import LONG_SETTINGS, PACKAGE_URL, shared_manifest
 
 
 def _env(definition: dict) -> dict:

@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 import flowplane.event_types as event_types
 from flowplane.package_key import PACKAGE_PREFIX
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT / "app.py", *sorted((ROOT / "chalicelib").rglob("*.py")), *sorted((ROOT / "flowplane").rglob("*.py"))]
 PLANE = [p for p in SOURCES if p.parts[len(ROOT.parts)] in ("app.py", "chalicelib")]
 TEMPLATES = [ROOT / "infra" / "resources.json", *sorted((ROOT / ".chalice").glob("policy*.json"))]

@@ -9,7 +9,9 @@ import requests
 
 from chalicelib.aws import Schedules, StateMachines
 from chalicelib.deploy.records import Deployments
-from test_app_support import control_plane, project_copy  # noqa: F401
+from tests.support.control_plane import project_copy
+
+pytestmark = pytest.mark.aws
 
 HOURLY_RULE = "flowplane-local-schedule-HourlyFlow"  # the local stage's (chalicelib/resource_names.py)
 
@@ -82,7 +84,7 @@ def test_create_again_makes_version_2_production_and_keeps_version_1_listed(cont
 
 
 def _example(name):
-    from test_app_support import EXAMPLES
+    from tests.support.control_plane import EXAMPLES
 
     return EXAMPLES / name
 

@@ -10,10 +10,9 @@ from flowplane.event_cli import build_parser
 from flowplane.integrations import ArgoEvent, Event
 from flowplane.trigger_events import EVENT_SOURCE, MAX_PAYLOAD_BYTES, PublishedEvent
 
-from test_app_support import control_plane  # noqa: F401  (fixture)
+pytestmark = pytest.mark.aws
 
-
-def _listen(control_plane) -> tuple[object, str]:  # noqa: F811
+def _listen(control_plane) -> tuple[object, str]:
     """An SQS queue that hears every published event on the stage's bus."""
     session, region = control_plane.aws.session, control_plane.settings.region
     sqs = session.client("sqs", region_name=region)
@@ -31,7 +30,7 @@ def _heard(sqs, url) -> list[dict]:
     return [json.loads(m["Body"]) for m in messages]
 
 
-def test_a_published_event_reaches_the_bus_as_the_contract_says(control_plane) -> None:  # noqa: F811
+def test_a_published_event_reaches_the_bus_as_the_contract_says(control_plane) -> None:
     sqs, url = _listen(control_plane)
     r = control_plane.post_json("/events", {"name": "data_updated", "payload": {"table": "sales", "rows": 3}})
     assert r.status_code == 202, r.json_body
@@ -44,7 +43,7 @@ def test_a_published_event_reaches_the_bus_as_the_contract_says(control_plane) -
                                     payload={"table": "sales", "rows": 3})
 
 
-def test_a_given_id_is_kept(control_plane) -> None:  # noqa: F811
+def test_a_given_id_is_kept(control_plane) -> None:
     sqs, url = _listen(control_plane)
     r = control_plane.post_json("/events", {"name": "nightly.done", "id": "batch-2026-12-07"})
     assert r.status_code == 202 and r.json_body["id"] == "batch-2026-12-07"
@@ -62,7 +61,7 @@ def test_a_given_id_is_kept(control_plane) -> None:  # noqa: F811
         ([1], 400, "must be a JSON object"),
     ],
 )
-def test_bad_events_are_refused_and_nothing_is_published(control_plane, body, status, words) -> None:  # noqa: F811
+def test_bad_events_are_refused_and_nothing_is_published(control_plane, body, status, words) -> None:
     sqs, url = _listen(control_plane)
     r = control_plane.post_json("/events", body)
     assert r.status_code == status and words in r.json_body["error"], r.json_body

@@ -2,7 +2,7 @@
 time and memory; and a package that is accepted unpacks in the task to exactly what was checked.
 
 Pure functions, no AWS: the quick subset runs a few examples (the "quick" hypothesis
-profile), `make test` more ("full"). tests/test_app_hostile_property.py drives the
+profile), `make test` more ("full"). tests/control_plane/test_app_hostile_property.py drives the
 same strategies through the routes, showing nothing is stored by a refusal.
 """
 
@@ -24,7 +24,7 @@ from chalicelib.runs.inputs import check_input_size, convert_parameters, executi
 from flowplane import limits
 from flowplane.manifest import ParameterSpec
 from flowplane.task.loader import _extract
-from hostile_strategies import HOSTILE, packages, trigger_bodies
+from tests.support.hostile_strategies import HOSTILE, packages, trigger_bodies
 
 MB = 1024 * 1024
 SPECS = [

@@ -1,7 +1,7 @@
 """Values that cannot round-trip, nesting that exhausts a parser, and manifests that lie (issue 12).
 
 Pure functions only (no AWS): the request-body parser, parameter conversion, the
-package validation of the compile path. tests/test_app_hostile.py drives the same
+package validation of the compile path. tests/control_plane/test_app_hostile.py drives the same
 cases through the routes and the compile function.
 """
 
@@ -18,7 +18,7 @@ from chalicelib.runs.inputs import convert_parameters
 from flowplane import jsonsafe
 from flowplane.manifest import ParameterSpec
 from flowplane.parameters import ParameterError, convert
-from hostile_support import MB, PARAMETER_FLOW, manifest_of, package
+from tests.support.hostile_packages import MB, PARAMETER_FLOW, manifest_of, package
 
 FLOAT = [ParameterSpec(name="alpha", attribute="alpha", type="float", default=0.01, has_default=True)]
 JSON = [ParameterSpec(name="config", attribute="config", type="json")]

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from app import app
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # Lambda's own limits on a zip deployment package.
 LAMBDA_ZIP_LIMIT = 50 * 1024 * 1024
@@ -28,8 +28,7 @@ LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 # What the Python Lambda runtime provides besides the standard library: the AWS SDK.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil", "six")
 
-pytestmark = pytest.mark.slow
-
+pytestmark = [pytest.mark.slow, pytest.mark.aws]
 
 def _offline_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -190,7 +189,7 @@ def test_the_recording_rules_hear_only_this_stacks_executions_and_jobs(transform
     # events of AWS's shapes (EventBridge's own matching, as moto implements it).
     from moto.events.models import EventPattern
 
-    from test_recording_support import ACCOUNT, QUEUE, REGION, T0, execution_detail, job_detail
+    from tests.support.recording_events import ACCOUNT, QUEUE, REGION, T0, execution_detail, job_detail
 
     def resolved(pattern: dict, stack: str, queue: str) -> EventPattern:
         text = json.dumps(pattern).replace(json.dumps({"Ref": "JobQueue"}), json.dumps(queue))
@@ -299,8 +298,7 @@ def test_app_imports_and_answers_from_the_unzipped_bundle_in_a_clean_interpreter
     with zipfile.ZipFile(packaged / "deployment.zip") as z:
         z.extractall(bundle)
     sdk = _runtime_sdk(tmp_path)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_app_support import flow_context
+    from tests.support.control_plane import flow_context
     from flowplane.manifest import DeployOptions
     from flowplane.package import build_package, manifest_for
 

@@ -16,7 +16,6 @@ import fnmatch
 import json
 import re
 import threading
-from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import botocore.client
@@ -26,9 +25,10 @@ from app import app
 from chalicelib.aws_events import apply_input_transformer, scheduled_event
 from chalicelib.resource_names import rule_name
 from flowplane.idempotency_key import HEADER as IDEMPOTENCY_HEADER
-from test_app_support import control_plane  # noqa: F401
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.aws
+
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 INFRA = json.loads((ROOT / "infra" / "resources.json").read_text())
 ACCOUNT = "123456789012"

@@ -11,7 +11,9 @@ from chalicelib.resource_names import rule_name as stage_rule_name
 from chalicelib.deploy.schedules import execution_name, input_transformer, schedule_expression
 from chalicelib.aws_events import apply_input_transformer, scheduled_event
 from flowplane.manifest import ScheduleSpec
-from test_app_support import EXAMPLES, control_plane, project_copy  # noqa: F401
+from tests.support.control_plane import EXAMPLES, project_copy
+
+pytestmark = pytest.mark.aws
 
 PREFIX = "flowplane-local"  # the local stage's (chalicelib/settings.py)
 

@@ -30,8 +30,10 @@ from chalicelib.aws_events import apply_input_transformer, scheduled_event
 from chalicelib.settings import Settings
 from flowplane.local.events import execution_status_event
 from flowplane.local.moto_patches import moto_second_execution_fix
-from test_app_support import EXAMPLES, flow_context, project_copy
-from test_recording_handlers import json_lines, metric_totals
+from tests.support.control_plane import EXAMPLES, flow_context, project_copy
+from tests.support.metric_logs import json_lines, metric_totals
+
+pytestmark = pytest.mark.aws
 
 ACCOUNT = "123456789012"
 STAGES = ("dev", "prod")
@@ -160,7 +162,7 @@ def envelope(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str,
 def test_each_stages_jobs_carry_its_prefix_and_each_recorder_records_only_its_own_tasks(stages, capsys):
     from chalicelib.query.reads import Reads
     from flowplane.events import STAGE_ENV, TASK_EVENT_DETAIL_TYPES
-    from test_recording_support import T0, job_detail, task_detail
+    from tests.support.recording_events import T0, job_detail, task_detail
 
     for stage, aws in stages.items():
         deploy_to(aws, "parameter_flow.py")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from chalicelib.triggers.conjunction import Condition, State, offer
 from chalicelib.triggers.store import TriggerStates
 from flowplane.trigger_events import TriggerCause
 
-from test_app_support import control_plane  # noqa: F401  (fixture)
+pytestmark = pytest.mark.aws
 
 CONDITIONS = [Condition("a", frozenset({"a"})), Condition("b", frozenset({"b"}))]
 
@@ -15,11 +17,11 @@ def _cause(name: str, n: int) -> TriggerCause:
     return TriggerCause(type="event", name=name, id=f"{name}-{n}", timestamp=1_800_000_000 + n, payload={"n": n})
 
 
-def _states(control_plane) -> TriggerStates:  # noqa: F811
+def _states(control_plane) -> TriggerStates:
     return TriggerStates(control_plane.aws.table, lambda name: (f"FLOW#{name}", "TRIGGER_STATE"))
 
 
-def test_a_state_round_trips_through_the_table(control_plane) -> None:  # noqa: F811
+def test_a_state_round_trips_through_the_table(control_plane) -> None:
     states = _states(control_plane)
     assert states.read("F") == (State(), 0)
     states.change("F", lambda s: offer(s, _cause("a", 1), CONDITIONS, "F", 1_800_000_000)[0])
@@ -27,7 +29,7 @@ def test_a_state_round_trips_through_the_table(control_plane) -> None:  # noqa: 
     assert revision == 1 and state.waiting["a"].payload == {"n": 1} and "a-1" in state.seen
 
 
-def test_a_writer_that_lost_the_race_decides_again_on_the_winners_state(control_plane) -> None:  # noqa: F811
+def test_a_writer_that_lost_the_race_decides_again_on_the_winners_state(control_plane) -> None:
     states = _states(control_plane)
     calls = []
 
@@ -44,7 +46,7 @@ def test_a_writer_that_lost_the_race_decides_again_on_the_winners_state(control_
     assert states.read("F")[0] == final
 
 
-def test_nothing_to_write_writes_nothing(control_plane) -> None:  # noqa: F811
+def test_nothing_to_write_writes_nothing(control_plane) -> None:
     states = _states(control_plane)
     assert states.change("F", lambda s: None) == State()
     assert states.read("F") == (State(), 0)

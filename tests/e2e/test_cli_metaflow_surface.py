@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from metaflow_twins import run_both, run_twin, write_twins
+from tests.support.metaflow_twins import run_both, run_twin, write_twins
 
 pytestmark = pytest.mark.slow
 

@@ -18,10 +18,10 @@ from flowplane.client.combined import CombinedProvider, PlaneVanishedWarning
 from flowplane.client.local import LocalProvider
 from flowplane.local import service
 from flowplane.local.plane import LocalPlane, PlaneConfig
-from test_e2e_support import SHARED_FLOWS, USER, create, trigger, wait_for_run
+from tests.support.embedded_plane import USER, create, trigger, wait_for_run
+from tests.support.shared_flows import SHARED_FLOWS
 
 pytestmark = pytest.mark.slow
-
 
 def namespace_of(created: str) -> str:
     """The `production:<token>` line `step-functions create` prints."""

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_runs import isolate_client
 from flowplane import Flow, Run, Step
+from tests.support.run_layouts import isolate_client
 
 pytestmark = pytest.mark.slow
 
-from shared_flows import SHARED_FLOWS as FLOWS  # noqa: E402
+from tests.support.shared_flows import SHARED_FLOWS as FLOWS  # noqa: E402
 USER = "flowtester"
 
 if not FLOWS.is_dir():

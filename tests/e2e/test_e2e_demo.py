@@ -12,9 +12,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 def test_the_demo_deploys_runs_reads_back_and_leaves_nothing_running(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOWPLANE_", "MOTO_"))}
     env.update(HOME=str(tmp_path / "home"), COLUMNS="200")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from flow_sources import sleepy_flow
-from test_e2e_support import create, embedded_plane, execution, processes, production_run, trigger, wait_for_run
+from tests.support.embedded_plane import create, embedded_plane, execution, processes, production_run, trigger, wait_for_run
+from tests.support.flow_sources import sleepy_flow
 
 pytestmark = pytest.mark.slow
 
@@ -244,7 +244,7 @@ def test_terminating_a_run_stops_its_jobs(plane, tmp_path):
     create(path)
     run_id = trigger(path)
     _wait_running(plane, run_id, "start")
-    from test_e2e_support import sdk
+    from tests.support.embedded_plane import sdk
 
     assert "Terminated run" in sdk(path, "step-functions", "terminate", run_id)
     assert wait_for_run(plane, "NappingFlow", run_id)["status"] == "ABORTED"

@@ -12,8 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from flowplane.local.scheduler import ManualClock
-from test_e2e_support import (
-    SHARED_FLOWS,
+from tests.support.embedded_plane import (
     USER,
     artifacts,
     create,
@@ -26,6 +25,7 @@ from test_e2e_support import (
     trigger,
     wait_for_run,
 )
+from tests.support.shared_flows import SHARED_FLOWS
 
 pytestmark = pytest.mark.slow
 

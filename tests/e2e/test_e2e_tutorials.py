@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from test_e2e_support import (
+from tests.support.embedded_plane import (
     artifacts,
     create,
     embedded_plane,
@@ -19,9 +19,9 @@ from test_e2e_support import (
     trigger,
     wait_for_run,
 )
-from tutorials import as_flowplane, comparable, by_step
+from tests.support.tutorials import as_flowplane, by_step, comparable
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.aws]
 
 plane = embedded_plane()
 
@@ -89,7 +89,7 @@ def test_the_api_refuses_an_include_never_uploaded(plane, tmp_path):
 
 def test_environment_and_batch_image_on_the_embedded_plane(plane, tmp_path):
     """@environment reaches the Batch task; a @batch image gets its job definition and runs."""
-    from test_batch_environment import FLOW
+    from tests.support.feature_flows import BATCH_ENVIRONMENT_FLOW as FLOW
 
     folder = tmp_path / "batch"
     folder.mkdir()
@@ -139,8 +139,8 @@ def test_playlist_redux_in_production_sees_only_its_own_namespace_as_under_metaf
 def test_secrets_and_configs_on_the_embedded_plane(plane, tmp_path):
     """@secrets reads the plane's (moto) Secrets Manager in the Batch task; a Config frozen at
     create is what the production task sees and what its decorators were computed from."""
-    from test_config import FLOW as CONFIG_FLOW, VALUES
-    from test_secrets import FLOW as SECRET_FLOW, PASSWORD
+    from tests.support.feature_flows import CONFIG_FLOW, SECRETS_FLOW as SECRET_FLOW
+    from tests.support.feature_flows import CONFIG_VALUES as VALUES, SECRET_PASSWORD as PASSWORD
 
     sm = plane.session.client("secretsmanager")
     sm.create_secret(Name="flowplane-local/db", SecretString=json.dumps({"DB_USER": "app", "DB_PASSWORD": PASSWORD}))
@@ -177,7 +177,7 @@ def test_s3_on_the_embedded_plane_writes_the_stacks_datastore_and_reads_back_thr
     from flowplane.api_client import ApiClient, ApiError
     from flowplane.datatools.objects import MetaflowS3Exception, MetaflowS3NotFound
     from flowplane.datatools.s3 import S3
-    from test_datatools_s3 import FLOW
+    from tests.support.feature_flows import S3_FLOW as FLOW
 
     folder = tmp_path / "s3flow"
     folder.mkdir()
@@ -218,7 +218,7 @@ def test_cards_on_the_embedded_plane_are_rendered_on_batch_and_read_through_the_
     back with get_cards through the plane's cards route (presigned GETs, no AWS credentials)."""
     from flowplane.api_client import ApiClient, ApiError
     from flowplane.cards import get_cards
-    from test_cards import FLOW
+    from tests.support.feature_flows import CARD_FLOW as FLOW
 
     folder = tmp_path / "cards"
     folder.mkdir()

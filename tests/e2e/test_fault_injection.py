@@ -1,6 +1,6 @@
 """Requests that survive a flaky network (issue 19), shown end to end.
 
-The SDK's commands go through a fault-injecting proxy (tests/fault_proxy.py) to an
+The SDK's commands go through a fault-injecting proxy (tests/support/fault_proxy.py) to an
 embedded control plane: for 30 % of the requests, seeded, the proxy cuts the
 connection before or after the plane handled it, holds the answer past the client's
 timeout, or answers 429/503. Every command still succeeds, and the plane acts once
@@ -12,11 +12,12 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from fault_proxy import FAULTS, FaultProxy
 from flowplane import sfn_cli
 from flowplane.api_client import ApiClient, urllib_transport
 from flowplane.api_retry import RetryPolicy
-from test_e2e_support import SHARED_FLOWS, embedded_plane, flow_cli
+from tests.support.embedded_plane import embedded_plane, flow_cli
+from tests.support.fault_proxy import FAULTS, FaultProxy
+from tests.support.shared_flows import SHARED_FLOWS
 
 pytestmark = pytest.mark.slow
 

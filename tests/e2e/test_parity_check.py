@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from metaflow_twins import run_twin, twin_env, write_twins, need_metaflow
+from tests.support.metaflow_twins import need_metaflow, run_twin, twin_env, write_twins
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from metaflow_twins import run_both
+from tests.support.metaflow_twins import run_both
 
 pytestmark = pytest.mark.slow
 

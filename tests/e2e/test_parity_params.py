@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from metaflow_twins import run_both
+from tests.support.metaflow_twins import run_both
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_metaflow_run_variables_give_parameter_values_and_the_command_line_wins(
 
 
 def test_flowplane_run_variable_is_metaflows_twin_and_wins_over_it(tmp_path):
-    from metaflow_twins import run_twin, write_twins
+    from tests.support.metaflow_twins import run_twin, write_twins
 
     path = write_twins(tmp_path, "env_flow", ENV_PARAMS)["flowplane"]
     both = run_twin("flowplane", path, tmp_path / "ds", "run",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from flow_sources import sleepy_flow
-from test_run_support import SHARED_FLOWS, USER, RunView, max_overlap, run_cli, write_flow
+from tests.support.flow_sources import sleepy_flow
+from tests.support.local_runs import USER, RunView, max_overlap, run_cli, write_flow
+from tests.support.shared_flows import SHARED_FLOWS
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +156,7 @@ def test_ctrl_c_stops_the_run_and_its_tasks(root, tmp_path):
     import sys
     import time
 
-    from test_run_support import run_env
+    from tests.support.local_runs import run_env
 
     flow = write_flow(tmp_path, "sleepy_flow", sleepy_flow(60, first="""
         with open("TASK_PID", "w") as f:

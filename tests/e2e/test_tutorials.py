@@ -9,12 +9,11 @@ import sys
 
 import pytest
 
-from fixtures_runs import isolate_client
-from test_e2e_support import USER, local_run
-from tutorials import as_flowplane, by_step, comparable, metaflow_run
+from tests.support.embedded_plane import USER, local_run
+from tests.support.run_layouts import isolate_client
+from tests.support.tutorials import as_flowplane, by_step, comparable, metaflow_run
 
 pytestmark = pytest.mark.slow
-
 
 def test_tutorials_00_to_03_give_metaflows_artifacts(tmp_path, monkeypatch):
     isolate_client(monkeypatch, tmp_path / "unused", user=USER)  # read as the user who ran them

@@ -17,7 +17,7 @@ from flowplane.local import discover
 from flowplane.local.batch import EXITED, TIMED_OUT
 from flowplane.local.plane import LocalPlane, PlaneConfig, PlaneError, read_url_file
 from flowplane.user_config import ConfigError
-from test_e2e_support import embedded_plane, max_overlap
+from tests.support.embedded_plane import embedded_plane, max_overlap
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,9 @@ from flowplane.local.cli import main as local_main
 from flowplane.local.persist import StateStore
 from flowplane.local.plane import LocalPlane, PlaneConfig, read_url_file
 from flowplane.client import Flow
-from flow_sources import sleepy_flow
-from test_e2e_support import SHARED_FLOWS, USER, create, execution, production_run, trigger, wait_for_run
+from tests.support.embedded_plane import USER, create, execution, production_run, trigger, wait_for_run
+from tests.support.flow_sources import sleepy_flow
+from tests.support.shared_flows import SHARED_FLOWS
 
 pytestmark = pytest.mark.slow
 

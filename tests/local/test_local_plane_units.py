@@ -20,6 +20,8 @@ from flowplane.local.events import ExecutionWatcher, batch_job_event, execution_
 from flowplane.local.plane import read_url_file
 from flowplane.local.scheduler import ManualClock, ScheduleError, Scheduler, next_time, target_input
 
+pytestmark = pytest.mark.aws
+
 UTC = timezone.utc
 
 

@@ -24,8 +24,8 @@ import pytest
 
 from flowplane.local import service
 from flowplane.local.plane import read_url_file
-from flow_sources import sleepy_flow
-from shared_flows import SHARED_FLOWS
+from tests.support.flow_sources import sleepy_flow
+from tests.support.shared_flows import SHARED_FLOWS
 
 pytestmark = [pytest.mark.slow, pytest.mark.embedded]
 

@@ -16,6 +16,8 @@ from flowplane.local.journal import Journal, StateCorrupt, encode, read_records,
 from flowplane.local.persist import State, StateStore
 from flowplane.local.plane import LocalPlane, PlaneConfig, PlaneError
 
+pytestmark = pytest.mark.aws
+
 FORMAT1 = Path(__file__).parent / "data" / "state_format1"
 FORMAT1_RUN = "sfn-5efbb135-c1a2-45aa-be60-615188728fce"
 

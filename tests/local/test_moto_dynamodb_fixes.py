@@ -17,6 +17,8 @@ import pytest
 
 from flowplane.local import moto_patches
 
+pytestmark = pytest.mark.aws
+
 
 @pytest.fixture()
 def ddb():

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
 from moto import mock_aws
 
 from flowplane.local.moto_patches import install_lambda_targets, moto_events_fix
+
+pytestmark = pytest.mark.aws
 
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:flowplane-local-launch"
 

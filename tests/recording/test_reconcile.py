@@ -18,7 +18,8 @@ from chalicelib.recording import run_records
 from chalicelib.keys import LEASE_PK, LEASE_SK
 from chalicelib.recording.reconcile import Limits
 from chalicelib.recording.service import reconcile
-from test_app_support import control_plane  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.aws
 
 FLOW = "ParameterFlow"
 static = pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)
@@ -48,7 +49,7 @@ def invoke_reconciler(cp) -> dict:
 
 
 @pytest.fixture
-def deployed(control_plane):  # noqa: F811
+def deployed(control_plane):
     cp = control_plane
     record = cp.deploy("parameter_flow.py", tags=["team:ml"])
     assert record["status"] == "DEPLOYED"

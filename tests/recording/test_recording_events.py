@@ -1,6 +1,6 @@
 """The recorder's event models and translations, without AWS.
 
-Events are built in the AWS documentation's shapes (tests/test_recording_support.py);
+Events are built in the AWS documentation's shapes (tests/support/recording_events.py);
 a Batch job's command and environment come from a real compiled state machine.
 """
 
@@ -26,10 +26,10 @@ from chalicelib.recording.events import (
 )
 from chalicelib.keys import task_order
 from chalicelib.routes.recording import EXECUTION_PATTERN, JOB_PATTERN, TASK_PATTERN
-from compiler_shapes import LONG_SETTINGS, PACKAGE_URL, shared_manifest
 from flowplane.event_types import TASK_EVENT_DETAIL_TYPES, TASK_EVENT_SOURCE
 from flowplane.events import TaskEvent
-from test_recording_support import T0, execution_detail, iso, job_detail, task_detail
+from tests.support.compiler_shapes import LONG_SETTINGS, PACKAGE_URL, shared_manifest
+from tests.support.recording_events import T0, execution_detail, iso, job_detail, task_detail
 
 
 def envelope(source: str, detail_type: str, detail: dict) -> dict:

@@ -1,6 +1,6 @@
 """The recording handlers driven through chalice.test.Client into moto DynamoDB.
 
-Events have AWS's documented shapes (tests/test_recording_support.py). The flows
+Events have AWS's documented shapes (tests/support/recording_events.py). The flows
 are deployed through the control plane itself, so a run finds its deployment
 (production token, deployer, --tag) the way it will on AWS.
 """
@@ -16,8 +16,8 @@ import pytest
 from chalicelib import http
 from chalicelib import keys
 from chalicelib.recording import run_records
-from test_app_support import control_plane  # noqa: F401  (fixture)
-from test_recording_support import (
+from tests.support.metric_logs import json_lines, metric_totals
+from tests.support.recording_events import (
     T0,
     Attempt,
     Event,
@@ -34,11 +34,13 @@ from test_recording_support import (
     task_event,
 )
 
+pytestmark = pytest.mark.aws
+
 FLOW = "ParameterFlow"
 
 
 @pytest.fixture
-def deployed(control_plane):  # noqa: F811
+def deployed(control_plane):
     cp = control_plane
     record = cp.deploy("parameter_flow.py", tags=["team:ml"])
     assert record["status"] == "DEPLOYED", record
@@ -49,28 +51,6 @@ def deployed(control_plane):  # noqa: F811
 def run_doc(cp, run_id: str, flow: str = FLOW) -> dict:
     item = cp.aws.table.t.get_item(Key={"PK": keys.flow_pk(flow), "SK": keys.run_sk(run_id)}).get("Item")
     return run_records.decode(item) if item else {}
-
-
-def json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            out.append(doc)
-    return out
-
-
-def metric_totals(docs: list[dict]) -> Counter:
-    totals: Counter = Counter()
-    for d in docs:
-        for m in d.get("_aws", {}).get("CloudWatchMetrics", []):
-            for metric in m["Metrics"]:
-                dims = tuple(sorted((k, d[k]) for dims in m["Dimensions"] for k in dims if k != "service"))
-                totals[(metric["Name"], dims)] += sum(d[metric["Name"]])
-    return totals
 
 
 class DynamoCalls:
@@ -163,7 +143,6 @@ def test_a_final_status_is_not_undone_by_a_late_running_event(deployed):
     deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0)))
     doc = run_doc(cp, "sfn-e1")
     assert doc["status"] == "SUCCEEDED" and doc["stopped_at"] == iso(T0 + 10)
-
 
 
 @pytest.mark.parametrize("order", [(0, 1, 2, 3), (3, 2, 1, 0), (2, 0, 3, 1), (1, 3, 0, 2)])

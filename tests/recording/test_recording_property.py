@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from chalicelib import keys
 from chalicelib.recording import run_records
 from chalicelib.recording.merge import FINAL_RUN_STATUSES
-from test_app_support import control_plane  # noqa: F401  (fixture)
-from test_recording_support import Attempt, TaskPlan, artifact, deliver, run_events
+from tests.support.recording_events import Attempt, TaskPlan, artifact, deliver, run_events
+
+pytestmark = pytest.mark.aws
 
 FLOW = "ForeachFlow"
 RECORD_TYPES = {run_records.RUN, run_records.TAG, run_records.TASK, run_records.STEP, run_records.ARTIFACTS, run_records.FLOW_ENTRY}
@@ -78,7 +79,7 @@ def run_status(cp, run_id: str) -> str | None:
 
 
 @pytest.fixture(params=sorted(SCENARIOS))
-def scenario(request, control_plane):  # noqa: F811
+def scenario(request, control_plane):
     cp = control_plane
     assert cp.deploy("foreach_flow.py")["status"] == "DEPLOYED"
     plan, final = SCENARIOS[request.param]

@@ -12,33 +12,11 @@ from chalicelib.deploy.job_definitions import JobDefinitionSpec
 from flowplane import batch, environment
 from flowplane.decorators import DecoratorArgumentError, parse_with_option
 from flowplane.graph import read_source_flow
-from test_app_support import control_plane, project_copy  # noqa: F401
-from test_run_support import RunView, run_cli, write_flow
+from tests.support.control_plane import project_copy
+from tests.support.feature_flows import BATCH_ENVIRONMENT_FLOW as FLOW
+from tests.support.local_runs import RunView, run_cli, write_flow
 
-FLOW = """
-import os
-from flowplane import FlowSpec, batch, environment, resources, step
-
-
-class BatchFlow(FlowSpec):
-    @environment(vars={"GREETING": "hi", "N": 3})
-    @batch(cpu=2, memory=8192, image="python:3.11-slim", queue="big-queue", shared_memory=256)
-    @step
-    def start(self):
-        self.seen = (os.environ.get("GREETING"), os.environ.get("N"))
-        self.next(self.end)
-
-    @resources(memory=16000)
-    @batch(cpu=4)
-    @step
-    def end(self):
-        self.seen = os.environ.get("GREETING")
-
-
-if __name__ == "__main__":
-    BatchFlow()
-"""
-
+pytestmark = pytest.mark.aws
 
 def test_locally_the_environment_is_the_steps_and_batch_steps_run_here(tmp_path):
     path = write_flow(tmp_path, "batch_flow", FLOW)

@@ -4,7 +4,6 @@ run and stored with the attempt, `get_cards` and `card get/view`, and bad input 
 
 from __future__ import annotations
 
-import base64
 import re
 
 import pytest
@@ -16,46 +15,9 @@ from flowplane.cards.render import render_card
 from flowplane.decorators import DecoratorArgumentError, parse_with_option
 from flowplane.graph import read_source_flow
 from flowplane.manifest import CardSpec
-from test_run_support import RunView, run_cli, write_flow
-
-# A 1x1 PNG.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
-
-FLOW = '''
-from flowplane import FlowSpec, card, current, step
-from flowplane.cards import Artifact, Image, Markdown, Table
-
-PNG = %r
-
-
-class CardFlow(FlowSpec):
-    @card
-    @step
-    def start(self):
-        self.score = 0.93
-        self.label = "<script>alert('x')</script>"
-        current.card.append(Markdown("# Report\\n**bold** <b>not markup</b>"))
-        current.card.extend([Table([[1, "<i>a</i>"], [2, Artifact([1, 2])]], headers=["n", "v"]),
-                             Image(PNG, label="dot")])
-        self.next(self.middle)
-
-    @card(type="blank", id="summary")
-    @card(timeout=5)
-    @step
-    def middle(self):
-        current.card["summary"].append(Markdown("only this"))
-        current.card.append(Markdown("default card text"))
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    CardFlow()
-''' % (PNG,)
+from tests.support.feature_flows import CARD_FLOW as FLOW
+from tests.support.feature_flows import PNG
+from tests.support.local_runs import RunView, run_cli, write_flow
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from flowplane import cli as cli_module
 from flowplane.cli import build_flow_cli, main, render_graph
 from flowplane.task.loader import load_flow_file
-from test_run_support import USER, RunView, run_cli, write_flow
+from tests.support.local_runs import USER, RunView, run_cli, write_flow
 
 PARAMS = """
 import json

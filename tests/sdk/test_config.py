@@ -16,40 +16,12 @@ from flowplane.lint import lint
 from flowplane.manifest import DeployOptions
 from flowplane.package import build_package, manifest_for
 from flowplane.parameters import DeployTimeContext
-from test_app_support import control_plane, load_flow_class  # noqa: F401
-from test_run_support import USER, RunView, run_cli, write_flow
+from tests.support.control_plane import load_flow_class
+from tests.support.feature_flows import CONFIG_FLOW as FLOW
+from tests.support.feature_flows import CONFIG_VALUES as VALUES
+from tests.support.local_runs import USER, RunView, run_cli, write_flow
 
-FLOW = """
-import os
-from flowplane import Config, FlowSpec, config_expr, environment, resources, retry, step
-
-
-class CfgFlow(FlowSpec):
-    cfg = Config("cfg", default="config.json", help="The model's settings.")
-    extra = Config("extra", default_value={"greeting": "hi"})
-
-    @resources(cpu=cfg.cpu, memory=config_expr("cfg.memory_gb * 1024"))
-    @environment(vars={"MODE": config_expr("cfg.mode.upper()")})
-    @retry(times=cfg["retries"])
-    @step
-    def start(self):
-        self.seen = (self.cfg.cpu, self.cfg["mode"], self.extra.greeting, os.environ.get("MODE"))
-        self.part = self.cfg.nested
-        self.next(self.end)
-
-    @step
-    def end(self):
-        try:
-            self.cfg.cpu = 9
-        except TypeError as e:
-            self.refused = str(e)
-
-
-if __name__ == "__main__":
-    CfgFlow()
-"""
-
-VALUES = {"cpu": 2, "memory_gb": 3, "mode": "fast", "retries": 1, "nested": {"k": [1, 2]}}
+pytestmark = pytest.mark.aws
 
 
 @pytest.fixture()

@@ -11,41 +11,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from fixtures_runs import isolate_client
 from flowplane import S3, FlowSpec, Run
 from flowplane.datatools.objects import (MetaflowS3InvalidObject, MetaflowS3NotFound, MetaflowS3URLException,
                                          S3Object)
 from flowplane.datatools.s3 import S3PutObject
-from test_run_support import run_cli, write_flow
+from tests.support.feature_flows import S3_FLOW as FLOW
+from tests.support.local_runs import run_cli, write_flow
+from tests.support.run_layouts import isolate_client
 
-FLOW = """
-from flowplane import FlowSpec, S3, step
-
-
-class S3Flow(FlowSpec):
-    @step
-    def start(self):
-        with S3(run=self) as s3:
-            self.url = s3.put("models/a.txt", "alpha")
-            s3.put("models/b.bin", b"\\x00\\x01", content_type="application/octet-stream", metadata={"v": 2})
-            s3.put_many([("many/%d" % i, str(i)) for i in range(20)])
-        self.next(self.end)
-
-    @step
-    def end(self):
-        with S3(run=self) as s3:
-            self.text = s3.get("models/a.txt").text
-            self.many = [o.text for o in s3.get_many(["many/%d" % i for i in range(20)])]
-            self.listed = [(o.key, o.exists) for o in s3.list_paths()]
-            info = s3.info("models/b.bin")
-            self.info = (info.size, info.content_type, info.metadata)
-            self.missing = s3.get("nope", return_missing=True).exists
-
-
-if __name__ == "__main__":
-    S3Flow()
-"""
-
+pytestmark = pytest.mark.aws
 
 def test_a_local_run_puts_and_gets_its_objects_and_a_client_run_reads_them(tmp_path, monkeypatch):
     path = write_flow(tmp_path, "s3_flow", FLOW)

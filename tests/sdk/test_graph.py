@@ -10,8 +10,7 @@ from flowplane.decorators import parse_with_option
 from flowplane.graph import FlowSourceError, graph_from_source, read_source_flow
 from flowplane.manifest import CatchSpec, ResourcesSpec, RetrySpec, TimeoutSpec
 from flowplane.parameters import Parameter
-
-from flow_sources import (
+from tests.support.flow_sources import (
     FOREACH_SPLIT_FOREACH,
     HEADER,
     LINEAR,
@@ -22,7 +21,7 @@ from flow_sources import (
     flow_source,
     line_of,
 )
-from shared_flows import SHARED_FLOWS  # noqa: E402
+from tests.support.shared_flows import SHARED_FLOWS  # noqa: E402
 
 NESTED = flow_class(FOREACH_SPLIT_FOREACH)
 

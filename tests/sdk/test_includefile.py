@@ -14,7 +14,7 @@ from flowplane.graph import read_source_flow
 from flowplane.includefile import IncludeFile, include_values
 from flowplane.lint import lint
 from flowplane.parameters import ParameterError, convert
-from test_run_support import USER, RunView, run_cli, write_flow
+from tests.support.local_runs import USER, RunView, run_cli, write_flow
 
 FLOW = """
 import os

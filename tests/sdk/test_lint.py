@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from flowplane.graph import read_source_flow
 from flowplane.lint import RULES, LintError, LintFailed, check, lint
 
-from flow_sources import BRANCH as BRANCH_STEPS
-from flow_sources import LINEAR as LINEAR_STEPS
-from flow_sources import START_END, VALID_SHAPES, decorate, flow_class, flow_source, line_of
-from shared_flows import SHARED_FLOWS  # noqa: E402
+from tests.support.flow_sources import BRANCH as BRANCH_STEPS
+from tests.support.flow_sources import LINEAR as LINEAR_STEPS
+from tests.support.flow_sources import START_END, VALID_SHAPES, decorate, flow_class, flow_source, line_of
+from tests.support.shared_flows import SHARED_FLOWS  # noqa: E402
 
 LINEAR = flow_class(LINEAR_STEPS)
 BRANCH = flow_class(BRANCH_STEPS)

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import re
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from flowplane.decorators import parse_with_option
-from flowplane.runtime import Progress, SubprocessLauncher, run_local
-from flowplane.task.loader import load_flow_file
-from test_run_support import USER, RunView, max_overlap, write_flow
-
-
-@pytest.fixture()
-def root(tmp_path, monkeypatch):
-    monkeypatch.setenv("FLOWPLANE_USER", USER)
-    monkeypatch.delenv("FLOWPLANE_TASK_LAUNCHER", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "ds"
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str, run: RunView):
-        self.code, self.out, self.err, self.run = code, out, err, run
-
-
-def run(path: Path, root: Path, params: dict[str, Any] | None = None, with_: tuple[str, ...] = (), **kw: Any) -> Result:
-    ctx, _ = load_flow_file(str(path)).context([parse_with_option(w) for w in with_])
-    out, err = io.StringIO(), io.StringIO()
-    code = run_local(ctx, params or {}, root=str(root), progress=Progress(out, err), **kw)
-    return Result(code, out.getvalue(), err.getvalue(), RunView.only(root, ctx.flow_name))
+from flowplane.runtime import SubprocessLauncher
+from tests.support.local_runs import USER, RunView, max_overlap, run, write_flow
 
 
 def intervals(r: RunView, step: str) -> list[tuple[str, str]]:

@@ -12,31 +12,12 @@ from flowplane.graph import read_source_flow
 from flowplane.lint import lint
 from flowplane.task.errors import TaskSetupError
 from flowplane.task.secrets import secret_environment
-from test_app_support import control_plane, flow_context, project_copy  # noqa: F401
-from test_run_support import USER, RunView, run_cli, write_flow
+from tests.support.control_plane import flow_context, project_copy
+from tests.support.feature_flows import SECRETS_FLOW as FLOW
+from tests.support.feature_flows import SECRET_PASSWORD as PASSWORD
+from tests.support.local_runs import USER, RunView, run_cli, write_flow
 
-FLOW = """
-import os
-from flowplane import FlowSpec, secrets, step
-
-
-class SecretFlow(FlowSpec):
-    @secrets(sources=["flowplane-local/db", "flowplane-local/api"])
-    @step
-    def start(self):
-        self.seen = (os.environ.get("DB_USER"), len(os.environ.get("DB_PASSWORD", "")), os.environ.get("API_PORT"))
-        self.next(self.end)
-
-    @step
-    def end(self):
-        self.not_here = os.environ.get("DB_PASSWORD")
-
-
-if __name__ == "__main__":
-    SecretFlow()
-"""
-
-PASSWORD = "s3cr3t-value-never-stored"
+pytestmark = pytest.mark.aws
 
 
 @pytest.fixture()

@@ -17,7 +17,9 @@ from flowplane.decorators import parse_with_option
 from chalicelib.resource_names import rule_name, state_machine_name
 from flowplane.sfn_cli import API_CLIENT_KEY, load_token, step_functions
 from flowplane.user_config import ConfigError, configured_url
-from test_app_support import EXAMPLES, FLOW_CLASSES, control_plane, load_flow_class, project_copy  # noqa: F401
+from tests.support.control_plane import EXAMPLES, FLOW_CLASSES, load_flow_class, project_copy
+
+pytestmark = pytest.mark.aws
 
 BASE = "https://flowplane.test/api"
 PREFIX = "flowplane-local"  # the local stage's resource prefix

@@ -9,8 +9,7 @@ from flowplane.decorators import DecoratorArgumentError
 from flowplane.graph import read_source_flow
 from flowplane.lint import lint
 from flowplane.manifest import GraphSpec, TriggerOnFinishSpec, TriggerSpec
-
-from flow_sources import LINEAR, flow_class, flow_source, line_of
+from tests.support.flow_sources import LINEAR, flow_class, flow_source, line_of
 
 
 def _events(spec: TriggerSpec) -> list[tuple[str, dict[str, str]]]:

@@ -10,7 +10,8 @@ import json
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 
 

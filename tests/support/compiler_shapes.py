@@ -13,7 +13,7 @@ from pathlib import Path
 from flowplane.graph import read_source_flow
 from flowplane.manifest import DeployOptions, Manifest
 
-from flow_sources import (
+from tests.support.flow_sources import (
     BRANCH_OF_TWO_STEPS,
     FOREACH,
     FOREACH_IN_BRANCH,
@@ -186,6 +186,6 @@ SHARED = {
 
 def shared_manifest(filename: str, max_workers: int = 100) -> Manifest:
     # Imported here: bench/ imports this module for LONG_SETTINGS and must not need ../shared.
-    from shared_flows import SHARED_FLOWS
+    from tests.support.shared_flows import SHARED_FLOWS
 
     return manifest_for((SHARED_FLOWS / filename).read_text(), filename, max_workers)

@@ -1,10 +1,11 @@
-"""Shared fixtures for the control plane's tests (no tests here).
+"""The control plane in-process for its tests (no tests here).
 
-`control_plane` gives a moto world (S3, DynamoDB, Step Functions executing
-state machines, EventBridge, Batch without docker) with the stage's resources
-created, a `chalice.test.Client` on the app, and helpers to deploy the
-example flows, deliver the S3 "Object Created" event moto never emits, and
-snapshot everything stored so a refusal can be shown to have changed nothing.
+`control_plane_on_moto` (the `control_plane` fixture, tests/conftest.py) gives a
+moto world (S3, DynamoDB, Step Functions executing state machines, EventBridge,
+Batch without docker) with the stage's resources created, a `chalice.test.Client`
+on the app, and helpers to deploy the example flows, deliver the S3 "Object
+Created" event moto never emits, and snapshot everything stored so a refusal can
+be shown to have changed nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import io
 import json
 import sys
 import tarfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import pytest
 from chalice.test import Client
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 EXAMPLES = ROOT / "examples"
 LOCAL_ENV: dict[str, str] = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]["local"][
     "environment_variables"
@@ -195,10 +198,9 @@ class ControlPlane:
         return self.aws.state_machines.client.list_executions(stateMachineArn=arn)["executions"]
 
 
-@pytest.fixture
-def control_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
-    """Parametrize indirectly with {"execute": False} for executions that stay RUNNING."""
-    execute = getattr(request, "param", {}).get("execute", True)
+@contextmanager
+def control_plane_on_moto(monkeypatch: pytest.MonkeyPatch, execute: bool = True) -> Iterator[ControlPlane]:
+    """The `control_plane` fixture's world (tests/conftest.py); execute=False for executions that stay RUNNING."""
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", LOCAL_ENV["FLOWPLANE_REGION"])

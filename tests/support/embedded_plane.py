@@ -22,8 +22,7 @@ from click.testing import CliRunner
 
 from flowplane.cli import build_flow_cli
 from flowplane.local.plane import LocalPlane, PlaneConfig
-from shared_flows import SHARED_FLOWS  # noqa: F401  (re-exported for the test modules)
-from test_app_support import load_flow_class
+from tests.support.control_plane import load_flow_class
 
 USER = "alice"
 

@@ -1,7 +1,7 @@
 """Packages and manifests for the hostile-input tests, built without any AWS (no tests here).
 
 The quick subset (`make test-quick`) runs what imports only this; the end-to-end
-tests add the control plane from test_app_support.
+tests add the control plane from tests/support/control_plane.py.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import gzip
 import io
 import tarfile
 import zlib
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import flowplane
 from flowplane.graph import read_source_flow
 from flowplane.manifest import DeployOptions, Manifest
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 MB = 1024 * 1024
 PARAMETER_FLOW = (EXAMPLES / "parameter_flow.py").read_bytes()

@@ -1,7 +1,7 @@
 """Hypothesis strategies that mutate valid packages and request bodies (no tests here).
 
-Shared by the property tests (tests/test_hostile_property.py, and through the
-routes tests/test_app_hostile_property.py) and by `make bench`, which reports
+Shared by the property tests (tests/control_plane/test_hostile_property.py, and through the
+routes tests/control_plane/test_app_hostile_property.py) and by `make bench`, which reports
 the worst validation time per MB among the packages they generate.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from hostile_support import FLOW_FILE, PARAMETER_FLOW, manifest_of, tar_gz
+from tests.support.hostile_packages import FLOW_FILE, PARAMETER_FLOW, manifest_of, tar_gz
 
 # `make test` runs more examples than the quick subset (FLOWPLANE_HYPOTHESIS=full). Given to
 # the hostile-input tests alone: loading a profile would change every other property test too.

@@ -1,12 +1,14 @@
-"""Helpers shared by the task and runtime tests: test flows on disk, reading runs back.
+"""Helpers shared by the task and runtime tests: test flows on disk, running them locally
+(in-process or as a user types it), reading runs back (no tests here).
 
 Runs are read straight from the datastore layout (records and the artifact
 store), the contract the task writes, so these tests do not depend on the
-Client API; tests/test_client_local_runs.py checks the same runs through it.
+Client API; tests/e2e/test_client_local_runs.py checks the same runs through it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -18,8 +20,10 @@ from typing import Any, Optional
 from flowplane.datastore import layout, records
 from flowplane.datastore.artifacts import ArtifactStore, read_index
 from flowplane.datastore.storage import LocalStorage, Storage
+from flowplane.decorators import parse_with_option
+from flowplane.runtime import Progress, run_local
+from flowplane.task.loader import load_flow_file
 
-from shared_flows import SHARED_FLOWS  # noqa: E402
 USER = "tester"
 
 
@@ -89,6 +93,19 @@ class RunView:
     def foreach(self, step: str, task_id: str = "1", attempt: int = 0) -> dict:
         key = layout.attempt_key(self.flow, self.run_id, step, task_id, attempt, layout.FOREACH_RECORD)
         return json.loads(self.storage.get_bytes(key))
+
+
+class Result:
+    def __init__(self, code: int, out: str, err: str, run: RunView):
+        self.code, self.out, self.err, self.run = code, out, err, run
+
+
+def run(path: Path, root: Path, params: dict[str, Any] | None = None, with_: tuple[str, ...] = (), **kw: Any) -> Result:
+    """The flow run locally in-process (`run_local`, tasks still forked), what it printed and left."""
+    ctx, _ = load_flow_file(str(path)).context([parse_with_option(w) for w in with_])
+    out, err = io.StringIO(), io.StringIO()
+    code = run_local(ctx, params or {}, root=str(root), progress=Progress(out, err), **kw)
+    return Result(code, out.getvalue(), err.getvalue(), RunView.only(root, ctx.flow_name))
 
 
 def run_env(root: Path, **extra: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ A twin source imports `from FRAMEWORK import ...`; `write_twins` writes it once 
 framework, in folders of their own. The flows report what they saw by printing
 `PARITY <json>` lines, which both runtimes pass through to their console output with
 a task prefix; `reported` collects them as a sorted list, so the two runs compare
-without either Client API. tests/test_parity_check.py compares runs through the Client
+without either Client API. tests/e2e/test_parity_check.py compares runs through the Client
 APIs as well.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from test_run_support import USER, run_env
-from tutorials import metaflow_env
+from tests.support.local_runs import run_env
+from tests.support.tutorials import metaflow_env
 
 FRAMEWORKS = ("metaflow", "flowplane")
 MARKER = "PARITY "

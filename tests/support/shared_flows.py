@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.support.paths import ROOT
+
 _CANDIDATES = [
     os.environ.get("FLOWPLANE_SHARED_FLOWS"),
-    str(Path(__file__).resolve().parents[2] / "shared" / "flows"),
+    str(ROOT.parent / "shared" / "flows"),
     "/work/shared/flows",
 ]
 

@@ -12,8 +12,8 @@ import ast
 from pathlib import Path
 
 from flowplane import job
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("flowplane", "chalicelib", "bench", "app.py")
 JOB_MODULE = Path("flowplane/job.py")
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import pickle
-from pathlib import Path
 
 import pytest
 
 from flowplane import current
 from flowplane.datastore.artifacts import ArtifactStore
-from flowplane.datastore.storage import LocalStorage
 from flowplane.task.command import main as task_main
 from flowplane.task.errors import ExceptionWrapper
-from test_run_support import USER, RunView, write_flow
+from tests.support.local_runs import USER, write_flow
+from tests.support.tasks import files_under, task, view
 
 PARAMS = """
 from flowplane import FlowSpec, Parameter, step
@@ -66,30 +65,6 @@ class EachFlow(FlowSpec):
     def end(self):
         pass
 """
-
-
-@pytest.fixture()
-def root(tmp_path, monkeypatch):
-    monkeypatch.setenv("FLOWPLANE_USER", USER)
-    for var in ("FLOWPLANE_EXECUTION_INPUT", "FLOWPLANE_PRODUCTION_TOKEN", "FLOWPLANE_FOREACH_TABLE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "ds"
-
-
-def task(flow: Path, root: Path, step: str, task_id: str = "1", retry: int = 0, params: str = "{}",
-         run_id: str = "100", *extra: str) -> int:
-    argv = ["--run-id", run_id, "--step", step, "--task-id", task_id, "--retry-count", str(retry),
-            "--flow-file", str(flow), "--datastore-root", str(root), "--params-json", params, *extra]
-    return task_main(argv)
-
-
-def view(root: Path, flow: str) -> RunView:
-    return RunView(LocalStorage(str(root)), flow, "100")
-
-
-def files_under(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 def test_linear_flow_artifacts_logs_records(root, tmp_path, capsys):

@@ -13,6 +13,8 @@ from moto import mock_aws
 from flowplane.task import aws as task_aws
 from flowplane.datastore.storage import S3Storage
 
+pytestmark = pytest.mark.aws
+
 
 @pytest.fixture()
 def aws(monkeypatch):

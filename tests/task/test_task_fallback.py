@@ -19,8 +19,8 @@ from flowplane.datastore.storage import LocalStorage
 from flowplane.job import FALLBACK_ATTEMPTS, attempts_before_failing, is_fallback
 from flowplane.task.errors import ExceptionWrapper
 from flowplane.task.fallback import BatchJob, EarlierAttempt
-from test_run_support import write_flow
-from test_task import files_under, root, task, view  # noqa: F401  (root is a fixture)
+from tests.support.local_runs import write_flow
+from tests.support.tasks import files_under, task, view
 
 FLOW = """
 import os

@@ -14,8 +14,7 @@ from flowplane.task.graph import (
     foreach_splits,
     parents_of,
 )
-
-from flow_sources import FOREACH, FOREACH_IN_BRANCH, NESTED_FOREACH, flow_class, flow_source
+from tests.support.flow_sources import FOREACH, FOREACH_IN_BRANCH, NESTED_FOREACH, flow_class, flow_source
 
 
 def graph(steps: str):

@@ -8,15 +8,15 @@ as before the runtime became a package. No other flowplane/task_*.py remains.
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import pytest
 
 from flowplane.task.errors import ExceptionWrapper, FailureHandledByCatch, TaskSetupError, TaskTimeout, TransitionError
 from flowplane.task.errors import type_name
 from flowplane.task.persist import ArtifactPersistError
+from tests.support.paths import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "flowplane"
+PACKAGE = ROOT / "flowplane"
 
 # Only these may stay beside the package, and only because stored data names them.
 DATA_ALIASES = {"task_errors.py", "task_persist.py"}

@@ -17,7 +17,10 @@ from flowplane.manifest import DeployOptions
 from flowplane.package import build_package, manifest_for
 from flowplane.task.command import main as task_main
 from flowplane.task.loader import load_flow_file
-from test_run_support import SHARED_FLOWS, RunView
+from tests.support.local_runs import RunView
+from tests.support.shared_flows import SHARED_FLOWS
+
+pytestmark = pytest.mark.aws
 
 BUCKET = "flowplane-test"
 ROOT = f"s3://{BUCKET}/datastore"

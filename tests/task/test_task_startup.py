@@ -20,7 +20,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from test_run_support import write_flow
+from tests.support.local_runs import write_flow
+
+pytestmark = pytest.mark.aws
 
 FLOW = """
 from flowplane import FlowSpec, Parameter, step

@@ -1,7 +1,7 @@
 """Warm task processes: the embedded plane's local Batch starts the next `flowplane task`
 interpreter ahead of its job (flowplane/task/warm.py). A job it takes must run as in a
 process started for it: the job's arguments, environment, folder, empty stdin, exit code.
-The end-to-end tests (tests/test_e2e_*.py) run every task of the plane this way."""
+The end-to-end tests (tests/e2e/test_e2e_*.py) run every task of the plane this way."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from flowplane.datastore.storage import LocalStorage
 from flowplane.local.batch import LocalBatch, _same_start
-from test_run_support import RunView, write_flow
+from tests.support.local_runs import RunView, write_flow
 
 FLOW = """
 import atexit
