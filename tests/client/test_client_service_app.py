@@ -66,23 +66,6 @@ def run_answers(run: Run) -> dict[str, Any]:
     }
 
 
-# --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def plane(control_plane, monkeypatch, tmp_path):
-    """ParameterFlow, BranchFlow and ForeachFlow deployed; the Client API reads through the app."""
-    cp = control_plane
-    isolate_client(monkeypatch, tmp_path / "local")
-    # The app reads FLOWPLANE_DATASTORE_ROOT as the stage's own (an s3:// root) when set.
-    monkeypatch.delenv("FLOWPLANE_DATASTORE_ROOT")
-    cp.tokens = {flow: cp.deploy(file)["production_token"] for flow, file in FILES.items()}
-    cp.transport = InProcess(cp)
-    cp.provider = ServiceProvider(BASE, transport=cp.transport, open_url=moto_opener)
-    with use_provider(cp.provider):
-        yield cp
-
-
 # A failed attempt keeps its (best-effort) artifacts; the task's "failed" event carries
 # their index, so a retried task reads the same through the control plane as locally.
 @pytest.mark.parametrize("name", list(SHAPES))
