@@ -24,7 +24,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
-# Property tests run more examples here than in test-quick (tests/hostile_strategies.py).
+# Property tests run more examples here than in test-quick (tests/support/hostile_strategies.py).
 test: install
 	FLOWPLANE_HYPOTHESIS=full $(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 

@@ -11,21 +11,18 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 from collections import Counter
 from typing import Any
 
-from common import ROOT, BenchContext, Row
-
-sys.path.insert(0, str(ROOT / "tests"))
+from common import BenchContext, Row
 
 FLOW = "ParameterFlow"
 RUNS = 12
 
 
 def _world() -> Any:
-    """Stage env, moto, the stage's resources, the app's test client (tests/test_app_support.py)."""
-    from test_app_support import LOCAL_ENV
+    """Stage env, moto, the stage's resources, the app's test client (tests/support/control_plane.py)."""
+    from tests.support.control_plane import LOCAL_ENV
 
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"):
         os.environ[key] = "testing"
@@ -35,7 +32,7 @@ def _world() -> Any:
 
 
 def _record_runs(cp: Any) -> None:
-    from test_recording_support import T0, Attempt, TaskPlan, artifact, deliver, run_events
+    from tests.support.recording_events import T0, Attempt, TaskPlan, artifact, deliver, run_events
 
     plan = [
         TaskPlan("start", "1", [Attempt(False), Attempt(True, {"alpha": artifact("ab" * 32)})]),
@@ -57,7 +54,7 @@ def run(ctx: BenchContext) -> list[Row]:
     from chalicelib.aws import Aws
     from chalicelib.bootstrap import ensure_resources
     from chalicelib.settings import Settings
-    from test_app_support import MOTO_CONFIG, ROOT as TESTS_ROOT, ControlPlane
+    from tests.support.control_plane import MOTO_CONFIG, ROOT as TESTS_ROOT, ControlPlane
 
     rows: list[Row] = []
     with mock_aws(config=MOTO_CONFIG):

@@ -10,7 +10,7 @@ from common import BenchContext, Row, flow_path
 from chalicelib.compiler import CompileSettings, compile_state_machine
 from flowplane.graph import read_source_flow
 
-from compiler_shapes import LONG_SETTINGS, PACKAGE_URL, linear_source, manifest_for
+from tests.support.compiler_shapes import LONG_SETTINGS, PACKAGE_URL, linear_source, manifest_for
 
 # The tests' long stage settings; a deployed flow also carries its production token.
 SETTINGS = CompileSettings(**LONG_SETTINGS, production_token="productiontoken-1234")

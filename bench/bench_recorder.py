@@ -2,20 +2,17 @@
 
 The real Recorder runs over an in-memory table (same calls, no network, no
 conditions to lose), fed a few thousand events of AWS's shapes: whole runs with
-retries, as tests/test_recording_support.py builds them. Goal: <= 1 ms an event.
+retries, as tests/support/recording_events.py builds them. Goal: <= 1 ms an event.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import sys
 import time
 from typing import Any
 
-from common import ROOT, BenchContext, Row
-
-sys.path.insert(0, str(ROOT / "tests"))
+from common import BenchContext, Row
 
 GOAL_MS = 1.0
 RUNS = 60
@@ -60,7 +57,7 @@ class MemoryTable:
 
 
 def _events(client: Any) -> list[dict]:
-    from test_recording_support import Attempt, TaskPlan, artifact, run_events
+    from tests.support.recording_events import Attempt, TaskPlan, artifact, run_events
 
     plan = [
         TaskPlan("start", "1", [Attempt(False), Attempt(True, {"items": artifact("1" * 64)})]),

@@ -1,6 +1,6 @@
 """Package validation time per MB of package, worst case (issue 12). Goal: <= 0.5 s a MB.
 
-Two sources of packages: the property test's own generator (tests/hostile_strategies.py:
+Two sources of packages: the property test's own generator (tests/support/hostile_strategies.py:
 valid packages mutated in names, types, sizes, headers and manifest fields), searched
 for the slowest per MB, and the attacks crafted to cost the most (a gzip bomb at the
 ratio cap, the member cap, link chains, PAX digit runs, a large incompressible package).
@@ -49,7 +49,7 @@ def _search() -> list[bytes]:
     """The property test's packages, slowest per MB first."""
     from hypothesis import HealthCheck, given, settings
 
-    from hostile_strategies import packages
+    from tests.support.hostile_strategies import packages
 
     seen: list[tuple[float, bytes]] = []
 
@@ -66,7 +66,7 @@ def _search() -> list[bytes]:
 
 
 def _crafted() -> dict[str, Callable[[], bytes]]:
-    from hostile_support import add, many_members_package, package, tar_gz, zeros_package
+    from tests.support.hostile_packages import add, many_members_package, package, tar_gz, zeros_package
 
     def chain() -> bytes:
         return package(lambda tar: [add(tar, f"l{i}", type=tarfile.SYMTYPE, linkname=f"l{i + 1}") for i in range(2_000)])

@@ -14,12 +14,11 @@ from typing import Callable, Optional
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FLOWS = ROOT.parent / "shared" / "flows"
 EXAMPLES = ROOT / "examples"
-# The compile section measures the compiler tests' own fixtures (tests/compiler_shapes.py:
+# The compile section measures the compiler tests' own fixtures (tests/support/compiler_shapes.py:
 # the long stage settings, the N-step flow), so the figures and the byte-budget tests agree.
-# tests/ is no package: pytest puts the folder itself on sys.path, and so does this.
-TESTS = ROOT / "tests"
-if str(TESTS) not in sys.path:
-    sys.path.append(str(TESTS))
+# tests/ is a package: its helpers import as tests.support.*, from the repository root, as under pytest.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 
 
 def flow_path(name: str) -> Path:

@@ -3,7 +3,7 @@
 An accepted request must always become a recorded run: every limit downstream
 is checked when the request arrives (DESIGN.md). The budgets below are chosen
 so that the largest run they allow still fits every item and transaction the
-recorder writes; tests/test_limits.py builds that run with the recorder's own
+recorder writes; tests/control_plane/test_limits.py builds that run with the recorder's own
 item builder and holds it to AWS's numbers.
 """
 

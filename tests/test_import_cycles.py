@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 SOURCES = ("flowplane", "chalicelib", "app.py")
 
 # Cycles through modules being reorganised in parallel under issue 13 ("Layout"), checked

@@ -17,9 +17,10 @@ from flowplane.client import use_provider
 from flowplane.client.local import LocalProvider
 from flowplane.datastore.storage import LocalStorage
 from flowplane.trigger_events import EXECUTION_INPUT_KEY, PublishedEvent, RunFinished, Trigger, TriggerCause
-from test_app_support import control_plane  # noqa: F401  (fixture)
-from test_client_service_app import SHAPES, plane, write_local, write_production  # noqa: F401  (fixture)
-from test_recording_support import T0, deliver, execution_detail, execution_event
+from tests.support.production_runs import SHAPES, write_local, write_production
+from tests.support.recording_events import T0, deliver, execution_detail, execution_event
+
+pytestmark = pytest.mark.aws
 
 
 def triggered_by(cp, flow: str, execution: str, causes: list[TriggerCause]) -> None:

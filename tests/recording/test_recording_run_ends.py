@@ -18,15 +18,16 @@ from chalicelib import http
 from chalicelib.recording.announce import AnnouncementFailed
 from chalicelib.recording.service import reconcile, recorder_for
 from flowplane.trigger_events import RUN_FINISHED_DETAIL_TYPE, RUN_FINISHED_SOURCE, RunFinished
-from test_app_support import control_plane  # noqa: F401  (fixture)
-from test_recording_support import T0, deliver, execution_arn, execution_detail, execution_event, iso
+from tests.support.recording_events import T0, deliver, execution_arn, execution_detail, execution_event, iso
 
 FLOW = "ParameterFlow"
 STAGE = "flowplane-local"
 
+pytestmark = pytest.mark.aws
+
 
 @pytest.fixture
-def deployed(control_plane):  # noqa: F811
+def deployed(control_plane):
     cp = control_plane
     record = cp.deploy("parameter_flow.py")
     assert record["status"] == "DEPLOYED", record

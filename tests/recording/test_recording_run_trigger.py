@@ -17,8 +17,7 @@ import pytest
 from chalicelib import keys
 from chalicelib.recording import run_records
 from flowplane.trigger_events import EXECUTION_INPUT_KEY, PublishedEvent, RunFinished, TriggerCause
-from test_app_support import control_plane  # noqa: F401  (fixture)
-from test_recording_support import T0, deliver, execution_detail, execution_event
+from tests.support.recording_events import T0, deliver, execution_detail, execution_event
 
 FLOW = "ParameterFlow"
 CAUSES = [
@@ -28,9 +27,11 @@ CAUSES = [
                                       namespace="production:tok"), timestamp=1_764_000_100),
 ]
 
+pytestmark = pytest.mark.aws
+
 
 @pytest.fixture
-def deployed(control_plane):  # noqa: F811
+def deployed(control_plane):
     cp = control_plane
     assert cp.deploy("parameter_flow.py")["status"] == "DEPLOYED"
     return cp

@@ -11,12 +11,12 @@ import json
 
 import pytest
 
-from fixtures_runs import RunWriter, isolate_client
+from tests.support.run_layouts import RunWriter, isolate_client
 from flowplane import current
 from flowplane.datastore.storage import LocalStorage
 from flowplane.task.command import main as task_main
 from flowplane.trigger_events import EXECUTION_INPUT_KEY, PublishedEvent, RunFinished, TriggerCause
-from test_run_support import RunView, write_flow
+from tests.support.local_runs import RunView, write_flow
 
 TOKEN = "tok-1"
 TRIGGERED = """
