@@ -75,12 +75,12 @@ def _latency(ctx: BenchContext, base: Path) -> list[float]:
 
 def _costs(base: Path) -> tuple[Counter, Counter]:
     """Lambda invocations and DynamoDB writes of one run started by hand and one triggered."""
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT))
     from moto.dynamodb.models import DynamoDBBackend
 
     from flowplane.integrations import Event
     from flowplane.local.plane import LocalPlane, PlaneConfig
-    from test_e2e_support import create, trigger, wait_for_run
+    from tests.support.embedded_plane import create, trigger, wait_for_run
 
     writes: Counter = Counter()
     originals = {}

@@ -12,7 +12,6 @@ from chalicelib.aws_events import apply_input_transformer
 from chalicelib.resource_names import trigger_rule_name
 from flowplane.event_types import PUBLISHED_EVENT_SOURCE, RUN_FINISHED_DETAIL_TYPE, RUN_FINISHED_SOURCE
 
-from test_app_support import control_plane  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.aws
 
@@ -71,7 +70,7 @@ def _deliver(cp, flow: str, kind: str, event: dict) -> dict:
 
 
 @pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)
-def test_a_trigger_deploys_its_rule_and_all_its_events_start_one_run_with_mapped_parameters(control_plane, tmp_path):  # noqa: F811
+def test_a_trigger_deploys_its_rule_and_all_its_events_start_one_run_with_mapped_parameters(control_plane, tmp_path):
     cp = control_plane
     record = cp.deploy(_write(tmp_path, "trig_flow.py", TRIGGERED), folder=tmp_path)
     assert record["status"] == "DEPLOYED", record
@@ -97,7 +96,7 @@ def test_a_trigger_deploys_its_rule_and_all_its_events_start_one_run_with_mapped
 
 
 @pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)
-def test_a_payload_value_a_parameter_cannot_take_is_a_refused_trigger_never_a_run(control_plane, tmp_path):  # noqa: F811
+def test_a_payload_value_a_parameter_cannot_take_is_a_refused_trigger_never_a_run(control_plane, tmp_path):
     cp = control_plane
     cp.deploy(_write(tmp_path, "trig_flow.py", TRIGGERED), folder=tmp_path)
     _deliver(cp, "TrigFlow", "event", _published("data_updated", "bad", {"value": "not a number"}))
@@ -117,7 +116,7 @@ def test_a_payload_value_a_parameter_cannot_take_is_a_refused_trigger_never_a_ru
 
 
 @pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)
-def test_trigger_on_finish_hears_successes_of_this_stage_only(control_plane, tmp_path):  # noqa: F811
+def test_trigger_on_finish_hears_successes_of_this_stage_only(control_plane, tmp_path):
     cp = control_plane
     cp.deploy(_write(tmp_path, "second.py", DOWNSTREAM.format(upstream="FirstFlow", name="SecondFlow")), folder=tmp_path)
     rule = _rule(cp, "SecondFlow", "finish")
@@ -139,7 +138,7 @@ def test_trigger_on_finish_hears_successes_of_this_stage_only(control_plane, tmp
     assert len(cp.executions("SecondFlow")) == 1
 
 
-def test_a_deploy_that_closes_a_loop_of_finish_triggers_is_refused_naming_it(control_plane, tmp_path):  # noqa: F811
+def test_a_deploy_that_closes_a_loop_of_finish_triggers_is_refused_naming_it(control_plane, tmp_path):
     cp = control_plane
     assert cp.deploy(_write(tmp_path, "b.py", DOWNSTREAM.format(upstream="AFlow", name="BFlow")), folder=tmp_path)["status"] == "DEPLOYED"
     assert cp.deploy(_write(tmp_path, "c.py", DOWNSTREAM.format(upstream="BFlow", name="CFlow")), folder=tmp_path)["status"] == "DEPLOYED"
@@ -157,7 +156,7 @@ def test_a_deploy_that_closes_a_loop_of_finish_triggers_is_refused_naming_it(con
 
 
 @pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)
-def test_rules_move_with_the_production_version_and_go_with_delete(control_plane, tmp_path, monkeypatch):  # noqa: F811
+def test_rules_move_with_the_production_version_and_go_with_delete(control_plane, tmp_path, monkeypatch):
     from chalicelib.aws import StateMachines
 
     cp = control_plane

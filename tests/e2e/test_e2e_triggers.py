@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from flowplane.event_cli import main as event_main
 from flowplane.integrations import Event
 
-from test_app_support import EXAMPLES
-from test_e2e_support import create, embedded_plane, production_run, sdk, trigger, wait_for_run
+from tests.support.control_plane import EXAMPLES
+from tests.support.embedded_plane import create, embedded_plane, production_run, sdk, trigger, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +143,7 @@ def test_a_loop_of_finish_triggers_is_refused_by_create(plane, tmp_path) -> None
 
     create(downstream("PingFlow", "PongFlow"))
     pong = downstream("PongFlow", "PingFlow")
-    from test_e2e_support import flow_cli
+    from tests.support.embedded_plane import flow_cli
 
     result = CliRunner().invoke(flow_cli(pong), ["step-functions", "create"])
     assert result.exit_code == 1
