@@ -54,8 +54,8 @@ def _user_env(home: Path) -> dict[str, str]:
 
 def _latency(ctx: BenchContext, base: Path) -> list[float]:
     home, work = base / "home", base / "work"
-    home.mkdir()
-    work.mkdir()
+    home.mkdir(parents=True)
+    work.mkdir(parents=True)
     flow = work / "triggered_flow.py"
     flow.write_text((ROOT / "examples" / "triggered_flow.py").read_text())
     env = _user_env(home)
@@ -93,6 +93,7 @@ def _costs(base: Path) -> tuple[Counter, Counter]:
 
         setattr(DynamoDBBackend, op, counted)
     os.environ.update(HOME=str(base / "home2"), FLOWPLANE_USER="bench")
+    base.mkdir(parents=True, exist_ok=True)
     flow = base / "triggered_flow.py"
     flow.write_text((ROOT / "examples" / "triggered_flow.py").read_text())
     try:
