@@ -31,6 +31,7 @@ SECTIONS = [
     "bench_s3",
     "bench_history",
     "bench_idempotency",
+    "bench_triggers",
 ]
 
 

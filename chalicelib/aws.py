@@ -316,7 +316,7 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 
 
 class Schedules:
-    """EventBridge rules that fire the launcher on a flow's schedule."""
+    """EventBridge rules that fire the launcher: a flow's schedule, and its triggers' event patterns."""
 
     TARGET_ID = "flowplane-launcher"
 
@@ -325,21 +325,32 @@ class Schedules:
         self.lambda_client = lambda_client
         self.grant_permission = grant_permission
 
-    def get(self, rule: str) -> Optional[dict[str, Any]]:
+    def get(self, rule: str, bus: str = "default") -> Optional[dict[str, Any]]:
         try:
-            r = self.client.describe_rule(Name=rule)
+            r = self.client.describe_rule(Name=rule, EventBusName=bus)
         except client_error() as e:
             if error_code(e) == "ResourceNotFoundException":
                 return None
             raise
-        targets = self.client.list_targets_by_rule(Rule=rule).get("Targets", [])
-        return {"expression": r.get("ScheduleExpression"), "arn": r["Arn"], "state": r.get("State"), "targets": targets}
+        targets = self.client.list_targets_by_rule(Rule=rule, EventBusName=bus).get("Targets", [])
+        pattern = json.loads(r["EventPattern"]) if r.get("EventPattern") else None
+        return {"expression": r.get("ScheduleExpression"), "pattern": pattern, "arn": r["Arn"],
+                "state": r.get("State"), "targets": targets}
 
     def put(self, rule: str, expression: str, description: str, target_arn: str, transformer: dict) -> str:
-        arn = self.client.put_rule(
-            Name=rule, ScheduleExpression=expression, State="ENABLED", Description=description[:512]
-        )["RuleArn"]
+        return self._put(rule, {"ScheduleExpression": expression}, description, target_arn, transformer)
+
+    def put_pattern(self, rule: str, pattern: dict[str, Any], description: str, target_arn: str,
+                    transformer: dict, bus: str = "default") -> str:
+        """A rule on `bus` matching `pattern` (a triggered flow's events)."""
+        return self._put(rule, {"EventPattern": json.dumps(pattern, sort_keys=True), "EventBusName": bus},
+                         description, target_arn, transformer)
+
+    def _put(self, rule: str, what: dict[str, Any], description: str, target_arn: str, transformer: dict) -> str:
+        arn = self.client.put_rule(Name=rule, State="ENABLED", Description=description[:512], **what)["RuleArn"]
+        bus = {"EventBusName": what["EventBusName"]} if "EventBusName" in what else {}
         self.client.put_targets(
+            **bus,
             Rule=rule, Targets=[{"Id": self.TARGET_ID, "Arn": target_arn, "InputTransformer": transformer}]
         )
         if self.grant_permission:
@@ -359,11 +370,11 @@ class Schedules:
             if error_code(e) != "ResourceConflictException":  # granted by an earlier deploy
                 raise
 
-    def remove(self, rule: str) -> bool:
-        if self.get(rule) is None:
+    def remove(self, rule: str, bus: str = "default") -> bool:
+        if self.get(rule, bus) is None:
             return False
-        self.client.remove_targets(Rule=rule, Ids=[self.TARGET_ID], Force=True)
-        self.client.delete_rule(Name=rule, Force=True)
+        self.client.remove_targets(Rule=rule, EventBusName=bus, Ids=[self.TARGET_ID], Force=True)
+        self.client.delete_rule(Name=rule, EventBusName=bus, Force=True)
         return True
 
 

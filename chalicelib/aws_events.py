@@ -89,5 +89,9 @@ def apply_input_transformer(transformer: dict[str, Any], event: dict[str, Any]) 
     """What a target with this InputTransformer receives for `event` (JSON templates only)."""
     text = transformer["InputTemplate"]
     for name, path in transformer.get("InputPathsMap", {}).items():
-        text = text.replace(f"<{name}>", json.dumps(_path(event, path)))
+        value = json.dumps(_path(event, path))
+        # As EventBridge: inside quotes a string goes in as its text, elsewhere as JSON.
+        if value.startswith('"'):
+            text = text.replace(f'"<{name}>"', value)
+        text = text.replace(f"<{name}>", value)
     return json.loads(text)

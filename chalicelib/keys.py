@@ -50,6 +50,33 @@ def run_sk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
+# The triggers a deployment refused (a payload value its parameter cannot take), newest last.
+REFUSED_TRIGGER_PREFIX = "REFUSED_TRIGGER#"
+
+
+def refused_trigger_sk(at: str, cause_id: str) -> str:
+    return f"{REFUSED_TRIGGER_PREFIX}{at}#{cause_id}"
+
+
+# A triggered deployment's waiting events (chalicelib/triggers/store.py): a partition of its
+# own, so that the API, which deletes it with the deployment, may delete nothing of FLOW#.
+TRIGGER_STATE_PREFIX = "TRIGGERS#"
+TRIGGER_STATE_SK = "STATE"
+
+
+def trigger_state_pk(deployment: str) -> str:
+    return TRIGGER_STATE_PREFIX + deployment
+
+
+# Which deployments start when which flows finish: one partition, read whole to refuse a
+# deploy that would close a loop of @trigger_on_finish flows.
+FINISH_TRIGGERS_PK = "FINISH_TRIGGERS"
+
+
+def finish_triggers_sk(deployment: str) -> str:
+    return FLOW_PREFIX + deployment
+
+
 # --- deployments and the packages they wait for ------------------------------------
 
 DEPLOYMENT_PREFIX = "DEPLOYMENT#"

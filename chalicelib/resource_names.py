@@ -26,6 +26,8 @@ from .errors import BadRequest
 STATE_MACHINE_MAX = 80
 RULE_MAX = 64
 SCHEDULE_INFIX = "schedule-"
+# A triggered flow's rules: one for published events, one for upstream runs' ends.
+TRIGGER_INFIXES = {"event": "trigger-event-", "finish": "trigger-finish-"}
 _HASH = 8
 # A deployment's name ends its state machine's, so it is held to Step Functions' characters.
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
@@ -63,6 +65,11 @@ def state_machine_name(prefix: str, deployment: str) -> str:
 def rule_name(prefix: str, deployment: str) -> str:
     """`<prefix>-schedule-<deployment>`, shortened with a hash past EventBridge's 64 characters."""
     return _fit(f"{prefix}-{SCHEDULE_INFIX}{deployment}", deployment, RULE_MAX)
+
+
+def trigger_rule_name(prefix: str, deployment: str, kind: str) -> str:
+    """`<prefix>-trigger-event-<deployment>` / `-trigger-finish-`, shortened as rule_name is."""
+    return _fit(f"{prefix}-{TRIGGER_INFIXES[kind]}{deployment}", deployment, RULE_MAX)
 
 
 def is_ours(prefix: str, state_machine: str) -> bool:

@@ -355,6 +355,10 @@ class ApiClient:
             body["id"] = event_id
         return self.request("POST", "/events", body=body)
 
+    def refused_triggers(self, name: str) -> list[dict[str, Any]]:
+        """The deployment's latest refused triggers, newest first (at, reason, causes)."""
+        return self.request("GET", f"/flows/{_seg(name)}/triggers/refused")["refused"]
+
     def terminate(self, name: str, run_id: str) -> dict[str, Any]:
         return self.request("POST", f"/flows/{_seg(name)}/runs/{_seg(run_id)}/terminate", body={})
 

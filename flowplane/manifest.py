@@ -553,6 +553,8 @@ class DeployOptions(_Strict):
     name: Optional[str] = None
     authorize: Optional[str] = None
     new_token: bool = False
+    # Deploy a @trigger_on_finish flow even though it closes a loop of such flows (warned).
+    allow_trigger_loop: bool = False
     # `--with` decorators, already applied to `graph`; kept for the server's check.
     with_decorators: list[StepDecoratorSpec] = Field(default_factory=list)
 

@@ -109,6 +109,8 @@ def step_functions(ctx: click.Context, name: Optional[str]) -> None:
 @click.option("--only-json", is_flag=True, help="Print the state machine the control plane would deploy; change nothing.")
 @click.option("--authorize", default=None, help="The production token of the current deployment (another user's).")
 @click.option("--new-token", is_flag=True, help="Start a new production namespace.")
+@click.option("--allow-trigger-loop", is_flag=True,
+              help="Deploy even if @trigger_on_finish closes a loop of flows starting each other (warned).")
 @click.option("--tag", "tags", multiple=True, help="Tag every production run (repeatable).")
 @click.option("--name", "name_option", default=None, help="The state machine's name (the flow's name by default).")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is done.")
@@ -120,6 +122,7 @@ def create(
     only_json: bool,
     authorize: Optional[str],
     new_token: bool,
+    allow_trigger_loop: bool,
     tags: tuple[str, ...],
     name_option: Optional[str],
     wait: bool,
@@ -134,7 +137,8 @@ def create(
         authorize = load_token(name)
     try:
         options = DeployOptions(
-            max_workers=max_workers, tags=list(tags), name=explicit_name, authorize=authorize, new_token=new_token
+            max_workers=max_workers, tags=list(tags), name=explicit_name, authorize=authorize, new_token=new_token,
+            allow_trigger_loop=allow_trigger_loop,
         )
     except ValidationError as e:
         # The control plane's own limits (flowplane/limits.py), said before anything is packaged.
@@ -158,6 +162,8 @@ def create(
         console.print(f"Deploying [bold]{name}[/bold] to AWS Step Functions...")
         answer = client.upload_package(package, manifest)
         deployment_id = answer["deployment_id"]
+        for warning in answer.get("warnings") or []:
+            console.print(f"[yellow]Warning:[/yellow] {warning}")
         console.print(f"Package {package.sha256[:12]} ({package.size} bytes) uploaded; deployment {deployment_id}.")
         if not wait:
             console.print(f"Follow it with GET /deployments/{deployment_id}.")
@@ -312,6 +318,12 @@ def list_runs(ctx: click.Context, limit: int, **flags: bool) -> None:
         raise _fail(e) from None
     runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)
     console = _console()
+    graph = _flow(ctx).source.graph
+    if graph.trigger is not None or graph.trigger_on_finish is not None:
+        try:
+            _print_refused(console, name, client.refused_triggers(name))
+        except ApiError as e:
+            raise _fail(e) from None
     if not runs:
         which = " or ".join(s.lower() for s in statuses if s)
         console.print(f"No {which + ' ' if which else ''}runs of {name} on AWS Step Functions.")
@@ -324,6 +336,16 @@ def list_runs(ctx: click.Context, limit: int, **flags: bool) -> None:
     for r in runs[:limit]:
         table.add_row(r["run_id"], r["status"], r.get("started_at") or "", r.get("stopped_at") or "")
     console.print(table)
+
+
+def _print_refused(console: Any, name: str, refused: list[dict[str, Any]], shown: int = 5) -> None:
+    """Triggers that started no run because a payload value did not fit its parameter."""
+    if not refused:
+        return
+    console.print(f"{len(refused)} trigger(s) of {name} refused, latest first:")
+    for r in refused[:shown]:
+        events = ", ".join(f"{c['name']} ({c['id']})" for c in r.get("causes") or [])
+        console.print(f"  {r['at']}  {events}: {r['reason']}")
 
 
 def _runs_of_deployment(

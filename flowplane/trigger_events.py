@@ -59,6 +59,8 @@ class RunFinished(_Shape):
     # The run's namespace (`production:<token>`): a downstream flow listens to its own namespace.
     namespace: Optional[str] = None
     deployment: Optional[str] = None
+    # The stage's resource prefix: a stage's flows hear only its own runs' ends.
+    stage: Optional[str] = None
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
     # The stage whose recorder announced it (its resource prefix): stages sharing an account's

@@ -1,4 +1,4 @@
-"""DELETE /flows/{flow}: a deployment's state machine and schedule rule go; its records stay.
+"""DELETE /flows/{flow}: a deployment's state machine, schedule and trigger rules go; its records stay.
 
 The head is marked deleted, so its runs and versions stay readable and a deploy
 of the same name starts it again.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .. import keys
 from ..aws import Aws
 from ..errors import BadRequest
 from ..resource_names import rule_name
@@ -31,6 +32,13 @@ def delete_flow(aws: Aws, name: str, body: dict[str, Any], caller: Optional[str]
     aws.schedules.remove(rule)
     if head.get("rule_name") not in (None, rule):  # a head from before rules carried the stage's prefix
         aws.schedules.remove(head["rule_name"])
+    from ..triggers import finish_index
+    from ..triggers import rules as trigger_rules
+
+    trigger_rules.remove(aws, name)
+    finish_index.remove(aws.table, name)
+    # Events waiting for the deleted deployment do not wait for the next one of that name.
+    aws.table.t.delete_item(Key={"PK": keys.trigger_state_pk(name), "SK": keys.TRIGGER_STATE_SK})
     if aws.state_machines.find(head["state_machine_arn"]) is not None:
         aws.state_machines.delete(head["state_machine_arn"])
     records.mark_deleted(head, user)

@@ -12,6 +12,7 @@ FAILED, where and why.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from typing import Any, Callable, Optional
 
@@ -21,6 +22,8 @@ from .. import resource_names
 from ..aws import Aws
 from ..errors import ApiError, BadRequest
 from ..settings import Settings
+from ..triggers import finish_index
+from ..triggers import rules as trigger_rules
 from .definition import compile_definition
 from .job_definitions import check_images, ensure_job_definitions
 from .package_check import SHA256, ValidatedPackage, check_size, validate_package
@@ -91,6 +94,13 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         _apply_schedule(aws, settings, name, rule, expression)
         undo.append(("schedule", lambda: _apply_schedule(aws, settings, name, rule, _previous_schedule(kept))))
 
+        stage = "triggers"
+        records.set_stage(deployment_id, stage)
+        graph = package.source.graph
+        trigger_rules.apply(aws, name, graph.trigger, graph.trigger_on_finish)
+        finish_index.put(aws.table, name, manifest.flow_name, graph.trigger_on_finish)
+        undo.append(("triggers", lambda: _restore_triggers(aws, name, kept)))
+
         stage = "record"
         records.set_stage(deployment_id, stage)
         # Our own count: N+1 after N, across deletes (a re-created state machine restarts
@@ -109,6 +119,7 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
             "deployed_at": now,
             "schedule": expression,
             "rule_name": rule if expression else None,
+            "triggers": trigger_document(graph),
             "parameters": [p.model_dump(mode="json") for p in manifest.parameters],
             "definition_key": definition_key,
             "package_sha256": package.sha256,
@@ -153,6 +164,26 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
 
 def _previous_schedule(previous: Optional[dict[str, Any]]) -> Optional[str]:
     return previous.get("schedule") if live(previous) and previous else None
+
+
+def trigger_document(graph: Any) -> Optional[str]:
+    """The head's `triggers`: the deployed decorators as a JSON string (None: not triggered)."""
+    if graph.trigger is None and graph.trigger_on_finish is None:
+        return None
+    return json.dumps({
+        "trigger": graph.trigger.model_dump(mode="json") if graph.trigger else None,
+        "trigger_on_finish": graph.trigger_on_finish.model_dump(mode="json") if graph.trigger_on_finish else None,
+    }, sort_keys=True)
+
+
+def _restore_triggers(aws: Aws, name: str, previous: Optional[dict[str, Any]]) -> None:
+    """The previous production version's rules (none if there was none), after a failed deploy."""
+    from ..triggers.launch import trigger_specs
+
+    trigger, finish = trigger_specs(previous) if live(previous) and previous else (None, None)
+    trigger_rules.apply(aws, name, trigger, finish)
+    flow_name = (previous or {}).get("flow_name") or name
+    finish_index.put(aws.table, name, flow_name, finish)
 
 
 def _rollback(undo: list[tuple[str, Callable[[], None]]]) -> list[str]:

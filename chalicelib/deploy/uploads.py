@@ -66,6 +66,22 @@ def _answer(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _trigger_loop(aws: Aws, name: str, manifest: Manifest) -> list[str]:
+    """Refuse a deploy that closes a loop of @trigger_on_finish flows; with the option, warn."""
+    from ..triggers import finish_index
+
+    finish = manifest.graph.trigger_on_finish
+    loop = finish_index.loop_through(aws.table, name, manifest.flow_name, finish)
+    if loop is None:
+        return []
+    said = (f"@trigger_on_finish closes a loop: {finish_index.describe(loop)}; each run would start the "
+            "next, forever")
+    if not manifest.options.allow_trigger_loop:
+        raise BadRequest(f"{said}. Break the loop, or deploy with --allow-trigger-loop",
+                         field="trigger_on_finish", line=finish.lineno if finish else None, loop=loop)
+    return [said]
+
+
 def accept_upload(aws: Aws, settings: Settings, data: bytes, caller: Optional[str] = None) -> dict[str, Any]:
     """POST /packages with the package as the body: 202 once it is stored."""
     package = validate_package(data, settings.max_package_bytes, settings.max_unpacked_bytes)
@@ -75,6 +91,7 @@ def accept_upload(aws: Aws, settings: Settings, data: bytes, caller: Optional[st
     record = _pending_record(manifest, package.sha256, package.size, "inline", caller)
     records = Deployments(aws.table)
     check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
+    warnings = _trigger_loop(aws, record["name"], manifest)
     # The record first: the package's arrival is what starts the deployment.
     saved = records.create_pending(record)
     try:
@@ -82,7 +99,7 @@ def accept_upload(aws: Aws, settings: Settings, data: bytes, caller: Optional[st
     except Exception as e:
         records.fail(record["deployment_id"], {"error": f"storing the package failed: {e}", "stage": "upload"})
         raise
-    return _answer(saved)
+    return {**_answer(saved), **({"warnings": warnings} if warnings else {})}
 
 
 def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any], caller: Optional[str] = None) -> dict[str, Any]:
@@ -106,9 +123,11 @@ def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any], caller: O
     record = _pending_record(manifest, sha, size, "presigned", caller)
     records = Deployments(aws.table)
     check_authorized(record["name"], records.head(record["name"]), record["deployer"], manifest.options.authorize)
+    warnings = _trigger_loop(aws, record["name"], manifest)
     saved = records.create_pending(record)
     url, headers = aws.packages.presign_put(record["package_key"], sha, settings.presign_expiry_seconds)
-    return {**_answer(saved), "upload": {"method": "PUT", "url": url, "headers": headers}}
+    return {**_answer(saved), "upload": {"method": "PUT", "url": url, "headers": headers},
+            **({"warnings": warnings} if warnings else {})}
 
 
 def dry_run(settings: Settings, data: bytes) -> dict[str, Any]:

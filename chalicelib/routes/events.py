@@ -1,4 +1,4 @@
-"""Publishing events that start triggered flows (chalicelib/triggers/)."""
+"""Publishing events that start triggered flows, and the triggers refused (chalicelib/triggers/)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,16 @@ def publish_event() -> Any:
     a = aws()
     answer = publish(a.events, a.settings.event_bus or "default", json_body(bp.current_request.raw_body))
     return Response(body=answer, status_code=202)
+
+
+@bp.route("/flows/{flow}/triggers/refused", methods=["GET"])
+@json_errors
+def refused_triggers(flow: str) -> Any:
+    """The deployment's latest refused triggers (an event whose payload a parameter cannot take)."""
+    from ..errors import BadRequest
+    from ..resource_names import NAME_RE
+    from ..triggers.launch import refused
+
+    if not NAME_RE.match(flow):
+        raise BadRequest(f"{flow!r} is not a deployment's name", field="flow")
+    return {"flow": flow, "refused": refused(aws(), flow)}

@@ -51,6 +51,11 @@ def terminate(flow: str, run_id: str) -> Any:
 
 @bp.lambda_function(name="launch")
 def launch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The target of every schedule rule (see chalicelib/deploy/schedules.py for its input)."""
+    """The target of every schedule rule (chalicelib/deploy/schedules.py gives its input) and of
+    every triggered flow's rule (chalicelib/triggers/rules.py: its input carries the event)."""
     a = aws()
+    if isinstance(event, dict) and "event" in event:
+        from ..triggers.launch import on_event
+
+        return on_event(a, a.settings, event)
     return _runs().launch(a, a.settings, event)

@@ -36,7 +36,7 @@ def execution_for(run_id: str) -> str:
     return run_id[len(PRODUCTION_RUN_PREFIX) :]
 
 
-def _target(head: dict[str, Any], settings: Settings) -> str:
+def execution_target(head: dict[str, Any], settings: Settings) -> str:
     if settings.execution_target == "alias":
         return f"{head['state_machine_arn']}:production"
     return head["state_machine_arn"]
@@ -56,8 +56,8 @@ def trigger(
 
         check_included(aws, settings, head.get("flow_name") or name, specs, values)
     execution = execution or str(uuid.uuid4())
-    arn = aws.state_machines.start(_target(head, settings), execution, execution_input(values))
-    _record(aws, arn)
+    arn = aws.state_machines.start(execution_target(head, settings), execution, execution_input(values))
+    record_started(aws, arn)
     return {
         "run_id": production_run_id(execution),
         "execution_arn": arn,
@@ -80,7 +80,7 @@ def terminate(aws: Aws, name: str, run_id: str) -> dict[str, Any]:
     if found["status"] != "RUNNING":
         raise Conflict(f"run {run_id!r} is {found['status']}, not RUNNING", field="run_id", status=found["status"])
     aws.state_machines.stop(arn, f"terminated through flowplane ({run_id})")
-    _record(aws, arn)
+    record_started(aws, arn)
     return {"run_id": run_id, "status": "ABORTED", "execution_arn": arn}
 
 
@@ -99,12 +99,12 @@ def launch(aws: Aws, settings: Settings, event: dict[str, Any]) -> dict[str, Any
         log.warning("rule %s is not %s's rule; ignored", rule, name)
         return {"flow": name, "started": False, "reason": "the rule is not this flow's"}
     execution = execution_name(rule, when)
-    arn = aws.state_machines.start(_target(head, settings), execution, execution_input({}))
-    _record(aws, arn)
+    arn = aws.state_machines.start(execution_target(head, settings), execution, execution_input({}))
+    record_started(aws, arn)
     return {"flow": name, "started": True, "run_id": production_run_id(execution), "execution_arn": arn}
 
 
-def _record(aws: Aws, execution_arn: str) -> None:
+def record_started(aws: Aws, execution_arn: str) -> None:
     """The run's record now, so a listing right after shows it (its events follow)."""
     from ..recording.service import note_execution
 

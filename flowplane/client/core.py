@@ -362,7 +362,9 @@ class Run(MetaflowObject):
         info = self._provider.get_step(*self._components, id) if _COMPONENT.match(str(id)) else None
         if info is None:
             raise ChildNotFound(f"Step('{self.pathspec}/{id}') does not exist")
-        return Step(_info=info, _run=self._record, _parent=self)
+        # A run's steps and tasks carry its tags: the run was checked when it was made (or made
+        # unchecked on purpose, as an upstream run of current.trigger is), so they are not again.
+        return Step(_info=info, _run=self._record, _parent=self, _namespace_check=False)
 
     def steps(self, *tags: str) -> Iterator["Step"]:
         return self._filtered_children(*tags)
@@ -439,7 +441,7 @@ class Step(MetaflowObject):
         rec = self._provider.get_task(*self._components, id) if _COMPONENT.match(str(id)) else None
         if rec is None:
             raise ChildNotFound(f"Task('{self.pathspec}/{id}') does not exist")
-        return Task(_record=rec, _run=self._run, _parent=self)
+        return Task(_record=rec, _run=self._run, _parent=self, _namespace_check=False)
 
     def tasks(self, *tags: str) -> Iterator["Task"]:
         return self._filtered_children(*tags)

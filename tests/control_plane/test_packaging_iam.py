@@ -23,7 +23,7 @@ import pytest
 
 from app import app
 from chalicelib.aws_events import apply_input_transformer, scheduled_event
-from chalicelib.resource_names import rule_name
+from chalicelib.resource_names import rule_name, trigger_rule_name
 from flowplane.idempotency_key import HEADER as IDEMPOTENCY_HEADER
 from tests.support.paths import ROOT
 
@@ -140,7 +140,7 @@ def test_state_machines_and_rules_are_granted_only_under_the_stacks_own_prefix()
     assert env["FLOWPLANE_RESOURCE_PREFIX"] == {"Ref": "AWS::StackName"}
     scoped = {
         "states": (":stateMachine:${AWS::StackName}-*", ":execution:${AWS::StackName}-*:*"),
-        "events": (":rule/${AWS::StackName}-schedule-*",),
+        "events": (":rule/${AWS::StackName}-schedule-*", ":rule/${AWS::StackName}-trigger-*"),
     }
     seen = 0
     for where, doc in _all_policies():
@@ -157,6 +157,8 @@ def test_state_machines_and_rules_are_granted_only_under_the_stacks_own_prefix()
     assert seen >= 8
     launcher = INFRA["Resources"]["LauncherInvokedBySchedules"]["Properties"]["SourceArn"]["Fn::Sub"]
     assert launcher.endswith(":rule/${AWS::StackName}-schedule-*")
+    triggers = INFRA["Resources"]["LauncherInvokedByTriggers"]["Properties"]["SourceArn"]["Fn::Sub"]
+    assert triggers.endswith(":rule/${AWS::StackName}-trigger-*")
 
 
 # --- dynamic: every call a handler makes is allowed by its policy --------------------------
@@ -278,6 +280,8 @@ def _condition_holds(op: str, key: str, want: Any, context: dict[str, str]) -> b
         # As AWS: every value of the request's key among those listed (none present: holds,
         # which is why it is used only on calls that always carry a key, item calls).
         return key not in context or context[key] in _as_list(want)
+    if op == "ForAllValues:StringLike":
+        return key not in context or any(fnmatch.fnmatchcase(context[key], w) for w in _as_list(want))
     raise AssertionError(f"the checker does not know condition operator {op}")
 
 
@@ -374,6 +378,23 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
         cp.client.lambda_.invoke("reconcile", {"version": "0", "id": "r-1", "detail-type": "Scheduled Event", "source": "aws.events",
                                                "account": ACCOUNT, "time": "2026-11-24T10:05:00Z",
                                                "region": cp.settings.region, "resources": [], "detail": {}})
+    # A triggered flow: its rules at deploy, a run from an event, a refused one, its removal.
+    with log.acting_as("api_handler"):
+        _, triggered = cp.build("triggered_flow.py")
+        assert cp.post_package(triggered.data).status_code == 202
+    with log.acting_as("compile"):
+        assert cp.deliver(triggered.key)[0]["status"] == "DEPLOYED"
+    rule = cp.aws.schedules.get(trigger_rule_name(cp.settings.resource_prefix, "TriggeredFlow", "event"))
+    for event_id, rows in (("iam-e1", 3), ("iam-e2", "many")):
+        event = {"version": "0", "id": event_id, "detail-type": "data_updated", "source": "flowplane.event",
+                 "account": ACCOUNT, "time": "2026-11-24T10:00:00Z", "region": cp.settings.region, "resources": [],
+                 "detail": {"name": "data_updated", "id": event_id, "timestamp": 1, "payload": {"rows": rows}}}
+        with log.acting_as("launch"):
+            cp.client.lambda_.invoke("launch", apply_input_transformer(rule["targets"][0]["InputTransformer"], event))
+    with log.acting_as("api_handler"):
+        assert http.get("/flows/TriggeredFlow/triggers/refused").json_body["refused"]
+        r = http.delete("/flows/TriggeredFlow", headers={"content-type": "application/json"}, body='{"user": "alice"}')
+        assert r.status_code == 200, r.json_body
     with log.acting_as("api_handler"):
         r = http.delete("/flows/HourlyFlow", headers={"content-type": "application/json"}, body='{"user": "alice"}')
         assert r.status_code == 200, r.json_body
@@ -418,7 +439,7 @@ def test_every_call_a_handler_makes_is_allowed_by_its_own_policy(control_plane, 
             "events:PutEvents"} <= exercised["api_handler"]
     assert {"states:CreateStateMachine", "states:UpdateStateMachine", "iam:PassRole", "events:PutRule",
             "events:PutTargets", "s3:GetObject", "dynamodb:DeleteItem"} <= exercised["compile"]
-    assert {"dynamodb:GetItem", "states:StartExecution"} <= exercised["launch"]
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "states:StartExecution"} <= exercised["launch"]
     # The run was recorded when it was stopped; the event reads it, finds nothing new, and
     # announces the run's end again (chalicelib/recording/announce.py).
     assert {"dynamodb:GetItem", "events:PutEvents"} <= exercised["record_execution"]
@@ -450,11 +471,16 @@ def test_the_checker_refuses_what_a_policy_does_not_grant(control_plane):
     assert not _allowed(compile_, "events:DeleteRule", f"{rules}/flowplane-local-RecordJobEvent-1AB2", {}, names)
     api = _load_policy(_policy_file("api_handler"))
     assert not _allowed(api, "states:StopExecution", f"{states}:execution:flowplane-prod-F:x", {}, names)
-    # The API deletes only idempotency claims, never a record of the table's other kinds.
-    from chalicelib.keys import IDEMPOTENCY_PK
+    # The API deletes only idempotency claims and a deleted deployment's trigger bookkeeping,
+    # never a record of the table's other kinds.
+    from chalicelib.keys import FINISH_TRIGGERS_PK, IDEMPOTENCY_PK, trigger_state_pk
 
-    assert _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": IDEMPOTENCY_PK}, names)
-    assert not _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": "FLOW#F"}, names)
+    for pk in (IDEMPOTENCY_PK, FINISH_TRIGGERS_PK, trigger_state_pk("F")):
+        assert _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": pk}, names), pk
+    for pk in ("FLOW#F", "DEPLOYMENT#d-1", "RUN#F/sfn-1"):
+        assert not _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": pk}, names), pk
+    assert _allowed(compile_, "events:PutRule", f"{rules}/flowplane-local-trigger-event-F", {}, names)
+    assert not _allowed(compile_, "events:PutRule", f"{rules}/flowplane-prod-trigger-event-F", {}, names)
 
 
 def test_only_the_run_recorders_may_announce_and_only_runs_ends(control_plane):
