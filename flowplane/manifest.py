@@ -379,6 +379,12 @@ def _one_or_many(kind: str, single: str, many: str, value: dict[str, Any]) -> di
     return {**value, many: items, "any": bool(options.get("any", value.pop("any", False)))}
 
 
+def _refuse_repeated(what: str, names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} {repeated[0]!r} is named twice")
+
+
 class TriggerSpec(_Strict):
     """`@trigger` on the flow class: the run starts once every event has arrived since the last
     run it started (Metaflow's rule), or on each of them with `options={"any": True}`."""
@@ -394,10 +400,7 @@ class TriggerSpec(_Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> "TriggerSpec":
-        names = [e.name for e in self.events]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"event {repeated[0]!r} is named twice")
+        _refuse_repeated("event", [e.name for e in self.events])
         return self
 
 
@@ -416,10 +419,7 @@ class TriggerOnFinishSpec(_Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> "TriggerOnFinishSpec":
-        names = [f.name for f in self.flows]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"flow {repeated[0]!r} is named twice")
+        _refuse_repeated("flow", [f.name for f in self.flows])
         return self
 
 
