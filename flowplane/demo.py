@@ -5,7 +5,8 @@
 3. triggers ParameterFlow with `--alpha 0.5` and follows the run;
 4. prints the runs and their artifacts, read back through the Client API over
    the control plane (as `Flow('ParameterFlow').latest_run.data.alpha` would);
-5. stops the plane, which ends every process it started.
+5. waits for AfterParameterFlow, which its @trigger_on_finish starts when that run succeeds;
+6. stops the plane, which ends every process it started.
 
 The plane's state goes to a temporary folder removed at the end, unless
 `--state-dir` keeps it (then `flowplane local --state-dir DIR` shows it again).
@@ -27,6 +28,8 @@ from typing import Any, Optional
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TRIGGERED = ("parameter_flow.py", ("--alpha", "0.5"))
+# Deployed with @trigger_on_finish on TRIGGERED's flow: the demo waits for the run it starts.
+DOWNSTREAM = "after_parameter_flow.py"
 
 
 def flow_files(folder: Path) -> list[tuple[Path, str]]:
@@ -91,6 +94,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         flows = _deploy_all(console, args.examples)
         run_id = _trigger_and_follow(console, plane, flows)
         _show(console, flows, run_id)
+        _follow_downstream(console, plane, flows, run_id)
         return 0
     except Exception as e:
         console.print(f"[red]The demo failed:[/red] {e}")
@@ -161,6 +165,37 @@ def _trigger_and_follow(console: Any, plane: Any, flows: dict[str, tuple[type, P
     console.print(f"[green]✓[/green] Run {run_id} SUCCEEDED in {time.perf_counter() - t0:.1f} s "
                   f"({len([r for r in plane.batch.history if r.run_id == run_id])} Batch jobs, run as local processes)")
     return run_id
+
+
+def _follow_downstream(console: Any, plane: Any, flows: dict[str, tuple[type, Path]], upstream: str) -> None:
+    """The flow deployed with @trigger_on_finish on the triggered one: it starts by itself."""
+    if DOWNSTREAM not in flows:
+        return
+    from chalicelib.resource_names import state_machine_name
+
+    cls, _ = flows[DOWNSTREAM]
+    sfn = plane.session.client("stepfunctions")
+    machine = f"arn:aws:states:{plane.region}:{plane.account}:stateMachine:" + state_machine_name(
+        plane.settings.resource_prefix, cls.__name__)
+    deadline = time.monotonic() + 60
+    with console.status(f"Waiting for {cls.__name__}, triggered by that run's finish..."):
+        while True:
+            plane.settle(timeout=5)
+            found = sfn.list_executions(stateMachineArn=machine)["executions"]
+            if found and found[0]["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{cls.__name__} did not run after {upstream} finished")
+            time.sleep(0.2)
+        plane.settle()
+    from flowplane.client import Flow
+
+    run = Flow(cls.__name__)[f"sfn-{found[0]['name']}"]
+    if not run.successful:
+        raise RuntimeError(f"{cls.__name__} run {run.id} ended {found[0]['status']}")
+    console.print(f"[green]✓[/green] {cls.__name__} started on its own when {upstream} succeeded "
+                  f"(@trigger_on_finish): run {run.id}, Run.trigger.run is {run.trigger.run.pathspec}, "
+                  f"upstream_alpha={run.data.upstream_alpha!r}")
 
 
 def _show_progress(status: Any, plane: Any, run_id: str, elapsed: float) -> None:

@@ -25,7 +25,12 @@ def test_the_demo_deploys_runs_reads_back_and_leaves_nothing_running(tmp_path):
     assert re.search(r"Run sfn-[0-9a-f-]+ SUCCEEDED", out)
     assert "alpha=0.5" in out and ".data.alpha == 0.5" in out and "'alpha is 0.500000'" in out
     assert "Client API (service@http://127.0.0.1:" in out
-    assert "2 task processes ran, 0 left running" in out
+    # AfterParameterFlow started by itself when ParameterFlow's run succeeded, and read it
+    # (the console may wrap the line).
+    flat = " ".join(out.split())
+    assert re.search(r"AfterParameterFlow started on its own when sfn-[0-9a-f-]+ succeeded", flat), out
+    assert "Run.trigger.run is ParameterFlow/sfn-" in flat and "upstream_alpha=0.5" in flat, out
+    assert "4 task processes ran, 0 left running" in out
     # Nothing it started outlives it: no task process pointed at its embedded AWS.
     endpoint = re.search(r"AWS embedded at (http://127\.0\.0\.1:\d+)", out)[1]
     assert _processes_with(f"AWS_ENDPOINT_URL={endpoint}") == []
