@@ -121,16 +121,18 @@ def _costs(base: Path) -> tuple[Counter, Counter]:
             by_hand = measure(lambda: trigger(flow, "--rows", "3"))
 
             def triggered() -> str:
+                from chalicelib.resource_names import state_machine_name
+
+                arn = (f"arn:aws:states:{plane.region}:{plane.account}:stateMachine:"
+                       f"{state_machine_name(plane.settings.resource_prefix, 'TriggeredFlow')}")
+                sfn = plane.session.client("stepfunctions")
+                before = {r["name"] for r in sfn.list_executions(stateMachineArn=arn)["executions"]}
                 Event("data_updated", payload={"rows": 3}, id="cost-1").publish(ignore_errors=False)
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:
                     plane.settle(timeout=5)
-                    from chalicelib.resource_names import state_machine_name
-
-                    arn = (f"arn:aws:states:{plane.region}:{plane.account}:stateMachine:"
-                           f"{state_machine_name(plane.settings.resource_prefix, 'TriggeredFlow')}")
-                    runs = plane.session.client("stepfunctions").list_executions(stateMachineArn=arn)["executions"]
-                    fresh = [r for r in runs if "-t-" in r["name"]]
+                    runs = sfn.list_executions(stateMachineArn=arn)["executions"]
+                    fresh = [r for r in runs if r["name"] not in before]
                     if fresh:
                         return f"sfn-{fresh[0]['name']}"
                     time.sleep(0.05)

@@ -235,10 +235,23 @@ def _print_deployed(console: Any, flow: FlowContext, name: str, record: dict[str
     )
     echo("")
     echo("What will trigger execution of the workflow:")
-    schedule = flow.graph.schedule
-    if schedule is not None and schedule.expression is not None:
-        echo(f"    This workflow triggers automatically via {schedule.expression} (UTC).")
-    else:
+    graph = flow.graph
+    said = False
+    if graph.schedule is not None and graph.schedule.expression is not None:
+        echo(f"    This workflow triggers automatically via {graph.schedule.expression} (UTC).")
+        said = True
+    for what, names, spec in (
+        ("the event(s)", [e.name for e in graph.trigger.events] if graph.trigger else [], graph.trigger),
+        ("a successful production run of", [f.name for f in graph.trigger_on_finish.flows]
+         if graph.trigger_on_finish else [], graph.trigger_on_finish),
+    ):
+        if spec is not None:
+            joined = (" or " if spec.any or len(names) == 1 else " and ").join(names)
+            when = "each of" if spec.any and len(names) > 1 else "once each of" if len(names) > 1 else "on"
+            echo(f"    This workflow triggers automatically {when} {what} {joined}"
+                 + (" (publish: flowplane event publish NAME)." if what == "the event(s)" else "."))
+            said = True
+    if not said:
         echo("    No triggers defined. You need to launch this workflow manually.")
 
 

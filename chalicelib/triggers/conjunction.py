@@ -23,6 +23,7 @@ function of (state, event) written back under a version check:
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -32,7 +33,6 @@ from flowplane.trigger_events import TriggerCause
 # at most this many per flow (the state is one DynamoDB item, at most 400 KB).
 SEEN_ID_SECONDS = 2 * 24 * 3600
 MAX_SEEN_IDS = 2000
-EXECUTION_NAME_MAX = 80
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,10 @@ def condition_name(cause: TriggerCause) -> str:
 
 
 def execution_name(deployment: str, causes: list[TriggerCause]) -> str:
-    """The same causes always name the same execution (Step Functions refuses a second)."""
-    digest = hashlib.sha256("\n".join(sorted(c.id for c in causes)).encode()).hexdigest()[:32]
-    prefix = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in deployment)
-    room = EXECUTION_NAME_MAX - len(digest) - len("-t-")
-    return f"{prefix[:room]}-t-{digest}"
+    """The same causes always name the same execution of the deployment (Step Functions refuses
+    a second); shaped as a UUID like a run started by hand, so run ids read alike."""
+    seed = "\n".join([deployment, *sorted(c.id for c in causes)])
+    return str(uuid.UUID(hex=hashlib.sha256(seed.encode()).hexdigest()[:32]))
 
 
 def offer(state: State, cause: TriggerCause, conditions: list[Condition], deployment: str,

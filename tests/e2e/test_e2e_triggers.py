@@ -58,7 +58,7 @@ def _wait_for_runs(plane, flow: str, count: int, timeout: float = 60) -> list[di
 
 def test_publishing_an_event_starts_the_flow_with_the_payloads_parameters(plane, tmp_path, capsys) -> None:
     flow = _copy(tmp_path, "triggered_flow.py")
-    create(flow)
+    assert "This workflow triggers automatically on the event(s) data_updated" in create(flow)
     assert event_main(["publish", "data_updated", "--payload", '{"table": "sales", "rows": 120}']) == 0
     assert "Published event data_updated (id " in capsys.readouterr().out
     (execution,) = _wait_for_runs(plane, "TriggeredFlow", 1)
@@ -84,7 +84,7 @@ def test_all_of_these_events_start_one_run_whatever_their_order_and_duplicates(p
             def end(self):
                 pass
         """)
-    create(flow)
+    assert "triggers automatically once each of the event(s) features_ready and labels_ready" in create(flow)
     deliveries = [("features_ready", "f-1", {"day": "2027-01-15"}), ("labels_ready", "l-1", {})] * 3
     random.Random(7).shuffle(deliveries)
     for name, event_id, payload in deliveries:
@@ -153,7 +153,7 @@ def test_a_loop_of_finish_triggers_is_refused_by_create(plane, tmp_path) -> None
 def test_a_finished_run_starts_the_flow_triggered_on_its_finish(plane, tmp_path) -> None:
     upstream, downstream = _copy(tmp_path, "parameter_flow.py"), _copy(tmp_path, "after_parameter_flow.py")
     create(upstream)
-    create(downstream)
+    assert "triggers automatically on a successful production run of ParameterFlow" in create(downstream)
     first = trigger(upstream, "--alpha", "0.7")
     assert wait_for_run(plane, "ParameterFlow", first)["status"] == "SUCCEEDED"
     (execution,) = _wait_for_runs(plane, "AfterParameterFlow", 1)
