@@ -177,3 +177,15 @@ def test_rules_move_with_the_production_version_and_go_with_delete(control_plane
     assert _rule(cp, "TrigFlow", "event") is None
     items = cp.snapshot()["items"]
     assert not any("TRIGGERS#TrigFlow" in i for i in items)
+
+
+def test_a_mapping_to_a_parameter_the_flow_lacks_is_a_400_naming_the_line(control_plane, tmp_path):
+    cp = control_plane
+    before = cp.snapshot()
+    source = TRIGGERED.replace('"alpha": "value"', '"beta": "value"')
+    _, package = cp.build(_write(tmp_path, "trig_flow.py", source), folder=tmp_path)
+    r = cp.post_package(package.data)
+    assert r.status_code == 400, r.json_body
+    assert "'beta'" in r.json_body["error"] and "not a parameter of the flow" in r.json_body["error"], r.json_body
+    assert "line 4" in r.json_body["error"] or r.json_body.get("line") == 4, r.json_body
+    assert cp.snapshot() == before
