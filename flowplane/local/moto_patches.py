@@ -299,6 +299,69 @@ def install_lambda_targets(deliver: Callable[[str, Any], None]) -> Undo:
     return undo
 
 
+# --- 16: a Distributed Map ignores its children's failures -----------------------------------------
+#
+# moto runs a DISTRIBUTED Map's items and counts the failed ones, but never compares them
+# with the tolerated failure threshold ("ToleratedFailurePercentage declarations currently
+# have no effect"): one item failing leaves the Map, and the run, SUCCEEDED. On AWS the
+# threshold is 0 unless given, so one failed item fails the Map run with
+# States.ExceedToleratedFailureThreshold, which Retry/Catch then see (notes/wide-foreach.md,
+# section 4). The fix compares the item counts after the items ran. moto keeps 0 for a
+# threshold not given, so a Map fails once its failures exceed both the count and the
+# percentage (AWS: either, when both are given; the compiler gives neither).
+
+_original_map_run: Any = None
+
+
+def _distributed_map_run(self: Any, env: Any, eval_input: Any) -> None:
+    _original_map_run(self, env, eval_input)
+    counts = eval_input.map_run_record.item_counter
+    failed = counts.failed.get() + counts.timed_out.get() + counts.aborted.get()
+    total = counts.total.get()
+    if failed == 0:
+        return
+    allowed = eval_input.tolerated_failure_count or 0
+    allowed_share = float(eval_input.tolerated_failure_percentage or 0.0)
+    if failed <= allowed or (total and 100.0 * failed / total <= allowed_share):
+        return
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    env.stack.pop()  # the items' outputs: the Map does not produce them
+    error = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+    raise FailureEventException(failure_event=FailureEvent(
+        env=env,
+        error_name=StatesErrorName(typ=error),
+        event_type=HistoryEventType.ExecutionFailed,
+        event_details=EventDetails(executionFailedEventDetails=ExecutionFailedEventDetails(
+            error=error.to_name(),
+            cause=f"The specified tolerated failure threshold was exceeded: {failed} of {total} items failed",
+        )),
+    ))
+
+
+def install_distributed_map_failures() -> Undo:
+    """Patch 16; returns the undo."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
+        DistributedIterationComponent,
+    )
+
+    global _original_map_run
+    current = DistributedIterationComponent.__dict__["_map_run"]
+    if current is _distributed_map_run:
+        return _nothing
+    _original_map_run = current
+    return _set_attributes(DistributedIterationComponent, {"_map_run": _distributed_map_run})
+
+
 @contextlib.contextmanager
 def moto_events_fix() -> Iterator[None]:
     """Patches 6 and 7 for the duration of the block (tests on moto's in-process AWS)."""

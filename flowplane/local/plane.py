@@ -52,6 +52,7 @@ from .lambda_logs import LambdaOutput
 from .moto_patches import (
     Undo,
     install_batch_sync_fix,
+    install_distributed_map_failures,
     install_dynamodb_serializer_fix,
     install_events_fixes,
     install_jsonpath_cache,
@@ -364,6 +365,7 @@ class LocalPlane:
         self._undo.append(install_jsonpath_cache())
         self._undo.append(install_dynamodb_serializer_fix())
         self._undo.append(install_module_list_cache())
+        self._undo.append(install_distributed_map_failures())
 
     def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
         # The stage's Config as `chalice local` builds it, without chalice.cli's factory: that

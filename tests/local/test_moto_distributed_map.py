@@ -1,0 +1,92 @@
+"""moto patch 16: one failed item of a Distributed Map fails the Map, as on AWS (threshold 0)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from flowplane.local.moto_patches import install_distributed_map_failures
+
+pytestmark = pytest.mark.aws
+
+CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+
+
+def _definition(child_fails_at: int | None, extra: dict | None = None) -> dict:
+    choices = ([{"Variable": "$.idx", "NumericEquals": child_fails_at, "Next": "F"}]
+               if child_fails_at is not None else [{"Variable": "$.idx", "NumericEquals": -1, "Next": "F"}])
+    return {"StartAt": "M", "States": {"M": {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSON"},
+                       "Parameters": {"Bucket": "items", "Key": "items.json"}},
+        "ItemSelector": {"idx.$": "$$.Map.Item.Index"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "C", "States": {
+                              "C": {"Type": "Choice", "Choices": choices, "Default": "OK"},
+                              "F": {"Type": "Fail", "Error": "ItemFailed", "Cause": "this item failed"},
+                              "OK": {"Type": "Pass", "End": True}}},
+        "MaxConcurrency": 2,
+        "ResultSelector": {"n.$": "States.ArrayLength($)"},
+        "End": True, **(extra or {})}}}
+
+
+def _run(definition: dict, items: int = 6) -> dict:
+    s3, sfn = boto3.client("s3"), boto3.client("stepfunctions")
+    s3.create_bucket(Bucket="items")
+    s3.put_object(Bucket="items", Key="items.json", Body=json.dumps(list(range(items))).encode())
+    role = boto3.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    deadline = time.monotonic() + 60
+    while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return found
+
+
+@pytest.fixture()
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws(config=CONFIG):
+        yield
+
+
+def test_moto_alone_lets_a_failed_item_pass_which_the_patch_mends(aws) -> None:
+    # The difference the patch exists for: without it the run succeeds.
+    assert _run(_definition(child_fails_at=3))["status"] == "SUCCEEDED"
+
+
+def test_one_failed_item_fails_the_map_and_the_run(aws) -> None:
+    undo = install_distributed_map_failures()
+    try:
+        found = _run(_definition(child_fails_at=3))
+        assert found["status"] == "FAILED"
+        assert found["error"] == "States.ExceedToleratedFailureThreshold"
+        assert "1 of 6 items failed" in found["cause"]
+    finally:
+        undo()
+
+
+def test_items_that_all_succeed_still_succeed(aws) -> None:
+    undo = install_distributed_map_failures()
+    try:
+        assert _run(_definition(child_fails_at=None))["status"] == "SUCCEEDED"
+    finally:
+        undo()
+
+
+def test_a_catch_on_the_map_sees_the_threshold_error(aws) -> None:
+    undo = install_distributed_map_failures()
+    definition = _definition(child_fails_at=0, extra={
+        "Catch": [{"ErrorEquals": ["States.ExceedToleratedFailureThreshold"], "Next": "Caught"}]})
+    definition["States"]["M"].pop("End")
+    definition["States"]["M"]["Catch"][0]["ResultPath"] = "$.error"
+    definition["States"]["Caught"] = {"Type": "Pass", "End": True}
+    try:
+        assert _run(definition)["status"] == "SUCCEEDED"
+    finally:
+        undo()
