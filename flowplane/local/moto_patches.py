@@ -362,6 +362,50 @@ def install_distributed_map_failures() -> Undo:
     return _set_attributes(DistributedIterationComponent, {"_map_run": _distributed_map_run})
 
 
+# --- 17: a StopExecution right after StartExecution fails ---------------------------------------
+#
+# moto's execution worker builds its evaluation environment on its own thread, after
+# parsing the definition (100 ms and more for the first execution of a machine); a
+# StopExecution arriving before that finds no environment and answers 500
+# (AttributeError: 'NoneType' object has no attribute 'set_stop'). On AWS a run can be
+# stopped the moment it is started (`trigger` then `terminate`). The fix waits for the
+# environment, as long as the worker may take to make it.
+
+_original_worker_stop: Any = None
+STOP_WAIT_SECONDS = 30.0
+
+
+def _worker_stop(self: Any, stop_date: Any, error: Any, cause: Any) -> None:
+    import time
+
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while getattr(self, "env", None) is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    _original_worker_stop(self, stop_date, error, cause)
+
+
+def install_early_stop_fix() -> Undo:
+    """Patch 17; returns the undo."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    global _original_worker_stop
+    current = ExecutionWorker.__dict__["stop"]
+    if current is _worker_stop:
+        return _nothing
+    _original_worker_stop = current
+    return _set_attributes(ExecutionWorker, {"stop": _worker_stop})
+
+
+@contextlib.contextmanager
+def moto_early_stop_fix() -> Iterator[None]:
+    """Patch 17 for the duration of the block (tests on moto's in-process AWS)."""
+    undo = install_early_stop_fix()
+    try:
+        yield
+    finally:
+        undo()
+
+
 @contextlib.contextmanager
 def moto_events_fix() -> Iterator[None]:
     """Patches 6 and 7 for the duration of the block (tests on moto's in-process AWS)."""

@@ -255,19 +255,21 @@ def test_every_moto_fix_undoes_exactly():
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (
         DistributedIterationComponent,
     )
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     watched = [(moto.backends, "list_of_moto_modules"), (BaseJSONSerializer, "_serialize_type_map"),(Job, "_get_container_property"), (Rule, "send_to_targets"), (BatchBackend, "describe_jobs"),
                (StateMachineInstance, "__deepcopy__"), (EventTemplateParser, "DEFAULT_EVENT_INPUT_TEMPLATE"),
                (DynamoDBBackend, "transact_write_items"), (Table, "__deepcopy__"), (Table, "query"),
                (Table, "sorted_items"), (DynamoDBBackend, "update_item"), (botocore.session, "create_loader"),
-               (jsonpath_ng.ext, "parse"), (json_path, "parse"), (DistributedIterationComponent, "_map_run")]
+               (jsonpath_ng.ext, "parse"), (json_path, "parse"), (DistributedIterationComponent, "_map_run"),
+               (ExecutionWorker, "stop")]
     before = [cls.__dict__.get(name) for cls, name in watched]
     undos = [moto_patches.install_batch_sync_fix(), moto_patches.install_second_execution_fix(),
              moto_patches.install_batch_environment_fix(), moto_patches.install_events_fixes(),
              moto_patches.install_transact_fix(), moto_patches.install_query_fix(),
              moto_patches.install_shared_botocore_loader(), moto_patches.install_jsonpath_cache(),
              moto_patches.install_dynamodb_serializer_fix(), moto_patches.install_module_list_cache(),
-             moto_patches.install_distributed_map_failures()]
+             moto_patches.install_distributed_map_failures(), moto_patches.install_early_stop_fix()]
     assert all(now is not then for now, then in zip([cls.__dict__.get(name) for cls, name in watched], before)
                if now is not None), "a patch did not change what it patches"
     assert [cls.__dict__.get(name) for cls, name in watched] != before

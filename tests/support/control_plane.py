@@ -39,7 +39,11 @@ from chalicelib.bootstrap import ensure_resources  # noqa: E402
 from chalicelib.aws_events import object_created_event  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from flowplane.context import FlowContext  # noqa: E402
-from flowplane.local.moto_patches import moto_events_fix, moto_second_execution_fix  # noqa: E402,F401  (see there why)
+from flowplane.local.moto_patches import (  # noqa: E402,F401  (see there why)
+    moto_early_stop_fix,
+    moto_events_fix,
+    moto_second_execution_fix,
+)
 from flowplane.manifest import DeployOptions, Manifest  # noqa: E402
 from flowplane.package import Package, build_package, manifest_for  # noqa: E402
 
@@ -208,8 +212,9 @@ def control_plane_on_moto(monkeypatch: pytest.MonkeyPatch, execute: bool = True)
     for key, value in LOCAL_ENV.items():
         monkeypatch.setenv(key, value)
     config = MOTO_CONFIG if execute else {"batch": {"use_docker": False}}
-    # On AWS a schedule rule hears no bus events; moto sends them every PutEvents (patch 6).
-    with mock_aws(config=config), moto_second_execution_fix(), moto_events_fix():
+    # On AWS a schedule rule hears no bus events; moto sends them every PutEvents (patch 6); and a
+    # run can be stopped the moment it starts (patch 17).
+    with mock_aws(config=config), moto_second_execution_fix(), moto_events_fix(), moto_early_stop_fix():
         http.reset()
         aws = Aws(Settings.from_env())
         ensure_resources(aws)

@@ -1,4 +1,4 @@
-"""moto patch 16: one failed item of a Distributed Map fails the Map, as on AWS (threshold 0)."""
+"""moto patches 16 and 17: a failed item of a Distributed Map fails the Map, as on AWS (threshold 0); a run stopped the moment it starts is aborted."""
 
 from __future__ import annotations
 
@@ -90,3 +90,32 @@ def test_a_catch_on_the_map_sees_the_threshold_error(aws) -> None:
         assert _run(definition)["status"] == "SUCCEEDED"
     finally:
         undo()
+
+
+def test_a_run_stopped_the_moment_it_starts_is_aborted_not_an_error(aws) -> None:
+    """moto patch 17: StopExecution before moto's worker has parsed the definition."""
+    from flowplane.local.moto_patches import moto_early_stop_fix
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    sfn = boto3.client("stepfunctions")
+    role = boto3.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    definition = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}}}
+    machine = sfn.create_state_machine(name="w", definition=json.dumps(definition), roleArn=role)["stateMachineArn"]
+    slow = ExecutionWorker._get_evaluation_entrypoint
+
+    def parse_slowly(self):  # the worker still parsing when the stop arrives, every time
+        time.sleep(0.3)
+        return slow(self)
+
+    with moto_early_stop_fix():
+        ExecutionWorker._get_evaluation_entrypoint = parse_slowly
+        try:
+            arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+            sfn.stop_execution(executionArn=arn, cause="stopped at once")
+            deadline = time.monotonic() + 10
+            while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert found["status"] == "ABORTED"
+        finally:
+            ExecutionWorker._get_evaluation_entrypoint = slow
