@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    from .api_client import ApiClient, ApiError, ConfigError
+    from .api_client import ApiClient, ApiError
+    from .user_config import ConfigError
 
     try:
         answer = ApiClient().publish_event(args.name, args.payload, args.event_id)

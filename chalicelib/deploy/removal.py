@@ -32,13 +32,14 @@ def delete_flow(aws: Aws, name: str, body: dict[str, Any], caller: Optional[str]
     aws.schedules.remove(rule)
     if head.get("rule_name") not in (None, rule):  # a head from before rules carried the stage's prefix
         aws.schedules.remove(head["rule_name"])
-    from ..triggers import finish_index
-    from ..triggers import rules as trigger_rules
+    if head.get("triggers"):
+        from ..triggers import finish_index
+        from ..triggers import rules as trigger_rules
 
-    trigger_rules.remove(aws, name)
-    finish_index.remove(aws.table, name)
-    # Events waiting for the deleted deployment do not wait for the next one of that name.
-    aws.table.t.delete_item(Key={"PK": keys.trigger_state_pk(name), "SK": keys.TRIGGER_STATE_SK})
+        trigger_rules.remove(aws, name)
+        finish_index.remove(aws.table, name)
+        # Events waiting for the deleted deployment do not wait for the next one of that name.
+        aws.table.t.delete_item(Key={"PK": keys.trigger_state_pk(name), "SK": keys.TRIGGER_STATE_SK})
     if aws.state_machines.find(head["state_machine_arn"]) is not None:
         aws.state_machines.delete(head["state_machine_arn"])
     records.mark_deleted(head, user)

@@ -94,12 +94,14 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         _apply_schedule(aws, settings, name, rule, expression)
         undo.append(("schedule", lambda: _apply_schedule(aws, settings, name, rule, _previous_schedule(kept))))
 
-        stage = "triggers"
-        records.set_stage(deployment_id, stage)
         graph = package.source.graph
-        trigger_rules.apply(aws, name, graph.trigger, graph.trigger_on_finish)
-        finish_index.put(aws.table, name, manifest.flow_name, graph.trigger_on_finish)
-        undo.append(("triggers", lambda: _restore_triggers(aws, name, kept)))
+        if graph.trigger is not None or graph.trigger_on_finish is not None or (previous or {}).get("triggers"):
+            # A flow neither triggered now nor before has no rules to make or remove.
+            stage = "triggers"
+            records.set_stage(deployment_id, stage)
+            trigger_rules.apply(aws, name, graph.trigger, graph.trigger_on_finish)
+            finish_index.put(aws.table, name, manifest.flow_name, graph.trigger_on_finish)
+            undo.append(("triggers", lambda: _restore_triggers(aws, name, kept)))
 
         stage = "record"
         records.set_stage(deployment_id, stage)

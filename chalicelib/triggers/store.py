@@ -53,7 +53,3 @@ class TriggerStates:
                 if error_code(e) != "ConditionalCheckFailedException":
                     raise
         raise Contended(f"the trigger state of {deployment} changed under {ATTEMPTS} writers in a row")
-
-    def remove(self, deployment: str) -> None:
-        pk, sk = self._key(deployment)
-        self.table.t.delete_item(Key={"PK": pk, "SK": sk})

@@ -578,13 +578,12 @@ class LocalPlane:
     def _deliver_to_function(self, function_arn: str, payload: Any) -> None:
         """An event a rule sends to one of the app's Lambdas (a triggered flow's launcher):
         invoked asynchronously, retried twice on failure, as EventBridge invokes Lambda."""
-        if self._lambda_pool is None:
-            from concurrent.futures import ThreadPoolExecutor
+        with self._deliveries_lock:  # moto delivers on its request threads: one pool, made once
+            if self._lambda_pool is None:
+                from concurrent.futures import ThreadPoolExecutor
 
-            self._lambda_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowplane-local-lambda")
-            pool = self._lambda_pool
-            self._undo.append(lambda: pool.shutdown(wait=True, cancel_futures=False))
-        with self._deliveries_lock:
+                pool = self._lambda_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="flowplane-local-lambda")
+                self._undo.append(lambda: pool.shutdown(wait=True, cancel_futures=False))
             self._deliveries += 1
         self._lambda_pool.submit(self._invoke_async, function_arn, payload)
 

@@ -189,3 +189,19 @@ def test_a_mapping_to_a_parameter_the_flow_lacks_is_a_400_naming_the_line(contro
     assert "'beta'" in r.json_body["error"] and "not a parameter of the flow" in r.json_body["error"], r.json_body
     assert "line 4" in r.json_body["error"] or r.json_body.get("line") == 4, r.json_body
     assert cp.snapshot() == before
+
+
+def test_malformed_trigger_input_changes_nothing(control_plane, tmp_path):
+    cp = control_plane
+    cp.deploy(_write(tmp_path, "trig_flow.py", TRIGGERED), folder=tmp_path)
+    before = cp.snapshot()
+    r = cp.get("/flows/not%20a%20name/triggers/refused")
+    assert r.status_code == 400 and "is not a deployment's name" in r.json_body["error"], r.json_body
+    # A launch event whose `event` is not an object (not what the rule's transformer sends).
+    with pytest.raises(Exception, match="needs flow and event"):
+        cp.client.lambda_.invoke("launch", {"flow": "TrigFlow", "event": "data_updated"})
+    # Events of no contract shape, or for a flow without triggers, start nothing.
+    assert _deliver(cp, "TrigFlow", "event", {**_published("data_updated", "x", {}), "detail": {"name": 1}})["started"] == []
+    answer = cp.client.lambda_.invoke("launch", {"flow": "NoSuchFlow", "event": _published("data_updated", "y", {})}).payload
+    assert answer["started"] == [] and "no live triggers" in answer["reason"]
+    assert cp.snapshot() == before
