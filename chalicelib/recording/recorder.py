@@ -40,7 +40,7 @@ class Rejected(ValueError):
 @dataclass(frozen=True)
 class Outcome:
     recorded: bool
-    kind: str  # execution | job | task | rejected
+    kind: str  # execution | job | task | rejected | ignored
     pathspec: Optional[str] = None
     changed: bool = False
     reason: Optional[str] = None
@@ -96,6 +96,9 @@ class Recorder:
 
     def record_execution(self, change: ExecutionStatusChange) -> Outcome:
         """An execution's status (from its event, or from DescribeExecution when reconciling)."""
+        if change.of_map_run:
+            # On AWS each foreach item is a child execution with its own status events.
+            return Outcome(False, "ignored", reason=f"{change.executionArn} is a foreach item, not a run")
         if change.startDate is None:
             raise Rejected(f"execution {change.executionArn} has no startDate")
         if not self.owners.ours(change.state_machine_name):

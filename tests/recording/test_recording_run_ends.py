@@ -192,3 +192,17 @@ def test_the_reconciler_announces_the_ends_it_repairs_and_lists_those_it_could_n
     report = reconcile(http.aws())
     assert report["repaired"] == report["unannounced"] == [f"{FLOW}/{second['run_id']}"]
     assert cp.get(f"/flows/{FLOW}/runs/{second['run_id']}").json_body["production_status"] == "ABORTED"
+
+
+def test_a_foreach_items_child_execution_is_neither_recorded_nor_announced(deployed):
+    """On AWS a Distributed Map's children emit their own status events; the run is the parent."""
+    cp = deployed
+    detail = ended("FAILED")
+    machine = detail["stateMachineArn"]
+    detail["stateMachineArn"] = f"{machine}/start-foreach"
+    detail["executionArn"] = machine.replace(":stateMachine:", ":execution:") + "/start-foreach:1f0e2d3c"
+    detail["name"] = "1f0e2d3c"
+    outcome = deliver(cp.client, execution_event(detail))
+    assert outcome["recorded"] is False and "is a foreach item, not a run" in outcome["reason"]
+    assert cp.heard.events() == []
+    assert cp.get(f"/flows/{FLOW}/runs/sfn-1f0e2d3c").status_code == 404
