@@ -319,6 +319,10 @@ _original_map_run: Any = None
 
 def _distributed_map_run(self: Any, env: Any, eval_input: Any) -> None:
     _original_map_run(self, env, eval_input)
+    if not env.is_running():
+        # The run was stopped (terminate): its children were aborted with it, and the run
+        # ends ABORTED, as on AWS, not failed by their count.
+        return
     counts = eval_input.map_run_record.item_counter
     failed = counts.failed.get() + counts.timed_out.get() + counts.aborted.get()
     total = counts.total.get()

@@ -92,6 +92,30 @@ def test_a_catch_on_the_map_sees_the_threshold_error(aws) -> None:
         undo()
 
 
+def test_a_run_stopped_while_its_items_run_is_aborted_not_failed_by_their_count(aws) -> None:
+    # `terminate` of a wide foreach: the stop aborts the children, which must not count as
+    # failed items (the run would end FAILED instead of ABORTED).
+    undo = install_distributed_map_failures()
+    definition = _definition(child_fails_at=None)
+    definition["States"]["M"]["ItemProcessor"]["States"]["OK"] = {"Type": "Wait", "Seconds": 5, "End": True}
+    s3, sfn = boto3.client("s3"), boto3.client("stepfunctions")
+    try:
+        s3.create_bucket(Bucket="items")
+        s3.put_object(Bucket="items", Key="items.json", Body=json.dumps(list(range(6))).encode())
+        role = boto3.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)
+        arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
+        time.sleep(1)
+        sfn.stop_execution(executionArn=arn, cause="terminated")
+        deadline = time.monotonic() + 20
+        while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert found["status"] == "ABORTED"
+    finally:
+        undo()
+
+
 def test_a_run_stopped_the_moment_it_starts_is_aborted_not_an_error(aws) -> None:
     """moto patch 17: StopExecution before moto's worker has parsed the definition."""
     from flowplane.local.moto_patches import moto_early_stop_fix
