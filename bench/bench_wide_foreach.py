@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BenchContext, Row
+from common import BenchContext, Row, user_env, user_shell
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 1000
@@ -44,13 +44,6 @@ while not run.finished:
 print(run.successful)
 """
 
-def _user_env(home: Path) -> dict[str, str]:
-    drop = ("FLOWPLANE_", "AWS_", "MOTO_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(HOME=str(home), FLOWPLANE_USER="bench")
-    return env
-
-
 def _wide_run(ctx: BenchContext, base: Path) -> tuple[float, int]:
     """(seconds from trigger to the run read back finished, the run's history events)."""
     home, work = base / "home", base / "work"
@@ -58,13 +51,9 @@ def _wide_run(ctx: BenchContext, base: Path) -> tuple[float, int]:
     work.mkdir(parents=True)
     flow = work / "wide_foreach_flow.py"
     flow.write_text((ROOT / "examples" / "wide_foreach_flow.py").read_text())
-    env = _user_env(home)
+    env = user_env(home)
 
-    def run(*args: str) -> str:
-        done = subprocess.run([ctx.python, *args], cwd=work, env=env, capture_output=True, text=True, timeout=3600)
-        if done.returncode != 0:
-            raise RuntimeError(f"{args} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        return done.stdout
+    run = user_shell(ctx.python, work, env)
 
     try:
         run(str(flow), "step-functions", "create", "--max-workers", "50")

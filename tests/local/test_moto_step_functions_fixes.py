@@ -34,18 +34,26 @@ def _definition(child_fails_at: int | None, extra: dict | None = None) -> dict:
         "End": True, **(extra or {})}}}
 
 
-def _run(definition: dict, items: int = 6) -> dict:
+def _start(definition: dict, items: int = 6) -> str:
     s3, sfn = boto3.client("s3"), boto3.client("stepfunctions")
     s3.create_bucket(Bucket="items")
     s3.put_object(Bucket="items", Key="items.json", Body=json.dumps(list(range(items))).encode())
     role = boto3.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)["stateMachineArn"]
-    arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
-    deadline = time.monotonic() + 60
+    return sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+
+
+def _ended(arn: str, timeout: float = 60) -> dict:
+    sfn = boto3.client("stepfunctions")
+    deadline = time.monotonic() + timeout
     while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, f"{arn} still RUNNING after {timeout} s"
         time.sleep(0.05)
     return found
+
+
+def _run(definition: dict, items: int = 6) -> dict:
+    return _ended(_start(definition, items))
 
 
 @pytest.fixture()
@@ -98,20 +106,11 @@ def test_a_run_stopped_while_its_items_run_is_aborted_not_failed_by_their_count(
     undo = install_distributed_map_failures()
     definition = _definition(child_fails_at=None)
     definition["States"]["M"]["ItemProcessor"]["States"]["OK"] = {"Type": "Wait", "Seconds": 5, "End": True}
-    s3, sfn = boto3.client("s3"), boto3.client("stepfunctions")
     try:
-        s3.create_bucket(Bucket="items")
-        s3.put_object(Bucket="items", Key="items.json", Body=json.dumps(list(range(6))).encode())
-        role = boto3.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        machine = sfn.create_state_machine(name="m", definition=json.dumps(definition), roleArn=role)
-        arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
+        arn = _start(definition)
         time.sleep(1)
-        sfn.stop_execution(executionArn=arn, cause="terminated")
-        deadline = time.monotonic() + 20
-        while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert found["status"] == "ABORTED"
+        boto3.client("stepfunctions").stop_execution(executionArn=arn, cause="terminated")
+        assert _ended(arn, timeout=20)["status"] == "ABORTED"
     finally:
         undo()
 
@@ -136,11 +135,7 @@ def test_a_run_stopped_the_moment_it_starts_is_aborted_not_an_error(aws) -> None
         try:
             arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
             sfn.stop_execution(executionArn=arn, cause="stopped at once")
-            deadline = time.monotonic() + 10
-            while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            assert found["status"] == "ABORTED"
+            assert _ended(arn, timeout=10)["status"] == "ABORTED"
         finally:
             ExecutionWorker._get_evaluation_entrypoint = slow
 
@@ -176,10 +171,7 @@ def _batch_sync_run(monkeypatch, fail: bool) -> tuple[dict, int]:
             sfn = boto3.client("stepfunctions")
             machine = sfn.create_state_machine(name="b", definition=json.dumps(definition), roleArn=role)
             arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
-            deadline = time.monotonic() + 60
-            while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            found = _ended(arn)
     finally:
         undo()
     return found, len(calls)
