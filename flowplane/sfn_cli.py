@@ -342,12 +342,18 @@ def list_runs(ctx: click.Context, limit: int, **flags: bool) -> None:
         console.print(f"No {which + ' ' if which else ''}runs of {name} on AWS Step Functions.")
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"Runs of {name} on AWS Step Functions")
     for column in ("Run ID", "Status", "Started", "Finished"):
         table.add_column(column, no_wrap=column == "Run ID")
-    for r in runs[:limit]:
-        table.add_row(r["run_id"], r["status"], r.get("started_at") or "", r.get("stopped_at") or "")
+    shown = runs[:limit]
+    cells = ([r["run_id"] for r in shown], [r["status"] for r in shown],
+             [r.get("started_at") or "" for r in shown], [r.get("stopped_at") or "" for r in shown])
+    # One cell per column, a line per run: rich lays out each cell at ~80 us, so 100 rows
+    # of four took 30 ms. The table printed is the same, as no line wraps (no_wrap crops one
+    # too long for the terminal, as a one-word cell was cropped), so lines stay in their rows.
+    table.add_row(*(Text("\n".join(column), no_wrap=True) for column in cells))
     console.print(table)
 
 
