@@ -137,8 +137,14 @@ class Reads:
         prefix: Optional[str] = None,
         newest_first: bool = False,
         filter_: Any = None,
+        only_doc: bool = False,
     ) -> tuple[list[dict[str, Any]], Optional[str]]:
-        """One Query: a page of `partition` on `index`, and the token of the next."""
+        """One Query: a page of `partition` on `index`, and the token of the next.
+
+        `only_doc` asks for the record document alone (all its reader decodes), not the
+        index keys, tags and statuses copied beside it: a page of 100 runs comes back with
+        one attribute an item instead of a dozen, which every layer then parses.
+        """
         from boto3.dynamodb.conditions import Key
 
         attribute, value = partition
@@ -155,6 +161,9 @@ class Reads:
             kwargs["ExclusiveStartKey"] = start
         if filter_ is not None:
             kwargs["FilterExpression"] = filter_
+        if only_doc:
+            kwargs["ProjectionExpression"] = "#doc"
+            kwargs["ExpressionAttributeNames"] = {"#doc": "doc"}
         page = self.t.query(**kwargs)
         return page.get("Items", []), tokens.encode(page.get("LastEvaluatedKey"), index)
 
@@ -275,7 +284,7 @@ class Reads:
             index, partition = None, ("PK", keys.tag_pk(flow, primary))
         else:
             index, partition = keys.BY_TIME, ("GSI1PK", keys.runs_by_time_pk(flow))
-        items, token = self._page(partition, index, n, next_token, newest_first=True, filter_=filter_)
+        items, token = self._page(partition, index, n, next_token, newest_first=True, filter_=filter_, only_doc=True)
         if not items and next_token is None:
             if deployment is not None:
                 self._check_deployment(flow, deployment)

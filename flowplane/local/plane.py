@@ -53,6 +53,7 @@ from .moto_patches import (
     Undo,
     install_batch_sync_fix,
     install_distributed_map_failures,
+    install_dynamodb_answer_fix,
     install_dynamodb_serializer_fix,
     install_early_stop_fix,
     install_in_process_sync_poll,
@@ -61,6 +62,7 @@ from .moto_patches import (
     install_lambda_targets,
     install_module_list_cache,
     install_query_fix,
+    install_request_id_fix,
     install_second_execution_fix,
     install_shared_botocore_loader,
     install_transact_fix,
@@ -366,6 +368,8 @@ class LocalPlane:
         self._undo.append(install_query_fix())
         self._undo.append(install_jsonpath_cache())
         self._undo.append(install_dynamodb_serializer_fix())
+        self._undo.append(install_dynamodb_answer_fix())
+        self._undo.append(install_request_id_fix())
         self._undo.append(install_module_list_cache())
         self._undo.append(install_distributed_map_failures())
         self._undo.append(install_early_stop_fix())

@@ -109,6 +109,14 @@ def test_a_thousand_item_foreach_runs_as_one_run_with_a_short_history(plane):
     path = EXAMPLES / "wide_foreach_flow.py"
     create(path, "--max-workers", "50")
     run_id = trigger(path, "--width", str(WIDTH))
+    # While the children run, the run is listed, and read, as running.
+    deadline = time.monotonic() + 300
+    while not processes(plane, run_id, "score"):
+        assert time.monotonic() < deadline, "no item started"
+        time.sleep(0.2)
+    listed = sdk(path, "step-functions", "list-runs", "--running")
+    assert run_id in listed
+    assert production_run("WideForeachFlow", run_id).finished is False
     assert wait_for_run(plane, "WideForeachFlow", run_id, timeout=900)["status"] == "SUCCEEDED"
     # The items ran as child executions: the run's own history does not grow with them
     # (an inline Map added about nine events per item, 9,000 here).

@@ -1,4 +1,4 @@
-"""moto patches 16-18: a failed item of a Distributed Map fails the Map, as on AWS (threshold 0); a run stopped the moment it starts is aborted; `.sync` Batch tasks poll the backend in-process."""
+"""moto patches 16, 17 and 20: a failed item of a Distributed Map fails the Map, as on AWS (threshold 0); a run stopped the moment it starts is aborted; `.sync` Batch tasks poll the backend in-process."""
 
 from __future__ import annotations
 
@@ -140,11 +140,11 @@ def test_a_run_stopped_the_moment_it_starts_is_aborted_not_an_error(aws) -> None
             ExecutionWorker._get_evaluation_entrypoint = slow
 
 
-# --- patch 18: `.sync` Batch tasks read the job from the backend, not over HTTP -------------------
+# --- patch 20: `.sync` Batch tasks read the job from the backend, not over HTTP -------------------
 
 
 def _batch_sync_run(monkeypatch, fail: bool) -> tuple[dict, int]:
-    """A `batch:submitJob.sync` task run with patch 18; (the execution, DescribeJobs API calls)."""
+    """A `batch:submitJob.sync` task run with patch 20; (the execution, DescribeJobs API calls)."""
     from moto.batch.responses import BatchResponse
 
     from flowplane.local.moto_patches import install_in_process_sync_poll, patched_moto_batch
