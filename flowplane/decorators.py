@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from .config import is_deferred
 from .manifest import (
     STEP_DECORATORS,
+    ProjectSpec,
     ScheduleSpec,
     TriggerOnFinishSpec,
     TriggerSpec,
@@ -130,6 +131,12 @@ trigger_on_finish = _flow_decorator(
     "trigger_on_finish", TriggerOnFinishSpec, "_flowplane_trigger_on_finish",
     "`@trigger_on_finish(flow='FirstFlow')` or `(flows=[...])`: a deployed flow starts when the "
     "upstream flows' production runs succeed.",
+)
+
+project = _flow_decorator(
+    "project", ProjectSpec, "_flowplane_project",
+    "`@project(name='fraud')`: the flow belongs to a project, deployed side by side per branch "
+    "(`user.<you>`, `--branch NAME`, `--production`) as `<project>.<branch>.<FlowName>`.",
 )
 
 
