@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.resource_names import rule_name, state_machine_name
-from tests.support.embedded_plane import USER, create, embedded_plane, flow_cli, production_run, sdk, trigger, wait_for_run
+from tests.support.embedded_plane import USER, embedded_plane, flow_cli, production_run, sdk, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +49,11 @@ def _write(tmp_path: Path, name: str, source: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(source))
     return path
+
+
+def _trigger(path: Path, *options: str) -> str:
+    """`python FLOW [--branch B | --production] step-functions trigger`: the run id."""
+    return sdk(path, *options, "step-functions", "trigger").strip().splitlines()[-1]
 
 
 def _token(created: str) -> str:
@@ -95,7 +100,7 @@ def test_three_branches_deploy_run_and_delete_side_by_side(plane, tmp_path, monk
     prefix = plane.settings.resource_prefix
     assert {f"{prefix}-fraud.{b}.ScoreFlow" for b in BRANCHES.values()} <= set(_machines(plane))
     for options, branch in BRANCHES.items():
-        runs[branch] = trigger(path, *options)
+        runs[branch] = _trigger(path, *options)
     for branch, run_id in runs.items():
         deployment = f"fraud.{branch}.ScoreFlow"
         assert wait_for_run(plane, deployment, run_id)["status"] == "SUCCEEDED"
@@ -130,7 +135,7 @@ def test_three_branches_deploy_run_and_delete_side_by_side(plane, tmp_path, monk
         (fired,) = plane.scheduler.deliver(rule, datetime(2027, 1, 15, 8, tzinfo=timezone.utc))
         assert fired.error is None and fired.result["started"] is True
         assert wait_for_run(plane, deployment, fired.result["run_id"])["status"] == "SUCCEEDED"
-        assert wait_for_run(plane, deployment, trigger(path, *options))["status"] == "SUCCEEDED"
+        assert wait_for_run(plane, deployment, _trigger(path, *options))["status"] == "SUCCEEDED"
 
     # Another user replaces prod only with its production token; nothing changes until then.
     other_home = tmp_path / "bob-home"
@@ -185,12 +190,12 @@ def test_trigger_on_finish_inside_a_project_hears_its_own_branch_or_the_one_it_n
     down = _write(tmp_path, "down_flow.py", DOWNSTREAM.format(upstream="UpFlow", name="DownFlow"))
     across = _write(tmp_path, "across_flow.py", DOWNSTREAM.format(upstream="chain.test.b.UpFlow", name="AcrossFlow"))
     for branch in ("a", "b"):
-        create(up, "--branch", branch)
+        sdk(up, "--branch", branch, "step-functions", "create")
     assert "on a successful production run of chain.test.a.UpFlow" in sdk(down, "--branch", "a", "step-functions", "create")
     assert "on a successful production run of chain.test.b.UpFlow" in sdk(
         across, "--branch", "c", "step-functions", "create")
 
-    on_b = trigger(up, "--branch", "b")
+    on_b = _trigger(up, "--branch", "b")
     assert wait_for_run(plane, "chain.test.b.UpFlow", on_b)["status"] == "SUCCEEDED"
     (reached,) = _wait_for_executions(plane, "chain.test.c.AcrossFlow", 1)
     assert wait_for_run(plane, "chain.test.c.AcrossFlow", f"sfn-{reached['name']}")["status"] == "SUCCEEDED"
@@ -198,7 +203,7 @@ def test_trigger_on_finish_inside_a_project_hears_its_own_branch_or_the_one_it_n
     plane.settle(timeout=10)
     assert _executions(plane, "chain.test.a.DownFlow") == []  # test.b's run is not test.a's
 
-    on_a = trigger(up, "--branch", "a")
+    on_a = _trigger(up, "--branch", "a")
     assert wait_for_run(plane, "chain.test.a.UpFlow", on_a)["status"] == "SUCCEEDED"
     (started,) = _wait_for_executions(plane, "chain.test.a.DownFlow", 1)
     run_id = f"sfn-{started['name']}"
