@@ -126,3 +126,26 @@ def test_upstream_flows_named_alone_are_the_same_project_and_branchs(control_pla
     flows = json.loads(head["triggers"])["trigger_on_finish"]["flows"]
     assert [(f["project"], f["branch"], f["name"]) for f in flows] == [
         ("chain", "test.a", "UpFlow"), ("other", "prod", "FeedFlow"), ("chain", "prod", "LabelFlow")]
+
+
+@pytest.mark.parametrize("control_plane", [{"execute": False}], indirect=True)
+def test_a_long_branch_name_is_shortened_as_every_name_is_and_its_runs_still_find_it(control_plane, tmp_path) -> None:
+    from tests.support.recording_events import execution_detail, execution_event
+
+    cp = control_plane
+    project, branch = "p" * 60, "test." + "b" * 60
+    flow = _write(tmp_path, SCHEDULED.format(extra="").replace('name="fraud"', f'name="{project}"'))
+    name = f"{project}.{branch}.ScoreFlow"
+    record = cp.deploy(flow, folder=tmp_path, branch=branch)
+    assert record["status"] == "DEPLOYED" and record["name"] == name
+    prefix = cp.settings.resource_prefix
+    machine = state_machine_name(prefix, name)
+    assert len(machine) == 80 and machine != f"{prefix}-{name}"
+    assert len(rule_name(prefix, name)) == 64 and cp.aws.schedules.get(rule_name(prefix, name)) is not None
+    # A run of the shortened state machine is recorded as the branch's, with its tags.
+    from tests.support.recording_events import deliver
+
+    deliver(cp.client, execution_event(execution_detail(name, "e1", "RUNNING", 1_800_000_000_000)))
+    run = cp.get("/flows/ScoreFlow/runs/sfn-e1").json_body
+    assert run["deployment"] == name, run
+    assert {f"project:{project}", f"project_branch:{branch}"} <= set(run["system_tags"])

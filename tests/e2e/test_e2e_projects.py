@@ -64,11 +64,16 @@ def _machines(plane) -> list[str]:
     return sorted(m["name"] for m in plane.session.client("stepfunctions").list_state_machines()["stateMachines"])
 
 
+# The table's items a deploy writes (run records go on changing as earlier runs' events arrive).
+DEPLOY_ITEMS = {"flow", "version", "deployment", "package_link", "state_machine", "finish_triggers", "trigger_state"}
+
+
 def _stored(plane) -> tuple:
-    """What a deploy would change: state machines, rules, and the table's items."""
+    """What a deploy would change: state machines, rules, and the table's deployment items."""
     rules = sorted(r["Name"] for r in plane.session.client("events").list_rules(NamePrefix="flowplane-")["Rules"])
     items = plane.session.client("dynamodb").scan(TableName=plane.settings.table)["Items"]
-    return _machines(plane), rules, sorted(str(sorted(i.items())) for i in items)
+    deployed = [i for i in items if i.get("type", {}).get("S") in DEPLOY_ITEMS]
+    return _machines(plane), rules, sorted(str(sorted(i.items())) for i in deployed)
 
 
 def _executions(plane, deployment: str) -> list[dict]:
@@ -233,3 +238,32 @@ def test_a_bad_project_or_branch_deploys_nothing(plane, tmp_path, source, args, 
     assert result.exit_code != 0, result.output
     assert all(w in result.output for w in words), result.output
     assert _stored(plane) == before
+
+
+@pytest.mark.parametrize("options, branch", [([], f"user.{USER}"), (["--branch", "exp"], "test.exp"),
+                                             (["--production"], "prod")])
+def test_a_local_run_of_a_branch_shows_it_in_every_task_and_its_tags(tmp_path, options, branch) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from flowplane.client import Flow, namespace, use_provider
+    from flowplane.client.local import LocalProvider
+    from flowplane.datastore.storage import storage_for
+
+    path = _write(tmp_path, "score_flow.py", SCORED + "\nif __name__ == '__main__':\n    ScoreFlow()\n")
+    root = tmp_path / "datastore"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOWPLANE_", "MOTO_"))}
+    env.update(FLOWPLANE_DATASTORE_ROOT=str(root), FLOWPLANE_USER=USER, FLOWPLANE_EMBEDDED="0")
+    proc = subprocess.run([sys.executable, str(path), *options, "run"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Project: fraud, Branch: {branch}" in proc.stdout + proc.stderr
+    with use_provider(LocalProvider(storage_for(str(root)))):
+        namespace(None)
+        (run,) = Flow("ScoreFlow").runs(f"project_branch:{branch}")
+        assert run.data.seen == {"project": "fraud", "branch": branch, "production": branch == "prod",
+                                 "deployment": f"fraud.{branch}.ScoreFlow",
+                                 "tags": ["project:fraud", f"project_branch:{branch}"]}
+        assert run.data.end_branch == branch
+        assert {"project:fraud", f"project_branch:{branch}", "runtime:local"} <= run.system_tags
