@@ -1,6 +1,8 @@
 """The names of a stage's AWS resources: a deployment's, and the role its state machines run as.
 
-A deployment is named by `--name`, else by its flow's class name. Its state
+A deployment is named by `--name`, else by its flow's class name; a flow with
+`@project` by `<project>.<branch>.<FlowName>` (flowplane/projects.py), each branch
+its own deployment. Its state
 machine and its schedule rule both start with the stage's `resource_prefix`
 (Settings: `flowplane-<stage>`, and the stack's name on AWS), so two stages in one account and region never touch
 each other's resources, and each stage's IAM policies grant it only its own
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Optional
+from typing import Any, Optional
+
+from flowplane import projects
 
 from .errors import BadRequest
 
@@ -42,6 +46,56 @@ def deployment_name(flow_name: str, name: Optional[str]) -> str:
             field="options.name" if name else "flow_name",
         )
     return value
+
+
+def is_deployment_name(value: str) -> bool:
+    """A name a deployment can have: `--name`'s or the flow's, or `<project>.<branch>.<Flow>`."""
+    return bool(NAME_RE.match(value)) or projects.is_deployment_name(value)
+
+
+def project_of(manifest: Any) -> Optional[projects.ProjectInfo]:
+    """The @project branch a manifest deploys, checked against the flow's decorator; None
+    without @project. A BadRequest for a branch the decorator does not allow."""
+    spec, branch = manifest.graph.project, manifest.options.branch
+    if spec is None:
+        if branch:
+            raise BadRequest(f"branch {branch!r} is given, but the flow has no @project", field="options.branch")
+        return None
+    if manifest.options.name:
+        raise BadRequest("--name is not supported for a flow with @project: use --branch instead", field="options.name")
+    if not branch:
+        raise BadRequest("a flow with @project deploys a branch, and the manifest names none", field="options.branch")
+    allowed = None
+    if spec.branch:
+        allowed = {f"prod.{spec.branch}"} if spec.production else {f"test.{spec.branch}", f"prod.{spec.branch}"}
+    elif spec.production:
+        allowed = {"prod"}
+    if allowed is not None and branch not in allowed:
+        raise BadRequest(
+            f"branch {branch!r} is not the one @project(...) at line {spec.lineno} deploys "
+            f"({' or '.join(sorted(allowed))})", field="options.branch", line=spec.lineno,
+        )
+    info = projects.ProjectInfo(spec.name, branch, manifest.flow_name)
+    try:
+        projects.check_length(info.project_flow_name)
+    except projects.ProjectError as e:
+        raise BadRequest(str(e), field="options.branch") from None
+    return info
+
+
+def manifest_deployment(manifest: Any) -> str:
+    """The deployment a manifest deploys: `<project>.<branch>.<Flow>` under @project, else
+    `--name`, else the flow's name."""
+    info = project_of(manifest)
+    if info is not None:
+        return info.project_flow_name
+    return deployment_name(manifest.flow_name, manifest.options.name)
+
+
+def finish_node(name: str, flow_name: str) -> str:
+    """How a deployment's runs are named by `@trigger_on_finish` (RunFinished.project_flow_name):
+    a project deployment by its own name (`<project>.<branch>.<Flow>`), any other by its flow's."""
+    return name if projects.is_deployment_name(name) else flow_name
 
 
 def states_role_name(stage: str) -> str:

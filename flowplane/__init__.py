@@ -35,6 +35,7 @@ _SDK_NAMES = {
     "schedule": ".decorators",
     "trigger": ".decorators",
     "trigger_on_finish": ".decorators",
+    "project": ".decorators",
 }
 
 _CLIENT_NAMES = {
@@ -75,6 +76,7 @@ __all__ = [
     "schedule",
     "trigger",
     "trigger_on_finish",
+    "project",
     *sorted(_CLIENT_NAMES),
     *sorted(_DATATOOLS_NAMES),
 ]

@@ -133,12 +133,22 @@ def build_flow_cli(flow_cls: type) -> Any:
         "--config-value", "config_values", multiple=True, type=(str, str), metavar="NAME JSON",
         help="Give the Config NAME as JSON text.",
     )
+    @click.option(
+        "--branch", default=None, metavar="NAME",
+        help="@project: run or deploy the branch test.NAME (prod.NAME with --production); "
+        "the default is user.<your name>.",
+    )
+    @click.option("--production", is_flag=True, default=False,
+                  help="@project: run or deploy the production branch (prod, or prod.NAME with --branch).")
     @click.pass_context
     def cli(ctx: click.Context, with_specs: list[Any], config_files: Any, config_values: Any, quiet: bool,
-            datastore: Optional[str], datastore_root: Optional[str], **accepted: Any) -> None:
+            datastore: Optional[str], datastore_root: Optional[str], branch: Optional[str], production: bool,
+            **accepted: Any) -> None:
         # --pylint, --metadata, --environment, --event-logger, --monitor: checked by their callbacks.
         cli_options.apply(ctx, quiet, datastore, datastore_root)
-        ctx.obj = _with_configs(base, list(with_specs), config_files, config_values)
+        fctx = _with_configs(base, list(with_specs), config_files, config_values)
+        # The branch is resolved by the command that needs it, after its lint.
+        ctx.obj = dataclasses.replace(fctx, branch_option=branch, production_option=production)
 
     cli.add_command(_run_command(base))
     cli.add_command(_show_command())
@@ -282,6 +292,12 @@ def _run_command(base: Any) -> Any:
             raise click.UsageError(f"parameter {clash[0]!r} has the name of a `run` option; rename the parameter")
         _lint_or_exit(fctx)
         from .parameters import DeployTimeContext, ParameterError
+        from .projects import ProjectError
+
+        try:
+            fctx.project()  # checked before anything runs; the runtime reads it again
+        except ProjectError as e:
+            raise click.UsageError(f"{e}; nothing ran") from None
 
         from .datastore.storage import default_root
 

@@ -11,6 +11,7 @@ from typing import Any, Optional
 from .graph import SourceFlow, read_source_flow
 from .manifest import GraphSpec
 from .parameters import Parameter
+from .projects import ProjectError, ProjectInfo, resolve
 
 
 def username() -> str:
@@ -34,6 +35,9 @@ class FlowContext:
     user: str = field(default_factory=username)
     # The Config values (name -> JSON) the source was read with; None: not resolved yet.
     configs: Optional[dict[str, Any]] = None
+    # The top-level --branch and --production (@project); read by `project()`.
+    branch_option: Optional[str] = None
+    production_option: bool = False
 
     @property
     def flow_name(self) -> str:
@@ -43,6 +47,31 @@ class FlowContext:
     def graph(self) -> GraphSpec:
         """The graph with `--with` decorators attached: what runs and what deploys."""
         return self.source.graph.with_decorators(self.with_decorators)
+
+    def project(self) -> Optional[ProjectInfo]:
+        """The flow's project and branch (None without @project); a ProjectError for a branch
+        the options and the decorator cannot agree on, or options without @project."""
+        spec = self.source.graph.project
+        if spec is None:
+            if self.branch_option is not None or self.production_option:
+                broken = [f"line {n}: {m}" for n, m in self.source.problems if m.startswith("@project")]
+                raise ProjectError(
+                    f"the flow's @project is not valid ({'; '.join(broken)})" if broken else
+                    "--branch and --production choose a branch of a @project; this flow has no @project"
+                )
+            return None
+        return resolve(spec.name, self.flow_name, self.user, decorator_branch=spec.branch,
+                       decorator_production=spec.production, branch=self.branch_option,
+                       production=self.production_option)
+
+    def deployment_name(self, name: Optional[str] = None) -> str:
+        """What `step-functions` deploys and drives: `--name`, `<project>.<branch>.<Flow>`, or the flow's."""
+        info = self.project()
+        if info is None:
+            return name or self.flow_name
+        if name:
+            raise ProjectError("--name is not supported for a flow with @project: use --branch instead")
+        return info.project_flow_name
 
     def parameters(self) -> list[Parameter]:
         """The flow's Parameter objects, in definition order."""

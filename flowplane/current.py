@@ -62,7 +62,33 @@ class Current:
 
     @property
     def is_production(self) -> bool:
+        """With @project, whether this is its production branch (`--production`), as Metaflow's;
+        without, whether the run is a deployed (Step Functions) one."""
         return bool(self._get("is_production"))
+
+    @property
+    def project_name(self) -> Optional[str]:
+        """The flow's @project name; None without @project."""
+        return self._get("project_name")
+
+    @property
+    def branch_name(self) -> Optional[str]:
+        """The @project branch: `user.<name>`, `test.<name>`, `prod` or `prod.<name>`."""
+        return self._get("branch_name")
+
+    @property
+    def is_user_branch(self) -> bool:
+        return bool(self._get("is_user_branch"))
+
+    @property
+    def project_flow_name(self) -> Optional[str]:
+        """`<project>.<branch>.<FlowName>`: the deployment's name."""
+        return self._get("project_flow_name")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A value of `current` by name, or `default` when it has none (Metaflow's `current.get`)."""
+        value = getattr(self, key, None) if not key.startswith("_") else None
+        return default if value is None else value
 
     @property
     def parameter_names(self) -> list[str]:

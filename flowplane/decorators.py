@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from .config import is_deferred
 from .manifest import (
     STEP_DECORATORS,
+    ProjectSpec,
     ScheduleSpec,
     TriggerOnFinishSpec,
     TriggerSpec,
@@ -96,7 +97,10 @@ def schedule(cls: Optional[type] = None, **kwargs: Any) -> Any:
     return attach
 
 
-def _flow_decorator(kind: str, model: Any, attribute: str, doc: str) -> Callable:
+def _flow_decorator(kind: str, model: Any, attribute: str, doc: str, checked_by_lint: bool = False) -> Callable:
+    """`checked_by_lint`: a bad argument is left to lint (which names its line: `check`, and before
+    `run` and `create`) instead of failing the flow's import."""
+
     def decorator(cls: Optional[type] = None, **kwargs: Any) -> Any:
         if cls is not None and not isinstance(cls, type):
             raise DecoratorArgumentError(f"@{kind} takes keyword arguments only")
@@ -108,7 +112,10 @@ def _flow_decorator(kind: str, model: Any, attribute: str, doc: str) -> Callable
             raise DecoratorArgumentError(f"@{kind}: name the events as constants, not functions")
         deferred = any(is_deferred(v) for v in kwargs.values())
         # A config-valued argument is computed when the graph is read with the config values.
-        spec = SimpleNamespace(deferred=kwargs) if deferred else _validated(model, f"@{kind}", kwargs)
+        if deferred or checked_by_lint:
+            spec: Any = SimpleNamespace(deferred=kwargs)
+        else:
+            spec = _validated(model, f"@{kind}", kwargs)
 
         def attach(c: type) -> type:
             setattr(c, attribute, spec)
@@ -130,6 +137,13 @@ trigger_on_finish = _flow_decorator(
     "trigger_on_finish", TriggerOnFinishSpec, "_flowplane_trigger_on_finish",
     "`@trigger_on_finish(flow='FirstFlow')` or `(flows=[...])`: a deployed flow starts when the "
     "upstream flows' production runs succeed.",
+)
+
+project = _flow_decorator(
+    "project", ProjectSpec, "_flowplane_project",
+    "`@project(name='fraud')`: the flow belongs to a project, deployed side by side per branch "
+    "(`user.<you>`, `--branch NAME`, `--production`) as `<project>.<branch>.<FlowName>`.",
+    checked_by_lint=True,
 )
 
 

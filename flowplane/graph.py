@@ -19,6 +19,7 @@ from .manifest import (
     check_repeated,
     GraphSpec,
     ParameterSpec,
+    ProjectSpec,
     ScheduleSpec,
     TriggerOnFinishSpec,
     TriggerSpec,
@@ -331,7 +332,8 @@ def _parse_flow_decorator(cls: ast.ClassDef, kind: str, model: Any, problems: li
         if _name_of(dec) != kind:
             continue
         if found is not None:
-            problems.append((dec.lineno, f"@{kind} is given twice on the flow; give all its events in one"))
+            problems.append((dec.lineno, f"@{kind} is given twice on the flow"
+                             + ("" if kind == "project" else "; give all its events in one")))
             continue
         kwargs = _literal_kwargs(dec, dec.lineno, f"@{kind}", problems, configs)
         try:
@@ -436,6 +438,7 @@ def _read(source: str, filename: str, class_name: Optional[str], configs: Option
         schedule=_parse_schedule(cls, problems, config_env),
         trigger=_parse_flow_decorator(cls, "trigger", TriggerSpec, problems, config_env),
         trigger_on_finish=_parse_flow_decorator(cls, "trigger_on_finish", TriggerOnFinishSpec, problems, config_env),
+        project=_parse_flow_decorator(cls, "project", ProjectSpec, problems, config_env),
         doc=ast.get_docstring(cls),
     )
     _check_config_names(declared, parameters, problems)

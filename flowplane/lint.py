@@ -674,9 +674,21 @@ def check_required_parameters_triggered(flow: _Flow) -> Iterator[LintError]:
 @rule("trigger-on-own-finish")
 def check_trigger_on_own_finish(flow: _Flow) -> Iterator[LintError]:
     finish = flow.graph.trigger_on_finish
-    if finish is not None and any(f.name == flow.graph.flow_name for f in finish.flows):
+    # A project-qualified name may be another branch of this flow: that is no loop.
+    if finish is not None and any(f.name == flow.graph.flow_name and not f.project for f in finish.flows):
         yield LintError("", f"@trigger_on_finish names {flow.graph.flow_name} itself: each run would start "
                         "the next, forever", finish.lineno)
+
+
+@rule("trigger-on-finish-project")
+def check_trigger_on_finish_project(flow: _Flow) -> Iterator[LintError]:
+    finish = flow.graph.trigger_on_finish
+    if finish is None or flow.graph.project is not None:
+        return
+    try:
+        finish.within(None)
+    except ValueError as e:
+        yield LintError("", str(e), finish.lineno)
 
 
 # --- entry points ----------------------------------------------------------------------

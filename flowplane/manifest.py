@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import limits
+from . import limits, projects
 from .event_types import EVENT_NAME_PATTERN
 
 MANIFEST_FORMAT = 1
@@ -330,9 +330,17 @@ class EventTriggerSpec(_Strict):
 
 
 class FlowTriggerSpec(_Strict):
-    """One upstream flow of `@trigger_on_finish`: its production runs that succeed start this one."""
+    """One upstream flow of `@trigger_on_finish`: its production runs that succeed start this one.
+
+    Metaflow's forms: `"FirstFlow"`, `"project.branch.FirstFlow"` and
+    `{"name": "FirstFlow", "project": ..., "project_branch": ...}`. An upstream flow named
+    without its project is, inside a @project, the same project and branch's
+    (`within`, at deploy), and outside one a flow deployed without @project.
+    """
 
     name: str
+    project: Optional[str] = None
+    branch: Optional[str] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -340,13 +348,16 @@ class FlowTriggerSpec(_Strict):
         if isinstance(value, str):
             value = {"name": value}
         if isinstance(value, dict):
-            extra = sorted(set(value) - {"name"})
-            if extra or "." in str(value.get("name", "")):
-                raise ValueError(
-                    f"{value.get('name', value)!r}: project-qualified upstream flows "
-                    f"({', '.join(extra) or 'project.branch.Flow'}) need @project, which flowplane "
-                    "does not support yet; name the upstream flow's class"
-                )
+            value = dict(value)
+            if "project_branch" in value:
+                value["branch"] = value.pop("project_branch")
+            name = value.get("name")
+            if isinstance(name, str) and "." in name:
+                if name.count(".") < 2 or value.get("project") or value.get("branch"):
+                    raise ValueError(
+                        f"{name[:200]!r}: name the upstream flow as FlowName or as project.branch.FlowName"
+                    )
+                value["project"], value["branch"], value["name"] = projects.split_qualified(name)
         return value
 
     @field_validator("name")
@@ -355,6 +366,27 @@ class FlowTriggerSpec(_Strict):
         if not re.match(FLOW_NAME_PATTERN, v):
             raise ValueError(f"{v[:80]!r} is not a flow's class name")
         return v
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else projects.check_name(v, "the upstream flow's project")
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not projects.BRANCH_RE.match(v):
+            # A branch as deployed: user.<name>, test.<name>, prod or prod.<name>.
+            raise ValueError(f"{v[:140]!r} is not a project branch (user.NAME, test.NAME, prod or prod.NAME)")
+        return v
+
+    @property
+    def qualified(self) -> str:
+        """`project.branch.Flow` when qualified, else the flow's class name: what its runs announce
+        as `RunFinished.project_flow_name`."""
+        if self.project and self.branch:
+            return projects.qualified_name(self.project, self.branch, self.name)
+        return self.name
 
 
 def _one_or_many(kind: str, single: str, many: str, value: dict[str, Any]) -> dict[str, Any]:
@@ -419,8 +451,46 @@ class TriggerOnFinishSpec(_Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> "TriggerOnFinishSpec":
-        _refuse_repeated("flow", [f.name for f in self.flows])
+        _refuse_repeated("flow", [f.qualified for f in self.flows])
         return self
+
+    def within(self, info: Optional["projects.ProjectInfo"]) -> "TriggerOnFinishSpec":
+        """The upstream flows as the deployment listens to them: inside a @project, a flow named
+        without project or branch takes the deployment's (as Metaflow's); outside one, a partly
+        qualified flow (a project without its branch) is refused, since no run would match."""
+        flows = []
+        for f in self.flows:
+            if info is not None:
+                f = f.model_copy(update={"project": f.project or info.name, "branch": f.branch or info.branch})
+            elif bool(f.project) != bool(f.branch):
+                raise ValueError(
+                    f"@trigger_on_finish: {f.name!r} names its project or its branch but not both, and this flow "
+                    "has no @project to take the other from; give both, or project.branch.FlowName"
+                )
+            flows.append(f)
+        return self.model_copy(update={"flows": flows})
+
+
+# --- project -------------------------------------------------------------------
+
+
+class ProjectSpec(_Strict):
+    """`@project(name=..., branch=None, production=False)` on the flow class (flowplane/projects.py)."""
+
+    name: str
+    branch: Optional[str] = None
+    production: bool = False
+    lineno: int = 0  # the decorator's line in the flow's file
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return projects.check_name(v, "")
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else projects.check_name(v, "")
 
 
 # --- graph -----------------------------------------------------------------
@@ -468,6 +538,7 @@ class GraphSpec(_Strict):
     schedule: Optional[ScheduleSpec] = None
     trigger: Optional[TriggerSpec] = None
     trigger_on_finish: Optional[TriggerOnFinishSpec] = None
+    project: Optional[ProjectSpec] = None
     doc: Optional[str] = None
 
     def __getitem__(self, name: str) -> StepSpec:
@@ -512,6 +583,7 @@ class GraphSpec(_Strict):
             "schedule": self.schedule.model_dump() if self.schedule else None,
             "trigger": self.trigger.model_dump() if self.trigger else None,
             "trigger_on_finish": self.trigger_on_finish.model_dump() if self.trigger_on_finish else None,
+            "project": self.project.model_dump() if self.project else None,
             "steps": {
                 n: {
                     "type": s.type,
@@ -551,6 +623,9 @@ class DeployOptions(_Strict):
     max_workers: int = Field(100, ge=1, le=10000)
     tags: list[str] = Field(default_factory=list)
     name: Optional[str] = None
+    # @project: the branch deployed (user.<name>, test.<name>, prod, prod.<name>), as resolved
+    # from --branch/--production and the decorator on the client (flowplane/projects.py).
+    branch: Optional[str] = Field(None, pattern=projects.BRANCH_RE.pattern)
     authorize: Optional[str] = None
     new_token: bool = False
     # Deploy a @trigger_on_finish flow even though it closes a loop of such flows (warned).

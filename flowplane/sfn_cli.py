@@ -21,6 +21,7 @@ from .context import FlowContext
 from .datastore.records import is_production_run_id, production_run_id
 from .manifest import DeployOptions
 from .package import PackageError, manifest_for, package_flow
+from .projects import ProjectError
 from .user_config import ConfigError
 
 TOKEN_PREFIX = "production:"
@@ -54,7 +55,11 @@ def _client(ctx: click.Context) -> ApiClient:
 
 
 def _name(ctx: click.Context, override: Optional[str] = None) -> str:
-    return override or ctx.meta.get("flowplane.sfn_name") or _flow(ctx).flow_name
+    """The deployment: `--name`, `<project>.<branch>.<Flow>` under @project, else the flow's name."""
+    try:
+        return _flow(ctx).deployment_name(override or ctx.meta.get("flowplane.sfn_name"))
+    except ProjectError as e:
+        raise click.UsageError(f"{e}; nothing was changed") from None
 
 
 def _fail(e: Exception) -> click.ClickException:
@@ -130,15 +135,16 @@ def create(
 ) -> None:
     flow = _flow(ctx)
     client = _client(ctx)
+    _lint(flow)
     name = _name(ctx, name_option)
     explicit_name = name_option or ctx.meta.get("flowplane.sfn_name")
-    _lint(flow)
+    project = flow.project()
     if authorize is None and not only_json:
         authorize = load_token(name)
     try:
         options = DeployOptions(
             max_workers=max_workers, tags=list(tags), name=explicit_name, authorize=authorize, new_token=new_token,
-            allow_trigger_loop=allow_trigger_loop,
+            allow_trigger_loop=allow_trigger_loop, branch=project.branch if project else None,
         )
     except ValidationError as e:
         # The control plane's own limits (flowplane/limits.py), said before anything is packaged.
@@ -159,6 +165,8 @@ def create(
             click.echo(json.dumps(answer["state_machine"], indent=2))
             return
         console = _console()
+        if project is not None:
+            console.print(f"Project: [bold]{project.name}[/bold], Branch: [bold]{project.branch}[/bold]")
         console.print(f"Deploying [bold]{name}[/bold] to AWS Step Functions...")
         answer = client.upload_package(package, manifest)
         deployment_id = answer["deployment_id"]
@@ -242,7 +250,7 @@ def _print_deployed(console: Any, flow: FlowContext, name: str, record: dict[str
         said = True
     for what, names, spec in (
         ("the event(s)", [e.name for e in graph.trigger.events] if graph.trigger else [], graph.trigger),
-        ("a successful production run of", [f.name for f in graph.trigger_on_finish.flows]
+        ("a successful production run of", [f.qualified for f in graph.trigger_on_finish.within(flow.project()).flows]
          if graph.trigger_on_finish else [], graph.trigger_on_finish),
     ):
         if spec is not None:

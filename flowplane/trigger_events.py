@@ -66,6 +66,16 @@ class RunFinished(_Shape):
     # The stage whose recorder announced it (its resource prefix): stages sharing an account's
     # bus each start their own flows only from their own runs.
     stage: Optional[str] = None
+    # @project: the deployment's project and branch, and `<project>.<branch>.<Flow>`; outside
+    # a project, the flow's class name. `@trigger_on_finish` listens by this name.
+    project: Optional[str] = None
+    branch: Optional[str] = None
+    project_flow_name: Optional[str] = None
+
+    @property
+    def upstream_name(self) -> str:
+        """The name a downstream `@trigger_on_finish` knows this run's flow by."""
+        return self.project_flow_name or self.flow
 
     @property
     def pathspec(self) -> str:
@@ -96,7 +106,16 @@ class TriggerCause(_Shape):
     def from_run(cls, finished: RunFinished, timestamp: int) -> "TriggerCause":
         return cls(type="run", name=finished.flow, id=finished.trigger_id, timestamp=timestamp,
                    pathspec=finished.pathspec,
-                   payload=finished.model_dump(include={"flow", "run_id", "status", "namespace"}))
+                   payload=finished.model_dump(include={"flow", "run_id", "status", "namespace", "project",
+                                                        "branch", "project_flow_name"}, exclude_none=True))
+
+    @property
+    def upstream_name(self) -> str:
+        """For a run: its flow as `@trigger_on_finish` names it (`<project>.<branch>.<Flow>` inside
+        a @project, else the class name); for an event, its name."""
+        if self.type == "run":
+            return str(self.payload.get("project_flow_name") or self.name)
+        return self.name
 
 
 def causes_from_input(raw_input: Optional[str]) -> list[TriggerCause]:
@@ -178,7 +197,7 @@ class Trigger:
 
     def __getitem__(self, key: str) -> Any:
         for c in self._causes:
-            if c.name == key:
+            if key in (c.name, c.upstream_name):
                 return self._upstream(c) if c.type == "run" and c.pathspec else TriggerEvent(c)
         raise KeyError(f"{key!r} did not trigger this run (it was: {', '.join(c.name for c in self._causes)})")
 

@@ -95,12 +95,14 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         undo.append(("schedule", lambda: _apply_schedule(aws, settings, name, rule, _previous_schedule(kept))))
 
         graph = package.source.graph
-        if graph.trigger is not None or graph.trigger_on_finish is not None or (previous or {}).get("triggers"):
+        # Inside a @project, an upstream flow named alone is the same project and branch's.
+        finish = finish_index.upstream_of(graph.trigger_on_finish, resource_names.project_of(manifest))
+        if graph.trigger is not None or finish is not None or (previous or {}).get("triggers"):
             # A flow neither triggered now nor before has no rules to make or remove.
             stage = "triggers"
             records.set_stage(deployment_id, stage)
-            trigger_rules.apply(aws, name, graph.trigger, graph.trigger_on_finish)
-            finish_index.put(aws.table, name, manifest.flow_name, graph.trigger_on_finish)
+            trigger_rules.apply(aws, name, graph.trigger, finish)
+            finish_index.put(aws.table, name, resource_names.finish_node(name, manifest.flow_name), finish)
             undo.append(("triggers", lambda: _restore_triggers(aws, name, kept)))
 
         stage = "record"
@@ -121,7 +123,7 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
             "deployed_at": now,
             "schedule": expression,
             "rule_name": rule if expression else None,
-            "triggers": trigger_document(graph),
+            "triggers": trigger_document(graph.trigger, finish),
             "parameters": [p.model_dump(mode="json") for p in manifest.parameters],
             "definition_key": definition_key,
             "package_sha256": package.sha256,
@@ -168,13 +170,14 @@ def _previous_schedule(previous: Optional[dict[str, Any]]) -> Optional[str]:
     return previous.get("schedule") if live(previous) and previous else None
 
 
-def trigger_document(graph: Any) -> Optional[str]:
-    """The head's `triggers`: the deployed decorators as a JSON string (None: not triggered)."""
-    if graph.trigger is None and graph.trigger_on_finish is None:
+def trigger_document(trigger: Any, finish: Any) -> Optional[str]:
+    """The head's `triggers`: the deployed decorators as a JSON string (None: not triggered),
+    the upstream flows as the deployment listens to them (finish_index.upstream_of)."""
+    if trigger is None and finish is None:
         return None
     return json.dumps({
-        "trigger": graph.trigger.model_dump(mode="json") if graph.trigger else None,
-        "trigger_on_finish": graph.trigger_on_finish.model_dump(mode="json") if graph.trigger_on_finish else None,
+        "trigger": trigger.model_dump(mode="json") if trigger else None,
+        "trigger_on_finish": finish.model_dump(mode="json") if finish else None,
     }, sort_keys=True)
 
 
@@ -185,7 +188,7 @@ def _restore_triggers(aws: Aws, name: str, previous: Optional[dict[str, Any]]) -
     trigger, finish = trigger_specs(previous) if live(previous) and previous else (None, None)
     trigger_rules.apply(aws, name, trigger, finish)
     flow_name = (previous or {}).get("flow_name") or name
-    finish_index.put(aws.table, name, flow_name, finish)
+    finish_index.put(aws.table, name, resource_names.finish_node(name, flow_name), finish)
 
 
 def _rollback(undo: list[tuple[str, Callable[[], None]]]) -> list[str]:
@@ -212,7 +215,7 @@ def _fetch_and_validate(aws: Aws, settings: Settings, deployment: dict[str, Any]
             f"the uploaded package's sha256 is {digest}, not {deployment['package_sha256']}", field="package"
         )
     package = validate_package(data, settings.max_package_bytes, settings.max_unpacked_bytes)
-    name = resource_names.deployment_name(package.manifest.flow_name, package.manifest.options.name)
+    name = resource_names.manifest_deployment(package.manifest)
     # Records written before `created_by` existed hold the manifest's user as the deployer.
     announced_by = deployment.get("created_by", deployment["deployer"])
     if name != deployment["name"] or package.manifest.created_by != announced_by:

@@ -16,7 +16,7 @@ from flowplane.package_key import package_key
 
 from ..aws import Aws
 from ..errors import BadRequest
-from ..resource_names import deployment_name
+from ..resource_names import manifest_deployment
 from ..settings import Settings
 from .definition import compile_definition
 from .job_definitions import check_images
@@ -36,7 +36,7 @@ def _stored_options(manifest: Manifest) -> dict[str, Any]:
 def _pending_record(
     manifest: Manifest, sha256: str, size: int, upload: str, caller: Optional[str] = None
 ) -> dict[str, Any]:
-    name = deployment_name(manifest.flow_name, manifest.options.name)
+    name = manifest_deployment(manifest)
     now = now_iso()
     return {
         "deployment_id": new_deployment_id(),
@@ -70,8 +70,10 @@ def _trigger_loop(aws: Aws, name: str, manifest: Manifest) -> list[str]:
     """Refuse a deploy that closes a loop of @trigger_on_finish flows; with the option, warn."""
     from ..triggers import finish_index
 
-    finish = manifest.graph.trigger_on_finish
-    loop = finish_index.loop_through(aws.table, name, manifest.flow_name, finish)
+    from ..resource_names import finish_node, project_of
+
+    finish = finish_index.upstream_of(manifest.graph.trigger_on_finish, project_of(manifest))
+    loop = finish_index.loop_through(aws.table, name, finish_node(name, manifest.flow_name), finish)
     if loop is None:
         return []
     said = (f"@trigger_on_finish closes a loop: {finish_index.describe(loop)}; each run would start the "
@@ -133,7 +135,7 @@ def accept_presign(aws: Aws, settings: Settings, body: dict[str, Any], caller: O
 def dry_run(settings: Settings, data: bytes) -> dict[str, Any]:
     """`--only-json`: the state machine this package would deploy; nothing is stored."""
     package = validate_package(data, settings.max_package_bytes, settings.max_unpacked_bytes)
-    name = deployment_name(package.manifest.flow_name, package.manifest.options.name)
+    name = manifest_deployment(package.manifest)
     url = f"s3://{settings.bucket}/{package.key}"
     return {
         "name": name,

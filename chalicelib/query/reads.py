@@ -16,7 +16,7 @@ from flowplane.datastore import layout
 from .. import keys
 from ..errors import BadRequest, NotFound
 from ..recording import run_records
-from ..resource_names import NAME_RE
+from ..resource_names import is_deployment_name
 from . import tokens
 from .views import run_view, task_view
 
@@ -78,9 +78,10 @@ def parse_status(value: Optional[str]) -> tuple[Optional[str], Optional[str]]:
 def parse_deployment(value: Optional[str]) -> Optional[str]:
     if value is None:
         return None
-    if not NAME_RE.match(value):
+    if not is_deployment_name(value):
         raise BadRequest(
-            f"deployment must be a deployment name (1-80 letters, digits, '-' or '_'), got {value!r}", field="deployment"
+            f"deployment must be a deployment name (1-80 letters, digits, '-' or '_', or "
+            f"<project>.<branch>.<Flow>), got {value[:300]!r}", field="deployment"
         )
     return value
 

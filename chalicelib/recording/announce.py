@@ -39,7 +39,11 @@ def announces(change: ExecutionStatusChange, run: Mapping[str, Any]) -> bool:
 
 
 def run_finished(owner: Owner, run: Mapping[str, Any], stage: Optional[str]) -> RunFinished:
+    project = owner.project
     return RunFinished(
+        project=project.name if project else None,
+        branch=project.branch if project else None,
+        project_flow_name=project.project_flow_name if project else owner.flow,
         flow=owner.flow,
         run_id=run["run_id"],
         status=run["status"],

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Optional
 
+from flowplane import projects
 from flowplane.datastore.records import PRODUCTION_USER
+from flowplane.projects import ProjectInfo
 
 from .. import resource_names
 from .events import ExecutionStatusChange
@@ -39,8 +41,16 @@ class Owner:
     token: str
     deployer: str
     tags: tuple[str, ...] = ()
+    branch: Optional[str] = None  # @project's branch deployed (its name starts the deployment's)
+
+    @property
+    def project(self) -> Optional[ProjectInfo]:
+        if not self.branch or not projects.is_deployment_name(self.deployment):
+            return None
+        return ProjectInfo(projects.split_qualified(self.deployment)[0], self.branch, self.flow)
 
     def run_fields(self) -> dict[str, Any]:
+        project = self.project
         return {
             "flow": self.flow,
             "deployment": self.deployment,
@@ -48,7 +58,8 @@ class Owner:
             "user": PRODUCTION_USER,
             "owner": self.deployer,
             "tags": sorted(set(self.tags)),
-            "system_tags": sorted({f"user:{PRODUCTION_USER}", RUNTIME_TAG, f"{TOKEN_TAG}{self.token}"}),
+            "system_tags": sorted({f"user:{PRODUCTION_USER}", RUNTIME_TAG, f"{TOKEN_TAG}{self.token}",
+                                   *(project.tags() if project else [])}),
         }
 
 
@@ -79,6 +90,7 @@ def _version(item: dict[str, Any]) -> Optional[Owner]:
         token=str(token),
         deployer=str(item.get("deployer") or "unknown"),
         tags=tuple(str(t) for t in (options.get("tags") or []) if isinstance(t, str)),
+        branch=options.get("branch") if isinstance(options.get("branch"), str) else None,
     )
 
 

@@ -28,9 +28,9 @@ def publish_event() -> Any:
 def refused_triggers(flow: str) -> Any:
     """The deployment's latest refused triggers (an event whose payload a parameter cannot take)."""
     from ..errors import BadRequest
-    from ..resource_names import NAME_RE
+    from ..resource_names import is_deployment_name
     from ..triggers.launch import refused
 
-    if not NAME_RE.match(flow):
+    if not is_deployment_name(flow):
         raise BadRequest(f"{flow!r} is not a deployment's name", field="flow")
     return {"flow": flow, "refused": refused(aws(), flow)}

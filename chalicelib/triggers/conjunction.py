@@ -78,7 +78,7 @@ class State:
 
 
 def condition_name(cause: TriggerCause) -> str:
-    return f"run:{cause.name}" if cause.type == "run" else cause.name
+    return f"run:{cause.upstream_name}" if cause.type == "run" else cause.name
 
 
 def execution_name(deployment: str, causes: list[TriggerCause]) -> str:
@@ -137,7 +137,7 @@ def conditions_of(trigger: Any, trigger_on_finish: Any) -> list[Condition]:
     out: list[Condition] = []
     for spec, names in (
         (trigger, [e.name for e in trigger.events] if trigger else []),
-        (trigger_on_finish, [f"run:{f.name}" for f in trigger_on_finish.flows] if trigger_on_finish else []),
+        (trigger_on_finish, [f"run:{f.qualified}" for f in trigger_on_finish.flows] if trigger_on_finish else []),
     ):
         if spec is None:
             continue

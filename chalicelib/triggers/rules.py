@@ -36,7 +36,10 @@ def patterns(trigger: Optional[TriggerSpec], finish: Optional[TriggerOnFinishSpe
         out["finish"] = {
             "source": [RUN_FINISHED_SOURCE],
             "detail-type": [RUN_FINISHED_DETAIL_TYPE],
-            "detail": {"flow": sorted({f.name for f in finish.flows}), "status": ["SUCCEEDED"], "stage": [stage]},
+            # By RunFinished.project_flow_name: a project's runs by `<project>.<branch>.<Flow>`, others
+            # by their class name, so a branch hears only the branches it names.
+            "detail": {"project_flow_name": sorted({f.qualified for f in finish.flows}), "status": ["SUCCEEDED"],
+                       "stage": [stage]},
         }
     return out
 

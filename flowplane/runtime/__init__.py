@@ -78,6 +78,8 @@ def run_local(
     progress = progress or Progress()
     launcher = launcher or default_launcher()
     tags = list(tags or [])
+    # @project's branch, from the command line's --branch/--production (a ProjectError if invalid).
+    project = ctx.project()
     if launcher.name == "fork":
         _warm_up(ctx)
 
@@ -87,7 +89,7 @@ def run_local(
         run_id=run_id,
         user=ctx.user,
         tags=tags,
-        system_tags=[f"user:{ctx.user}", "runtime:local"],
+        system_tags=[f"user:{ctx.user}", "runtime:local", *(project.tags() if project else [])],
         parameters=params,
     )
     records.write_run(storage, run)
@@ -97,9 +99,11 @@ def run_local(
     from .. import __version__
 
     progress.system(f"Flowplane {__version__} executing {flow} for user:{ctx.user}")
+    if project is not None:
+        progress.system(f"Project: {project.name}, Branch: {project.branch}")
     progress.system(f"Workflow starting (run-id {run_id}):")
     settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params,
-                           max_num_splits=max_num_splits)
+                           max_num_splits=max_num_splits, branch=project.branch if project else None)
     local = LocalRun(ctx, graph, settings, storage, launcher, progress)
     try:
         code = local.execute()

@@ -64,6 +64,7 @@ class RunSettings:
     tags: list[str]
     params: dict[str, Any]
     max_num_splits: int = MAX_NUM_SPLITS
+    branch: Optional[str] = None  # @project's branch, resolved from the command line
 
 
 def with_option_text(spec: Any) -> str:
@@ -110,6 +111,8 @@ class LocalRun:
             base += ["--configs-json", json.dumps(ctx.configs, separators=(",", ":"))]
         for t in settings.tags:
             base += ["--tag", t]
+        if settings.branch:
+            base += ["--project-branch", settings.branch]
         for spec in ctx.with_decorators:
             base += ["--with", with_option_text(spec)]
         self.base_argv = base

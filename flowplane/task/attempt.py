@@ -22,6 +22,7 @@ from ..datastore import records
 from ..datastore.artifacts import ArtifactStore, write_index
 from ..datastore.storage import Storage
 from ..manifest import CatchSpec, GraphSpec, Manifest, StepSpec
+from ..projects import ProjectInfo
 from ..trigger_events import Trigger
 from .errors import ExceptionWrapper, FailureHandledByCatch, TaskTimeout, TransitionError, type_name, user_traceback
 from .graph import GRAPH_INFO
@@ -55,6 +56,7 @@ class Task:
     token: Optional[str] = None
     manifest: Optional[Manifest] = None
     trigger: Optional[Trigger] = None  # what started a production run (current.trigger)
+    project: Optional[ProjectInfo] = None  # @project's name and branch
 
     def __post_init__(self) -> None:
         self.flow_name = self.graph.flow_name
@@ -186,7 +188,7 @@ class Task:
 
     def _set_current(self) -> None:
         namespace = f"production:{self.token}" if self.token else f"user:{self.user}"
-        current._set(
+        info: dict[str, Any] = dict(
             flow_name=self.flow_name,
             run_id=self.run_id,
             step_name=self.step,
@@ -202,6 +204,10 @@ class Task:
             # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
             datastore_root=self.storage.root,
         )
+        if self.project is not None:
+            # With @project, is_production is Metaflow's: the production branch, deployed or not.
+            info.update(self.project.current())
+        current._set(**info)
         if self._card_specs():
             from ..cards.collector import CardComponentCollector
 
@@ -223,10 +229,11 @@ class Task:
 
     def system_tags(self) -> list[str]:
         """The run's system tags: whose it is, and where it runs."""
+        project = self.project.tags() if self.project else []
         if self.production:
             tags = [f"user:{self.user}", "runtime:step-functions"]
-            return tags + ([f"production:{self.token}"] if self.token else [])
-        return [f"user:{self.user}", "runtime:local"]
+            return tags + ([f"production:{self.token}"] if self.token else []) + project
+        return [f"user:{self.user}", "runtime:local", *project]
 
     def _timeout(self) -> float:
         spec = self.node.decorator("timeout")

@@ -13,6 +13,8 @@ from typing import Any, Optional
 from .. import job
 from ..datastore import records
 from ..datastore.storage import S3Storage, Storage, default_root, storage_for
+from ..context import username
+from ..projects import BRANCH_RE, ProjectError, ProjectInfo, resolve
 from ..trigger_events import Trigger
 from .attempt import Task
 from .errors import TaskSetupError
@@ -90,9 +92,29 @@ def prepare(args: Any) -> Task:
         production=production,
         token=token,
         manifest=manifest,
+        project=_project(graph, manifest, getattr(args, "project_branch", None)),
         # A local run ignores triggers, as in Metaflow: only a production execution's input says.
         trigger=Trigger.from_input(os.environ.get(job.EXECUTION_INPUT), upstream_run) if production else None,
     )
+
+
+def _project(graph: Any, manifest: Any, branch: Optional[str]) -> Optional[ProjectInfo]:
+    """The task's @project branch: the deployed one (the manifest's), or the local run's."""
+    spec = graph.project
+    if spec is None:
+        return None
+    if manifest is not None and manifest.options.branch:
+        branch = manifest.options.branch
+    if branch:
+        if not BRANCH_RE.match(branch):
+            raise TaskSetupError(f"--project-branch {branch!r} is not a project branch (user.NAME, test.NAME, prod...)")
+        return ProjectInfo(spec.name, branch, graph.flow_name)
+    # A task started by hand, without the run's branch: the decorator's, else the user's.
+    try:
+        return resolve(spec.name, graph.flow_name, username(), decorator_branch=spec.branch,
+                       decorator_production=spec.production)
+    except ProjectError as e:
+        raise TaskSetupError(str(e)) from None
 
 
 def upstream_run(pathspec: str) -> Any:

@@ -121,7 +121,7 @@ def test_trigger_on_finish_hears_successes_of_this_stage_only(control_plane, tmp
     cp.deploy(_write(tmp_path, "second.py", DOWNSTREAM.format(upstream="FirstFlow", name="SecondFlow")), folder=tmp_path)
     rule = _rule(cp, "SecondFlow", "finish")
     assert rule["pattern"] == {"source": [RUN_FINISHED_SOURCE], "detail-type": [RUN_FINISHED_DETAIL_TYPE],
-                               "detail": {"flow": ["FirstFlow"], "status": ["SUCCEEDED"],
+                               "detail": {"project_flow_name": ["FirstFlow"], "status": ["SUCCEEDED"],
                                           "stage": [cp.settings.resource_prefix]}}
 
     def finished(run_id: str, status: str = "SUCCEEDED", stage: str = cp.settings.resource_prefix) -> dict:

@@ -86,7 +86,7 @@ def test_a_runs_end_is_announced_in_the_contracts_shape(deployed):
     finished = RunFinished.model_validate(event["detail"])
     assert finished == RunFinished(
         flow=FLOW, run_id="sfn-e1", status="SUCCEEDED", namespace=f"production:{cp.token}", deployment=FLOW,
-        started_at=iso(T0), finished_at=iso(T0 + 9000), stage=STAGE,
+        started_at=iso(T0), finished_at=iso(T0 + 9000), stage=STAGE, project_flow_name=FLOW,
     )
     assert finished.trigger_id == f"run:{FLOW}/sfn-e1"
     # The run it announces is the one the Client API reads.

@@ -593,6 +593,27 @@ class F(FlowSpec):
         at="@trigger_on_finish(",
         words=("names F itself",),
     ),
+    Case(
+        "trigger-on-finish-project",
+        "trigger-on-finish-project",
+        flow_class(LINEAR_STEPS, decorators="@trigger_on_finish(flow={'name': 'Up', 'project': 'fraud'})\n"),
+        at="@trigger_on_finish(",
+        words=("'Up'", "project or its branch but not both", "no @project"),
+    ),
+    Case(
+        "project-name",
+        "source",
+        flow_class(LINEAR_STEPS, decorators="@project(name='Fraud-Detection')\n"),
+        at="@project(",
+        words=("@project", "'Fraud-Detection'", "lowercase letters, digits and underscores"),
+    ),
+    Case(
+        "project-branch-name",
+        "source",
+        flow_class(LINEAR_STEPS, decorators="@project(name='fraud', branch='New Idea')\n"),
+        at="@project(",
+        words=("@project", "branch", "'New Idea'", "lowercase letters"),
+    ),
 ]
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -75,9 +75,20 @@ def test_trigger_on_finish_forms_and_refusals() -> None:
 
     assert [f.name for f in One._flowplane_trigger_on_finish.flows] == ["FirstFlow"]
     assert [f.name for f in Two._flowplane_trigger_on_finish.flows] == ["FirstFlow", "OtherFlow"]
+    # Metaflow's project-qualified forms: project.branch.Flow (the branch may hold dots), or a dict.
+    @trigger_on_finish(flows=["proj.user.bob.FirstFlow", {"name": "OtherFlow", "project": "proj",
+                                                           "project_branch": "prod"}])
+    class Three(FlowSpec):
+        pass
+
+    flows = Three._flowplane_trigger_on_finish.flows
+    assert [(f.project, f.branch, f.name) for f in flows] == [("proj", "user.bob", "FirstFlow"),
+                                                             ("proj", "prod", "OtherFlow")]
+    assert [f.qualified for f in flows] == ["proj.user.bob.FirstFlow", "proj.prod.OtherFlow"]
     for kwargs, words in [
-        ({"flow": "proj.user.bob.FirstFlow"}, "need @project"),
-        ({"flow": {"name": "FirstFlow", "project": "proj"}}, "need @project"),
+        ({"flow": "proj.FirstFlow"}, "as FlowName or as project.branch.FlowName"),
+        ({"flow": "proj.dev.FirstFlow"}, "'dev' is not a project branch"),
+        ({"flow": "Proj.prod.FirstFlow"}, "'Proj' must contain only lowercase letters"),
         ({"flow": "not-a-class"}, "is not a flow's class name"),
         ({"flows": "FirstFlow"}, "flows= takes a list"),
     ]:
@@ -103,7 +114,7 @@ def test_the_graph_reads_triggers_from_source_with_their_line() -> None:
     # The control plane compares the manifest's graph with the source's: triggers are part of it.
     structure = graph.structure()
     assert structure["trigger"]["events"][0]["name"] == "data_updated"
-    assert structure["trigger_on_finish"]["flows"] == [{"name": "FirstFlow"}]
+    assert structure["trigger_on_finish"]["flows"] == [{"name": "FirstFlow", "project": None, "branch": None}]
     assert GraphSpec.model_validate(graph.model_dump()) == graph
 
 
@@ -113,7 +124,7 @@ def test_the_graph_reads_triggers_from_source_with_their_line() -> None:
         ("@trigger(event='a')\n@trigger(event='b')\n", "@trigger(event='b')", "@trigger is given twice"),
         ("@trigger(events=[])\n", "@trigger(", "@trigger needs event= or events="),
         ("@trigger(event=EVENT_NAME)\n", "@trigger(", "must be a constant"),
-        ("@trigger_on_finish(flow='p.b.FirstFlow')\n", "@trigger_on_finish(", "need @project"),
+        ("@trigger_on_finish(flow='p.b.FirstFlow')\n", "@trigger_on_finish(", "'b' is not a project branch"),
     ],
 )
 def test_bad_triggers_in_source_are_problems_with_their_line(decorators, at, words) -> None:
