@@ -135,7 +135,7 @@ def test_a_run_stopped_the_moment_it_starts_is_aborted_not_an_error(aws) -> None
         try:
             arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
             sfn.stop_execution(executionArn=arn, cause="stopped at once")
-            assert _ended(arn, timeout=10)["status"] == "ABORTED"
+            assert _ended(arn)["status"] == "ABORTED"  # the timeout only guards a hang
         finally:
             ExecutionWorker._get_evaluation_entrypoint = slow
 
