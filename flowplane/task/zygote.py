@@ -15,8 +15,11 @@ job's socket come JSON lines: {"pid": N} from the task once it leads its own
 session (the plane may signal its group from then on), then {"pid": N,
 "status": W}, its wait status, from the zygote when it has ended.
 - The plane's socket ends (the plane stopped, or was killed): every task's group
-  is killed and the zygote exits. A task also dies with the zygote (PDEATHSIG).
+  is killed and the zygote exits.
 - A job's socket ends: no one waits for that task any more; its group is killed.
+- The zygote's end of a job's socket closes with no status (it died): the plane
+  kills the task's group. Both killed at once, the tasks live on until the next
+  plane on the folder ends them (end_orphaned_tasks, as for any task then).
 
 Forking copies only the forking thread: the zygote stays single-threaded and
 holds no client, connection or lock when it forks (preload makes none).
@@ -98,7 +101,6 @@ class _Server:
     def _become_task(self, conn: socket.socket, stdout: int, stderr: int) -> None:
         """In the child: a session of its own, the job's streams, none of the zygote's descriptors."""
         os.setsid()
-        _die_with(self.pid)
         null = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((null, 0), (stdout, 1), (stderr, 2)):
             os.dup2(fd, target)
@@ -154,20 +156,6 @@ class _Server:
             self._drop(pid, kill=True)
 
 
-def _die_with(parent: int) -> None:
-    """Have the kernel kill this process when the zygote dies (Linux; elsewhere the plane's
-    end of the job socket does it)."""
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # it died before the request took
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -204,7 +192,6 @@ def serve(plane: socket.socket) -> Optional[dict[str, Any]]:
 def main() -> int:
     try:
         warm.preload()
-        import ctypes  # noqa: F401 - each task asks the kernel to die with the zygote
     except Exception:  # noqa: BLE001 - the tasks import for themselves then, and report what fails
         pass
     # What is loaded now stays as it is: a task's collections then leave the pages it

@@ -170,7 +170,7 @@ def test_the_zygote_stopping_ends_its_tasks(zygote, flow, tmp_path):
     assert zygote.spawn(["--version"], job_env(tmp_path), str(tmp_path)) is None
 
 
-def test_a_task_dies_with_a_killed_zygote_and_is_reported_killed(zygote, flow, tmp_path):
+def test_the_task_of_a_zygote_killed_is_killed_with_its_group_and_reported_killed(zygote, flow, tmp_path):
     task, child = sleeping_task(zygote, flow, tmp_path)
     os.kill(zygote.process.pid, signal.SIGKILL)
     assert task.wait(30) == -signal.SIGKILL
