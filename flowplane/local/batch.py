@@ -347,21 +347,24 @@ class LocalBatch:
         if zygote is None or not _same_start(zygote.env, environment):
             return None
         forked = zygote.spawn(argv, environment, scratch)
-        if forked is None and not zygote.alive():
+        if forked is None and not zygote.alive() and self._stop_zygote(zygote):
             import logging
 
             logging.getLogger("flowplane.local.batch").warning(
                 "the task zygote ended (exit code %s): tasks start in processes of their own now",
                 zygote.process.returncode,
             )
-            self._stop_zygote()
         return forked
 
-    def _stop_zygote(self) -> None:
+    def _stop_zygote(self, which: Optional[Zygote] = None) -> bool:
+        """Stop the zygote (only if it is still `which`); whether this call stopped it."""
         with self._lock:
-            zygote, self._zygote = self._zygote, None
-        if zygote is not None:
-            zygote.stop()
+            zygote = self._zygote
+            if zygote is None or (which is not None and zygote is not which):
+                return False
+            self._zygote = None
+        zygote.stop()
+        return True
 
     # --- warm task processes ------------------------------------------------------------
 

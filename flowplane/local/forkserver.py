@@ -144,7 +144,8 @@ class Zygote:
 
     def stop(self) -> None:
         """End the zygote and any task it still runs."""
-        self._sock.close()
+        with self._lock:  # not under a job being sent
+            self._sock.close()
         try:
             self.process.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:

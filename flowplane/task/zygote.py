@@ -22,7 +22,11 @@ session (the plane may signal its group from then on), then {"pid": N,
   plane on the folder ends them (end_orphaned_tasks, as for any task then).
 
 Forking copies only the forking thread: the zygote stays single-threaded and
-holds no client, connection or lock when it forks (preload makes none).
+holds no client, connection or lock when it forks (preload makes none). What a
+task inherits that a process started for it would not have: as in a warm
+process, `__main__` and `sys.path[0]` are the zygote's; and the seed of str
+hashing (read once, as the interpreter starts) is the same in all its tasks.
+`random` is reseeded in each child (Python does that at every fork).
 """
 
 from __future__ import annotations
