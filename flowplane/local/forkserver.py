@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from typing import IO, Optional
 
 # How long a job waits for the zygote to fork it, the first ones while it still imports.
@@ -45,10 +46,12 @@ class ForkedTask:
         return self.returncode
 
     def wait(self, timeout: Optional[float] = None) -> int:
-        if self.returncode is None:
-            self._receive(timeout)
-        if self.returncode is None:
-            raise subprocess.TimeoutExpired(["flowplane", "task"], timeout or 0.0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(["flowplane", "task"], timeout)
+            self._receive(left)
         return self.returncode
 
     def _receive(self, timeout: Optional[float]) -> None:
@@ -71,6 +74,7 @@ class ForkedTask:
                 self.pid = self.pid or int(said["pid"])
                 if "status" in said:
                     self.returncode = os.waitstatus_to_exitcode(said["status"])
+                    self._conn.close()
             if lines:
                 return
 

@@ -107,8 +107,9 @@ class _Server:
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
         for fd, target in ((null, 0), (stdout, 1), (stderr, 2)):
-            os.dup2(fd, target)
-            os.close(fd)
+            if fd != target:  # (were the zygote started without a stderr, a job's could be 2)
+                os.dup2(fd, target)
+                os.close(fd)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         # Closing, never unregistering: the epoll set is shared with the zygote.
@@ -148,9 +149,10 @@ class _Server:
 
     def _drop(self, pid: int, kill: bool) -> None:
         conn = self.tasks.pop(pid, None)
-        if conn is not None:
-            self.selector.unregister(conn)
-            conn.close()
+        if conn is None:
+            return  # reaped already (its socket's event came in the same batch)
+        self.selector.unregister(conn)
+        conn.close()
         if kill:
             _kill_group(pid)
 
