@@ -13,8 +13,9 @@ that task's first line in CloudWatch Logs. A task's own start-up is from its
 process's start to the moment it begins its attempt (the `started_at` of its
 attempt record: package download, AWS clients, flow loaded; for a cold process
 also the interpreter, the imports and botocore's data), and its whole life for
-ParameterFlow's tiny steps; first with the local Batch's warm processes (the
-default), then cold, as every task starts on AWS Batch.
+ParameterFlow's tiny steps, with the CPU all task processes took per task;
+first forked by the local Batch's zygote (the default), then in its warm
+processes (the fallback), then cold, as every task starts on AWS Batch.
 """
 
 from __future__ import annotations
@@ -66,22 +67,31 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row("step-functions create in-process (no interpreter start), median",
                             median_time(in_process, ctx.repeat), "s"))
             client = ApiClient(plane.url)
-            spawn, logged, whole, startup, lifetime = _triggers(plane, client, ctx.repeat)
+            spawn, logged, whole, startup, lifetime, cpu = _triggers(plane, client, ctx.repeat)
             rows.append(Row("trigger -> first task's process started, median", statistics.median(spawn), "s"))
             rows.append(Row("trigger -> first task's first line in CloudWatch Logs, median",
                             statistics.median(logged), "s", note="logs are flushed every second"))
             rows.append(Row("trigger -> ParameterFlow run finished (2 tasks), median", statistics.median(whole), "s"))
             rows.append(Row("a task's start-up (process start -> attempt begins), median", statistics.median(startup), "s",
-                            note="a warm process: package, AWS clients, flow loaded"))
+                            note="forked by the zygote: package, AWS clients, flow loaded"))
             rows.append(Row("a task process, start to exit (ParameterFlow's steps), median",
                             statistics.median(lifetime), "s"))
-            # The same without warm processes: what every task pays on AWS Batch (a new container's Python).
+            rows.append(Row("CPU of the task processes, per task", cpu, "s", note="the zygote's and its tasks'"))
+            # Without the zygote: a warm process per task (its fallback), which imports for each.
+            plane.batch._stop_zygote()
+            plane.batch._fill_warm()
+            _, _, whole, startup, lifetime, cpu = _triggers(plane, client, ctx.repeat)
+            rows.append(Row("  warm: a task's start-up, median", statistics.median(startup), "s"))
+            rows.append(Row("  warm: a task process, start to exit, median", statistics.median(lifetime), "s"))
+            rows.append(Row("  warm: CPU of the task processes, per task", cpu, "s", note="+ the imports, in each"))
+            # Nor warm processes: what every task pays on AWS Batch (a new container's Python).
             plane.batch.warm = 0
             plane.batch._drop_warm()
-            _, _, whole, startup, lifetime = _triggers(plane, client, ctx.repeat)
+            _, _, whole, startup, lifetime, cpu = _triggers(plane, client, ctx.repeat)
             rows.append(Row("  cold: a task's start-up, median", statistics.median(startup), "s",
                             note="+ interpreter, imports, botocore's data"))
             rows.append(Row("  cold: a task process, start to exit, median", statistics.median(lifetime), "s"))
+            rows.append(Row("  cold: CPU of the task processes, per task", cpu, "s"))
             rows.append(Row("  cold: trigger -> ParameterFlow run finished, median", statistics.median(whole), "s"))
         finally:
             plane.stop()
@@ -117,8 +127,10 @@ def _wait(probe, timeout: float = 60.0, step: float = 0.005):
 
 
 def _triggers(plane, client, repeat: int) -> tuple[list[float], ...]:
-    """Trigger ParameterFlow `repeat` times, one run at a time: (spawn, logged, whole, startup, lifetime)."""
+    """Trigger ParameterFlow `repeat` times, one run at a time: (spawn, logged, whole, startup,
+    lifetime, CPU of the task processes per task)."""
     spawn, logged, whole, startup, lifetime = [], [], [], [], []
+    cpu_before, tasks_before = _task_cpu(plane), len(plane.batch.history)
     for _ in range(repeat):
         before = len(plane.batch.history)
         t0 = time.time()
@@ -132,7 +144,23 @@ def _triggers(plane, client, repeat: int) -> tuple[list[float], ...]:
         for task in (r for r in plane.batch.history[before:] if r.run_id == run_id):
             startup.append(_attempt_started(plane, run_id, task.step) - task.started)
             lifetime.append(task.ended - task.started)
-    return spawn, logged, whole, startup, lifetime
+    # The last warm process (started for the next job, importing) is counted only once it is reaped.
+    cpu = (_task_cpu(plane) - cpu_before) / (len(plane.batch.history) - tasks_before)
+    return spawn, logged, whole, startup, lifetime, cpu
+
+
+def _task_cpu(plane) -> float:
+    """CPU seconds the task processes used so far: those the plane started and reaped, and
+    the zygote with the tasks it forked and reaped (read from /proc: they are its children)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = used.ru_utime + used.ru_stime
+    zygote = plane.batch._zygote
+    if zygote is not None:
+        fields = Path(f"/proc/{zygote.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return total
 
 
 def _attempt_started(plane, run_id: str, step: str) -> float:

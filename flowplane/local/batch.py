@@ -9,10 +9,13 @@ in `Job.run()`; `LocalBatch.install()` replaces that method. A job then:
 - runs its command (the container overrides', else the job definition's) with
   its environment, in a scratch folder of its own; `flowplane` as the first
   word is this interpreter's `python -m flowplane` (the local "image");
-- for `flowplane task`, the process is one started ahead of time (`warm`
-  processes, flowplane/task/warm.py): it has done the imports every task does,
-  then takes on the job's arguments, environment and folder and runs the same
-  command; still one process per job, started fresh, as a container is;
+- for `flowplane task`, the process is forked by a fork server (the zygote,
+  flowplane/task/zygote.py, started with the Batch) that has done the imports
+  every task does, once: the child leads its own session, takes on the job's
+  arguments, environment, folder and streams and runs the same command; still one
+  process per job, as a container is. A job whose interpreter would start
+  differently (`_same_start`), or any job while no zygote runs, starts as before:
+  in a process started ahead of time (`warm`, flowplane/task/warm.py), else cold;
 - ends SUCCEEDED on exit code 0, FAILED otherwise: a process ended by a signal
   reports exit code 128+N and names the signal in its reason; an attempt that
   overstays the job's timeout, or a job terminated through the API, is killed;
@@ -38,9 +41,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from ..job import BATCH_JOB_ID, RUN_ID
+from .forkserver import ForkedTask, Zygote
 from .moto_patches import Undo, install_batch_environment_fix
 
 LOG_GROUP = "/aws/batch/job"
@@ -54,6 +58,8 @@ MAX_LOG_MESSAGE = 256 * 1024 - 26
 KILL_GRACE_SECONDS = 5.0
 
 Emit = Callable[[dict[str, Any], str], None]
+# A job's process: one the zygote forked, or one started with its own interpreter.
+Process = Union[ForkedTask, subprocess.Popen]
 
 
 @dataclass
@@ -145,6 +151,7 @@ class LocalBatch:
         python: str = sys.executable,
         log_flush_seconds: float = 1.0,
         warm: int = 1,
+        zygote: bool = True,
     ) -> None:
         if vcpus < 1:
             raise ValueError(f"vcpus must be at least 1, got {vcpus}")
@@ -157,13 +164,16 @@ class LocalBatch:
         self.log_flush_seconds = log_flush_seconds
         self.history: list[ProcessRecord] = []
         self._slots = _Slots(vcpus)
-        self._running: dict[str, tuple[Any, subprocess.Popen]] = {}
+        self._running: dict[str, tuple[Any, Process]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
         # Interpreters waiting for a `flowplane task` job: (process, the environment it started with).
         self.warm = max(0, warm)
         self._idle: list[tuple[subprocess.Popen, dict[str, str]]] = []
+        # The fork server of `flowplane task` jobs, started with the Batch (install()).
+        self.zygote = zygote
+        self._zygote: Optional[Zygote] = None
 
     # --- installing into moto --------------------------------------------------------
 
@@ -192,13 +202,15 @@ class LocalBatch:
         Job.run = run
         Job.describe = describe
         undo_env = install_batch_environment_fix()
-        self._fill_warm()
+        if not self._start_zygote():
+            self._fill_warm()
 
         def undo() -> None:
             Job.run = original_run
             Job.describe = original_describe
             undo_env()
             self._drop_warm()
+            self._stop_zygote()
             LocalBatch._installed = None
 
         return undo
@@ -240,6 +252,8 @@ class LocalBatch:
         deadline = time.monotonic() + timeout
         for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
+        # Last: the zygote's end kills the tasks still running (SIGTERM had its chance).
+        self._stop_zygote()
 
     # --- one job ------------------------------------------------------------------------
 
@@ -286,9 +300,13 @@ class LocalBatch:
             if scratch:
                 shutil.rmtree(scratch, ignore_errors=True)
 
-    def _start(self, command: list[str], environment: dict[str, str], scratch: str) -> subprocess.Popen:
-        """The job's process: a warm one for `flowplane task` when one fits, else a new one."""
+    def _start(self, command: list[str], environment: dict[str, str], scratch: str) -> Process:
+        """The job's process: for `flowplane task`, forked by the zygote or a warm one when
+        one fits, else a new one."""
         if command[1:4] == ["-m", "flowplane", "task"] and command[0] == self.python:
+            forked = self._fork(command[3:], environment, scratch)
+            if forked is not None:
+                return forked
             proc = self._take_warm(environment)
             if proc is not None:
                 job = {"argv": command[3:], "env": environment, "cwd": scratch}
@@ -308,6 +326,45 @@ class LocalBatch:
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own group: a kill reaches its children too
         )
+
+    # --- the zygote -------------------------------------------------------------------------
+
+    def _start_zygote(self) -> bool:
+        """Start the fork server (it imports alone; jobs sent meanwhile wait for it)."""
+        if not self.zygote:
+            return False
+        with self._lock:
+            if self._closing.is_set() or self._zygote is not None:
+                return self._zygote is not None
+            try:
+                self._zygote = Zygote(self.python, self._warm_environment(), self.work_dir)
+            except OSError:
+                return False  # out of processes: jobs start as before
+            return True
+
+    def _fork(self, argv: list[str], environment: dict[str, str], scratch: str) -> Optional[ForkedTask]:
+        zygote = self._zygote
+        if zygote is None or not _same_start(zygote.env, environment):
+            return None
+        forked = zygote.spawn(argv, environment, scratch)
+        if forked is None and not zygote.alive() and self._stop_zygote(zygote):
+            import logging
+
+            logging.getLogger("flowplane.local.batch").warning(
+                "the task zygote ended (exit code %s): tasks start in processes of their own now",
+                zygote.process.returncode,
+            )
+        return forked
+
+    def _stop_zygote(self, which: Optional[Zygote] = None) -> bool:
+        """Stop the zygote (only if it is still `which`); whether this call stopped it."""
+        with self._lock:
+            zygote = self._zygote
+            if zygote is None or (which is not None and zygote is not which):
+                return False
+            self._zygote = None
+        zygote.stop()
+        return True
 
     # --- warm task processes ------------------------------------------------------------
 
@@ -363,7 +420,7 @@ class LocalBatch:
         for proc, _ in idle:
             _discard(proc)
 
-    def _supervise(self, job: Any, proc: subprocess.Popen) -> tuple[int, str]:
+    def _supervise(self, job: Any, proc: Process) -> tuple[int, str]:
         """Wait for the process, streaming its output to the logs; (exit code, reason)."""
         output = _Output()
         readers = [
@@ -492,8 +549,9 @@ class LocalBatch:
 
 
 def end_orphaned_tasks(work_dir: str) -> int:
-    """Kill what a previous plane on this state folder left running: its task and warm
-    processes (each in its own session, so a `kill -9` of the plane does not reach them).
+    """Kill what a previous plane on this state folder left running: its task, warm and
+    zygote processes (each in its own session, so a `kill -9` of the plane does not reach
+    them; a zygote ends its tasks when the plane goes, this is for one that could not).
     Called with the state folder's lock held, so no live plane owns them. Linux only (it reads
     /proc); elsewhere nothing is found. Returns how many process groups were killed."""
     import signal
@@ -512,9 +570,10 @@ def end_orphaned_tasks(work_dir: str) -> int:
             argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue  # gone, or not ours to read
-        # A task (`-m flowplane task ...`) or a warm one (`-m flowplane.task.warm`), never, say,
-        # the shell of someone looking around a job's folder.
-        is_task = any(a in (b"flowplane", b"flowplane.task.warm") for a in argv)
+        # A task (`-m flowplane task ...`), a warm one (`-m flowplane.task.warm`), the zygote
+        # or a task it forked (`-m flowplane.task.zygote`), never, say, the shell of someone
+        # looking around a job's folder.
+        is_task = any(a in (b"flowplane", b"flowplane.task.warm", b"flowplane.task.zygote") for a in argv)
         if is_task and (cwd == root or cwd.startswith(root + os.sep)):
             try:
                 os.killpg(int(entry), signal.SIGKILL)  # a session leader: its group, children too
@@ -580,7 +639,7 @@ def _discard(proc: subprocess.Popen) -> None:
         pass
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+def _signal_group(proc: Process, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):

@@ -6,8 +6,10 @@ inputs (inputs.py), and the records, logs and events it leaves (recording.py);
 beside them, what those use: the flow's loading (loader.py), parameters
 (params.py), artifacts (persist.py), output capture (output.py), the task graph
 (graph.py), @secrets (secrets.py), @catch's fallback (fallback.py), events
-(events.py), AWS clients (aws.py), errors (errors.py), and the process the
-embedded plane starts ahead of a job (`python -m flowplane.task.warm`).
+(events.py), AWS clients (aws.py), errors (errors.py), and how the embedded
+plane starts a task without its imports: forked from a fork server
+(`python -m flowplane.task.zygote`), or a process started ahead of its job
+(`python -m flowplane.task.warm`).
 
 Nothing is imported here: readers of a caught exception (errors.py) and of the
 task graph (graph.py) load only what they name.

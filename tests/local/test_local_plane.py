@@ -18,6 +18,9 @@ from flowplane.local.batch import EXITED, TIMED_OUT
 from flowplane.local.plane import LocalPlane, PlaneConfig, PlaneError, read_url_file
 from flowplane.user_config import ConfigError
 from tests.support.embedded_plane import embedded_plane, max_overlap
+from tests.support.flow_sources import sleepy_flow
+from tests.support.local_runs import write_flow
+from tests.task.test_task_warm import task_argv
 
 pytestmark = pytest.mark.slow
 
@@ -147,6 +150,17 @@ def test_an_attempt_over_its_timeout_is_killed(plane):
     record, described = last_job(plane)
     assert described["statusReason"] == TIMED_OUT and record.signal == "SIGTERM"
     assert logs_of(plane, record.job_id) == ["long"]
+
+
+def test_a_flowplane_task_is_forked_by_the_zygote_and_killed_at_its_timeout_as_any_job(plane, tmp_path):
+    flow = write_flow(tmp_path, "sleepy_flow", sleepy_flow(60, first='print("pid", os.getpid(), os.getppid(), flush=True)'))
+    state = job(plane, "", Timeout={"AttemptDurationSeconds": 5})
+    state["Parameters"]["ContainerOverrides"]["Command"] = ["flowplane", *task_argv(flow, tmp_path / "ds", "start")]
+    found = run_machine(plane, {"A": state}, "A")
+    record, described = last_job(plane)
+    assert found["status"] == "FAILED" and described["statusReason"] == TIMED_OUT and record.signal == "SIGTERM"
+    # Its own process, forked by the zygote (the process record's pid is the task's).
+    assert logs_of(plane, record.job_id) == [f"pid {record.pid} {plane.batch._zygote.process.pid}"]
 
 
 def test_at_most_the_vcpus_run_at_once(plane):

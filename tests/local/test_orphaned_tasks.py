@@ -33,3 +33,25 @@ def test_task_processes_working_under_the_jobs_folder_are_killed_and_no_other(tm
         for p in (orphan, elsewhere_task, looking_around):
             p.kill()
             p.wait()
+
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_the_task_zygote_and_the_tasks_it_forked_are_killed_with_their_groups(tmp_path) -> None:
+    from flowplane.local.forkserver import Zygote
+    from tests.support.local_runs import write_flow
+    from tests.task.test_task_zygote import FLOW, env_for, sleeping_task, wait_gone
+
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    flow = write_flow(tmp_path, "zygote_flow", FLOW)
+    zygote = Zygote(sys.executable, env_for(tmp_path), str(jobs))  # as LocalBatch starts it
+    try:
+        # A forked task has the zygote's command line (`-m flowplane.task.zygote`) and works in
+        # its job's folder; the child it started has neither.
+        task, child = sleeping_task(zygote, flow, jobs)
+        assert end_orphaned_tasks(str(jobs)) == 2
+        wait_gone(zygote.process.pid, task.pid, child)
+        assert end_orphaned_tasks(str(jobs)) == 0
+    finally:
+        zygote.stop()
