@@ -20,7 +20,7 @@ from flowplane.user_config import ConfigError
 from tests.support.embedded_plane import embedded_plane, max_overlap
 from tests.support.flow_sources import sleepy_flow
 from tests.support.local_runs import write_flow
-from tests.task.test_task_warm import task_argv
+from tests.support.task_processes import task_argv
 
 pytestmark = pytest.mark.slow
 

@@ -40,7 +40,8 @@ def test_task_processes_working_under_the_jobs_folder_are_killed_and_no_other(tm
 def test_the_task_zygote_and_the_tasks_it_forked_are_killed_with_their_groups(tmp_path) -> None:
     from flowplane.local.forkserver import Zygote
     from tests.support.local_runs import write_flow
-    from tests.task.test_task_zygote import FLOW, env_for, sleeping_task, wait_gone
+    from tests.support.task_processes import ZYGOTE_FLOW as FLOW
+    from tests.support.task_processes import env_for, sleeping_task, wait_gone
 
     jobs = tmp_path / "jobs"
     jobs.mkdir()

@@ -17,6 +17,7 @@ import pytest
 from flowplane.datastore.storage import LocalStorage
 from flowplane.local.batch import LocalBatch, _same_start
 from tests.support.local_runs import RunView, write_flow
+from tests.support.task_processes import env_for, task_argv
 
 FLOW = """
 import atexit
@@ -43,17 +44,6 @@ class WarmFlow(FlowSpec):
     def end(self):
         raise SystemExit(3)
 """
-
-
-def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FLOWPLANE_", "MOTO_"))}
-    env.update(FLOWPLANE_USER="tester", **extra)
-    return env
-
-
-def task_argv(flow: Path, root: Path, step: str) -> list[str]:
-    return ["task", "--run-id", "1", "--step", step, "--task-id", "1", "--flow-file", str(flow),
-            "--datastore-root", str(root), "--params-json", "{}"]
 
 
 def warm_process(env: dict[str, str], cwd: Path) -> subprocess.Popen:

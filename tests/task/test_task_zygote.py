@@ -22,45 +22,11 @@ from flowplane.datastore.storage import LocalStorage
 from flowplane.local.batch import LocalBatch
 from flowplane.local.forkserver import ForkedTask, Zygote
 from tests.support.local_runs import RunView, write_flow
-from tests.task.test_task_warm import env_for, task_argv
+from tests.support.task_processes import ZYGOTE_FLOW as FLOW
+from tests.support.task_processes import alive, env_for, folder, job_env, sleeping_task, task_argv, wait_gone
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 
-FLOW = """
-import atexit
-import os
-import random
-import subprocess
-import sys
-import tempfile
-import time
-
-from flowplane import FlowSpec, step
-
-
-class ZygoteFlow(FlowSpec):
-    @step
-    def start(self):
-        if os.environ.get("SLEEP_WITH_A_CHILD"):
-            # A child in the task's group, as a step's own subprocess would be.
-            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-            print("child", child.pid, flush=True)
-            time.sleep(600)
-        self.pid, self.sid, self.cwd = os.getpid(), os.getsid(0), os.getcwd()
-        self.env = dict(os.environ)
-        self.fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
-        self.tmp = tempfile.gettempdir()
-        self.stdin = sys.stdin.read()
-        self.random = random.random()
-        atexit.register(lambda: open(os.path.join(self.cwd, "ATEXIT"), "w").write("ran"))
-        print("hello from the step")
-        print("and to stderr", file=sys.stderr)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        raise SystemExit(3)
-"""
 
 
 @pytest.fixture()
@@ -73,40 +39,6 @@ def zygote(tmp_path):
 @pytest.fixture()
 def flow(tmp_path):
     return write_flow(tmp_path, "zygote_flow", FLOW)
-
-
-def job_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return env_for(tmp_path, TMPDIR=str(tmp_path / "tmp"), **extra)
-
-
-def folder(tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    path.mkdir(exist_ok=True)
-    return path
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_gone(*pids: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [p for p in pids if alive(p)]
-
-
-def sleeping_task(zygote: Zygote, flow: Path, tmp_path: Path, **extra: str) -> tuple[ForkedTask, int]:
-    """A task of `start` sleeping with a child of its own: (the task, the child's pid)."""
-    task = zygote.spawn(task_argv(flow, tmp_path / "ds", "start"), job_env(tmp_path, SLEEP_WITH_A_CHILD="1", **extra),
-                        str(folder(tmp_path, "sleeper")))
-    assert task is not None
-    line = task.stdout.readline().split()
-    assert line[0] == b"child", task.stderr.read()
-    return task, int(line[1])
 
 
 def test_a_forked_task_runs_its_job_as_a_process_started_for_it(zygote, flow, tmp_path):
@@ -181,7 +113,7 @@ def test_the_task_of_a_zygote_killed_is_killed_with_its_group_and_reported_kille
 PLANE = """
 import os, sys, time
 from flowplane.local.forkserver import Zygote
-from tests.task.test_task_zygote import sleeping_task, env_for
+from tests.support.task_processes import sleeping_task, env_for
 from pathlib import Path
 tmp = Path(sys.argv[1])
 zygote = Zygote(sys.executable, env_for(tmp), str(tmp))
