@@ -258,7 +258,7 @@ def test_an_idle_keep_alive_connection_does_not_hold_up_other_requests(plane):
         t0 = time.monotonic()
         with urllib.request.urlopen(plane.url + "/health", timeout=5) as r:
             assert r.status == 200
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < 4.5  # a server blocked by the idle connection waits out the 5 s
         idle.request("GET", "/health")  # and the kept connection still works
         assert idle.getresponse().status == 200
     finally:
