@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from common import BenchContext, Row
+from common import BenchContext, Row, user_env, user_shell
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = 5
@@ -45,26 +45,15 @@ while True:
 """
 
 
-def _user_env(home: Path) -> dict[str, str]:
-    drop = ("FLOWPLANE_", "AWS_", "MOTO_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(HOME=str(home), FLOWPLANE_USER="bench")
-    return env
-
-
 def _latency(ctx: BenchContext, base: Path) -> list[float]:
     home, work = base / "home", base / "work"
     home.mkdir(parents=True)
     work.mkdir(parents=True)
     flow = work / "triggered_flow.py"
     flow.write_text((ROOT / "examples" / "triggered_flow.py").read_text())
-    env = _user_env(home)
+    env = user_env(home)
 
-    def run(*args: str) -> str:
-        done = subprocess.run([ctx.python, *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            raise RuntimeError(f"{args} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        return done.stdout
+    run = user_shell(ctx.python, work, env)
 
     try:
         run(str(flow), "step-functions", "create")

@@ -52,6 +52,26 @@ class Row:
         return text
 
 
+def user_env(home: Path) -> dict[str, str]:
+    """A new user's environment: this one without any flowplane, AWS or moto setting, HOME at `home`."""
+    drop = ("FLOWPLANE_", "AWS_", "MOTO_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(HOME=str(home), FLOWPLANE_USER="bench")
+    return env
+
+
+def user_shell(python: str, work: Path, env: dict[str, str]) -> Callable[..., str]:
+    """`run(*args)`: `python *args` in `work` with `env`; its stdout (a failure raises with its output)."""
+
+    def run(*args: str) -> str:
+        done = subprocess.run([python, *args], cwd=work, env=env, capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{args} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    return run
+
+
 def median_time(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):

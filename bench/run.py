@@ -32,6 +32,7 @@ SECTIONS = [
     "bench_history",
     "bench_idempotency",
     "bench_triggers",
+    "bench_wide_foreach",
     "bench_foreach_reads",
 ]
 

@@ -159,6 +159,14 @@ def task_sk(step: str, task_id: str) -> str:
     return task_prefix(step) + task_order(task_id)
 
 
+FAILED_TASK_PREFIX = "FAILED#"
+
+
+def failed_task_sk(step: str, task_id: str) -> str:
+    """A task whose latest attempt failed (a marker; the task's own item says if it still has)."""
+    return f"{FAILED_TASK_PREFIX}{step}#{task_order(task_id)}"
+
+
 def artifacts_prefix(step: str, task_id: str) -> str:
     return f"ARTIFACTS#{step}#{task_order(task_id)}#"
 

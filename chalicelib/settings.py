@@ -33,7 +33,9 @@ class Settings(BaseModel):
     region: str = "us-east-1"
     bucket: str
     table: str
-    # Foreach cardinalities (keyed by `pathspec`, see flowplane/foreach_cardinality.py);
+    # Foreach cardinalities (keyed by `pathspec`, see flowplane/foreach_cardinality.py),
+    # read only by state machines compiled before foreaches became Distributed Maps
+    # (which read the item list from S3); kept until those are redeployed.
     # `<table>-foreach` unless set.
     foreach_table: Optional[str] = None
     # The EventBridge bus tasks put their events on (None: the default bus).

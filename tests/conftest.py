@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.local_runs import USER
+
+# Generating examples slowly means a busy machine (these are shared 2-core machines),
+# not a defect of the strategy: timing is not what property tests check.
+settings.register_profile("shared-machine", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared-machine")
 
 
 @pytest.fixture(autouse=True)

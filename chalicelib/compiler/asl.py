@@ -14,9 +14,10 @@ Shape of what comes out:
   `$$.State.RetryCount`;
 - a static split is the split's Task, then a Parallel state with one branch per
   out step (each branch runs up to, not including, the join), then the join;
-- a foreach is the split's Task (which records its cardinality in DynamoDB), a
-  getItem state reading it, a Map state over the indices whose iterations get
-  `{"fp": ..., "tid": "<parent tid>.<index>"}`, then the join;
+- a foreach is the split's Task (which writes its item list to the datastore in
+  S3), a Distributed Map reading that list whose child executions get
+  `{"fp": ..., "tid": "<parent tid>.<index>"}` (chalicelib/compiler/foreach.py),
+  then the join;
 - every state passes its input through (`ResultPath: null`, the Map keeps only its
   iteration count), so the state data never grows with the graph;
 - `@retry` and `@catch` become a Retry on the job failing (`@catch` adds
@@ -63,8 +64,8 @@ CONTEXT_FIELD = "fp"
 CONTEXT_PATH = f"$.{CONTEXT_FIELD}"
 # Batch takes strings only; $$.State.RetryCount is a number (0 on the first attempt).
 RETRY_COUNT = format_call(["", ""], ["$$.State.RetryCount"])
-# ASL caps state names at 80 characters; the longest suffix added is "-cardinality".
-MAX_STEP_NAME = 80 - len("-cardinality")
+# ASL caps state names at 80 characters; the longest suffix added is "-parallel".
+MAX_STEP_NAME = 80 - len("-parallel")
 # Batch refuses an attempt timeout under 60 seconds.
 BATCH_MIN_ATTEMPT_SECONDS = 60
 # Batch's clock starts with the container; the task's @timeout alarm starts once the
@@ -137,7 +138,6 @@ class _Compiler:
             {"Name": job.EXECUTION_INPUT, "Value.$": "States.JsonToString($$.Execution.Input)"},
             {"Name": job.PACKAGE_URL, "Value": self.package_url},
             {"Name": ROOT_ENV, "Value": s.datastore_root},
-            {"Name": job.FOREACH_TABLE, "Value": s.foreach_table},
         ]
         if s.stage:
             # Every stage's recorder hears every Batch job and task event in the account
@@ -148,7 +148,7 @@ class _Compiler:
         if s.production_token:
             # Runs of this deployment live in the namespace production:<token>.
             env.append({"Name": job.PRODUCTION_TOKEN, "Value": s.production_token})
-        ctx = {"queue": s.job_queue, "jobdef": s.job_definition, "env": env}
+        ctx = {"queue": s.job_queue, "jobdef": s.job_definition, "env": env, f"{foreach.RUN_ID_FIELD}.$": run_id_expr()}
         return {"Type": "Pass", "Parameters": {CONTEXT_FIELD: ctx}, "Next": next_state}
 
     # --- structure ---------------------------------------------------------------
@@ -228,14 +228,13 @@ class _Compiler:
             # As Metaflow: a caught failure would leave no cardinality for the Map.
             raise CompileError(f"@catch is not supported on foreach step {node.name!r}")
         iteration = self._chain(body_first, stop=join, task_id_path=foreach.TASK_ID_PATH)
-        card, mapped = f"{node.name}-cardinality", f"{node.name}-foreach"
-        states[card] = foreach.get_item_state(
-            self.flow, node.name, self.settings.foreach_table, task_id_path, next_state=mapped
-        )
+        bucket, prefix = _bucket_and_prefix(self.settings.datastore_root)
+        key = foreach.item_key_expr(self.flow, node.name, prefix, CONTEXT_PATH, task_id_path)
+        mapped = f"{node.name}-foreach"
         states[mapped] = foreach.map_state(
-            iteration, task_id_path, CONTEXT_FIELD, self.manifest.options.max_workers, next_state=join
+            iteration, bucket, key, task_id_path, CONTEXT_FIELD, self.manifest.options.max_workers, next_state=join
         )
-        return card
+        return mapped
 
     # --- the task ------------------------------------------------------------------
 
@@ -318,6 +317,12 @@ def job_name(flow: str, step: str) -> str:
     if not name[0].isalnum():
         name = "fp" + name
     return name[:128]
+
+
+def _bucket_and_prefix(root: str) -> tuple[str, str]:
+    """`s3://bucket/prefix` -> ("bucket", "prefix"), as the task's S3Storage splits it."""
+    bucket, _, prefix = root[len("s3://"):].partition("/")
+    return bucket, prefix.strip("/")
 
 
 def _resource_requirements(resources: Any) -> list[dict[str, str]]:

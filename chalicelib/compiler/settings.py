@@ -21,7 +21,6 @@ _BATCH_ARN = re.compile(
     r"(?P<name>[A-Za-z0-9_-]{1,128})(:\d+)?$"
 )
 _BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}(:\d+)?$")
-_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _BUS = re.compile(
     r"^[A-Za-z0-9/._-]{1,256}$|^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/[A-Za-z0-9/._-]{1,256}$"
 )
@@ -51,7 +50,6 @@ class CompileSettings(BaseModel):
         description="step name -> job definition (e.g. one registered for a custom image)",
     )
     datastore_root: str = Field(description="s3://bucket/prefix where tasks keep artifacts")
-    foreach_table: str = Field(description="DynamoDB table holding foreach cardinalities")
     region: str
     event_bus: Optional[str] = Field(None, description="EventBridge bus for task events")
     production_token: Optional[str] = Field(
@@ -86,13 +84,6 @@ class CompileSettings(BaseModel):
         if not _S3_URL.match(v):
             raise ValueError(f"datastore_root must be an s3://bucket[/prefix] URL, got {v!r}")
         return v.rstrip("/")
-
-    @field_validator("foreach_table")
-    @classmethod
-    def _table(cls, v: str) -> str:
-        if not _TABLE.match(v):
-            raise ValueError(f"foreach_table is not a DynamoDB table name: {v!r}")
-        return v
 
     @field_validator("region")
     @classmethod

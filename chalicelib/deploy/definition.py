@@ -36,7 +36,6 @@ def compile_definition(
         "job_queue": settings.job_queue,
         "job_definition": settings.job_definition,
         "datastore_root": settings.datastore_root,
-        "foreach_table": settings.foreach_table,
         "region": settings.region,
         "event_bus": settings.event_bus,
         "production_token": production_token,

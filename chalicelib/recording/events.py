@@ -55,6 +55,18 @@ class ExecutionStatusChange(_Loose):
     redriveCount: Optional[int] = None
 
     @property
+    def of_map_run(self) -> bool:
+        """A Distributed Map's child execution (a foreach item), not a run.
+
+        Its state machine is the Map Run's, `...:stateMachine:<name>/<map run label>`;
+        a state machine's own name cannot hold a '/'. Its tasks are recorded from
+        their Batch jobs, and the run is the parent execution.
+        """
+        return "/" in self.stateMachineArn.split(":stateMachine:", 1)[-1] or "/" in self.executionArn.split(
+            ":execution:", 1
+        )[-1]
+
+    @property
     def state_machine_name(self) -> str:
         """arn:aws:states:REGION:ACCOUNT:stateMachine:NAME[:version|alias] -> NAME."""
         parts = self.stateMachineArn.split(":")

@@ -27,7 +27,7 @@ from .events import (
 )
 from ..keys import FLOW_NAME, RUN_ID, STEP_NAME, TASK_ID
 from .announce import AnnouncementFailed, Announcer, announces
-from .merge import FINAL_RUN_STATUSES
+from .merge import FINAL_RUN_STATUSES, task_status
 from .owners import Owners
 from .store import Change, RecordStore, task_created_at
 from .telemetry import Telemetry
@@ -40,7 +40,7 @@ class Rejected(ValueError):
 @dataclass(frozen=True)
 class Outcome:
     recorded: bool
-    kind: str  # execution | job | task | rejected
+    kind: str  # execution | job | task | rejected | ignored
     pathspec: Optional[str] = None
     changed: bool = False
     reason: Optional[str] = None
@@ -96,6 +96,9 @@ class Recorder:
 
     def record_execution(self, change: ExecutionStatusChange) -> Outcome:
         """An execution's status (from its event, or from DescribeExecution when reconciling)."""
+        if change.of_map_run:
+            # On AWS each foreach item is a child execution with its own status events.
+            return Outcome(False, "ignored", reason=f"{change.executionArn} is a foreach item, not a run")
         if change.startDate is None:
             raise Rejected(f"execution {change.executionArn} has no startDate")
         if not self.owners.ours(change.state_machine_name):
@@ -116,6 +119,10 @@ class Recorder:
             self.store.note_flow(owner.flow, result.after["started_at"])
             self.telemetry.run_started(owner.flow)
         final = result.after.get("status")
+        if final == "FAILED" and not result.after.get("failed_task"):
+            # A foreach item's failure fails the run through its Distributed Map, whose
+            # cause names the map run, not the task: the task comes from its own records.
+            self._name_failed_task(owner.flow, run_id)
         if final in FINAL_RUN_STATUSES and result.before.get("status") != final:
             self.telemetry.run_finished(owner.flow, final)
         self.telemetry.recorded()
@@ -170,5 +177,26 @@ class Recorder:
         if created is not None and (result.created or created != task_created_at(result.before)):
             # The step's creation is its first task's: only an earlier time can change it.
             self.store.note_step(flow, run_id, step, created)
+        if result.changed and task_status(list((result.after.get("attempts") or {}).values())) == "FAILED":
+            # Marked first, then the run read: with the execution's path (run written, then
+            # marks read) one of the two sees the other, whichever event comes first.
+            self.store.note_failed_task(flow, run_id, step, task_id)
+            self._name_failed_task(flow, run_id)
         self.telemetry.recorded()
         return Outcome(True, kind, f"{flow}/{run_id}/{step}/{task_id}", result.changed)
+
+    def _name_failed_task(self, flow: str, run_id: str) -> None:
+        """Give a failed run that names no task the first of its tasks that failed for good."""
+        run = self.store.run(flow, run_id)
+        if run is None or run.get("status") != "FAILED" or run.get("failed_task"):
+            return
+        for step, task_id in self.store.failed_tasks(flow, run_id):
+            task = self.store.task(flow, run_id, step, task_id)
+            # A mark stays when a retry then succeeded; only a task still failed counts.
+            if task and task_status(list((task.get("attempts") or {}).values())) == "FAILED":
+                update = {"flow": flow, "run_id": run_id, "status": "FAILED",
+                          "failed_task": f"{flow}/{run_id}/{step}/{task_id}"}
+                if run.get("redrive_count"):
+                    update["redrive_count"] = run["redrive_count"]
+                self.store.update_run(update)
+                return

@@ -15,6 +15,7 @@ from typing import Any
 from .. import keys
 
 RUN, TAG, TASK, STEP, ARTIFACTS, FLOW_ENTRY = "run", "run_tag", "task", "step", "artifacts", "flow_entry"
+FAILED_TASK = "failed_task"
 # Run statuses as the Client API shows them (flowplane/datastore/records.py).
 API_RUN_STATUS = {
     "PENDING": "running",
@@ -93,6 +94,17 @@ def task_item(doc: dict[str, Any]) -> dict[str, Any]:
         "type": TASK,
         "doc": canonical(doc),
         "revision": digest(doc),
+    }
+
+
+def failed_task_item(flow: str, run_id: str, step: str, task_id: str) -> dict[str, Any]:
+    return {
+        "PK": keys.run_records_pk(flow, run_id),
+        "SK": keys.failed_task_sk(step, task_id),
+        "type": FAILED_TASK,
+        "pathspec": f"{flow}/{run_id}/{step}/{task_id}",
+        "step": step,
+        "task_id": task_id,
     }
 
 

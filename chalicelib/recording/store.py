@@ -149,6 +149,28 @@ class RecordStore:
 
         return self._merge_loop(keys.run_records_pk(flow, run_id), keys.task_sk(step, task_id), merge, write)
 
+    def task(self, flow: str, run_id: str, step: str, task_id: str) -> Optional[dict[str, Any]]:
+        item = self.get(keys.run_records_pk(flow, run_id), keys.task_sk(step, task_id))
+        return run_records.decode(item) if item else None
+
+    def note_failed_task(self, flow: str, run_id: str, step: str, task_id: str) -> None:
+        """Mark a task whose latest attempt failed; idempotent, and never removed (readers check the task)."""
+        self.t.put_item(Item=run_records.failed_task_item(flow, run_id, step, task_id))
+
+    def failed_tasks(self, flow: str, run_id: str) -> list[tuple[str, str]]:
+        """(step, task id) of every marked task of a run, in step and foreach order."""
+        from boto3.dynamodb.conditions import Key
+
+        cond = Key("PK").eq(keys.run_records_pk(flow, run_id)) & Key("SK").begins_with(keys.FAILED_TASK_PREFIX)
+        found, start = [], None
+        while True:
+            page = self.t.query(KeyConditionExpression=cond, ConsistentRead=True,
+                                **({"ExclusiveStartKey": start} if start else {}))
+            found += [(i["step"], i["task_id"]) for i in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found
+
     def put_artifacts(self, flow: str, run_id: str, step: str, task_id: str, attempt: int, index: dict) -> None:
         """An attempt's artifact index; every delivery of its event carries the same one."""
         self.t.put_item(Item=run_records.artifacts_item(flow, run_id, step, task_id, attempt, index))

@@ -17,6 +17,10 @@ second-execution ones also as context managers for tests.
 12   moto's EC2 reading 100 data files at import that the plane never uses
 13   DynamoDB items walked shape by shape to write each response
 14   the server listing moto's package folder at every request
+15   a rule's Lambda target getting nothing
+16   a Distributed Map ignoring its children's failures
+17   a StopExecution right after StartExecution
+18   every `.sync` Batch task polling DescribeJobs over HTTP
 """
 
 from __future__ import annotations
@@ -315,6 +319,10 @@ _original_map_run: Any = None
 
 def _distributed_map_run(self: Any, env: Any, eval_input: Any) -> None:
     _original_map_run(self, env, eval_input)
+    if not env.is_running():
+        # The run was stopped (terminate): its children were aborted with it, and the run
+        # ends ABORTED, as on AWS, not failed by their count.
+        return
     counts = eval_input.map_run_record.item_counter
     failed = counts.failed.get() + counts.timed_out.get() + counts.aborted.get()
     total = counts.total.get()
@@ -404,6 +412,76 @@ def moto_early_stop_fix() -> Iterator[None]:
         yield
     finally:
         undo()
+
+
+# --- 18: every `.sync` Batch task polls DescribeJobs over HTTP ----------------------------------
+#
+# moto's `.sync` integration waits for a job by calling DescribeJobs through a boto3 client
+# every 0.5 s, i.e. an HTTP request back into the same server, with botocore serialising
+# and parsing it on both sides. A wide foreach holds as many waiting tasks as its
+# MaxConcurrency (100 waiting children: 200 requests a second, 70 per task, most of the
+# plane's CPU; /tmp measurements in notes/wide-foreach.md). Inside the plane the Batch
+# backend is in the same process, so the poll reads it directly: the same job description
+# (through JSON, as the wire would carry it), none of the HTTP. The Batch task's other
+# calls (SubmitJob) still go over the wire. AWS polls as it likes; nothing observable changes.
+
+_sync_local = threading.local()
+_original_boto_client_for: Any = None
+_original_build_sync_resolver: Any = None
+
+
+class _InProcessBatch:
+    """What the `.sync` resolver uses of a Batch client: DescribeJobs, read from the backend."""
+
+    def __init__(self, account: str, region: str) -> None:
+        from moto.core.models import default_user_config
+
+        # The backend moto's own Batch API answers from (moto.batch.responses.BatchResponse).
+        if default_user_config.get("batch", {}).get("use_docker", True) is False:
+            from moto.batch_simple.models import batch_simple_backends as backends
+        else:
+            from moto.batch.models import batch_backends as backends
+        self.backend = backends[account][region]
+
+    def describe_jobs(self, jobs: list[str]) -> dict[str, Any]:
+        import json
+
+        return {"jobs": json.loads(json.dumps(self.backend.describe_jobs(jobs)))}
+
+
+def _boto_client_for(*args: Any, **kwargs: Any) -> Any:
+    target = getattr(_sync_local, "target", None)
+    service = kwargs.get("service", args[0] if args else None)
+    if target is not None and service == "batch":
+        return _InProcessBatch(*target)
+    return _original_boto_client_for(*args, **kwargs)
+
+
+def _build_sync_resolver(self: Any, env: Any, resource_runtime_part: Any, *args: Any, **kwargs: Any) -> Any:
+    _sync_local.target = (resource_runtime_part.account, resource_runtime_part.region)
+    try:
+        return _original_build_sync_resolver(self, env, resource_runtime_part, *args, **kwargs)
+    finally:
+        _sync_local.target = None
+
+
+def install_in_process_sync_poll() -> Undo:
+    """Patch 18; returns the undo."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_batch as mod
+
+    global _original_boto_client_for, _original_build_sync_resolver
+    current = mod.StateTaskServiceBatch.__dict__["_build_sync_resolver"]
+    if current is _build_sync_resolver:
+        return _nothing
+    _original_build_sync_resolver, _original_boto_client_for = current, mod.boto_client_for
+    undo_method = _set_attributes(mod.StateTaskServiceBatch, {"_build_sync_resolver": _build_sync_resolver})
+    mod.boto_client_for = _boto_client_for
+
+    def undo() -> None:
+        mod.boto_client_for = _original_boto_client_for
+        undo_method()
+
+    return undo
 
 
 @contextlib.contextmanager

@@ -55,6 +55,7 @@ from .moto_patches import (
     install_distributed_map_failures,
     install_dynamodb_serializer_fix,
     install_early_stop_fix,
+    install_in_process_sync_poll,
     install_events_fixes,
     install_jsonpath_cache,
     install_lambda_targets,
@@ -368,6 +369,7 @@ class LocalPlane:
         self._undo.append(install_module_list_cache())
         self._undo.append(install_distributed_map_failures())
         self._undo.append(install_early_stop_fix())
+        self._undo.append(install_in_process_sync_poll())
 
     def _stage(self, project: Path) -> tuple[Any, dict[str, str]]:
         # The stage's Config as `chalice local` builds it, without chalice.cli's factory: that

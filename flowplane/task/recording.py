@@ -112,9 +112,15 @@ class Recorder:
         t = self.task
         key = layout.attempt_key(t.flow_name, t.run_id, t.step, t.task_id, t.attempt, layout.FOREACH_RECORD)
         t.storage.put_bytes(key, json.dumps({"num_splits": num_splits}).encode())
+        if t.production:
+            # The item list the step's Distributed Map reads from S3 once this task succeeded.
+            from ..foreach_items import items_body, items_key
+
+            t.storage.put_bytes(items_key(t.flow_name, t.run_id, t.step, t.task_id), items_body(num_splits))
         table = os.environ.get(job.FOREACH_TABLE)
         if table:
-            # Step Functions reads the cardinality from DynamoDB before its Map state.
+            # Deployments compiled before the Distributed Map read the cardinality from
+            # DynamoDB before their inline Map state; their definitions still pass the table.
             from ..foreach_cardinality import record_cardinality
             from .aws import client
 

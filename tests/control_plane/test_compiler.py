@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from chalicelib.compiler import CompileError, CompileSettings, compile_state_machine, job_name
 from chalicelib.compiler.asl import BATCH_THROTTLE_RETRY, CONTEXT_STATE, JOB_FAILED
 from chalicelib.compiler.foreach import item_key_expr
-from flowplane.foreach_cardinality import foreach_item_key
+from flowplane.foreach_items import items_key
 from flowplane.job import FALLBACK_ATTEMPTS
 from tests.support.asl_validator import invalid_definitions
 from tests.support.compiler_shapes import (
@@ -155,13 +155,23 @@ def test_foreach_flow_definition_shape():
     d = compile_(shared_manifest("foreach_flow.py", max_workers=3))
     top = d["States"]
     assert d["StartAt"] == CONTEXT_STATE
-    assert list(top) == [CONTEXT_STATE, "start", "start-cardinality", "start-foreach", "join", "end"]
+    assert list(top) == [CONTEXT_STATE, "start", "start-foreach", "join", "end"]
     assert top[CONTEXT_STATE]["Next"] == "start"
-    assert top["start"]["Next"] == "start-cardinality"
-    assert top["start-cardinality"]["Resource"] == "arn:aws:states:::dynamodb:getItem"
-    assert top["start-cardinality"]["Next"] == "start-foreach"
+    assert top["start"]["Next"] == "start-foreach"
     mapped = top["start-foreach"]
     assert mapped["Type"] == "Map" and mapped["MaxConcurrency"] == 3 and mapped["Next"] == "join"
+    # A Distributed Map reading the split's item list from the datastore's bucket.
+    assert mapped["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    reader = mapped["ItemReader"]
+    assert reader["Resource"] == "arn:aws:states:::s3:getObject"
+    assert reader["ReaderConfig"] == {"InputType": "JSON"}
+    assert reader["Parameters"]["Bucket"] == LONG_SETTINGS["datastore_root"][len("s3://"):].split("/")[0]
+    # Metaflow's semantics: one failed item fails the Map (no tolerated failures), and
+    # only the children's count is kept in the state data.
+    assert not [k for k in mapped if k.startswith("ToleratedFailure")]
+    assert mapped["ResultSelector"] == {"n.$": "States.ArrayLength($)"}
+    assert [r["ErrorEquals"] for r in mapped["Retry"]] == [["States.ItemReaderFailed"]]
+    assert "ItemsPath" not in mapped and "Catch" not in mapped
     assert mapped["ItemProcessor"]["StartAt"] == "square"
     assert mapped["ItemProcessor"]["States"]["square"]["End"] is True
     assert top["join"]["Next"] == "end" and top["end"]["End"] is True
@@ -177,10 +187,12 @@ def test_task_state_submits_a_batch_job_running_flowplane_task():
         "FLOWPLANE_EXECUTION_INPUT": "States.JsonToString($$.Execution.Input)",
         "FLOWPLANE_PACKAGE_URL": PACKAGE_URL,
         "FLOWPLANE_DATASTORE_ROOT": LONG_SETTINGS["datastore_root"],
-        "FLOWPLANE_FOREACH_TABLE": LONG_SETTINGS["foreach_table"],
         "FLOWPLANE_EVENT_BUS": LONG_SETTINGS["event_bus"],
     }
     assert ctx["queue"] == LONG_SETTINGS["job_queue"] and ctx["jobdef"] == LONG_SETTINGS["job_definition"]
+    # The parent's run id, for the item keys of nested foreaches: inside a child
+    # execution $$.Execution.Name is the child's.
+    assert ctx["run.$"] == "States.Format('sfn-{}',$$.Execution.Name)"
     tasks = batch_tasks(d)
     assert set(tasks) == {"start", "square", "join", "end"}
     for step, task in tasks.items():
@@ -242,11 +254,11 @@ def test_nested_foreach_builds_task_ids_from_the_map_items():
     d = compile_(shape_manifest(SHAPES_BY_NAME["nested_foreach"]))
     outer = d["States"]["start-foreach"]
     inner = outer["ItemProcessor"]["States"]["middle-foreach"]
-    assert outer["ItemSelector"] == {"fp.$": "$.fp", "tid.$": "States.Format('1.{}',$$.Map.Item.Value)"}
-    assert inner["ItemSelector"] == {"fp.$": "$.fp", "tid.$": "States.Format('{}.{}',$.tid,$$.Map.Item.Value)"}
+    assert outer["ItemSelector"] == {"fp.$": "$.fp", "tid.$": "States.Format('1.{}',$$.Map.Item.Index)"}
+    assert inner["ItemSelector"] == {"fp.$": "$.fp", "tid.$": "States.Format('{}.{}',$.tid,$$.Map.Item.Index)"}
     # Evaluated as Step Functions would for outer item "2" and inner item "1":
-    outer_tid = eval_format(outer["ItemSelector"]["tid.$"], {"$$.Map.Item.Value": "2"})
-    inner_tid = eval_format(inner["ItemSelector"]["tid.$"], {"$.tid": outer_tid, "$$.Map.Item.Value": "1"})
+    outer_tid = eval_format(outer["ItemSelector"]["tid.$"], {"$$.Map.Item.Index": "2"})
+    inner_tid = eval_format(inner["ItemSelector"]["tid.$"], {"$.tid": outer_tid, "$$.Map.Item.Index": "1"})
     assert (outer_tid, inner_tid) == ("1.2", "1.2.1")
     leaf = inner["ItemProcessor"]["States"]["leaf"]
     assert "'--task-id',$.tid," in leaf["Parameters"]["ContainerOverrides"]["Command.$"]
@@ -256,31 +268,35 @@ def test_nested_foreach_builds_task_ids_from_the_map_items():
     assert "'--task-id','1'," in d["States"]["outer_join"]["Parameters"]["ContainerOverrides"]["Command.$"]
 
 
-def test_getitem_key_is_the_writers_key():
+def test_item_reader_key_is_the_writers_key():
     d = compile_(shape_manifest(SHAPES_BY_NAME["nested_foreach"]))
-    top_key = d["States"]["start-cardinality"]["Parameters"]["Key"]["pathspec"]["S.$"]
-    inner_state = d["States"]["start-foreach"]["ItemProcessor"]["States"]["middle-cardinality"]
-    inner_key = inner_state["Parameters"]["Key"]["pathspec"]["S.$"]
-    values = {"$$.Execution.Name": "nightly-2026", "$.tid": "1.2"}
-    assert eval_format(top_key, values) == foreach_item_key("NestedFlow", "sfn-nightly-2026", "start", "1")
-    assert eval_format(inner_key, values) == foreach_item_key("NestedFlow", "sfn-nightly-2026", "middle", "1.2")
-    assert inner_state["Parameters"]["ConsistentRead"] is True
-    assert inner_state["ResultSelector"] == {"i.$": "$.Item.for_each_cardinality.NS"}
+    outer = d["States"]["start-foreach"]
+    inner = outer["ItemProcessor"]["States"]["middle-foreach"]
+    top_key = outer["ItemReader"]["Parameters"]["Key.$"]
+    inner_key = inner["ItemReader"]["Parameters"]["Key.$"]
+    # The run id comes from the context the parent evaluated, never from a child's own name.
+    values = {"$.fp.run": "sfn-nightly-2026", "$.tid": "1.2"}
+    prefix = LONG_SETTINGS["datastore_root"].split("/", 3)[3]
+    assert eval_format(top_key, values) == f"{prefix}/" + items_key("NestedFlow", "sfn-nightly-2026", "start", "1")
+    assert eval_format(inner_key, values) == f"{prefix}/" + items_key("NestedFlow", "sfn-nightly-2026", "middle", "1.2")
+    assert "$$.Execution" not in top_key + inner_key
+    # Nested foreaches are Distributed Maps too, started from the outer one's children.
+    assert inner["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
 
 
-def test_item_key_expression_escapes_reserved_characters():
-    expr = item_key_expr("Fl'ow{x}", "st\\ep", "$.tid")
-    assert eval_format(expr, {"$$.Execution.Name": "r", "$.tid": "1.0"}) == foreach_item_key(
-        "Fl'ow{x}", "sfn-r", "st\\ep", "1.0"
-    )
+@pytest.mark.parametrize("prefix", ["", "deep/er"])
+def test_item_key_expression_escapes_reserved_characters(prefix):
+    expr = item_key_expr("Fl'ow{x}", "st\\ep", prefix, "$.fp", "$.tid")
+    expected = items_key("Fl'ow{x}", "sfn-r", "st\\ep", "1.0")
+    assert eval_format(expr, {"$.fp.run": "sfn-r", "$.tid": "1.0"}) == (f"{prefix}/{expected}" if prefix else expected)
 
 
 def test_foreach_inside_a_branch_and_split_inside_a_foreach():
     d = compile_(shape_manifest(SHAPES_BY_NAME["foreach_in_branch"]))
     fan_branch = d["States"]["start-parallel"]["Branches"][0]["States"]
-    assert list(fan_branch) == ["fan", "fan-cardinality", "fan-foreach", "fan_join"]
+    assert list(fan_branch) == ["fan", "fan-foreach", "fan_join"]
     assert fan_branch["fan_join"]["End"] is True
-    assert fan_branch["fan-foreach"]["ItemSelector"]["tid.$"] == "States.Format('1.{}',$$.Map.Item.Value)"
+    assert fan_branch["fan-foreach"]["ItemSelector"]["tid.$"] == "States.Format('1.{}',$$.Map.Item.Index)"
 
     d = compile_(shape_manifest(SHAPES_BY_NAME["split_in_foreach"]))
     body = d["States"]["start-foreach"]["ItemProcessor"]["States"]
@@ -395,7 +411,7 @@ def test_bad_package_url_is_refused(url):
         ({"job_queue": LONG_SETTINGS["job_definition"]}, "job_queue: expected a job-queue ARN"),
         ({"job_definition": "not a name"}, "job_definition"),
         ({"datastore_root": "/tmp/datastore"}, "datastore_root"),
-        ({"foreach_table": "x"}, "foreach_table"),
+        ({"foreach_table": "flowplane-foreach"}, "foreach_table"),
         ({"region": "mars-1"}, "region"),
         ({"event_bus": "bad bus"}, "event_bus"),
         ({"step_job_definitions": {"square": "arn:aws:batch:us-east-1:1:job-queue/q"}}, "step_job_definitions"),
@@ -484,7 +500,8 @@ def test_bad_graph_is_refused_naming_the_step(case):
 
 
 def test_overlong_step_name_is_refused():
-    long_name = "x" * 69
+    longest = 80 - len("-parallel")  # the longest suffix a state name gets
+    long_name = "x" * (longest + 1)
     manifest = manifest_for(
         _flow(
             f"    @step\n    def start(self):\n        self.next(self.{long_name})\n\n"
@@ -494,8 +511,8 @@ def test_overlong_step_name_is_refused():
     )
     with pytest.raises(CompileError, match=f"step name '{long_name}' is too long"):
         compile_(manifest)
-    ok = manifest_for(linear_source(3).replace("s1", "y" * 68))
-    assert "y" * 68 in compile_(ok)["States"]
+    ok = manifest_for(linear_source(3).replace("s1", "y" * longest))
+    assert "y" * longest in compile_(ok)["States"]
 
 
 def test_manifest_flow_name_must_match_its_graph():

@@ -1,7 +1,7 @@
 """Compiled state machines executed by moto's Step Functions interpreter, jobs on moto's Batch.
 
 Nothing runs the task here: Batch jobs succeed (or fail) at once, and the foreach
-cardinality items the splitting tasks would write are seeded before the start.
+item lists the splitting tasks would write to S3 are seeded before the start.
 What is checked is the orchestration: every state machine reaches SUCCEEDED,
 each step submits the right number of jobs with the right task ids, the run's
 parameters reach every task, and failures are retried, caught or fatal as the
@@ -26,7 +26,7 @@ from moto.batch.utils import JobStatus
 from moto.batch_simple.models import BatchSimpleBackend
 
 from chalicelib.compiler import CompileSettings, compile_state_machine
-from flowplane.foreach_cardinality import KEY_ATTR, record_cardinality
+from flowplane.foreach_items import items_body, items_key
 from flowplane.manifest import Manifest
 from flowplane.local.moto_patches import patched_moto_batch
 from tests.support.compiler_shapes import SHAPES, SHARED, manifest_for, shape_manifest, shared_manifest
@@ -35,9 +35,9 @@ from tests.support.flow_sources import START_END, decorate, flow_class, flow_sou
 pytestmark = [pytest.mark.slow, pytest.mark.aws]
 
 REGION = "us-east-1"
-TABLE = "flowplane-foreach"
 PACKAGE_URL = "s3://flowplane-packages/packages/0123abcd.tar.gz"
-DATASTORE = "s3://flowplane-datastore/root"
+BUCKET, PREFIX = "flowplane-datastore", "root"
+DATASTORE = f"s3://{BUCKET}/{PREFIX}"
 
 
 @dataclass
@@ -49,6 +49,8 @@ class Run:
     jobs: dict[str, Counter] = field(default_factory=dict)
     # every job submission, in order: (step, task id, retry count, environment)
     submissions: list[tuple[str, str, int, dict]] = field(default_factory=list)
+    # (step, started, stopped) of every job, epoch milliseconds
+    intervals: list[tuple[str, int, int]] = field(default_factory=list)
 
     def job_count(self, step: str) -> int:
         return sum(self.jobs.get(step, Counter()).values())
@@ -76,20 +78,14 @@ class Aws:
             type="container",
             containerProperties={"image": "flowplane:latest", "vcpus": 1, "memory": 512},
         )["jobDefinitionArn"]
-        self.ddb = boto3.client("dynamodb", region_name=REGION)
-        self.ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": KEY_ATTR, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": KEY_ATTR, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.s3.create_bucket(Bucket=BUCKET)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         # The queue by ARN, the job definition by name: Batch takes either.
         self.settings = CompileSettings(
             job_queue=self.queue,
             job_definition="flowplane-task",
             datastore_root=DATASTORE,
-            foreach_table=TABLE,
             region=REGION,
         )
         assert jobdef.endswith("job-definition/flowplane-task:1")
@@ -103,7 +99,7 @@ class Aws:
         name: str = "run1",
         timeout: float = 60,
     ) -> Run:
-        """Compile, create a state machine, seed the cardinalities, run it once to the end.
+        """Compile, create a state machine, seed the item lists, run it once to the end.
 
         Once per mock session: moto 5.2.1 cannot start a second execution after one
         has run (getmoto/moto#10077: StartExecution deep-copies the state machine
@@ -116,7 +112,8 @@ class Aws:
         )["stateMachineArn"]
         # What the splitting tasks would write, under the run id the execution will have.
         for (step, task_id), n in (cardinalities or {}).items():
-            record_cardinality(TABLE, manifest.flow_name, f"sfn-{name}", step, task_id, n, client=self.ddb)
+            key = f"{PREFIX}/{items_key(manifest.flow_name, f'sfn-{name}', step, task_id)}"
+            self.s3.put_object(Bucket=BUCKET, Key=key, Body=items_body(n))
         kwargs = {"stateMachineArn": arn, "name": name}
         if execution_input is not None:
             kwargs["input"] = execution_input
@@ -128,25 +125,24 @@ class Aws:
         history = self.sfn.get_execution_history(executionArn=execution, maxResults=1000)["events"]
         run = Run(status=desc["status"], error=desc.get("error"), history=history)
         prefix = f"{manifest.flow_name}-"
+        # Read from Batch, not from the execution's history: a foreach's tasks run in the
+        # Distributed Map's child executions, whose events are not the parent's.
+        jobs = []
         for status in ("SUCCEEDED", "FAILED"):
             for job in self.batch.list_jobs(jobQueue=self.queue, jobStatus=status)["jobSummaryList"]:
                 assert job["jobName"].startswith(prefix)
                 run.jobs.setdefault(job["jobName"][len(prefix) :], Counter())[status] += 1
-        for event in run.events("TaskScheduled"):
-            details = event["taskScheduledEventDetails"]
-            if details["resourceType"] != "batch":
-                continue
-            params = json.loads(details["parameters"])
-            command = params["ContainerOverrides"]["Command"]
+                jobs.append(job["jobId"])
+        described = [d for i in range(0, len(jobs), 100) for d in self.batch.describe_jobs(jobs=jobs[i : i + 100])["jobs"]]
+        for job in sorted(described, key=lambda j: (j["createdAt"], j.get("startedAt", 0))):
+            command = job["container"]["command"]
             # moto appends its MANAGED_BY_AWS marker in lower case (AWS adds it unseen).
-            env = {
-                e.get("Name", e.get("name")): e.get("Value", e.get("value"))
-                for e in params["ContainerOverrides"]["Environment"]
-            }
+            env = {e.get("Name", e.get("name")): e.get("Value", e.get("value")) for e in job["container"]["environment"]}
             assert command[:3] == ["flowplane", "task", "--step"]
             opts = dict(zip(command[2::2], command[3::2]))
             assert len(opts) * 2 == len(command) - 2, command
             run.submissions.append((opts["--step"], opts["--task-id"], int(opts["--retry-count"]), env))
+            run.intervals.append((opts["--step"], job["startedAt"], job["stoppedAt"]))
         return run
 
 
@@ -200,7 +196,8 @@ def test_shared_flow_runs_to_success(aws, filename):
     assert {env["FLOWPLANE_RUN_ID"] for *_, env in run.submissions} == {"sfn-run1"}
 
 
-def test_foreach_flow_runs_ten_squares_with_their_own_task_ids(aws):
+def test_foreach_flow_runs_ten_squares_with_their_own_task_ids(aws, monkeypatch):
+    job_outcomes(monkeypatch, lambda name: (0.2, True))
     run = aws.run(shared_manifest("foreach_flow.py", max_workers=3), {("start", "1"): 10})
     assert run.status == "SUCCEEDED"
     assert run.job_count("square") == 10
@@ -214,30 +211,38 @@ def test_foreach_flow_runs_ten_squares_with_their_own_task_ids(aws):
     assert order[-1] == "end"
     env = run.submissions[0][3]
     assert env["FLOWPLANE_PACKAGE_URL"] == PACKAGE_URL and env["FLOWPLANE_DATASTORE_ROOT"] == DATASTORE
-    assert env["FLOWPLANE_FOREACH_TABLE"] == TABLE
-    # --max-workers 3: never more than three iterations (squares) at once.
-    assert max_concurrent_iterations(run) <= 3
+    assert "FLOWPLANE_FOREACH_TABLE" not in env
+    # --max-workers 3: never more than three children (squares) at once, and more than one.
+    assert 1 < max_concurrent_jobs(run, "square") <= 3
+    # The parent's history does not grow with the items: they are child executions.
+    assert not [e for e in run.history if e["type"].startswith("MapIteration")]
 
 
-def max_concurrent_iterations(run: Run) -> int:
+def max_concurrent_jobs(run: Run, step: str) -> int:
+    edges = sorted(
+        [(start, 1) for s, start, _ in run.intervals if s == step]
+        + [(stop, -1) for s, _, stop in run.intervals if s == step]
+    )
     active = peak = 0
-    for event in sorted(run.history, key=lambda e: e["id"]):
-        if event["type"] == "MapIterationStarted":
-            active += 1
-            peak = max(peak, active)
-        elif event["type"] in ("MapIterationSucceeded", "MapIterationFailed", "MapIterationAborted"):
-            active -= 1
+    for _, change in edges:  # at a tie the stop (-1) sorts first
+        active += change
+        peak = max(peak, active)
     return peak
 
 
-def test_wide_foreach_runs_every_item(aws):
-    # 100 items at MaxConcurrency 40: many iterations submit and poll at once
+def test_wide_foreach_runs_every_item(aws, monkeypatch):
+    # 100 items at MaxConcurrency 40: many children submit and poll at once
     # (what moto's Batch backend raced on, see flowplane/local/moto_patches.py, defect 3).
+    job_outcomes(monkeypatch, lambda name: (0.2, True))
     run = aws.run(shared_manifest("foreach_flow.py", max_workers=40), {("start", "1"): 100})
     assert (run.status, run.error) == ("SUCCEEDED", None)
     squares = sorted(task_id for step, task_id, *_ in run.submissions if step == "square")
     assert squares == sorted(f"1.{i}" for i in range(100))
-    assert 1 < max_concurrent_iterations(run) <= 40
+    assert 1 < max_concurrent_jobs(run, "square") <= 40
+    # The three top-level tasks and the Map's few events, whatever the width (an
+    # inline Map added about nine per item: 900 here).
+    assert len(run.history) < 40
+    assert not [e for e in run.history if "square" in json.dumps(e, default=str)]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
@@ -263,7 +268,7 @@ def test_nested_foreach_task_ids(aws):
     }
 
 
-def test_missing_cardinality_item_fails_the_run_at_the_foreach(aws):
+def test_missing_item_list_fails_the_run_at_the_foreach(aws):
     run = aws.run(shared_manifest("foreach_flow.py"), cardinalities={})
     assert run.status == "FAILED"
     assert run.job_count("square") == 0 and run.job_count("start") == 1

@@ -553,3 +553,27 @@ def test_cards_are_written_by_tasks_and_only_read_by_the_api(control_plane):
         assert _allowed(job, "s3:PutObject", arn, {}, names), name
         assert _allowed(api, "s3:GetObject", arn, {}, names), name
         assert not _allowed(api, "s3:PutObject", arn, {}, names), name
+
+
+def test_state_machines_may_run_their_foreach_children_and_read_only_item_lists(control_plane):
+    """A foreach is a Distributed Map (chalicelib/compiler/foreach.py): the state machine role
+    starts child executions of the stack's state machines, follows and stops them, and reads
+    the item lists splitting tasks write, and nothing else of the bucket."""
+    from flowplane.foreach_items import items_key
+
+    [policy] = INFRA["Resources"]["StatesRole"]["Properties"]["Policies"]
+    doc, names = policy["PolicyDocument"], _names(control_plane)
+    region, bucket = control_plane.settings.region, control_plane.settings.bucket
+    machine = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:flowplane-local-ForeachFlow"
+    child = f"arn:aws:states:{region}:{ACCOUNT}:execution:flowplane-local-ForeachFlow/start-foreach:0b9c-4e1f"
+    assert _allowed(doc, "states:StartExecution", machine, {}, names)
+    for action in ("states:DescribeExecution", "states:StopExecution"):
+        assert _allowed(doc, action, child, {}, names), action
+    other_stack = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:other-stack-ForeachFlow"
+    assert not _allowed(doc, "states:StartExecution", other_stack, {}, names)
+    assert not _allowed(doc, "states:DeleteStateMachine", machine, {}, names)
+    items = f"arn:aws:s3:::{bucket}/data/{items_key('ForeachFlow', 'sfn-x', 'start', '1')}"
+    assert _allowed(doc, "s3:GetObject", items, {}, names)
+    for key in ("data/ForeachFlow/data/ab/abcdef", "packages/0123.tar.gz", "data/ForeachFlow/runs/sfn-x/_run.json"):
+        assert not _allowed(doc, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", {}, names), key
+    assert not _allowed(doc, "s3:PutObject", items, {}, names)

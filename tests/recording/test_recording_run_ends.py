@@ -192,3 +192,67 @@ def test_the_reconciler_announces_the_ends_it_repairs_and_lists_those_it_could_n
     report = reconcile(http.aws())
     assert report["repaired"] == report["unannounced"] == [f"{FLOW}/{second['run_id']}"]
     assert cp.get(f"/flows/{FLOW}/runs/{second['run_id']}").json_body["production_status"] == "ABORTED"
+
+
+def test_a_foreach_items_child_execution_is_neither_recorded_nor_announced(deployed):
+    """On AWS a Distributed Map's children emit their own status events; the run is the parent."""
+    cp = deployed
+    detail = ended("FAILED")
+    machine = detail["stateMachineArn"]
+    detail["stateMachineArn"] = f"{machine}/start-foreach"
+    detail["executionArn"] = machine.replace(":stateMachine:", ":execution:") + "/start-foreach:1f0e2d3c"
+    detail["name"] = "1f0e2d3c"
+    outcome = deliver(cp.client, execution_event(detail))
+    assert outcome["recorded"] is False and "is a foreach item, not a run" in outcome["reason"]
+    assert cp.heard.events() == []
+    assert cp.get(f"/flows/{FLOW}/runs/sfn-1f0e2d3c").status_code == 404
+
+
+# --- a foreach item failing the run through its Distributed Map -------------------------------
+
+THRESHOLD = "States.ExceedToleratedFailureThreshold"
+
+
+def _item_failed(cp, task_id: str, retry: int, status: str = "FAILED", stage: str = STAGE) -> None:
+    from tests.support.recording_events import job_detail, job_event
+
+    detail = job_detail(FLOW, "sfn-e1", "square", task_id, retry, status, f"job-{task_id}-{retry}",
+                        created=T0 + 100, started=T0 + 200, stopped=T0 + 300,
+                        exit_code=1 if status == "FAILED" else 0, stage=stage)
+    deliver(cp.client, job_event(detail))
+
+
+def _map_failed(cp) -> None:
+    cause = "The specified tolerated failure threshold was exceeded: 1 of 20 items failed"
+    deliver(cp.client, execution_event(ended("FAILED", error=THRESHOLD, cause=cause)))
+
+
+@pytest.mark.parametrize("order", ["task first", "run first"])
+def test_a_run_failed_by_a_foreach_item_names_that_task_whichever_event_comes_first(deployed, order):
+    cp = deployed
+    _item_failed(cp, "1.2", retry=0, status="SUCCEEDED")
+    steps = [lambda: _item_failed(cp, "1.7", retry=0), lambda: _map_failed(cp)]
+    for step in (steps if order == "task first" else reversed(steps)):
+        step()
+    run = cp.get(f"/flows/{FLOW}/runs/sfn-e1").json_body
+    assert run["status"] == "failed" and run["failed_task"] == f"{FLOW}/sfn-e1/square/1.7"
+    assert THRESHOLD in json.dumps(run["error"])
+
+
+def test_a_foreach_item_that_failed_then_succeeded_on_retry_is_not_named(deployed):
+    cp = deployed
+    _item_failed(cp, "1.3", retry=0)
+    _item_failed(cp, "1.3", retry=1, status="SUCCEEDED")
+    _map_failed(cp)
+    assert cp.get(f"/flows/{FLOW}/runs/sfn-e1").json_body.get("failed_task") is None
+    # The item that did fail for good, arriving late, is named.
+    _item_failed(cp, "1.11", retry=0)
+    assert cp.get(f"/flows/{FLOW}/runs/sfn-e1").json_body["failed_task"] == f"{FLOW}/sfn-e1/square/1.11"
+
+
+def test_a_failed_item_of_a_run_that_goes_on_names_nothing(deployed):
+    cp = deployed
+    deliver(cp.client, execution_event(execution_detail(FLOW, "e1", "RUNNING", T0)))
+    _item_failed(cp, "1.4", retry=0)
+    run = cp.get(f"/flows/{FLOW}/runs/sfn-e1").json_body
+    assert run["status"] == "running" and run.get("failed_task") is None

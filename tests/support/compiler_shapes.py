@@ -33,7 +33,6 @@ LONG_SETTINGS = dict(
     job_queue=f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/flowplane-production-default-queue",
     job_definition=f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/flowplane-production-task:137",
     datastore_root=f"s3://flowplane-production-datastore-{ACCOUNT}-{REGION}/datastore",
-    foreach_table="flowplane-production-foreach-cardinality",
     region=REGION,
     event_bus="flowplane-production-task-events",
 )

@@ -1,5 +1,6 @@
 """The task on Batch: a deployed package from S3, parameters from the execution input,
-the S3 datastore, the foreach cardinality in DynamoDB. In-process against moto."""
+the S3 datastore, the foreach item list in S3 (and, for state machines compiled before,
+the cardinality in DynamoDB). In-process against moto."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from moto import mock_aws
 
 from flowplane.datastore.storage import S3Storage
 from flowplane.foreach_cardinality import read_cardinality
+from flowplane.foreach_items import items_key
 from flowplane.manifest import DeployOptions
 from flowplane.package import build_package, manifest_for
 from flowplane.task.command import main as task_main
@@ -81,7 +83,10 @@ def test_foreach_flow_on_batch_total_285(aws, tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWPLANE_EXECUTION_INPUT", json.dumps({"Parameters": "{}"}))
     run_id = "sfn-exec-1"
     assert batch_task(url, run_id, "start") == 0
-    # What the state machine's getItem state reads before the Map.
+    # What the Distributed Map's ItemReader reads: the indices, under the datastore's prefix.
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key="datastore/" + items_key("ForeachFlow", run_id, "start", "1"))
+    assert json.loads(body["Body"].read()) == list(range(10))
+    # And, while FLOWPLANE_FOREACH_TABLE is set (definitions compiled before), the DynamoDB item.
     n = read_cardinality(TABLE, "ForeachFlow", run_id, "start", "1")
     assert n == 10
     for i in range(n):

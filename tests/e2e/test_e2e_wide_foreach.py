@@ -1,0 +1,163 @@
+"""Issue 15 end to end on the embedded plane: a foreach is a Distributed Map.
+
+A 1,000-item foreach of trivial steps succeeds with the join seeing every input in
+order while the run's own history stays a few events long (the items are child
+executions); one item failing fails the run, named; `terminate` stops the children
+and leaves no task process behind.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.embedded_plane import (
+    create,
+    embedded_plane,
+    execution,
+    processes,
+    production_run,
+    sdk,
+    trigger,
+    wait_for_run,
+)
+
+pytestmark = pytest.mark.slow
+
+plane = embedded_plane()
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+WIDTH = 1000
+
+FAILING_ITEM = '''
+from flowplane import FlowSpec, step
+
+
+class FailingItemFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(12))
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        if self.input == 7:
+            raise ValueError("item 7 is bad")
+        self.out = self.input
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    FailingItemFlow()
+'''
+
+SLOW_ITEMS = '''
+import time
+
+from flowplane import FlowSpec, step
+
+
+class SlowItemsFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(8))
+        self.next(self.nap, foreach="items")
+
+    @step
+    def nap(self):
+        print("napping", flush=True)
+        time.sleep(120)
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    SlowItemsFlow()
+'''
+
+
+def _history(plane, flow: str, run_id: str) -> list[dict]:
+    sfn = plane.session.client("stepfunctions")
+    arn = execution(plane, flow, run_id)["executionArn"]
+    events, token = [], None
+    while True:
+        page = sfn.get_execution_history(executionArn=arn, maxResults=1000, **({"nextToken": token} if token else {}))
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            return events
+
+
+def test_a_thousand_item_foreach_runs_as_one_run_with_a_short_history(plane):
+    path = EXAMPLES / "wide_foreach_flow.py"
+    create(path, "--max-workers", "50")
+    run_id = trigger(path, "--width", str(WIDTH))
+    assert wait_for_run(plane, "WideForeachFlow", run_id, timeout=900)["status"] == "SUCCEEDED"
+    # The items ran as child executions: the run's own history does not grow with them
+    # (an inline Map added about nine events per item, 9,000 here).
+    history = _history(plane, "WideForeachFlow", run_id)
+    assert len(history) < 60, [e["type"] for e in history]
+    run = production_run("WideForeachFlow", run_id)
+    assert run.successful
+    join = run["join"].task
+    # Every input, in foreach order (the flow asserts the order too, in the task).
+    assert join.data.scores == [2 * i for i in range(WIDTH)]
+    score_tasks = processes(plane, run_id, "score")
+    assert len(score_tasks) == WIDTH and all(p.exit_code == 0 for p in score_tasks)
+
+
+def test_one_failing_item_fails_the_run_naming_that_task(plane, tmp_path):
+    path = tmp_path / "failing_item_flow.py"
+    path.write_text(FAILING_ITEM)
+    create(path, "--max-workers", "4")
+    run_id = trigger(path)
+    found = wait_for_run(plane, "FailingItemFlow", run_id)
+    assert found["status"] == "FAILED" and found["error"] == "States.ExceedToleratedFailureThreshold"
+    assert processes(plane, run_id, "join") == []
+    from flowplane.api_client import ApiClient
+
+    record = ApiClient(plane.url).request("GET", f"/flows/FailingItemFlow/runs/{run_id}")
+    assert record["status"] == "failed" and record["failed_task"] == f"FailingItemFlow/{run_id}/work/1.7"
+    run = production_run("FailingItemFlow", run_id)
+    assert not run.successful
+    assert "item 7 is bad" in str(run["work"]["1.7"].exception)
+    assert run["work"]["1.6"].successful
+
+
+def test_terminate_stops_the_children_and_leaves_no_task_process(plane, tmp_path):
+    path = tmp_path / "slow_items_flow.py"
+    path.write_text(SLOW_ITEMS)
+    create(path, "--max-workers", "3")
+    run_id = trigger(path)
+    deadline = time.monotonic() + 120
+    while len([p for p in plane.batch.running() if p.run_id == run_id and p.step == "nap"]) < 3:
+        assert time.monotonic() < deadline, "the items did not start"
+        time.sleep(0.2)
+    assert "Terminated run" in sdk(path, "step-functions", "terminate", run_id)
+    assert wait_for_run(plane, "SlowItemsFlow", run_id)["status"] == "ABORTED"
+    deadline = time.monotonic() + 20
+    while [p for p in processes(plane, run_id) if p.ended is None]:
+        assert time.monotonic() < deadline, "a task of the aborted run still runs"
+        time.sleep(0.2)
+    started = len(processes(plane, run_id, "nap"))
+    time.sleep(2)
+    # No child started another item after the stop.
+    assert len(processes(plane, run_id, "nap")) == started <= 3 + 1
+    assert production_run("SlowItemsFlow", run_id).successful is False
