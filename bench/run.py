@@ -33,6 +33,7 @@ SECTIONS = [
     "bench_idempotency",
     "bench_triggers",
     "bench_wide_foreach",
+    "bench_foreach_reads",
 ]
 
 

@@ -149,7 +149,7 @@ class Reads:
         from boto3.dynamodb.conditions import Key
 
         attribute, value = partition
-        start = tokens.decode(next_token, index, partition)
+        start = tokens.decode(next_token, index, partition, prefix)
         cond = Key(attribute).eq(value)
         if prefix:
             cond = cond & Key(keys.INDEX_KEYS[index][1]).begins_with(prefix)

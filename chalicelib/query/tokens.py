@@ -29,8 +29,10 @@ def encode(last_key: Optional[dict[str, Any]], index: Optional[str]) -> Optional
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode(token: Optional[str], index: Optional[str], partition: tuple[str, str]) -> Optional[dict[str, Any]]:
-    """The ExclusiveStartKey for a Query of `partition` (attribute, value) on `index`."""
+def decode(token: Optional[str], index: Optional[str], partition: tuple[str, str],
+           prefix: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """The ExclusiveStartKey for a Query of `partition` (attribute, value) on `index`, whose
+    sort keys begin with `prefix` when given (one step's tasks, not another's)."""
     if token is None:
         return None
     if not token or len(token) > MAX_TOKEN:
@@ -50,5 +52,7 @@ def decode(token: Optional[str], index: Optional[str], partition: tuple[str, str
         raise _bad("wrong key attributes")
     attribute, value = partition
     if key.get(attribute) != value:
+        raise _bad("made for another listing")
+    if prefix and not key[INDEX_KEYS[index][1]].startswith(prefix):
         raise _bad("made for another listing")
     return key

@@ -270,6 +270,11 @@ class CombinedProvider:
             return []
         return self._from_run_source(flow, run, lambda p: p.list_tasks(flow, run, step), [])
 
+    def iter_tasks(self, flow: str, run: str, step: str) -> Iterator[TaskRecord]:
+        if not _ok(flow, run, step):
+            return iter(())
+        return self._source(flow, run).iter_tasks(flow, run, step)
+
     def get_task(self, flow: str, run: str, step: str, task: str) -> Optional[TaskRecord]:
         if not _ok(flow, run, step, task):
             return None

@@ -8,7 +8,7 @@ written yet (a task just starting) is skipped rather than guessed at.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from ..datastore import layout, records
 from ..datastore.artifacts import ArtifactRef, ArtifactStore, read_index
@@ -26,8 +26,16 @@ def _ok(*names: str) -> bool:
     return all(isinstance(n, str) and _NAME.match(n) and ".." not in n for n in names)
 
 
-def _task_order(rec: TaskRecord) -> tuple[Any, ...]:
-    return (rec.foreach_indices, rec.task_id)
+# A step's task records are read this many at a time as its tasks are iterated.
+TASK_PAGE = 1000
+
+
+def _index_order(task_id: str) -> Optional[tuple[list[int], str]]:
+    """A task folder's place in foreach order (1.2 before 1.10); None for a name no task has."""
+    try:
+        return layout.indices_of(task_id), task_id
+    except ValueError:
+        return None
 
 
 class LocalProvider:
@@ -120,16 +128,21 @@ class LocalProvider:
         return StepInfo(flow=flow, run_id=run, step=step, created_at=first.created_at, task_count=len(tasks))
 
     def list_tasks(self, flow: str, run: str, step: str) -> list[TaskRecord]:
+        return list(self.iter_tasks(flow, run, step))
+
+    def iter_tasks(self, flow: str, run: str, step: str) -> Iterator[TaskRecord]:
+        """In foreach index order: the ids from one listing, the records a page at a time
+        (concurrently on S3) as they are iterated."""
         if not _ok(flow, run, step):
-            return []
-        out = []
-        for task_id in self.storage.list_dir(f"{layout.run_prefix(flow, run)}/{step}"):
-            if not _ok(task_id):
-                continue
-            rec = records.read_task(self.storage, flow, run, step, task_id)
-            if rec is not None:
-                out.append(rec)
-        return sorted(out, key=_task_order)
+            return
+        names = self.storage.list_dir(f"{layout.run_prefix(flow, run)}/{step}")
+        ids = [order[1] for order in sorted(filter(None, map(_index_order, names)))]
+        for start in range(0, len(ids), TASK_PAGE):
+            page = ids[start:start + TASK_PAGE]
+            found = self.storage.get_many([layout.task_key(flow, run, step, t) for t in page])
+            for data in found:
+                if data is not None:
+                    yield TaskRecord.model_validate_json(data)
 
     def get_task(self, flow: str, run: str, step: str, task: str) -> Optional[TaskRecord]:
         if not _ok(flow, run, step, task):

@@ -10,7 +10,7 @@ one, as Metaflow shows local and production runs together. `get_provider()`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, Protocol, runtime_checkable
+from typing import Any, Iterator, Literal, Optional, Protocol, runtime_checkable
 
 from ..datastore.artifacts import ArtifactRef
 from ..datastore.records import AttemptRecord, RunRecord, TaskRecord
@@ -30,7 +30,7 @@ class StepInfo:
     run_id: str
     step: str
     created_at: str  # ISO 8601: its first task's creation
-    task_count: int
+    task_count: Optional[int] = None  # None where counting would read every task (the control plane)
 
 
 @runtime_checkable
@@ -57,6 +57,10 @@ class Provider(Protocol):
     def get_step(self, flow: str, run: str, step: str) -> Optional[StepInfo]: ...
 
     def list_tasks(self, flow: str, run: str, step: str) -> list[TaskRecord]: ...
+
+    def iter_tasks(self, flow: str, run: str, step: str) -> Iterator[TaskRecord]:
+        """The step's tasks in foreach index order, read a page at a time as they are iterated."""
+        ...
 
     def get_task(self, flow: str, run: str, step: str, task: str) -> Optional[TaskRecord]: ...
 

@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from pydantic import ValidationError
 
@@ -43,9 +43,11 @@ UrlOpener = Callable[[str], IO[bytes]]
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 # Growing pages: `latest_run` costs one small query, a full listing few large ones.
 PAGE_SIZES = (20, 100, 500, 1000)
+# A step's tasks come this many to a request (the route's largest page, one DynamoDB
+# Query): a foreach of 100,000 items is 100 answers, never one too big for API Gateway.
+TASK_PAGE = 1000
 # What one read brings along for the next (a task answer's attempts for the Task's
-# list_attempts, a step's tasks counted for its StepInfo for the Step's list_tasks) is
-# handed over once, and only this fresh: a running task's records move on.
+# list_attempts) is handed over once, and only this fresh: a running task's records move on.
 _HANDOFF_FRESH_S = 5.0
 # Blobs whose pickle is this small are kept (compressed) for other tasks with the same
 # value, e.g. a parameter every task inherits; larger ones are streamed, never held.
@@ -282,11 +284,9 @@ class ServiceProvider:
             raise ServiceError(self.client.base_url + path, "unexpected answer: a step without a valid name")
         count = doc.get("task_count")
         if not isinstance(count, int) or isinstance(count, bool):
-            # The contract's step has no count: the step's tasks tell it, and are handed
-            # to the list_tasks that iterating the Step makes next.
-            tasks = self.list_tasks(flow, run, doc["name"])
-            self._hand_over(("tasks", flow, run, doc["name"]), tasks)
-            count = len(tasks)
+            # The contract's step has no count, and counting would read every task of a
+            # wide foreach: a Step costs one request, its tasks are read as they are iterated.
+            count = None
         return StepInfo(flow=flow, run_id=run, step=doc["name"], created_at=str(doc.get("created_at") or ""),
                         task_count=count)
 
@@ -318,17 +318,27 @@ class ServiceProvider:
         return self._model(TaskRecord, doc, path)
 
     def list_tasks(self, flow: str, run: str, step: str) -> list[TaskRecord]:
+        return list(self.iter_tasks(flow, run, step))
+
+    def iter_tasks(self, flow: str, run: str, step: str) -> Iterator[TaskRecord]:
+        """In foreach index order (the table's sort key), one request a page, each asked for
+        only when the one before has been read."""
         if not _ok(flow, run, step):
-            return []
-        held = self._take(("tasks", flow, run, step))
-        if held is not None:
-            return held
+            return
         path = _path(flow, run, "steps", step, "tasks")
-        answer = self._get(path)
-        if answer is None:
-            return []
-        tasks = [self._task(doc, path) for doc in self._list(answer, "tasks", path)]
-        return sorted(tasks, key=lambda t: (t.foreach_indices, t.task_id))
+        token: Optional[str] = None
+        while True:
+            answer = self._get(path, {"limit": TASK_PAGE, "next_token": token})
+            if answer is None:
+                return
+            for doc in self._list(answer, "tasks", path):
+                yield self._task(doc, path)
+            following = answer.get("next_token")
+            if not following:
+                return
+            if following == token:
+                raise ClientError(f"the control plane returned next_token {token!r} twice while listing tasks")
+            token = following
 
     def get_task(self, flow: str, run: str, step: str, task: str) -> Optional[TaskRecord]:
         if not _ok(flow, run, step, task):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import pickle
 import tempfile
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any, Optional
 
 from . import layout
-from .storage import Storage
+from .storage import NotFound, Storage
 
 # Pickles below this size stay in memory; larger ones spill to disk while hashing.
 _SPOOL_BYTES = 8 << 20
@@ -68,12 +69,26 @@ class ArtifactStore:
     def load(self, sha: str) -> Any:
         stream = self.storage.open_read(layout.blob_key(self.flow, sha))
         try:
-            with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
-                return pickle.load(gz)
+            return _unpickle(stream)
         finally:
             close = getattr(stream, "close", None)
             if close:
                 close()
+
+    def read_blobs(self, shas: list[str]) -> dict[str, bytes]:
+        """The stored (compressed) blobs of `shas`, read at once; a missing one is left out."""
+        found = self.storage.get_many([layout.blob_key(self.flow, sha) for sha in shas])
+        return {sha: data for sha, data in zip(shas, found) if data is not None}
+
+
+def _unpickle(stream: IO[bytes]) -> Any:
+    with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
+        return pickle.load(gz)
+
+
+def decode_blob(data: bytes) -> Any:
+    """A value from its stored blob's bytes (as `read_blobs` gives them)."""
+    return _unpickle(io.BytesIO(data))
 
 
 class TaskArtifacts:
@@ -106,13 +121,16 @@ def index_from_json(data: bytes) -> dict[str, ArtifactRef]:
 
 def write_index(storage: Storage, flow: str, run_id: str, step: str, task_id: str, attempt: int,
                 index: dict[str, ArtifactRef]) -> None:
-    key = layout.attempt_key(flow, run_id, step, task_id, attempt, layout.ARTIFACT_INDEX)
-    storage.put_bytes(key, index_to_json(index))
+    storage.put_bytes(index_key(flow, run_id, step, task_id, attempt), index_to_json(index))
+
+
+def index_key(flow: str, run_id: str, step: str, task_id: str, attempt: int) -> str:
+    return layout.attempt_key(flow, run_id, step, task_id, attempt, layout.ARTIFACT_INDEX)
 
 
 def read_index(storage: Storage, flow: str, run_id: str, step: str, task_id: str,
                attempt: int) -> Optional[dict[str, ArtifactRef]]:
-    key = layout.attempt_key(flow, run_id, step, task_id, attempt, layout.ARTIFACT_INDEX)
-    if not storage.exists(key):
+    try:
+        return index_from_json(storage.get_bytes(index_key(flow, run_id, step, task_id, attempt)))
+    except NotFound:
         return None
-    return index_from_json(storage.get_bytes(key))

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import IO, Iterator, Optional, Protocol
+import threading
+from typing import IO, Callable, Iterator, Optional, Protocol
 
 # The datastore's root, when nothing names one: a user's setting, and what the compiler
 # gives every Batch job (chalicelib/compiler/asl.py).
 ROOT_ENV = "FLOWPLANE_DATASTORE_ROOT"
+# `get_many` on S3 reads on at most this many threads (a join's thousands of parents): each
+# read waits on the network, not the CPU, and one boto3 client (thread-safe) serves them all.
+READERS = 32
 
 
 class Storage(Protocol):
@@ -25,6 +29,10 @@ class Storage(Protocol):
     def put_stream(self, key: str, stream: IO[bytes]) -> None: ...
 
     def get_bytes(self, key: str) -> bytes: ...
+
+    def get_many(self, keys: list[str]) -> list[Optional[bytes]]:
+        """The objects' bytes in the order asked, None for one that does not exist."""
+        ...
 
     def open_read(self, key: str) -> IO[bytes]: ...
 
@@ -66,6 +74,10 @@ class LocalStorage:
         except FileNotFoundError:
             raise NotFound(key) from None
 
+    def get_many(self, keys: list[str]) -> list[Optional[bytes]]:
+        # A local file is read in microseconds: threads would only add their own cost.
+        return [_or_none(self.get_bytes, k) for k in keys]
+
     def open_read(self, key: str) -> IO[bytes]:
         try:
             return open(self._path(key), "rb")
@@ -97,14 +109,20 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._client = client
+        self._lock = threading.Lock()
 
     @property
     def client(self):  # noqa: ANN201 - boto3 client
-        if self._client is None:
-            import boto3
+        # Made once under a lock: boto3's default session, which makes it, is not thread-safe.
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
 
-            self._client = boto3.client("s3", endpoint_url=os.environ.get("FLOWPLANE_S3_ENDPOINT_URL") or None)
-        return self._client
+                # One connection per reader, else the pool (10 by default) serialises get_many.
+                self._client = boto3.client("s3", endpoint_url=os.environ.get("FLOWPLANE_S3_ENDPOINT_URL") or None,
+                                            config=Config(max_pool_connections=READERS))
+            return self._client
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -118,6 +136,15 @@ class S3Storage:
 
     def get_bytes(self, key: str) -> bytes:
         return self.open_read(key).read()
+
+    def get_many(self, keys: list[str]) -> list[Optional[bytes]]:
+        if len(keys) <= 1:
+            return [_or_none(self.get_bytes, k) for k in keys]
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.client  # noqa: B018 - made here, before the threads share it
+        with ThreadPoolExecutor(max_workers=min(READERS, len(keys)), thread_name_prefix="flowplane-datastore") as pool:
+            return list(pool.map(lambda k: _or_none(self.get_bytes, k), keys))
 
     def open_read(self, key: str) -> IO[bytes]:
         try:
@@ -149,6 +176,13 @@ class S3Storage:
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def _or_none(get: Callable[[str], bytes], key: str) -> Optional[bytes]:
+    try:
+        return get(key)
+    except NotFound:
+        return None
 
 
 def atomic_write(path: str, data: bytes) -> None:

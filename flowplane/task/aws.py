@@ -56,8 +56,18 @@ def client(service: str, endpoint_url: Optional[str] = None) -> Any:
     with _lock:
         found = _clients.get(key)
         if found is None:
-            made = sess.create_client(service, endpoint_url=endpoint_url)
-            found = _clients[key] = S3Client(made) if service == "s3" else made
+            if service == "s3":
+                from botocore.config import Config
+
+                from ..datastore.storage import READERS
+
+                # A join reads its parents on READERS threads through this one client: a connection
+                # each, else urllib3 warns for every connection past its pool of 10 and drops it.
+                made = sess.create_client(service, endpoint_url=endpoint_url,
+                                          config=Config(max_pool_connections=READERS))
+                found = _clients[key] = S3Client(made)
+            else:
+                found = _clients[key] = sess.create_client(service, endpoint_url=endpoint_url)
         return found
 
 

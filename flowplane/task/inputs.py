@@ -4,6 +4,11 @@ Which tasks those are follows from the graph and the task's own id (graph.py);
 here their records, artifact indices and foreach cardinalities are read, each
 once, and the step's FlowSpec is given what it inherits (or, for a join, its
 `inputs`) and its place in the enclosing foreaches.
+
+A join after a wide foreach has thousands of parents: their records, then their
+artifact indices, are each read in one `get_many` (concurrent on S3), never one
+parent after another, and checked in index order so the first parent at fault is
+the one named. Their artifacts are read when the step asks (read_ahead.py).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..datastore import layout, records
-from ..datastore.artifacts import ArtifactRef, ArtifactStore, TaskArtifacts, read_index
+from ..datastore.artifacts import ArtifactRef, ArtifactStore, TaskArtifacts, index_from_json, index_key
 from ..datastore.storage import Storage
 from ..step_inputs import ForeachFrame, Input, Inputs
 from ..manifest import GraphSpec
@@ -20,6 +25,7 @@ from .errors import TaskSetupError
 from .graph import GRAPH_INFO, TaskRef, foreach_splits, parents_of
 from .loader import LoadedFlow
 from .persist import LoadTracker
+from .read_ahead import ReadAhead
 
 if TYPE_CHECKING:  # annotations only: the runtime imports no FlowSpec (flowspec -> cli -> task)
     from ..flowspec import FlowSpec
@@ -50,7 +56,8 @@ class TaskInputs:
         parents = parents_of(self.graph, self.step, self.task_id, self.num_splits)
         inputs = None
         if self.graph[self.step].type == "join":
-            inputs = Inputs([Input(p.ref.step, tracker.wrap(self.artifacts(p.ref)), p.index) for p in parents])
+            sources = self.join_sources([p.ref for p in parents])
+            inputs = Inputs([Input(p.ref.step, tracker.wrap(s), p.index) for p, s in zip(parents, sources)])
         elif parents:
             d["_flowplane_inherited"] = tracker.wrap(self.artifacts(parents[0].ref))
         splits = foreach_splits(self.graph, self.step, self.task_id)
@@ -73,27 +80,49 @@ class TaskInputs:
                 return ref
         return self.store.save(self.graph.model_dump(mode="json"))
 
+    def join_sources(self, refs: list[TaskRef]) -> list[TaskArtifacts]:
+        """A join's inputs' artifacts, in the order of `refs`: every record read at once, then every index."""
+        keys = [layout.task_key(self.flow_name, self.run_id, r.step, r.task_id) for r in refs]
+        for ref, data in zip(refs, self.storage.get_many(keys)):
+            rec = None if data is None else records.TaskRecord.model_validate_json(data)
+            self._records[ref] = self._checked(ref, rec)
+        keys = [index_key(self.flow_name, self.run_id, r.step, r.task_id, self._final_attempt(r)) for r in refs]
+        indices = [self._found_index(ref, data) for ref, data in zip(refs, self.storage.get_many(keys))]
+        reader = ReadAhead(self.store, indices)
+        for position, ref in enumerate(refs):
+            self._sources[ref] = reader.source(position)
+        return [self._sources[r] for r in refs]
+
     def task_record(self, ref: TaskRef) -> records.TaskRecord:
         rec = self._records.get(ref)
         if rec is None:
-            rec = records.read_task(self.storage, self.flow_name, self.run_id, ref.step, ref.task_id)
-            if rec is None:
-                raise TaskSetupError(f"the input task {self.flow_name}/{self.run_id}/{ref} has not run")
-            if rec.status != "succeeded" or rec.final_attempt is None:
-                raise TaskSetupError(
-                    f"the input task {self.flow_name}/{self.run_id}/{ref} has not succeeded (status {rec.status})"
-                )
-            self._records[ref] = rec
+            found = records.read_task(self.storage, self.flow_name, self.run_id, ref.step, ref.task_id)
+            rec = self._records[ref] = self._checked(ref, found)
         return rec
+
+    def _checked(self, ref: TaskRef, rec: Optional[records.TaskRecord]) -> records.TaskRecord:
+        if rec is None:
+            raise TaskSetupError(f"the input task {self.flow_name}/{self.run_id}/{ref} has not run")
+        if rec.status != "succeeded" or rec.final_attempt is None:
+            raise TaskSetupError(
+                f"the input task {self.flow_name}/{self.run_id}/{ref} has not succeeded (status {rec.status})"
+            )
+        return rec
+
+    def _final_attempt(self, ref: TaskRef) -> int:
+        return self.task_record(ref).final_attempt or 0
+
+    def _found_index(self, ref: TaskRef, data: Optional[bytes]) -> dict[str, ArtifactRef]:
+        if data is None:
+            raise TaskSetupError(f"the input task {self.flow_name}/{self.run_id}/{ref} stored no artifacts")
+        return index_from_json(data)
 
     def artifacts(self, ref: TaskRef) -> TaskArtifacts:
         source = self._sources.get(ref)
         if source is None:
-            attempt = self.task_record(ref).final_attempt
-            index = read_index(self.storage, self.flow_name, self.run_id, ref.step, ref.task_id, attempt or 0)
-            if index is None:
-                raise TaskSetupError(f"the input task {self.flow_name}/{self.run_id}/{ref} stored no artifacts")
-            source = self._sources[ref] = TaskArtifacts(self.store, index)
+            key = index_key(self.flow_name, self.run_id, ref.step, ref.task_id, self._final_attempt(ref))
+            [data] = self.storage.get_many([key])
+            source = self._sources[ref] = TaskArtifacts(self.store, self._found_index(ref, data))
         return source
 
     def num_splits(self, ref: TaskRef) -> int:

@@ -516,7 +516,8 @@ def test_run_data_costs_one_request_per_thing_it_needs(plane):
     namespace(None)
     assert Run("ParameterFlow/1002").data.alpha == 0.5
     kinds = [plane._kind(p) for p, _ in plane.requests]
-    # The step's task count comes from its tasks, which the Step's iteration then reuses.
+    # The Step is one request (no task count: that would read every task of a wide foreach),
+    # its iteration one page of tasks, whose answer's attempts the Task then reuses.
     assert kinds == ["run", "step", "tasks", "task", "artifacts", "artifact", "blob"]
 
 
@@ -525,8 +526,10 @@ def test_a_handed_over_read_goes_stale(plane, monkeypatch):
 
     namespace(None)
     provider = get_provider()
-    assert provider.get_step("ParameterFlow", "1002", "end").task_count == 1
-    monkeypatch.setattr(service, "_HANDOFF_FRESH_S", -1.0)
-    assert [t.task_id for t in provider.list_tasks("ParameterFlow", "1002", "end")] == ["1"]
-    assert [plane._kind(p) for p, _ in plane.requests] == ["step", "tasks", "tasks"]
+    now = [1000.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: now[0])
+    assert provider.get_task("ParameterFlow", "1002", "end", "1").attempts == 1
+    now[0] += service._HANDOFF_FRESH_S + 1  # the attempts the task answer brought are stale now
+    assert [a.attempt for a in provider.list_attempts("ParameterFlow", "1002", "end", "1")] == [0]
+    assert [plane._kind(p) for p, _ in plane.requests] == ["task", "task"]
     assert provider.plane._handoff == {}

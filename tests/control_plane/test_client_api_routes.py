@@ -436,3 +436,46 @@ def test_a_huge_log_answers_with_its_tail_marked_as_cut(api):
     text = get(api, f"/flows/{FLOW}/runs/sfn-e1/steps/start/tasks/1/logs/stdout?attempt=1")["text"]
     assert text.startswith(TRUNCATED) and text.endswith(body[-100:].decode())
     assert len(text) == len(TRUNCATED) + MAX_LOG_BYTES
+
+
+def test_a_wide_nested_foreach_pages_in_index_order_one_query_a_page(api):
+    """A nested foreach's tasks (ids up to 1.99999.11), written as the recorder writes them and
+    in no particular order: every page is one Query, and the pages together are index order
+    (1.2.9 before 1.2.10, 1.9.x before 1.10.x before 1.99999.x)."""
+    from chalicelib.recording.run_records import task_item
+
+    wide = (0, 1, 2, 9, 10, 11, 99, 100, 99_999)
+    positions = [(i, j) for i in wide for j in wide[:6]]
+    positions.sort(key=lambda p: str(p))  # any order but index order
+    with http.aws().table.t.batch_writer() as batch:
+        for i, j in positions:
+            tid = layout.task_id_for([i, j])
+            batch.put_item(Item=task_item({"flow": "NestFlow", "run_id": "sfn-w", "step": "inner", "task_id": tid,
+                                           "status": "succeeded", "foreach_indices": [i, j],
+                                           "created_at": "2026-12-07T12:00:00.000+00:00"}))
+    base = "/flows/NestFlow/runs/sfn-w/steps/inner/tasks?limit=20"
+    listed, token, pages = [], None, 0
+    while True:
+        calls = Calls()
+        body = get(api, base + (f"&next_token={token}" if token else ""))
+        assert calls.ops == {"Query": 1}
+        pages += 1
+        listed += [tuple(t["foreach_indices"]) for t in body["tasks"]]
+        token = body["next_token"]
+        if not token:
+            break
+    assert listed == sorted(positions) and len(listed) == 54
+    assert pages == 3  # 20, 20, 14: a short page has no LastEvaluatedKey, so no next_token
+
+
+def test_a_next_token_from_another_steps_tasks_is_refused(api):
+    from chalicelib.recording.run_records import task_item
+
+    with http.aws().table.t.batch_writer() as batch:
+        for step in ("a", "b"):
+            for i in range(3):
+                batch.put_item(Item=task_item({"flow": "NestFlow", "run_id": "sfn-t", "step": step,
+                                               "task_id": f"1.{i}", "foreach_indices": [i]}))
+    token = get(api, "/flows/NestFlow/runs/sfn-t/steps/a/tasks?limit=2")["next_token"]
+    body = get(api, f"/flows/NestFlow/runs/sfn-t/steps/b/tasks?limit=2&next_token={token}", most=0, status=400)
+    assert body["field"] == "next_token" and "another listing" in body["error"]

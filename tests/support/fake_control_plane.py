@@ -49,6 +49,23 @@ class Answer(Exception):
         self.body = body
 
 
+def _page(query: dict[str, str], items: list[Any]) -> tuple[list[Any], Optional[str]]:
+    """A page of `items` as the control plane pages: `limit` (1-1000), an opaque `next_token`."""
+    try:
+        limit = int(query.get("limit", "100"))
+        if not 1 <= limit <= 1000:
+            raise ValueError
+    except ValueError:
+        raise Answer(400, {"error": "limit is a number from 1 to 1000", "field": "limit"}) from None
+    try:
+        start = int(base64.urlsafe_b64decode(query["next_token"]).decode()) if "next_token" in query else 0
+    except ValueError:
+        raise Answer(400, {"error": "next_token is not one this server gave", "field": "next_token"}) from None
+    more = start + limit < len(items)
+    token = base64.urlsafe_b64encode(str(start + limit).encode()).decode() if more else None
+    return items[start:start + limit], token
+
+
 def _missing(what: str) -> Answer:
     return Answer(404, {"error": f"{what} does not exist", "code": "not_found"})
 
@@ -141,23 +158,10 @@ class FakeControlPlane:
         return {"name": info.name, "created_at": info.created_at, "production_token": "tok1"}
 
     def _runs(self, query: dict[str, str], flow: str) -> Any:
-        try:
-            limit = int(query.get("limit", "100"))
-            if not 1 <= limit <= 1000:
-                raise ValueError
-        except ValueError:
-            raise Answer(400, {"error": "limit is a number from 1 to 1000", "field": "limit"}) from None
         ns = query.get("namespace")
         if ns is not None and ":" not in ns:
             raise Answer(400, {"error": f"not a namespace: {ns!r}", "field": "namespace"})
-        try:
-            start = int(base64.urlsafe_b64decode(query["next_token"]).decode()) if "next_token" in query else 0
-        except ValueError:
-            raise Answer(400, {"error": "next_token is not one this server gave", "field": "next_token"}) from None
-        runs = self.data.list_runs(flow, namespace_tag=ns)
-        page = runs[start:start + limit]
-        more = start + limit < len(runs)
-        token = base64.urlsafe_b64encode(str(start + limit).encode()).decode() if more else None
+        page, token = _page(query, self.data.list_runs(flow, namespace_tag=ns))
         return {"runs": [r.model_dump(mode="json") for r in page], "next_token": token}
 
     def _run(self, query: dict[str, str], flow: str, run: str) -> Any:
@@ -178,7 +182,11 @@ class FakeControlPlane:
 
     def _tasks(self, query: dict[str, str], flow: str, run: str, step: str) -> Any:
         self._step(query, flow, run, step)
-        return {"tasks": [t.model_dump(mode="json") for t in self.data.list_tasks(flow, run, step)]}
+        tasks = self.data.list_tasks(flow, run, step)
+        if "limit" not in query and "next_token" not in query:
+            return {"tasks": [t.model_dump(mode="json") for t in tasks], "next_token": None}
+        page, token = _page(query, tasks)
+        return {"tasks": [t.model_dump(mode="json") for t in page], "next_token": token}
 
     def _task(self, query: dict[str, str], flow: str, run: str, step: str, task: str) -> Any:
         rec = self.data.get_task(flow, run, step, task)

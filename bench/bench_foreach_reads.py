@@ -1,0 +1,176 @@
+"""Reading a wide foreach back: a join's inputs from S3, and a step's tasks through the Client API.
+
+Join: the foreach's tasks are run by the real task runtime into a folder, then put,
+byte for byte, into the embedded plane's S3 (its moto server, in this process); a
+separate process, as a join task on the plane is, then loads the join's inputs through
+the datastore (`TaskInputs.join_sources`: every record, then every artifact index, read
+concurrently) and reads one artifact of every input, the join's common pattern. The
+before-style figure reads each parent's record and index one after the other, as the
+task runtime did.
+
+Client API: see `_client_pages`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from common import BenchContext, Row
+
+WIDE = 10_000
+NARROW = 1_000
+JOIN_GOAL = 2.0  # s, issue 15: 10,000 inputs from S3 on the embedded plane
+
+
+def run(ctx: BenchContext) -> list[Row]:
+    from flowplane.local.plane import LocalPlane, PlaneConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        saved = os.environ.get("HOME")
+        os.environ["HOME"] = str(work / "home")
+        try:
+            with LocalPlane(PlaneConfig(state_dir=work / "state", persist=False, schedule_seconds=None)) as plane:
+                return _join_rows(ctx, plane, work) + _client_pages(plane)
+        finally:
+            os.environ.pop("HOME") if saved is None else os.environ.__setitem__("HOME", saved)
+
+
+# --- the join's inputs ------------------------------------------------------------------------
+
+
+def _join_rows(ctx: BenchContext, plane: Any, work: Path) -> list[Row]:
+    from tests.support import wide_joins
+
+    rows: list[Row] = []
+    flow = wide_joins.write_flow(work)
+    local = work / "datastore"
+    t0 = time.perf_counter()
+    wide_joins.run_fan_out(flow, local, WIDE, run_id="wide")
+    wide_joins.run_fan_out(flow, local, NARROW, run_id="narrow")
+    root = plane.settings.datastore_root
+    objects = _upload(plane, local, root)
+    setup = time.perf_counter() - t0
+    env = {**os.environ, "FLOWPLANE_S3_ENDPOINT_URL": plane.endpoint}
+    for width, run_id in ((WIDE, "wide"), (NARROW, "narrow")):
+        serial = width == NARROW  # the one-by-one reads take minutes at 10,000
+        got = _measure_in_process_of_its_own(ctx, env, root, run_id, width, serial)
+        goal = JOIN_GOAL if width == WIDE else None
+        rows.append(Row(f"join input loading, {width:,} inputs (records + indices)", got["load"], "s",
+                        goal=goal, note=f"{got['requests']:,} S3 requests"))
+        rows.append(Row(f"  then one artifact of each of the {width:,} inputs", got["touch"], "s"))
+        if serial:
+            rows.append(Row(f"  before: {width:,} inputs read one by one (record, HEAD, index)",
+                            got["serial"], "s", note=f"{got['serial'] / got['load']:.1f}x the concurrent load"))
+    rows.append(Row("  (set-up: the real task runtime wrote both fan-outs, put into S3)", setup, "s",
+                    note=f"{objects:,} objects"))
+    return rows
+
+
+def _upload(plane: object, local: Path, root: str) -> int:
+    """Every file under `local` into the plane's S3 at `root`, straight into moto's store (no HTTP):
+    90,000 PUTs over the loopback would take longer than everything measured."""
+    from moto.s3.models import s3_backends
+
+    bucket, _, prefix = root[5:].partition("/")
+    backend = s3_backends[plane.account]["aws"]  # type: ignore[attr-defined]
+    n = 0
+    for path in local.rglob("*"):
+        if path.is_file():
+            backend.put_object(bucket, f"{prefix}/{path.relative_to(local).as_posix()}", path.read_bytes())
+            n += 1
+    return n
+
+
+def _measure_in_process_of_its_own(ctx: BenchContext, env: dict, root: str, run_id: str, width: int,
+                                   serial: bool) -> dict:
+    here = Path(__file__).resolve()
+    cmd = [ctx.python, str(here), "measure-join", root, run_id, str(width), "1" if serial else "0"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(here.parent.parent), timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the join measurement failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_join(root: str, run_id: str, width: int, serial: bool) -> dict:
+    """In its own process: load a join's inputs from S3 as the task runtime does, and read them."""
+    from flowplane.datastore import records
+    from flowplane.datastore.artifacts import ArtifactStore, read_index
+    from flowplane.datastore.storage import S3Storage
+    from flowplane.task.inputs import TaskInputs
+    from tests.support.wide_joins import FLOW, body_refs
+
+    requests = [0]
+    storage = S3Storage(root)
+    storage.client.meta.events.register("before-call.s3", lambda **kw: requests.__setitem__(0, requests[0] + 1))
+    store = ArtifactStore(storage, FLOW)
+    refs = body_refs(width)
+    graph = SimpleNamespace(flow_name=FLOW)  # join_sources needs only the flow's name of the graph
+    inputs = TaskInputs(storage, store, graph, run_id, "join", "1")  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    sources = inputs.join_sources(refs)
+    load = time.perf_counter() - t0
+    out = {"load": load, "requests": requests[0]}
+    t0 = time.perf_counter()
+    squares = [s.load("square") for s in sources]
+    out["touch"] = time.perf_counter() - t0
+    assert squares == [i * i for i in range(width)], "inputs out of index order"
+    if serial:
+        t0 = time.perf_counter()
+        for ref in refs:
+            rec = records.read_task(storage, FLOW, run_id, ref.step, ref.task_id)
+            key = f"{FLOW}/runs/{run_id}/{ref.step}/{ref.task_id}/{rec.final_attempt}/artifacts.json"
+            storage.exists(key)  # what read_index asked before reading
+            read_index(storage, FLOW, run_id, ref.step, ref.task_id, rec.final_attempt or 0)
+        out["serial"] = time.perf_counter() - t0
+    return out
+
+
+# --- the Client API's pages ---------------------------------------------------------------------
+
+
+def _client_pages(plane: Any) -> list[Row]:
+    """10,000 tasks of one step recorded in the plane's table (the recorder's own items, put in
+    batches), then read through the Client API's provider over the plane's HTTP API: one
+    request a page, each one DynamoDB Query (tests/control_plane/test_client_api_routes.py)."""
+    from chalicelib.recording.run_records import task_item
+    from flowplane.client.service import TASK_PAGE, ServiceProvider
+    from flowplane.datastore import layout
+
+    table = plane.session.resource("dynamodb").Table(plane.settings.table)
+    with table.batch_writer() as batch:
+        for i in range(WIDE):
+            tid = layout.task_id_for([i])
+            batch.put_item(Item=task_item({"flow": "WideFlow", "run_id": "sfn-pages", "step": "body", "task_id": tid,
+                                           "status": "succeeded", "foreach_indices": [i],
+                                           "created_at": "2026-12-07T12:00:00.000+00:00"}))
+    provider = ServiceProvider(plane.url)
+    first = time.perf_counter()
+    tasks = provider.iter_tasks("WideFlow", "sfn-pages", "body")
+    next(tasks)
+    first = time.perf_counter() - first
+    t0 = time.perf_counter()
+    seen = [t.foreach_indices[0] for t in provider.iter_tasks("WideFlow", "sfn-pages", "body")]
+    whole = time.perf_counter() - t0
+    assert seen == list(range(WIDE)), "tasks out of index order"
+    pages = -(-WIDE // TASK_PAGE)
+    return [
+        Row(f"Client API: page through {WIDE:,} tasks of a step, index order", whole, "s",
+            note=f"{pages} pages of {TASK_PAGE}"),
+        Row("  per page (one HTTP request, one DynamoDB Query)", whole / pages, "s"),
+        Row("  the first task of the step (one page)", first, "s"),
+    ]
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["measure-join"]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    _, _, root_, run_, width_, serial_ = sys.argv
+    print(json.dumps(measure_join(root_, run_, int(width_), serial_ == "1")))
