@@ -28,6 +28,7 @@ from tests.support.embedded_plane import (
     trigger,
     wait_for_run,
 )
+from tests.support.flow_sources import foreach_flow
 
 pytestmark = pytest.mark.slow
 
@@ -36,66 +37,16 @@ plane = embedded_plane()
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WIDTH = int(os.environ.get("FLOWPLANE_WIDE_FOREACH_ITEMS", "200"))
 
-FAILING_ITEM = '''
-from flowplane import FlowSpec, step
+FAILING_ITEM = foreach_flow("FailingItemFlow", 12, """
+if self.input == 7:
+    raise ValueError("item 7 is bad")
+self.out = self.input
+""")
 
-
-class FailingItemFlow(FlowSpec):
-    @step
-    def start(self):
-        self.items = list(range(12))
-        self.next(self.work, foreach="items")
-
-    @step
-    def work(self):
-        if self.input == 7:
-            raise ValueError("item 7 is bad")
-        self.out = self.input
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    FailingItemFlow()
-'''
-
-SLOW_ITEMS = '''
-import time
-
-from flowplane import FlowSpec, step
-
-
-class SlowItemsFlow(FlowSpec):
-    @step
-    def start(self):
-        self.items = list(range(8))
-        self.next(self.nap, foreach="items")
-
-    @step
-    def nap(self):
-        print("napping", flush=True)
-        time.sleep(120)
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-if __name__ == "__main__":
-    SlowItemsFlow()
-'''
+SLOW_ITEMS = foreach_flow("SlowItemsFlow", 8, """
+print("napping", flush=True)
+time.sleep(120)
+""", imports="import time")
 
 
 def _history(plane, flow: str, run_id: str) -> list[dict]:
@@ -160,7 +111,7 @@ def test_terminate_stops_the_children_and_leaves_no_task_process(plane, tmp_path
     create(path, "--max-workers", "3")
     run_id = trigger(path)
     deadline = time.monotonic() + 120
-    while len([p for p in plane.batch.running() if p.run_id == run_id and p.step == "nap"]) < 3:
+    while len([p for p in plane.batch.running() if p.run_id == run_id and p.step == "work"]) < 3:
         assert time.monotonic() < deadline, "the items did not start"
         time.sleep(0.2)
     assert "Terminated run" in sdk(path, "step-functions", "terminate", run_id)
@@ -169,8 +120,8 @@ def test_terminate_stops_the_children_and_leaves_no_task_process(plane, tmp_path
     while [p for p in processes(plane, run_id) if p.ended is None]:
         assert time.monotonic() < deadline, "a task of the aborted run still runs"
         time.sleep(0.2)
-    started = len(processes(plane, run_id, "nap"))
+    started = len(processes(plane, run_id, "work"))
     time.sleep(2)
     # No child started another item after the stop.
-    assert len(processes(plane, run_id, "nap")) == started <= 3 + 1
+    assert len(processes(plane, run_id, "work")) == started <= 3 + 1
     assert production_run("SlowItemsFlow", run_id).successful is False

@@ -365,3 +365,35 @@ class SleepyFlow(FlowSpec):
 if __name__ == "__main__":
     SleepyFlow()
 '''
+
+
+def foreach_flow(name: str, items: int, body: str, imports: str = "") -> str:
+    """A runnable module of flow `name`: `start` fans out over `range(items)` to `work`, whose
+    body is `body` (lines, unindented, before its `self.next`), then a join and `end`."""
+    work = textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", " " * 8)
+    head = textwrap.dedent(imports).strip("\n")
+    return f'''{head + chr(10) if head else ""}from flowplane import FlowSpec, step
+
+
+class {name}(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range({items}))
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+{work}        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    {name}()
+'''
