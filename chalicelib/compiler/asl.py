@@ -37,7 +37,7 @@ import re
 from typing import Any, Optional
 
 from flowplane import job
-from flowplane.datastore.storage import ROOT_ENV
+from flowplane.datastore.storage import ROOT_ENV, S3Storage
 from flowplane.events import STAGE_ENV
 from flowplane.manifest import GraphSpec, Manifest, StepSpec
 
@@ -228,11 +228,12 @@ class _Compiler:
             # As Metaflow: a caught failure would leave no cardinality for the Map.
             raise CompileError(f"@catch is not supported on foreach step {node.name!r}")
         iteration = self._chain(body_first, stop=join, task_id_path=foreach.TASK_ID_PATH)
-        bucket, prefix = _bucket_and_prefix(self.settings.datastore_root)
-        key = foreach.item_key_expr(self.flow, node.name, prefix, CONTEXT_PATH, task_id_path)
+        # Split as the task's storage splits it (no client is made), so both address one object.
+        store = S3Storage(self.settings.datastore_root)
+        key = foreach.item_key_expr(self.flow, node.name, store.prefix, CONTEXT_PATH, task_id_path)
         mapped = f"{node.name}-foreach"
         states[mapped] = foreach.map_state(
-            iteration, bucket, key, task_id_path, CONTEXT_FIELD, self.manifest.options.max_workers, next_state=join
+            iteration, store.bucket, key, task_id_path, CONTEXT_FIELD, self.manifest.options.max_workers, next_state=join
         )
         return mapped
 
@@ -317,12 +318,6 @@ def job_name(flow: str, step: str) -> str:
     if not name[0].isalnum():
         name = "fp" + name
     return name[:128]
-
-
-def _bucket_and_prefix(root: str) -> tuple[str, str]:
-    """`s3://bucket/prefix` -> ("bucket", "prefix"), as the task's S3Storage splits it."""
-    bucket, _, prefix = root[len("s3://"):].partition("/")
-    return bucket, prefix.strip("/")
 
 
 def _resource_requirements(resources: Any) -> list[dict[str, str]]:

@@ -177,7 +177,7 @@ class Recorder:
         if created is not None and (result.created or created != task_created_at(result.before)):
             # The step's creation is its first task's: only an earlier time can change it.
             self.store.note_step(flow, run_id, step, created)
-        if result.changed and task_status(list((result.after.get("attempts") or {}).values())) == "FAILED":
+        if result.changed and _failed(result.after):
             # Marked first, then the run read: with the execution's path (run written, then
             # marks read) one of the two sees the other, whichever event comes first.
             self.store.note_failed_task(flow, run_id, step, task_id)
@@ -193,10 +193,15 @@ class Recorder:
         for step, task_id in self.store.failed_tasks(flow, run_id):
             task = self.store.task(flow, run_id, step, task_id)
             # A mark stays when a retry then succeeded; only a task still failed counts.
-            if task and task_status(list((task.get("attempts") or {}).values())) == "FAILED":
+            if task and _failed(task):
                 update = {"flow": flow, "run_id": run_id, "status": "FAILED",
                           "failed_task": f"{flow}/{run_id}/{step}/{task_id}"}
                 if run.get("redrive_count"):
                     update["redrive_count"] = run["redrive_count"]
                 self.store.update_run(update)
                 return
+
+
+def _failed(task: dict[str, Any]) -> bool:
+    """A task whose latest attempt failed (and none succeeded)."""
+    return task_status(list((task.get("attempts") or {}).values())) == "FAILED"
