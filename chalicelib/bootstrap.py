@@ -1,13 +1,15 @@
-"""Create a stage's stateful resources: the bucket, the table, the foreach table.
+"""Create a stage's stateful resources: the bucket, the table, the foreach and join-inputs tables.
 
 On AWS these come from the stack (see chalicelib/TABLE.md for the key schema);
 the embedded local mode and the tests create them in moto with this, so both
 get the same shapes: the bucket sends its events to EventBridge, the table has
-string PK/SK, the foreach table is keyed by `pathspec` with a TTL.
+string PK/SK, the foreach table is keyed by `pathspec` with a TTL, the join-inputs table
+by `join` and `index` (flowplane/join_inputs.py) with a TTL.
 """
 
 from __future__ import annotations
 
+from flowplane import join_inputs
 from flowplane.foreach_cardinality import KEY_ATTR, TTL_ATTR
 
 from .aws import Aws, client_error, error_code
@@ -58,6 +60,19 @@ def ensure_resources(aws: Aws) -> None:
     ):
         ddb.update_time_to_live(
             TableName=s.foreach_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTR}
+        )
+    assert s.join_inputs_table is not None
+    if _table(
+        ddb,
+        s.join_inputs_table,
+        [{"AttributeName": join_inputs.KEY_ATTR, "KeyType": "HASH"},
+         {"AttributeName": join_inputs.INDEX_ATTR, "KeyType": "RANGE"}],
+        [{"AttributeName": join_inputs.KEY_ATTR, "AttributeType": "S"},
+         {"AttributeName": join_inputs.INDEX_ATTR, "AttributeType": "N"}],
+    ):
+        ddb.update_time_to_live(
+            TableName=s.join_inputs_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": join_inputs.TTL_ATTR},
         )
 
 

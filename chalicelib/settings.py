@@ -38,6 +38,9 @@ class Settings(BaseModel):
     # (which read the item list from S3); kept until those are redeployed.
     # `<table>-foreach` unless set.
     foreach_table: Optional[str] = None
+    # A foreach join's inputs, put by the tasks ending its body (flowplane/join_inputs.py).
+    # `<table>-inputs` unless set.
+    join_inputs_table: Optional[str] = None
     # The EventBridge bus tasks put their events on (None: the default bus).
     event_bus: Optional[str] = None
     job_queue: str
@@ -87,6 +90,8 @@ class Settings(BaseModel):
     def _defaults(self) -> "Settings":
         if self.foreach_table is None:
             object.__setattr__(self, "foreach_table", f"{self.table}-foreach")
+        if self.join_inputs_table is None:
+            object.__setattr__(self, "join_inputs_table", f"{self.table}-inputs")
         if self.datastore_root is None:
             object.__setattr__(self, "datastore_root", f"s3://{self.bucket}/data")
         if self.resource_prefix is None:

@@ -24,6 +24,9 @@ EXECUTION_INPUT = "FLOWPLANE_EXECUTION_INPUT"
 PACKAGE_URL = "FLOWPLANE_PACKAGE_URL"
 # The DynamoDB table a foreach task records its cardinality in, for the Map state to read.
 FOREACH_TABLE = "FLOWPLANE_FOREACH_TABLE"
+# The DynamoDB table a task ending a foreach body records itself in, for its join to read a
+# page at a time (flowplane/join_inputs.py); without it joins read every input from S3.
+JOIN_INPUTS_TABLE = "FLOWPLANE_JOIN_INPUTS_TABLE"
 # The EventBridge bus the task tells the control plane on; without it the task sends nothing.
 EVENT_BUS = "FLOWPLANE_EVENT_BUS"
 # The deployment's production token: its runs live in the namespace production:<token>.

@@ -145,6 +145,8 @@ class _Compiler:
             env.append({"Name": STAGE_ENV, "Value": s.stage})
         if s.event_bus:
             env.append({"Name": job.EVENT_BUS, "Value": s.event_bus})
+        if s.join_inputs_table:
+            env.append({"Name": job.JOIN_INPUTS_TABLE, "Value": s.join_inputs_table})
         if s.production_token:
             # Runs of this deployment live in the namespace production:<token>.
             env.append({"Name": job.PRODUCTION_TOKEN, "Value": s.production_token})

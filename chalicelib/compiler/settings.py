@@ -52,6 +52,9 @@ class CompileSettings(BaseModel):
     datastore_root: str = Field(description="s3://bucket/prefix where tasks keep artifacts")
     region: str
     event_bus: Optional[str] = Field(None, description="EventBridge bus for task events")
+    join_inputs_table: Optional[str] = Field(
+        None, description="DynamoDB table of foreach joins' inputs (flowplane/join_inputs.py)"
+    )
     production_token: Optional[str] = Field(
         None, description="the deployment's production token: runs are tagged production:<token>"
     )

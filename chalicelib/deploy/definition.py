@@ -38,6 +38,7 @@ def compile_definition(
         "datastore_root": settings.datastore_root,
         "region": settings.region,
         "event_bus": settings.event_bus,
+        "join_inputs_table": settings.join_inputs_table,
         "production_token": production_token,
         "stage": settings.resource_prefix,
         # @batch(image=...): each such step's job definition (job_definitions.py).

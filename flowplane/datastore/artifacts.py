@@ -23,6 +23,9 @@ from .storage import NotFound, Storage
 # Pickles below this size stay in memory; larger ones spill to disk while hashing.
 _SPOOL_BYTES = 8 << 20
 _GZIP_LEVEL = 3
+# A stored blob at most this big is also kept by the store that saved it, so the task can
+# put it beside its artifact index in the join-inputs table (flowplane/join_inputs.py).
+SMALL_BLOB_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class ArtifactStore:
     def __init__(self, storage: Storage, flow: str):
         self.storage = storage
         self.flow = flow
+        self.small_blobs: dict[str, bytes] = {}  # sha -> stored bytes, of what this store saved
 
     def save(self, value: Any) -> ArtifactRef:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
@@ -61,6 +65,9 @@ class ArtifactStore:
             writer.close()
             sha = writer.sha.hexdigest()
             key = layout.blob_key(self.flow, sha)
+            if spool.tell() <= SMALL_BLOB_BYTES:
+                spool.seek(0)
+                self.small_blobs[sha] = spool.read()
             if not self.storage.exists(key):
                 spool.seek(0)
                 self.storage.put_stream(key, spool)

@@ -12,7 +12,7 @@ holding equal content still get objects of their own.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Optional
 
 from ..datastore.artifacts import ArtifactRef, ArtifactStore, TaskArtifacts, decode_blob
 
@@ -25,11 +25,13 @@ MAX_COLUMN_BYTES = 256 << 20
 class ReadAhead:
     """The artifact indices of a join's inputs, in order; blobs read by name across them."""
 
-    def __init__(self, store: ArtifactStore, indices: list[dict[str, ArtifactRef]]):
+    def __init__(self, store: ArtifactStore, indices: list[dict[str, ArtifactRef]],
+                 blobs: Optional[dict[str, bytes]] = None):
         self.store = store
         self.indices = indices
         self._first_asker: dict[str, int] = {}
-        self._blobs: dict[str, bytes] = {}
+        # Blobs already at hand (the join-inputs table carries small ones): never read.
+        self._blobs: dict[str, bytes] = dict(blobs or {})
         self._lock = threading.Lock()
 
     def source(self, position: int) -> "InputArtifacts":

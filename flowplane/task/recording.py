@@ -88,6 +88,8 @@ class Recorder:
         else:
             rec.status = "running"  # @retry (or @catch's fallback) will start another attempt
         records.write_task(t.storage, rec)
+        if outcome.ok:
+            self._record_join_input(outcome)
         if t.production and t.step == "end" and outcome.ok:
             self._finish_run_record(finished)
         if outcome.ok:
@@ -127,6 +129,33 @@ class Recorder:
             record_cardinality(
                 table, t.flow_name, t.run_id, t.step, t.task_id, num_splits, client=client("dynamodb")
             )
+
+    def _record_join_input(self, outcome: Outcome) -> None:
+        """A task ending a foreach body: its final attempt and artifact index, for its join to query.
+
+        After its task record says succeeded, so the item exists only for a task that did;
+        a failure to put it fails the attempt (and @retry runs it again), as a failure to
+        write the record would: the join must find every input, here or in S3.
+        """
+        table = os.environ.get(job.JOIN_INPUTS_TABLE)
+        t = self.task
+        if not table or outcome.artifacts is None:
+            return
+        from .graph import closes_foreach
+
+        graph = t.graph
+        if not any(closes_foreach(graph, graph[name]) for name in t.node.out_funcs):
+            return
+        from ..datastore.artifacts import index_to_json
+        from ..join_inputs import JoinInput, join_key, record_input
+        from .aws import client
+
+        indices = layout.indices_of(t.task_id)
+        key = join_key(t.flow_name, t.run_id, t.step, layout.task_id_for(indices[:-1]))
+        saved = t.store.small_blobs
+        blobs = {ref.sha: saved[ref.sha] for ref in outcome.artifacts.values() if ref.sha in saved}
+        entry = JoinInput(indices[-1], t.attempt, index_to_json(outcome.artifacts), blobs)
+        record_input(table, key, entry, client("dynamodb"))
 
     def _task_rec(self) -> records.TaskRecord:
         t = self.task

@@ -307,6 +307,9 @@ def _names(cp) -> dict[str, str]:
         "EventsDeadLetterQueue.Arn": f"arn:aws:sqs:{s.region}:{ACCOUNT}:dead-letters",
         "JobRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/flowplane-local-job",
         "TaskExecutionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/flowplane-local-execution",
+        "ForeachTable.Arn": f"arn:aws:dynamodb:{s.region}:{ACCOUNT}:table/{s.foreach_table}",
+        "JoinInputsTable.Arn": f"arn:aws:dynamodb:{s.region}:{ACCOUNT}:table/{s.join_inputs_table}",
+        "Table.Arn": f"arn:aws:dynamodb:{s.region}:{ACCOUNT}:table/{s.table}",
     }
 
 
@@ -522,6 +525,28 @@ def test_the_stacks_tables_match_what_bootstrap_creates_locally():
     assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+def test_the_join_inputs_table_is_the_one_bootstrap_creates_and_tasks_may_only_put_and_query_it(control_plane):
+    """flowplane/join_inputs.py: the tasks ending a foreach body put an item, the join queries its
+    partition; the same keys on AWS as on the embedded plane, and no other table or action."""
+    from flowplane import join_inputs
+
+    stack = INFRA["Resources"]["JoinInputsTable"]["Properties"]
+    local = control_plane.aws.session.client("dynamodb").describe_table(
+        TableName=control_plane.settings.join_inputs_table)["Table"]
+    assert stack["KeySchema"] == local["KeySchema"] == [
+        {"AttributeName": join_inputs.KEY_ATTR, "KeyType": "HASH"},
+        {"AttributeName": join_inputs.INDEX_ATTR, "KeyType": "RANGE"}]
+    assert sorted(stack["AttributeDefinitions"], key=str) == sorted(local["AttributeDefinitions"], key=str)
+    assert stack["TimeToLiveSpecification"] == {"AttributeName": join_inputs.TTL_ATTR, "Enabled": True}
+    [policy] = INFRA["Resources"]["JobRole"]["Properties"]["Policies"]
+    doc, names = policy["PolicyDocument"], _names(control_plane)
+    for action in ("dynamodb:PutItem", "dynamodb:Query"):
+        assert _allowed(doc, action, names["JoinInputsTable.Arn"], {}, names), action
+        assert not _allowed(doc, action, names["Table.Arn"], {}, names), action
+    for action in ("dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:DeleteTable", "dynamodb:UpdateItem"):
+        assert not _allowed(doc, action, names["JoinInputsTable.Arn"], {}, names), action
 
 
 def test_tasks_may_read_only_the_stages_secrets(control_plane):

@@ -85,6 +85,12 @@ def test_a_wide_foreach_runs_as_one_run_with_a_short_history(plane):
     assert join.data.scores == [2 * i for i in range(WIDTH)]
     score_tasks = processes(plane, run_id, "score")
     assert len(score_tasks) == WIDTH and all(p.exit_code == 0 for p in score_tasks)
+    # Each item put its input for the join into the join-inputs table, where the join read them.
+    from flowplane.join_inputs import join_key, read_inputs
+
+    ddb = plane.session.client("dynamodb")
+    key = join_key("WideForeachFlow", run_id, "score", "1")
+    assert [e.index for e in read_inputs(plane.settings.join_inputs_table, key, ddb)] == list(range(WIDTH))
 
 
 def test_one_failing_item_fails_the_run_naming_that_task(plane, tmp_path):

@@ -41,7 +41,8 @@ def parsed(path: Path) -> ast.Module:
 
 def test_the_contract_names_the_jobs_variables():
     assert {"FLOWPLANE_RUN_ID", "FLOWPLANE_EXECUTION_INPUT", "FLOWPLANE_PACKAGE_URL", "FLOWPLANE_PRODUCTION_TOKEN",
-            "FLOWPLANE_EVENT_BUS", "FLOWPLANE_FOREACH_TABLE", "AWS_BATCH_JOB_ID"} <= set(VARIABLES)
+            "FLOWPLANE_EVENT_BUS", "FLOWPLANE_FOREACH_TABLE", "FLOWPLANE_JOIN_INPUTS_TABLE",
+            "AWS_BATCH_JOB_ID"} <= set(VARIABLES)
 
 
 def test_job_variable_names_are_literals_only_in_the_contract():
