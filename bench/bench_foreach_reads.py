@@ -1,12 +1,15 @@
 """Reading a wide foreach back: a join's inputs from S3, and a step's tasks through the Client API.
 
-Join: the foreach's tasks are run by the real task runtime into a folder, then put,
-byte for byte, into the embedded plane's S3 (its moto server, in this process); a
-separate process, as a join task on the plane is, then loads the join's inputs through
-the datastore (`TaskInputs.join_sources`: every record, then every artifact index, read
-concurrently) and reads one artifact of every input, the join's common pattern. The
-before-style figure reads each parent's record and index one after the other, as the
-task runtime did.
+Join: the foreach's tasks are run by the real task runtime into a folder (before the
+plane starts, so its threads do not slow them, with moto in-process for the items
+they put in the join-inputs table), then put, byte for byte, into the embedded plane's
+S3 (its moto server, in this process), and their items into its join-inputs table.
+Once the plane has handled every event those writes caused, a separate process, as a
+join task on the plane is, loads the join's inputs as the runtime does
+(`TaskInputs.join_sources`: a Query page at a time from the table) and reads one
+artifact of every input, the join's common pattern. Beside it, the same join without
+the table (every record, then every artifact index, read concurrently from S3), and the
+before-style figure that reads each parent's record and index one after the other.
 
 Client API: see `_client_pages`.
 """
@@ -33,13 +36,20 @@ JOIN_GOAL = 2.0  # s, issue 15: 10,000 inputs from S3 on the embedded plane
 def run(ctx: BenchContext) -> list[Row]:
     from flowplane.local.plane import LocalPlane, PlaneConfig
 
+    from tests.support import wide_joins
+
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         saved = os.environ.get("HOME")
         os.environ["HOME"] = str(work / "home")
         try:
+            flow = wide_joins.write_flow(work)
+            local = work / "datastore"
+            t0 = time.perf_counter()
+            items = _fan_out(flow, local)
+            fan_out = time.perf_counter() - t0
             with LocalPlane(PlaneConfig(state_dir=work / "state", persist=False, schedule_seconds=None)) as plane:
-                return _join_rows(ctx, plane, work) + _client_pages(plane)
+                return _join_rows(ctx, plane, local, items, fan_out) + _client_pages(plane)
         finally:
             os.environ.pop("HOME") if saved is None else os.environ.__setitem__("HOME", saved)
 
@@ -47,32 +57,79 @@ def run(ctx: BenchContext) -> list[Row]:
 # --- the join's inputs ------------------------------------------------------------------------
 
 
-def _join_rows(ctx: BenchContext, plane: Any, work: Path) -> list[Row]:
+def _fan_out(flow: Path, local: Path) -> list[dict]:
+    """Both fan-outs by the real task runtime; the join-inputs items its body tasks put."""
+    import boto3
+    from moto import mock_aws
+
+    from flowplane import job, join_inputs
     from tests.support import wide_joins
 
+    table = "join-inputs"
+    saved = {k: os.environ.get(k) for k in (job.JOIN_INPUTS_TABLE, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    os.environ.update({job.JOIN_INPUTS_TABLE: table, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                       "AWS_DEFAULT_REGION": "us-east-1"})
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws():
+            ddb = boto3.client("dynamodb")
+            ddb.create_table(
+                TableName=table, BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": join_inputs.KEY_ATTR, "KeyType": "HASH"},
+                           {"AttributeName": join_inputs.INDEX_ATTR, "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": join_inputs.KEY_ATTR, "AttributeType": "S"},
+                                      {"AttributeName": join_inputs.INDEX_ATTR, "AttributeType": "N"}])
+            for width, run_id in ((WIDE, "wide"), (NARROW, "narrow")):
+                wide_joins.run_fan_out(flow, local, width, run_id=run_id)
+            return [i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def _join_rows(ctx: BenchContext, plane: Any, local: Path, items: list[dict], fan_out: float) -> list[Row]:
+    from flowplane import job
+
     rows: list[Row] = []
-    flow = wide_joins.write_flow(work)
-    local = work / "datastore"
-    t0 = time.perf_counter()
-    wide_joins.run_fan_out(flow, local, WIDE, run_id="wide")
-    wide_joins.run_fan_out(flow, local, NARROW, run_id="narrow")
     root = plane.settings.datastore_root
+    t0 = time.perf_counter()
     objects = _upload(plane, local, root)
+    entries = _put_join_inputs(plane, items)
+    plane.settle(600)
     setup = time.perf_counter() - t0
-    env = {**os.environ, "FLOWPLANE_S3_ENDPOINT_URL": plane.endpoint}
+    env = {**os.environ, "FLOWPLANE_S3_ENDPOINT_URL": plane.endpoint, "AWS_ENDPOINT_URL": plane.endpoint,
+           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": plane.settings.region,
+           job.JOIN_INPUTS_TABLE: plane.settings.join_inputs_table}
+    without = {k: v for k, v in env.items() if k != job.JOIN_INPUTS_TABLE}
     for width, run_id in ((WIDE, "wide"), (NARROW, "narrow")):
-        serial = width == NARROW  # the one-by-one reads take minutes at 10,000
-        got = _measure_in_process_of_its_own(ctx, env, root, run_id, width, serial)
+        got = _measure_in_process_of_its_own(ctx, env, root, run_id, width, serial=False)
         goal = JOIN_GOAL if width == WIDE else None
-        rows.append(Row(f"join input loading, {width:,} inputs (records + indices)", got["load"], "s",
-                        goal=goal, note=f"{got['requests']:,} S3 requests"))
+        rows.append(Row(f"join input loading, {width:,} inputs, from the join-inputs table", got["load"], "s",
+                        goal=goal, note=f"{got['requests']}"))
         rows.append(Row(f"  then one artifact of each of the {width:,} inputs", got["touch"], "s"))
+        serial = width == NARROW  # the one-by-one reads take minutes at 10,000
+        s3 = _measure_in_process_of_its_own(ctx, without, root, run_id, width, serial)
+        rows.append(Row(f"  without the table: records + indices from S3, concurrently", s3["load"], "s",
+                        note=f"{s3['requests']}; {s3['load'] / got['load']:.0f}x the table's"))
         if serial:
             rows.append(Row(f"  before: {width:,} inputs read one by one (record, HEAD, index)",
-                            got["serial"], "s", note=f"{got['serial'] / got['load']:.1f}x the concurrent load"))
-    rows.append(Row("  (set-up: the real task runtime wrote both fan-outs, put into S3)", setup, "s",
-                    note=f"{objects:,} objects"))
+                            s3["serial"], "s", note=f"{s3['serial'] / got['load']:.0f}x the table's"))
+    rows.append(Row("  (set-up: the real task runtime ran both fan-outs)", fan_out, "s",
+                    note=f"{WIDE + NARROW + 2:,} tasks"))
+    rows.append(Row("  (set-up: put into S3 and the join-inputs table, the plane settled)", setup, "s",
+                    note=f"{objects:,} objects, {entries:,} items"))
     return rows
+
+
+def _put_join_inputs(plane: Any, items: list[dict]) -> int:
+    ddb = plane.session.client("dynamodb")
+    table = plane.settings.join_inputs_table
+    for start in range(0, len(items), 25):
+        request: Any = {table: [{"PutRequest": {"Item": i}} for i in items[start:start + 25]]}
+        while request:
+            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+    return len(items)
 
 
 def _upload(plane: object, local: Path, root: str) -> int:
@@ -108,17 +165,21 @@ def measure_join(root: str, run_id: str, width: int, serial: bool) -> dict:
     from flowplane.task.inputs import TaskInputs
     from tests.support.wide_joins import FLOW, body_refs
 
-    requests = [0]
+    from flowplane.task.aws import client
+
+    counts = {"S3": 0, "DynamoDB": 0}
     storage = S3Storage(root)
-    storage.client.meta.events.register("before-call.s3", lambda **kw: requests.__setitem__(0, requests[0] + 1))
+    storage.client.meta.events.register("before-call.s3", lambda **kw: counts.__setitem__("S3", counts["S3"] + 1))
+    client("dynamodb").meta.events.register(
+        "before-call.dynamodb", lambda **kw: counts.__setitem__("DynamoDB", counts["DynamoDB"] + 1))
     store = ArtifactStore(storage, FLOW)
     refs = body_refs(width)
     graph = SimpleNamespace(flow_name=FLOW)  # join_sources needs only the flow's name of the graph
     inputs = TaskInputs(storage, store, graph, run_id, "join", "1")  # type: ignore[arg-type]
     t0 = time.perf_counter()
-    sources = inputs.join_sources(refs)
+    sources = inputs.join_sources(refs, "body")
     load = time.perf_counter() - t0
-    out = {"load": load, "requests": requests[0]}
+    out = {"load": load, "requests": ", ".join(f"{n:,} {what} requests" for what, n in counts.items() if n)}
     t0 = time.perf_counter()
     squares = [s.load("square") for s in sources]
     out["touch"] = time.perf_counter() - t0
