@@ -102,10 +102,8 @@ def read_inputs(table: str, key: str, client: Any) -> Iterator[JoinInput]:
     request: dict[str, Any] = {
         "TableName": table,
         "KeyConditionExpression": "#k = :k",
-        "ExpressionAttributeNames": {"#k": KEY_ATTR, "#i": INDEX_ATTR, "#a": ATTEMPT_ATTR, "#x": ARTIFACTS_ATTR,
-                                     "#b": BLOBS_ATTR},
+        "ExpressionAttributeNames": {"#k": KEY_ATTR},
         "ExpressionAttributeValues": {":k": {"S": key}},
-        "ProjectionExpression": "#i, #a, #x, #b",
         # Every input's job succeeded before the join's began, and so did its PutItem.
         "ConsistentRead": True,
     }

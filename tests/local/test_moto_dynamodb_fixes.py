@@ -360,3 +360,51 @@ def test_fix_19_adds_the_request_id_as_moto_does():
             assert body == f"<R><RequestId>{headers['x-amzn-requestid']}</RequestId></R>"
         else:
             assert body == given
+
+
+def _number_pages(ddb) -> list:
+    """Every page of a partition with a number range key, by Limit and by moto's 1 MB, both ways."""
+    out = []
+    for limit in (None, 4):
+        for forward in (True, False):
+            pages, start = [], None
+            while True:
+                page = ddb.query(TableName="N", KeyConditionExpression="k = :v", ScanIndexForward=forward,
+                                 ExpressionAttributeValues={":v": {"S": "join"}},
+                                 **({"Limit": limit} if limit else {}), **({"ExclusiveStartKey": start} if start else {}))
+                pages.append(([int(i["i"]["N"]) for i in page["Items"]], page.get("LastEvaluatedKey"),
+                              page["ScannedCount"]))
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+            out.append(pages)
+    return out
+
+
+def test_a_later_page_of_a_table_partition_reads_only_what_follows_its_start_key(ddb, monkeypatch):
+    """The join-inputs table's shape (number range key), paged by size as the join reads it."""
+    ddb.create_table(TableName="N", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}, {"AttributeName": "i", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"},
+                                           {"AttributeName": "i", "AttributeType": "N"}])
+    for i in (5, 40, 2, 11, 0, 33, 7, 100, 9, 1, 64, 3, 20, 8, 13, 4, 6, 10, 12, 30):  # 10 after 9, not after 1
+        ddb.put_item(TableName="N", Item={"k": {"S": "join"}, "i": {"N": str(i)}, "x": {"S": "y" * 230_000}})
+    ddb.put_item(TableName="N", Item={"k": {"S": "other"}, "i": {"N": "1"}})
+    handed = []
+    first_page = moto_patches._first_page
+    monkeypatch.setattr(moto_patches, "_first_page", lambda *a: handed.append(first_page(*a)) or handed[-1])
+    undo = [moto_patches.install_query_fix(), moto_patches.install_dynamodb_answer_fix()]
+    try:
+        fixed = _number_pages(ddb)
+    finally:
+        for u in reversed(undo):
+            u()
+    assert fixed == _number_pages(ddb)
+    order = sorted((5, 40, 2, 11, 0, 33, 7, 100, 9, 1, 64, 3, 20, 8, 13, 4, 6, 10, 12, 30))
+    by_size = fixed[0]
+    assert [i for page in by_size for i in page[0]] == order and len(by_size) > 4  # 4 items of 230 KB a page
+    assert [i for page in fixed[1] for i in page[0]] == order[::-1]
+    # A later page is given at most a page and one more item, not the partition: first pages by
+    # size (no Limit) still get the whole partition; later ones get five (4 fit in 1 MB, +1).
+    later = [len(h) for h in handed if len(h) != 20]
+    assert later and max(later) <= 5
