@@ -145,7 +145,7 @@ def build_flow_cli(flow_cls: type) -> Any:
             datastore: Optional[str], datastore_root: Optional[str], branch: Optional[str], production: bool,
             **accepted: Any) -> None:
         # --pylint, --metadata, --environment, --event-logger, --monitor: checked by their callbacks.
-        cli_options.apply(ctx, quiet, datastore, datastore_root)
+        cli_options.apply(ctx, quiet, datastore, datastore_root, accepted.get("environment"))
         fctx = _with_configs(base, list(with_specs), config_files, config_values)
         # The branch is resolved by the command that needs it, after its lint.
         ctx.obj = dataclasses.replace(fctx, branch_option=branch, production_option=production)
@@ -299,6 +299,9 @@ def _run_command(base: Any) -> Any:
         except ProjectError as e:
             raise click.UsageError(f"{e}; nothing ran") from None
 
+        quiet = cli_options.options_of(ctx.find_root()).quiet
+        environments = lock_environments(fctx, ctx, build=True)
+
         from .datastore.storage import default_root
 
         root = default_root()
@@ -319,11 +322,10 @@ def _run_command(base: Any) -> Any:
         resolved = _include_files(fctx, list(dests.values()), resolved, root)
         from .runtime import Progress, RunRefused, run_local
 
-        quiet = cli_options.options_of(ctx.find_root()).quiet
         try:
             code = run_local(
                 fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file, root=root,
-                max_num_splits=max_num_splits, progress=Progress(quiet=quiet),
+                max_num_splits=max_num_splits, progress=Progress(quiet=quiet), environments=environments,
             )
         except RunRefused as e:
             raise click.ClickException(str(e)) from None
@@ -346,6 +348,26 @@ def _run_command(base: Any) -> Any:
         *(_param_option(p, dest) for dest, p in dests.items() if p.name not in clash),
     ]
     return click.Command("run", callback=run, params=options, help="Run the flow on this machine, each task in its own process.")
+
+
+def lock_environments(fctx: Any, ctx: Any, build: bool) -> Any:
+    """@pypi/@conda: the flow's environments locked (and, for `run`, built here), before anything
+    runs or deploys; a refusal says what and ends the command."""
+    import click
+
+    from .environments.resolve import ResolutionError, build_local, lock_flow
+    from .environments.uv import UvMissing
+
+    options = cli_options.options_of(ctx.find_root())
+    what = "nothing ran" if build else "nothing was deployed"
+    say = (lambda m: None) if options.quiet else (lambda m: click.echo(m, err=True))
+    try:
+        environments = lock_flow(fctx.graph, options.environment, say)
+        if build:
+            build_local(environments, say)
+    except (ResolutionError, UvMissing) as e:
+        raise click.ClickException(f"{e}; {what}") from None
+    return environments
 
 
 def _include_files(fctx: Any, params: list[Any], values: dict[str, Any], root: str) -> dict[str, Any]:

@@ -60,8 +60,10 @@ def run_local(
     launcher: Optional[Launcher] = None,
     progress: Optional[Progress] = None,
     max_num_splits: int = MAX_NUM_SPLITS,
+    environments: Optional[Any] = None,
 ) -> int:
-    """Run every task of the flow; 0 when the run succeeded, 1 when it failed."""
+    """Run every task of the flow; 0 when the run succeeded, 1 when it failed. `environments`
+    (@pypi/@conda, locked and built by the caller) says which step's tasks run in which."""
     if max_workers < 1:
         raise ValueError(f"max_workers must be at least 1, got {max_workers}")
     if max_num_splits < 1:
@@ -103,7 +105,8 @@ def run_local(
         progress.system(f"Project: {project.name}, Branch: {project.branch}")
     progress.system(f"Workflow starting (run-id {run_id}):")
     settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params,
-                           max_num_splits=max_num_splits, branch=project.branch if project else None)
+                           max_num_splits=max_num_splits, branch=project.branch if project else None,
+                           step_environments=dict(environments.steps) if environments is not None else {})
     local = LocalRun(ctx, graph, settings, storage, launcher, progress)
     try:
         code = local.execute()
