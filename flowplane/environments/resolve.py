@@ -69,7 +69,9 @@ def resolve_flow(
     for step, request in requests.items():
         python = ".".join((request.python or default_python()).split(".")[:2])
         groups.setdefault((python, tuple(request.requirement_lines())), []).append(step)
-    say(f"Resolving {len(groups)} environment{'s' if len(groups) != 1 else ''} with uv...")
+    fresh = sum(1 for python, lines in groups if _cached(python, list(lines)) is None)
+    if fresh:
+        say(f"Resolving {fresh} environment{'s' if fresh != 1 else ''} with uv...")
     with ThreadPoolExecutor(max_workers=min(4, len(groups))) as pool:
         results = list(pool.map(lambda key: _resolve_or_error(*key), groups))
     errors = []
@@ -99,14 +101,11 @@ def _resolve_or_error(python: str, lines: tuple[str, ...]) -> tuple[Optional[Loc
 
 def resolve_one(python: str, lines: list[str]) -> LockedEnvironment:
     """The lock of `lines` (the step's packages) and flowplane's own requirements, for `python`."""
+    found = _cached(python, lines)
+    if found is not None:
+        return found
     requirements = sorted({*lines, *runtime_requirements()})
-    key = _cache_key(python, requirements)
-    cached = os.path.join(envs_dir(), "resolved", f"{key}.lock")
-    try:
-        with open(cached, encoding="utf-8") as f:
-            return LockedEnvironment(python=python, lock=f.read())
-    except OSError:
-        pass
+    cached = _cache_path(python, requirements)
     done = run_uv(
         ["pip", "compile", "-", "--universal", "--generate-hashes", "--only-binary", ":all:",
          "--python-version", python, "--no-header", "--no-annotate", "--quiet"],
@@ -125,6 +124,20 @@ def resolve_one(python: str, lines: list[str]) -> LockedEnvironment:
         f.write(done.stdout)
     os.replace(tmp, cached)
     return env
+
+
+def _cache_path(python: str, requirements: list[str]) -> str:
+    return os.path.join(envs_dir(), "resolved", f"{_cache_key(python, requirements)}.lock")
+
+
+def _cached(python: str, lines: list[str]) -> Optional[LockedEnvironment]:
+    """The lock resolved before for this very request (same uv, same index), if any."""
+    path = _cache_path(python, sorted({*lines, *runtime_requirements()}))
+    try:
+        with open(path, encoding="utf-8") as f:
+            return LockedEnvironment(python=python, lock=f.read())
+    except OSError:
+        return None
 
 
 def _cache_key(python: str, requirements: list[str]) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 from ..context import FlowContext
 from ..datastore import records
 from ..datastore.storage import Storage, default_root, storage_for
-from .launcher import ForkLauncher, Launcher, SubprocessLauncher, TaskProcess, default_launcher
+from .launcher import EnvironmentLauncher, ForkLauncher, Launcher, SubprocessLauncher, TaskProcess, default_launcher
 from .local import MAX_NUM_SPLITS, LocalRun, RunSettings
 from .progress import Progress
 
@@ -107,7 +107,8 @@ def run_local(
     settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params,
                            max_num_splits=max_num_splits, branch=project.branch if project else None,
                            step_environments=dict(environments.steps) if environments is not None else {})
-    local = LocalRun(ctx, graph, settings, storage, launcher, progress)
+    env_launcher = EnvironmentLauncher(launcher) if settings.step_environments else None
+    local = LocalRun(ctx, graph, settings, storage, env_launcher or launcher, progress)
     try:
         code = local.execute()
     except Exception:
@@ -116,6 +117,9 @@ def run_local(
 
         traceback.print_exc()
         code = 1
+    finally:
+        if env_launcher is not None:
+            env_launcher.close()
 
     run.status = "succeeded" if code == 0 else "failed"
     run.finished_at = records.now_iso()

@@ -194,6 +194,10 @@ class LocalRun:
         wait = min(times) - now if times else 5.0
         if self._poll_interval is not None:
             wait = min(wait, self._poll_interval)
+        if any(not a.open_fds for a in self.running.values()):
+            # A task whose output ended but whose exit is not known yet: a zygote's task
+            # (EnvironmentLauncher), whose status comes over a socket, not as SIGCHLD.
+            wait = min(wait, 0.005)
         return max(0.0, min(wait, 5.0))
 
     # --- output -----------------------------------------------------------------------
