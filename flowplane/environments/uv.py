@@ -21,8 +21,14 @@ class UvMissing(RuntimeError):
     """uv is not installed where the SDK runs."""
 
 
+# The uv executable to use instead of the `uv` package's (a uv of your own, or none: `false`).
+UV_ENV = "FLOWPLANE_UV"
+
+
 def uv_binary() -> str:
-    """The uv executable: the `uv` package's (the SDK's requirement), else one on PATH."""
+    """The uv executable: FLOWPLANE_UV, else the `uv` package's (the SDK's requirement), else one on PATH."""
+    if os.environ.get(UV_ENV):
+        return os.environ[UV_ENV]
     try:
         from uv import find_uv_bin
 
@@ -41,12 +47,16 @@ def run_uv(args: list[str], stdin: Optional[str] = None, cwd: Optional[str] = No
     env.update(uv_index_environment())
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")  # an environment's Python is one this machine has
     env.pop("VIRTUAL_ENV", None)
-    return subprocess.run(
-        [uv_binary(), *args, "--no-config"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
+    binary = uv_binary()
+    try:
+        return subprocess.run(
+            [binary, *args, "--no-config"],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
+    except OSError as e:
+        raise UvMissing(f"cannot run uv ({binary}): {e}") from None
