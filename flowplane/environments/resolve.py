@@ -30,6 +30,11 @@ class ResolutionError(Exception):
     """An environment cannot be resolved; the message names the step, the package and the conflict."""
 
 
+# Of flowplane's requirements, what a task in an environment never uses: uv builds the
+# environment before the task enters it (enter.py), from the image's or machine's flowplane.
+_NOT_IN_ENVIRONMENTS = frozenset({"uv"})
+
+
 def runtime_requirements() -> list[str]:
     """What the task runtime itself imports: flowplane's declared requirements (as `pip install flowplane`)."""
     from importlib.metadata import PackageNotFoundError, requires
@@ -38,7 +43,7 @@ def runtime_requirements() -> list[str]:
         declared = requires("flowplane") or []
     except PackageNotFoundError:
         raise ResolutionError("flowplane is not installed as a package (pip install -e .), so its requirements are unknown") from None
-    return sorted(r for r in declared if "extra ==" not in r)
+    return sorted(r for r in declared if "extra ==" not in r and _name(r) not in _NOT_IN_ENVIRONMENTS)
 
 
 def default_python() -> str:
