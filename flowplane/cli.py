@@ -300,6 +300,8 @@ def _run_command(base: Any) -> Any:
             raise click.UsageError(f"{e}; nothing ran") from None
 
         quiet = cli_options.options_of(ctx.find_root()).quiet
+        from .cli_environments import lock_environments
+
         environments = lock_environments(fctx, ctx, build=True)
 
         from .datastore.storage import default_root
@@ -348,26 +350,6 @@ def _run_command(base: Any) -> Any:
         *(_param_option(p, dest) for dest, p in dests.items() if p.name not in clash),
     ]
     return click.Command("run", callback=run, params=options, help="Run the flow on this machine, each task in its own process.")
-
-
-def lock_environments(fctx: Any, ctx: Any, build: bool) -> Any:
-    """@pypi/@conda: the flow's environments locked (and, for `run`, built here), before anything
-    runs or deploys; a refusal says what and ends the command."""
-    import click
-
-    from .environments.resolve import ResolutionError, build_local, lock_flow
-    from .environments.uv import UvMissing
-
-    options = cli_options.options_of(ctx.find_root())
-    what = "nothing ran" if build else "nothing was deployed"
-    say = (lambda m: None) if options.quiet else (lambda m: click.echo(m, err=True))
-    try:
-        environments = lock_flow(fctx.graph, options.environment, say)
-        if build:
-            build_local(environments, say)
-    except (ResolutionError, UvMissing) as e:
-        raise click.ClickException(f"{e}; {what}") from None
-    return environments
 
 
 def _include_files(fctx: Any, params: list[Any], values: dict[str, Any], root: str) -> dict[str, Any]:

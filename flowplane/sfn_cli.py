@@ -151,7 +151,7 @@ def create(
         err = e.errors()[0]
         option = {"tags": "--tag", "max_workers": "--max-workers"}.get(str(err["loc"][0]), str(err["loc"][0]))
         raise click.UsageError(f"{option}: {err['msg'].removeprefix('Value error, ')}") from None
-    from .cli import lock_environments
+    from .cli_environments import lock_environments
 
     # @pypi/@conda: resolved here, once; the locks travel in the manifest.
     environments = lock_environments(flow, ctx, build=False)
