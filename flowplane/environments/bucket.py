@@ -75,7 +75,7 @@ def fetch_or_build(
         if time.monotonic() > deadline:
             raise EnvironmentFetchError(
                 f"environment {env_id[:12]}: no archive at s3://{bucket}/{archive_key(env_id)} after "
-                f"{int(wait_seconds)} s while another task builds it"
+                f"{wait_seconds:g} s while another task builds it"
             )
         time.sleep(POLL_SECONDS)
 
