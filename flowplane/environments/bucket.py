@@ -150,6 +150,6 @@ def _build_and_upload(client: Any, bucket: str, env_id: str, env: LockedEnvironm
 
 def write_archive(path: str, out: Any) -> None:
     """The environment's folder as a tar.gz (names relative to it)."""
-    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as tar:  # made by the task that waits for it: speed over size
         for name in sorted(os.listdir(path)):
             tar.add(os.path.join(path, name), arcname=name)

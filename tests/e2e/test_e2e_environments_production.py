@@ -84,6 +84,8 @@ def test_production_steps_see_their_own_versions_built_once(uv_cache, plane, tmp
     rerun = production_run("TwoVersionsFlow", again)
     assert (rerun["end"].task.data.first, rerun["end"].task.data.second) == (OLD, NEW)
     assert "Building environment" not in _batch_log(plane, again)
+    # Tasks of a built environment fork from a zygote started in it (flowplane/local/batch.py).
+    assert set(locks) <= set(plane.batch._env_zygotes)
 
 
 def test_a_task_whose_environment_cannot_be_fetched_fails_saying_why(uv_cache, plane, tmp_path):

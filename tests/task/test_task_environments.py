@@ -103,3 +103,29 @@ def test_uv_uses_the_index_pip_is_configured_with(tmp_path, monkeypatch):
     assert uv_index_environment() == {"UV_DEFAULT_INDEX": "https://other.example/simple"}
     monkeypatch.setenv("UV_DEFAULT_INDEX", "https://uv.example/simple")
     assert uv_index_environment() == {}  # uv told already: its own setting wins
+
+
+def test_a_deployed_step_runs_only_in_the_environment_its_manifest_locks(envs, tmp_path, capsys, monkeypatch):
+    from flowplane.graph import read_source_flow
+    from flowplane.manifest import Environments, Manifest
+    from flowplane.package import build_package
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "flow.py").write_text(
+        "from flowplane import FlowSpec, step, pypi\nclass F(FlowSpec):\n    @pypi(packages={'a': '1'})\n"
+        "    @step\n    def start(self):\n        self.next(self.end)\n    @step\n    def end(self):\n        pass\n"
+    )
+    graph = read_source_flow((src / "flow.py").read_text()).graph
+    manifest = Manifest(flowplane_version="0.1.0", flow_name="F", flow_file="flow.py", graph=graph,
+                        environments=Environments(locks={EMPTY.id: EMPTY}, steps={"start": EMPTY.id}))
+    package = tmp_path / "package.tar.gz"
+    package.write_bytes(build_package(str(src), manifest).data)
+    base = ["--run-id", "sfn-1", "--task-id", "1", "--package", str(package), "--datastore-root", str(tmp_path / "ds")]
+    assert task_main([*base, "--step", "start"]) == 1
+    assert "step 'start' was started with no --python-env, but the package's manifest locks its environment" in (
+        capsys.readouterr().err)
+    monkeypatch.setenv(INSIDE_ENV, EMPTY.id)  # as if already entered (no exec in the test's process)
+    assert task_main([*base, "--step", "end", "--python-env", EMPTY.id]) == 1
+    assert "step 'end' was started with --python-env" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()
