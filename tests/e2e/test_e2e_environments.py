@@ -85,3 +85,40 @@ def test_a_package_conflicting_with_the_task_runtime_is_named(home, tmp_path):
     assert "step 'start'" in done.stderr and "pydantic==1.10.13" in done.stderr
     assert "flowplane's task runtime itself requires pydantic" in done.stderr
     assert not (home / "datastore" / "ConflictFlow").exists()
+
+
+def test_conda_decorators_resolve_as_wheels_with_metaflows_merge(home, tmp_path):
+    path = tmp_path / "flow" / "conda_flow.py"
+    path.parent.mkdir(parents=True)
+    path.write_text(f'''
+from flowplane import FlowSpec, conda, conda_base, step
+
+
+@conda_base(libraries={{"{PACKAGE}": "{OLD}"}})
+class CondaFlow(FlowSpec):
+    @step
+    def start(self):
+        import tomli_w
+        self.first = tomli_w.__version__
+        self.next(self.end)
+
+    @conda(packages={{"{PACKAGE}": "{NEW}"}})
+    @step
+    def end(self):
+        import tomli_w
+        self.second = tomli_w.__version__
+
+
+if __name__ == "__main__":
+    CondaFlow()
+''')
+    done = _run(path, home, "--environment=conda", "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    from flowplane.client import Flow, namespace, use_provider
+    from flowplane.client.local import LocalProvider
+    from flowplane.datastore.storage import storage_for
+
+    namespace(None)
+    with use_provider(LocalProvider(storage_for(str(home / "datastore")))):
+        run = list(Flow("CondaFlow"))[0]
+        assert (run["start"].task.data.first, run["end"].task.data.second) == (OLD, NEW)
