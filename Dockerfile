@@ -2,7 +2,9 @@
 # whose `flowplane task ...` command the state machines start (see infra/resources.json,
 # parameter TaskImage). Build and push it as the README's "Deploying to AWS" says.
 #
-# Flows that import more (pandas, torch, ...) extend it:
+# Flows that import more (pandas, torch, ...) declare it with @pypi/@conda: a task builds or
+# unpacks the step's locked environment (with uv, installed here as an SDK requirement) and
+# runs in it. Or extend this image and name it with @batch(image=...):
 #   FROM <this image>
 #   RUN pip install --no-cache-dir pandas==2.2.3
 # The control plane never runs flow code; only this image does.

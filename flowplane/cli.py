@@ -145,7 +145,7 @@ def build_flow_cli(flow_cls: type) -> Any:
             datastore: Optional[str], datastore_root: Optional[str], branch: Optional[str], production: bool,
             **accepted: Any) -> None:
         # --pylint, --metadata, --environment, --event-logger, --monitor: checked by their callbacks.
-        cli_options.apply(ctx, quiet, datastore, datastore_root)
+        cli_options.apply(ctx, quiet, datastore, datastore_root, accepted.get("environment"))
         fctx = _with_configs(base, list(with_specs), config_files, config_values)
         # The branch is resolved by the command that needs it, after its lint.
         ctx.obj = dataclasses.replace(fctx, branch_option=branch, production_option=production)
@@ -299,6 +299,11 @@ def _run_command(base: Any) -> Any:
         except ProjectError as e:
             raise click.UsageError(f"{e}; nothing ran") from None
 
+        quiet = cli_options.options_of(ctx.find_root()).quiet
+        from .cli_environments import lock_environments
+
+        environments = lock_environments(fctx, ctx, build=True)
+
         from .datastore.storage import default_root
 
         root = default_root()
@@ -319,11 +324,10 @@ def _run_command(base: Any) -> Any:
         resolved = _include_files(fctx, list(dests.values()), resolved, root)
         from .runtime import Progress, RunRefused, run_local
 
-        quiet = cli_options.options_of(ctx.find_root()).quiet
         try:
             code = run_local(
                 fctx, resolved, max_workers=max_workers, tags=list(tag), run_id_file=run_id_file, root=root,
-                max_num_splits=max_num_splits, progress=Progress(quiet=quiet),
+                max_num_splits=max_num_splits, progress=Progress(quiet=quiet), environments=environments,
             )
         except RunRefused as e:
             raise click.ClickException(str(e)) from None

@@ -20,9 +20,9 @@ _ACCEPTED: dict[str, tuple[tuple[str, ...], str]] = {
         "(metadata('service@<url>') or FLOWPLANE_API_URL)",
     ),
     "environment": (
-        ("local",),
-        "tasks run in this Python environment (--environment local); @pypi/@conda environments are not "
-        "supported yet: install what the flow needs in the environment (locally) or the image (@batch(image=...))",
+        ("local", "pypi", "conda"),
+        "--environment local runs tasks in this Python environment (the image's on Batch); pypi and conda run "
+        "each step in an environment locked from its @pypi/@conda decorators",
     ),
     "event-logger": (
         ("nullSidecarLogger",),
@@ -39,6 +39,12 @@ _ACCEPTED: dict[str, tuple[tuple[str, ...], str]] = {
 @dataclass(frozen=True)
 class TopOptions:
     quiet: bool = False
+    environment: str = "local"
+
+    @property
+    def isolated(self) -> bool:
+        """--environment=pypi|conda: every step runs in a locked environment (Metaflow's meaning)."""
+        return self.environment in ("pypi", "conda")
 
 
 def refusal(option: str, value: str) -> Optional[str]:
@@ -90,7 +96,7 @@ def attach(group: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--datastore", default=None, help="local or s3 (the root's kind must match)."),
         click.option("--datastore-root", default=None, help="Where artifacts and records go (FLOWPLANE_DATASTORE_ROOT)."),
         *(
-            click.option(f"--{name}", default=None, callback=choice_check(name), help=f"Accepted: {accepted[0]}.")
+            click.option(f"--{name}", default=None, callback=choice_check(name), help=f"Accepted: {', '.join(accepted)}.")
             for name, (accepted, _) in _ACCEPTED.items()
         ),
     ]
@@ -99,7 +105,9 @@ def attach(group: Callable[..., Any]) -> Callable[..., Any]:
     return group
 
 
-def apply(ctx: Any, quiet: bool, datastore: Optional[str], datastore_root_value: Optional[str]) -> TopOptions:
+def apply(
+    ctx: Any, quiet: bool, datastore: Optional[str], datastore_root_value: Optional[str], environment: Optional[str] = None
+) -> TopOptions:
     """Act on the options for the command that follows; kept in ctx.meta for it."""
     import click
 
@@ -112,7 +120,7 @@ def apply(ctx: Any, quiet: bool, datastore: Optional[str], datastore_root_value:
     if root is not None:
         # Every part (the runtime, its tasks, the Client API) reads the root from here.
         os.environ["FLOWPLANE_DATASTORE_ROOT"] = root
-    opts = TopOptions(quiet=quiet)
+    opts = TopOptions(quiet=quiet, environment=environment or "local")
     ctx.meta["flowplane.options"] = opts
     return opts
 

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from .config import is_deferred
 from .manifest import (
     STEP_DECORATORS,
+    CondaBaseSpec,
+    PypiBaseSpec,
     ProjectSpec,
     ScheduleSpec,
     TriggerOnFinishSpec,
@@ -80,6 +82,8 @@ batch = _step_decorator("batch")
 environment = _step_decorator("environment")
 secrets = _step_decorator("secrets")
 card = _step_decorator("card")
+pypi = _step_decorator("pypi")
+conda = _step_decorator("conda")
 
 
 def schedule(cls: Optional[type] = None, **kwargs: Any) -> Any:
@@ -144,6 +148,17 @@ project = _flow_decorator(
     "`@project(name='fraud')`: the flow belongs to a project, deployed side by side per branch "
     "(`user.<you>`, `--branch NAME`, `--production`) as `<project>.<branch>.<FlowName>`.",
     checked_by_lint=True,
+)
+
+pypi_base = _flow_decorator(
+    "pypi_base", PypiBaseSpec, "_flowplane_pypi_base",
+    "`@pypi_base(packages={...}, python='3.11', disabled=False)`: the packages every step's environment "
+    "starts from (a step's @pypi adds to them); needs `--environment=pypi`.",
+)
+conda_base = _flow_decorator(
+    "conda_base", CondaBaseSpec, "_flowplane_conda_base",
+    "`@conda_base(packages={...}, libraries={...}, python=..., disabled=False)`: as @pypi_base, resolved "
+    "from the package index as wheels; needs `--environment=conda`.",
 )
 
 

@@ -19,7 +19,9 @@ from .manifest import (
     check_repeated,
     GraphSpec,
     ParameterSpec,
+    CondaBaseSpec,
     ProjectSpec,
+    PypiBaseSpec,
     ScheduleSpec,
     TriggerOnFinishSpec,
     TriggerSpec,
@@ -333,7 +335,7 @@ def _parse_flow_decorator(cls: ast.ClassDef, kind: str, model: Any, problems: li
             continue
         if found is not None:
             problems.append((dec.lineno, f"@{kind} is given twice on the flow"
-                             + ("" if kind == "project" else "; give all its events in one")))
+                             + ("" if kind in ("project", "pypi_base", "conda_base") else "; give all its events in one")))
             continue
         kwargs = _literal_kwargs(dec, dec.lineno, f"@{kind}", problems, configs)
         try:
@@ -439,6 +441,8 @@ def _read(source: str, filename: str, class_name: Optional[str], configs: Option
         trigger=_parse_flow_decorator(cls, "trigger", TriggerSpec, problems, config_env),
         trigger_on_finish=_parse_flow_decorator(cls, "trigger_on_finish", TriggerOnFinishSpec, problems, config_env),
         project=_parse_flow_decorator(cls, "project", ProjectSpec, problems, config_env),
+        pypi_base=_parse_flow_decorator(cls, "pypi_base", PypiBaseSpec, problems, config_env),
+        conda_base=_parse_flow_decorator(cls, "conda_base", CondaBaseSpec, problems, config_env),
         doc=ast.get_docstring(cls),
     )
     _check_config_names(declared, parameters, problems)

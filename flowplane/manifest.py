@@ -250,8 +250,136 @@ def check_repeated(kind: str, existing: list[Any], spec: Any) -> Optional[str]:
     return None
 
 
+# --- dependencies: @pypi / @conda (flowplane/environments/ resolves and builds them) ---
+
+# PEP 508 names, optionally with extras (`requests[socks]`).
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,-]+\])?$")
+# Metaflow's version strings: a bare version means `==`; or PEP 440 specifiers (`>=1.2,<2`).
+_BARE_VERSION = re.compile(r"^[0-9][0-9A-Za-z.+!*_-]*$")
+_SPECIFIERS = re.compile(r"^\s*(===|==|!=|~=|<=|>=|<|>)\s*[0-9A-Za-z.+!*_-]+\s*(,\s*(===|==|!=|~=|<=|>=|<|>)\s*[0-9A-Za-z.+!*_-]+\s*)*$")
+# `python=`: the major.minor (a micro version is accepted and matched on major.minor).
+_PYTHON_VERSION = re.compile(r"^3\.(\d{1,2})(\.\d{1,3})?$")
+
+
+def requirement_line(name: str, version: str) -> str:
+    """One `packages={name: version}` entry as a requirement uv reads (Metaflow's meaning)."""
+    version = version.strip()
+    if not version:
+        return name
+    if _BARE_VERSION.match(version):
+        return f"{name}=={version}"
+    return f"{name}{version}"
+
+
+def _check_packages(value: Any, what: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a dict of package name -> version")
+    out: dict[str, str] = {}
+    for name, version in value.items():
+        if not isinstance(name, str) or not _PACKAGE_NAME.match(name):
+            if isinstance(name, str) and "::" in name:
+                raise ValueError(
+                    f"{name!r}: conda channels (channel::package) are not supported: @conda packages are "
+                    "resolved from the Python package index as wheels (README, 'Dependencies')"
+                )
+            raise ValueError(f"{name!r} is not a package name")
+        if isinstance(version, (int, float)) and not isinstance(version, bool):
+            version = str(version)
+        if not isinstance(version, str):
+            raise ValueError(f"{name!r}: the version must be a string such as '2.2.2' or '>=2,<3'")
+        if version.strip() and not (_BARE_VERSION.match(version.strip()) or _SPECIFIERS.match(version)):
+            raise ValueError(
+                f"{name!r}: {version!r} is not a version ('2.2.2') or version specifiers ('>=2.0,<3'); "
+                "URLs and environment markers are not supported"
+            )
+        if name.split("[")[0].lower() == "python":
+            raise ValueError("give the Python version with python=..., not as a package")
+        out[name] = version.strip()
+    return out
+
+
+def _check_python(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _PYTHON_VERSION.match(value.strip()):
+        raise ValueError(
+            f"python={value!r}: give a Python 3 version such as '3.11' (ranges are not supported: "
+            "an environment is built from one interpreter)"
+        )
+    return value.strip()
+
+
+class _DependencySpec(_Strict):
+    packages: dict[str, str] = Field(default_factory=dict)
+    python: Optional[str] = None
+    disabled: Optional[bool] = None
+
+    @field_validator("packages", mode="before")
+    @classmethod
+    def _packages(cls, v: Any) -> dict[str, str]:
+        return _check_packages(v, "packages")
+
+    @field_validator("python", mode="before")
+    @classmethod
+    def _python(cls, v: Any) -> Optional[str]:
+        return _check_python(v)
+
+    @property
+    def requirements(self) -> dict[str, str]:
+        return dict(self.packages)
+
+
+class PypiSpec(_DependencySpec):
+    """`@pypi(packages={"pandas": "2.2.2"}, python="3.11", disabled=False)`: the step runs in an
+    environment with exactly these packages (wheels from the package index), added to @pypi_base's."""
+
+    kind: Literal["pypi"] = "pypi"
+
+
+class CondaSpec(_DependencySpec):
+    """`@conda(packages=..., libraries=..., python=..., disabled=...)`: as Metaflow's signature;
+    resolved as @pypi is (wheels from the package index), `libraries` merged under `packages`."""
+
+    kind: Literal["conda"] = "conda"
+    libraries: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("libraries", mode="before")
+    @classmethod
+    def _libraries(cls, v: Any) -> dict[str, str]:
+        return _check_packages(v, "libraries")
+
+    @property
+    def requirements(self) -> dict[str, str]:
+        return {**self.libraries, **self.packages}
+
+
+class PypiBaseSpec(_DependencySpec):
+    """`@pypi_base(...)` on the flow: the packages every step's environment starts from."""
+
+    lineno: int = 0
+
+
+class CondaBaseSpec(_DependencySpec):
+    """`@conda_base(...)` on the flow, as @pypi_base (Metaflow's `libraries` accepted)."""
+
+    libraries: dict[str, str] = Field(default_factory=dict)
+    lineno: int = 0
+
+    @field_validator("libraries", mode="before")
+    @classmethod
+    def _libraries(cls, v: Any) -> dict[str, str]:
+        return _check_packages(v, "libraries")
+
+    @property
+    def requirements(self) -> dict[str, str]:
+        return {**self.libraries, **self.packages}
+
+
 StepDecoratorSpec = Annotated[
-    Union[RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec, BatchSpec, EnvironmentSpec, SecretsSpec, CardSpec],
+    Union[
+        RetrySpec, CatchSpec, TimeoutSpec, ResourcesSpec, BatchSpec, EnvironmentSpec, SecretsSpec, CardSpec,
+        PypiSpec, CondaSpec,
+    ],
     Field(discriminator="kind"),
 ]
 STEP_DECORATORS = {
@@ -263,6 +391,8 @@ STEP_DECORATORS = {
     "environment": EnvironmentSpec,
     "secrets": SecretsSpec,
     "card": CardSpec,
+    "pypi": PypiSpec,
+    "conda": CondaSpec,
 }
 
 
@@ -532,6 +662,17 @@ class StepSpec(_Strict):
         )
 
 
+class DependencyRequest(_Strict):
+    """A step's environment as asked for, before it is resolved."""
+
+    kind: Literal["pypi", "conda"] = "pypi"
+    packages: dict[str, str] = Field(default_factory=dict)
+    python: Optional[str] = None
+
+    def requirement_lines(self) -> list[str]:
+        return sorted(requirement_line(n, v) for n, v in self.packages.items())
+
+
 class GraphSpec(_Strict):
     flow_name: str
     steps: dict[str, StepSpec]
@@ -539,6 +680,8 @@ class GraphSpec(_Strict):
     trigger: Optional[TriggerSpec] = None
     trigger_on_finish: Optional[TriggerOnFinishSpec] = None
     project: Optional[ProjectSpec] = None
+    pypi_base: Optional[PypiBaseSpec] = None
+    conda_base: Optional[CondaBaseSpec] = None
     doc: Optional[str] = None
 
     def __getitem__(self, name: str) -> StepSpec:
@@ -549,6 +692,38 @@ class GraphSpec(_Strict):
 
     def __iter__(self):  # type: ignore[override]
         return iter(self.steps.values())
+
+    def dependencies_of(self, step: str, isolated: bool = False) -> Optional["DependencyRequest"]:
+        """What the step's environment must hold, Metaflow's rules: @pypi's packages over
+        @pypi_base's (and @conda over @conda_base), the step's python= over the base's, its
+        `disabled` over the base's. None: the step runs in the task's own environment (no
+        decorator, or disabled). `isolated` (--environment=pypi|conda): a step without any
+        decorator gets an environment too, holding no package of its own, as in Metaflow.
+        A ValueError for a step that mixes PyPI and Conda packages (Metaflow refuses it too)."""
+        node = self.steps[step]
+        sides = []
+        for kind, base in (("pypi", self.pypi_base), ("conda", self.conda_base)):
+            own = node.decorator(kind)
+            if own is None and base is None:
+                continue
+            disabled = own.disabled if own is not None and own.disabled is not None else (base.disabled if base else None)
+            if disabled:
+                return None
+            packages = {**(base.requirements if base else {}), **(own.requirements if own else {})}
+            python = (own.python if own is not None else None) or (base.python if base else None)
+            sides.append((kind, packages, python))
+        if not sides:
+            return DependencyRequest(kind="pypi") if isolated else None
+        with_packages = [s for s in sides if s[1]]
+        if len(with_packages) > 1:
+            raise ValueError(
+                f"step {step!r}: mixing PyPI packages (@pypi/@pypi_base) and Conda packages (@conda/@conda_base) "
+                "in one step is not supported (as in Metaflow); use one of them"
+            )
+        kind, packages, _ = with_packages[0] if with_packages else sides[0]
+        # @pypi's python wins over @conda's (Metaflow's order).
+        python = next((p for k, _, p in sorted(sides, key=lambda s: s[0] != "pypi") if p), None)
+        return DependencyRequest(kind=kind, packages=packages, python=python)
 
     def sorted_steps(self) -> list[StepSpec]:
         """Steps in a breadth-first order from start (unreachable ones last)."""
@@ -584,6 +759,8 @@ class GraphSpec(_Strict):
             "trigger": self.trigger.model_dump() if self.trigger else None,
             "trigger_on_finish": self.trigger_on_finish.model_dump() if self.trigger_on_finish else None,
             "project": self.project.model_dump() if self.project else None,
+            "pypi_base": self.pypi_base.model_dump() if self.pypi_base else None,
+            "conda_base": self.conda_base.model_dump() if self.conda_base else None,
             "steps": {
                 n: {
                     "type": s.type,
@@ -641,6 +818,46 @@ class DeployOptions(_Strict):
         return tags
 
 
+MAX_LOCK_BYTES = 256 * 1024
+
+
+class LockedEnvironment(_Strict):
+    """One resolved environment: the Python it is built for (major.minor) and its lock, uv's
+    `pip compile` output: every package at an exact version with the sha256 of each of its
+    files, so a run months later installs the same bytes."""
+
+    python: str = Field(pattern=r"^3\.\d{1,2}$")
+    lock: str = Field(min_length=1, max_length=MAX_LOCK_BYTES)
+
+    @property
+    def id(self) -> str:
+        """The environment's name: its content's sha256, what caches and archives are keyed by."""
+        import hashlib
+
+        return hashlib.sha256(f"python {self.python}\n{self.lock}".encode("utf-8")).hexdigest()
+
+
+class Environments(_Strict):
+    """The flow's environments (by id) and which step runs in which."""
+
+    locks: dict[str, LockedEnvironment] = Field(default_factory=dict)
+    steps: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Environments":
+        for env_id, env in self.locks.items():
+            if env.id != env_id:
+                raise ValueError(f"environment {env_id[:80]!r} is not the sha256 of its lock ({env.id})")
+        for step, env_id in self.steps.items():
+            if env_id not in self.locks:
+                raise ValueError(f"step {step!r} names environment {env_id[:80]!r}, which has no lock")
+        return self
+
+    def for_step(self, step: str) -> Optional[tuple[str, LockedEnvironment]]:
+        env_id = self.steps.get(step)
+        return None if env_id is None else (env_id, self.locks[env_id])
+
+
 class Manifest(_Strict):
     format: Literal[1] = MANIFEST_FORMAT
     flowplane_version: str
@@ -653,6 +870,8 @@ class Manifest(_Strict):
     # read them as self.<config>, the control plane computes decorator arguments from them.
     configs: dict[str, Any] = Field(default_factory=dict)
     options: DeployOptions = Field(default_factory=DeployOptions)
+    # @pypi/@conda: each environment's lock, resolved on the client at `create`.
+    environments: Environments = Field(default_factory=Environments)
     created_by: str = "unknown"
     created_at: Optional[str] = None
 
@@ -678,6 +897,26 @@ class Manifest(_Strict):
         if limits.utf8_size(v) > limits.MAX_USER_BYTES:
             raise ValueError(f"the user is over {limits.MAX_USER_BYTES} bytes of UTF-8")
         return v
+
+    @model_validator(mode="after")
+    def _locked_steps(self) -> "Manifest":
+        # A step that asks for packages runs only in its locked environment, never without it.
+        for step in self.environments.steps:
+            if step not in self.graph.steps:
+                raise ValueError(f"environments: {step!r} is not a step of the flow")
+        for name in self.graph.steps:
+            request = self.graph.dependencies_of(name)
+            if request is None:
+                continue
+            found = self.environments.for_step(name)
+            if found is None:
+                raise ValueError(
+                    f"step {name!r} has @{request.kind} but no locked environment: deploy with "
+                    f"`python flow.py --environment={request.kind} step-functions create`"
+                )
+            if request.python and found[1].python != ".".join(request.python.split(".")[:2]):
+                raise ValueError(f"step {name!r} asks for Python {request.python}, its lock is for {found[1].python}")
+        return self
 
     def parameter(self, name: str) -> Optional[ParameterSpec]:
         for p in self.parameters:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
-from .manifest import DeployOptions, Manifest, ParameterSpec
+from .manifest import DeployOptions, Environments, Manifest, ParameterSpec
 from .package_key import package_key
 from .parameters import DeployTimeContext, ParameterError
 
@@ -197,8 +197,10 @@ def manifest_for(
     parameters: Optional[list[ParameterSpec]] = None,
     flowplane_version: Optional[str] = None,
     include: Optional["IncludeSink"] = None,
+    environments: Optional[Environments] = None,
 ) -> Manifest:
-    """The manifest of a deployment of the flow in `ctx` (graph with `--with` applied)."""
+    """The manifest of a deployment of the flow in `ctx` (graph with `--with` applied), with the
+    locks of its @pypi/@conda environments (resolved by the caller: flowplane/environments/)."""
     if flowplane_version is None:
         from . import __version__ as flowplane_version
     return Manifest(
@@ -209,6 +211,7 @@ def manifest_for(
         parameters=resolve_parameters(ctx, include=include) if parameters is None else parameters,
         configs=dict(ctx.configs or {}),
         options=options.model_copy(update={"with_decorators": list(ctx.with_decorators)}),
+        environments=environments or Environments(),
         created_by=ctx.user,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

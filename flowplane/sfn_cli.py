@@ -151,9 +151,15 @@ def create(
         err = e.errors()[0]
         option = {"tags": "--tag", "max_workers": "--max-workers"}.get(str(err["loc"][0]), str(err["loc"][0]))
         raise click.UsageError(f"{option}: {err['msg'].removeprefix('Value error, ')}") from None
+    from .cli_environments import lock_environments
+
+    # @pypi/@conda: resolved here, once; the locks travel in the manifest.
+    environments = lock_environments(flow, ctx, build=False)
     try:
         # Deploy-time parameters are evaluated here, once; included files go to the stage's datastore.
-        manifest = manifest_for(flow, options, include=None if only_json else _include_sink(ctx, flow))
+        manifest = manifest_for(
+            flow, options, include=None if only_json else _include_sink(ctx, flow), environments=environments
+        )
         package = package_flow(flow, manifest)
     except PackageError as e:
         raise click.ClickException(f"{e}; nothing was deployed") from None

@@ -257,9 +257,12 @@ class _Compiler:
     def _task(self, node: StepSpec, task_id_path: Optional[str]) -> dict[str, Any]:
         # The per-task values ride in the command: the environment is the shared list.
         task_id = task_id_path or "'1'"
+        # @pypi/@conda: the task enters its step's locked environment (flowplane/environments/).
+        env_id = self.manifest.environments.steps.get(node.name)
+        python_env = f",'--python-env','{env_id}'" if env_id else ""
         command = (
             "States.Array('flowplane','task','--step',"
-            f"'{escape_literal(node.name)}','--task-id',{task_id},'--retry-count',{RETRY_COUNT})"
+            f"'{escape_literal(node.name)}','--task-id',{task_id},'--retry-count',{RETRY_COUNT}{python_env})"
         )
         overrides: dict[str, Any] = {"Command.$": command, "Environment.$": f"{CONTEXT_PATH}.env"}
         resources = node.compute_resources()

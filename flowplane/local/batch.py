@@ -54,6 +54,8 @@ TIMED_OUT = "Job attempt duration exceeded timeout"
 PLANE_STOPPED = "the local control plane stopped while the job ran"
 # The largest CloudWatch Logs event is 256 KB; longer lines are split.
 MAX_LOG_MESSAGE = 256 * 1024 - 26
+# Environments whose tasks fork from a zygote of their own; tasks of more start in a new interpreter.
+MAX_ENV_ZYGOTES = 8
 # A terminated job gets SIGTERM, then SIGKILL after this many seconds (as `docker stop`).
 KILL_GRACE_SECONDS = 5.0
 
@@ -174,6 +176,8 @@ class LocalBatch:
         # The fork server of `flowplane task` jobs, started with the Batch (install()).
         self.zygote = zygote
         self._zygote: Optional[Zygote] = None
+        # @pypi/@conda: one zygote per environment built on this machine (environment id -> zygote).
+        self._env_zygotes: dict[str, Zygote] = {}
 
     # --- installing into moto --------------------------------------------------------
 
@@ -211,6 +215,7 @@ class LocalBatch:
             undo_env()
             self._drop_warm()
             self._stop_zygote()
+            self._stop_env_zygotes()
             LocalBatch._installed = None
 
         return undo
@@ -254,6 +259,7 @@ class LocalBatch:
             t.join(max(0.0, deadline - time.monotonic()))
         # Last: the zygote's end kills the tasks still running (SIGTERM had its chance).
         self._stop_zygote()
+        self._stop_env_zygotes()
 
     # --- one job ------------------------------------------------------------------------
 
@@ -344,6 +350,13 @@ class LocalBatch:
 
     def _fork(self, argv: list[str], environment: dict[str, str], scratch: str) -> Optional[ForkedTask]:
         zygote = self._zygote
+        env_id = _python_env(argv)
+        if env_id is not None:
+            # @pypi/@conda: once the step's environment is on this machine, its tasks fork from a
+            # zygote started in it; until then (the first task fetches or builds it) from the usual one.
+            found = self._env_zygote(env_id, environment)
+            if found is not None:
+                zygote, environment = found
         if zygote is None or not _same_start(zygote.env, environment):
             return None
         forked = zygote.spawn(argv, environment, scratch)
@@ -355,6 +368,37 @@ class LocalBatch:
                 zygote.process.returncode,
             )
         return forked
+
+    def _env_zygote(self, env_id: str, environment: dict[str, str]) -> Optional[tuple[Zygote, dict[str, str]]]:
+        """The zygote of an environment built here and the job's environment inside it, or None."""
+        from ..environments import cache
+        from ..environments.enter import task_environment
+
+        path = cache.ready_path(env_id)
+        if path is None or not self.zygote:
+            return None
+        with self._lock:
+            zygote = self._env_zygotes.get(env_id)
+            if zygote is not None and not zygote.alive():
+                self._env_zygotes.pop(env_id)
+                zygote = None
+            if zygote is None:
+                if self._closing.is_set() or len(self._env_zygotes) >= MAX_ENV_ZYGOTES:
+                    return None
+                try:
+                    zygote = Zygote(
+                        cache.python_of(path), task_environment(self._warm_environment(), path, env_id), self.work_dir
+                    )
+                except OSError:
+                    return None
+                self._env_zygotes[env_id] = zygote
+        return zygote, task_environment(environment, path, env_id)
+
+    def _stop_env_zygotes(self) -> None:
+        with self._lock:
+            zygotes, self._env_zygotes = list(self._env_zygotes.values()), {}
+        for zygote in zygotes:
+            zygote.stop()
 
     def _stop_zygote(self, which: Optional[Zygote] = None) -> bool:
         """Stop the zygote (only if it is still `which`); whether this call stopped it."""
@@ -623,6 +667,14 @@ def _same_start(warm: dict[str, str], job: dict[str, str]) -> bool:
     what it reads only later (the job's own variables, its AWS_BATCH_*, its folder)."""
     keys = {k for k in (*warm, *job) if k.startswith(_READ_AT_START) and not k.startswith("AWS_BATCH_")}
     return all(warm.get(k) == job.get(k) for k in keys)
+
+
+def _python_env(argv: list[str]) -> Optional[str]:
+    """`flowplane task ... --python-env ID`: the step's environment, if it has one."""
+    try:
+        return argv[argv.index("--python-env") + 1]
+    except (ValueError, IndexError):
+        return None
 
 
 def _discard(proc: subprocess.Popen) -> None:

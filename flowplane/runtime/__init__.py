@@ -9,7 +9,7 @@ from typing import Any, Optional
 from ..context import FlowContext
 from ..datastore import records
 from ..datastore.storage import Storage, default_root, storage_for
-from .launcher import ForkLauncher, Launcher, SubprocessLauncher, TaskProcess, default_launcher
+from .launcher import EnvironmentLauncher, ForkLauncher, Launcher, SubprocessLauncher, TaskProcess, default_launcher
 from .local import MAX_NUM_SPLITS, LocalRun, RunSettings
 from .progress import Progress
 
@@ -60,8 +60,10 @@ def run_local(
     launcher: Optional[Launcher] = None,
     progress: Optional[Progress] = None,
     max_num_splits: int = MAX_NUM_SPLITS,
+    environments: Optional[Any] = None,
 ) -> int:
-    """Run every task of the flow; 0 when the run succeeded, 1 when it failed."""
+    """Run every task of the flow; 0 when the run succeeded, 1 when it failed. `environments`
+    (@pypi/@conda, locked and built by the caller) says which step's tasks run in which."""
     if max_workers < 1:
         raise ValueError(f"max_workers must be at least 1, got {max_workers}")
     if max_num_splits < 1:
@@ -103,8 +105,10 @@ def run_local(
         progress.system(f"Project: {project.name}, Branch: {project.branch}")
     progress.system(f"Workflow starting (run-id {run_id}):")
     settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params,
-                           max_num_splits=max_num_splits, branch=project.branch if project else None)
-    local = LocalRun(ctx, graph, settings, storage, launcher, progress)
+                           max_num_splits=max_num_splits, branch=project.branch if project else None,
+                           step_environments=dict(environments.steps) if environments is not None else {})
+    env_launcher = EnvironmentLauncher(launcher) if settings.step_environments else None
+    local = LocalRun(ctx, graph, settings, storage, env_launcher or launcher, progress)
     try:
         code = local.execute()
     except Exception:
@@ -113,6 +117,9 @@ def run_local(
 
         traceback.print_exc()
         code = 1
+    finally:
+        if env_launcher is not None:
+            env_launcher.close()
 
     run.status = "succeeded" if code == 0 else "failed"
     run.finished_at = records.now_iso()

@@ -16,7 +16,10 @@ import signal
 import subprocess
 import sys
 import traceback
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional, Protocol
+
+if TYPE_CHECKING:
+    from ..local.forkserver import ForkedTask
 
 
 class TaskProcess:
@@ -162,6 +165,69 @@ class SubprocessLauncher:
         )
         assert popen.stdout is not None and popen.stderr is not None
         return TaskProcess(popen.pid, popen.stdout.fileno(), popen.stderr.fileno(), popen)
+
+
+class _ZygoteTask(TaskProcess):
+    """A task a zygote forked (flowplane/local/forkserver.py), seen as the runtime sees its own."""
+
+    def __init__(self, forked: "ForkedTask") -> None:
+        super().__init__(forked.pid, forked.stdout.fileno(), forked.stderr.fileno())
+        self.forked = forked
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            self.returncode = self.forked.poll()
+        return self.returncode
+
+    def close(self) -> None:
+        for stream in (self.forked.stdout, self.forked.stderr):
+            stream.close()
+
+
+class EnvironmentLauncher:
+    """@pypi/@conda: tasks of a step with an environment fork from a zygote started in that
+    environment (one per environment, for this run), so each starts as fast as a task forked
+    from the runtime; every other task starts through `base`. A task whose zygote cannot fork
+    it starts through `base` too, and enters its environment by exec (flowplane/environments/enter.py)."""
+
+    def __init__(self, base: Launcher) -> None:
+        self.base = base
+        self.name = base.name
+        # Started at an environment's first task: started all at once, they would compete
+        # for the cores the first tasks need.
+        self._zygotes: dict[str, Any] = {}
+
+    def launch(self, argv: list[str], close_in_child: list[int]) -> TaskProcess:
+        env_id = argv[argv.index("--python-env") + 1] if "--python-env" in argv else None
+        zygote = self._zygote(env_id) if env_id else None
+        if zygote is not None:
+            forked = zygote.spawn(["task", *argv], zygote.env, os.getcwd())
+            if forked is not None:
+                return _ZygoteTask(forked)
+        return self.base.launch(argv, close_in_child)
+
+    def _zygote(self, env_id: str) -> Any:
+        from ..environments import cache
+        from ..environments.enter import task_environment
+        from ..local.forkserver import Zygote
+
+        zygote = self._zygotes.get(env_id)
+        if zygote is None or not zygote.alive():
+            path = cache.ready_path(env_id)
+            if path is None:
+                return None
+            try:
+                zygote = Zygote(cache.python_of(path), task_environment(dict(os.environ), path, env_id), os.getcwd())
+            except OSError:
+                return None
+            self._zygotes[env_id] = zygote
+        return zygote
+
+    def close(self) -> None:
+        """Stop the zygotes (after the run: no task of theirs runs any more)."""
+        zygotes, self._zygotes = list(self._zygotes.values()), {}
+        for zygote in zygotes:
+            zygote.stop()
 
 
 def default_launcher() -> Launcher:

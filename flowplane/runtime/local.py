@@ -65,6 +65,8 @@ class RunSettings:
     params: dict[str, Any]
     max_num_splits: int = MAX_NUM_SPLITS
     branch: Optional[str] = None  # @project's branch, resolved from the command line
+    # @pypi/@conda: step -> the environment (its lock's sha256) its tasks run in.
+    step_environments: dict[str, str] = field(default_factory=dict)
 
 
 def with_option_text(spec: Any) -> str:
@@ -169,6 +171,9 @@ class LocalRun:
     def _launch(self, ref: TaskRef, attempt: int) -> None:
         argv = ["--run-id", self.s.run_id, "--step", ref.step, "--task-id", ref.task_id,
                 "--retry-count", str(attempt), *self.base_argv]
+        env_id = self.s.step_environments.get(ref.step)
+        if env_id:
+            argv += ["--python-env", env_id]
         proc = self.launcher.launch(argv, close_in_child=[*self.by_fd, *self._wakeup_fds])
         timeout = self.graph[ref.step].decorator("timeout")
         deadline = time.monotonic() + timeout.total_seconds + TIMEOUT_GRACE_SECONDS if timeout else None
@@ -189,6 +194,10 @@ class LocalRun:
         wait = min(times) - now if times else 5.0
         if self._poll_interval is not None:
             wait = min(wait, self._poll_interval)
+        if any(not a.open_fds for a in self.running.values()):
+            # A task whose output ended but whose exit is not known yet: a zygote's task
+            # (EnvironmentLauncher), whose status comes over a socket, not as SIGCHLD.
+            wait = min(wait, 0.005)
         return max(0.0, min(wait, 5.0))
 
     # --- output -----------------------------------------------------------------------

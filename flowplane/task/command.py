@@ -3,6 +3,7 @@
     flowplane task --run-id R --step S --task-id T [--retry-count N]
                    (--flow-file PATH | --package s3://bucket/packages/<sha256>.tar.gz)
                    [--datastore-root ROOT] [--params-json JSON] [--tag T ...] [--with SPEC ...]
+                   [--python-env ID]
 
 The local runtime forks and calls `main` with these arguments; Batch runs the same
 command. Values missing from the command line come from the job's environment
@@ -46,6 +47,8 @@ def build_parser() -> "argparse.ArgumentParser":
     p.add_argument("--project-branch", default=None)
     p.add_argument("--tag", action="append", default=[], dest="tags")
     p.add_argument("--with", action="append", default=[], dest="with_specs", metavar="SPEC")
+    # @pypi/@conda: the step's environment (the sha256 of its lock), entered before anything else.
+    p.add_argument("--python-env", default=None)
     return p
 
 
@@ -60,6 +63,7 @@ _VALUE_OPTIONS = {
     "--params-json": "params_json",
     "--configs-json": "configs_json",
     "--project-branch": "project_branch",
+    "--python-env": "python_env",
 }
 _LIST_OPTIONS = {"--tag": "tags", "--with": "with_specs"}
 
@@ -75,7 +79,7 @@ def _fast_parse(argv: list[str]) -> Optional[SimpleNamespace]:
     values: dict[str, Any] = {
         "run_id": env(job.RUN_ID), "step": env(job.STEP), "task_id": env(job.TASK_ID),
         "retry_count": env(job.RETRY_COUNT) or "0", "flow_file": None, "package": None,
-        "datastore_root": None, "params_json": None, "configs_json": None, "project_branch": None, "tags": [], "with_specs": [],
+        "datastore_root": None, "params_json": None, "configs_json": None, "project_branch": None, "python_env": None, "tags": [], "with_specs": [],
     }
     seen = set()
     it = iter(argv)
@@ -116,6 +120,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.package = os.environ.get(job.PACKAGE_URL)
     label = f"{args.run_id}/{args.step}/{args.task_id}"
     try:
+        if args.python_env:
+            _enter_environment(args, argv)
         task = prepare(args)
     except TaskSetupError as e:
         print(f"flowplane task {label}: {e}", file=sys.stderr)
@@ -127,6 +133,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         traceback.print_exc(file=sys.stderr)
         return EXIT_FAILED
     return task.run()
+
+
+def _enter_environment(args: Any, argv: list[str]) -> None:
+    """Continue in the step's environment (an exec: returns only once inside it)."""
+    import re
+
+    if not re.fullmatch(r"[0-9a-f]{64}", args.python_env):
+        raise TaskSetupError(f"--python-env {args.python_env[:80]!r} is not an environment's sha256")
+    from ..environments.enter import enter
+
+    enter(args.python_env, argv, args.package)
 
 
 _exit_registered = False

@@ -45,6 +45,8 @@ def prepare(args: Any) -> Task:
             f"no value for the config(s) {', '.join(map(repr, missing_configs))}: they are read when the run "
             "starts (or the flow is deployed) and given to every task (--configs-json)"
         )
+    if manifest is not None:
+        _check_environment(manifest, args.step, getattr(args, "python_env", None))
     with_specs = _with_specs(args.with_specs)
     _, graph = loaded.context(with_specs)
     try:
@@ -96,6 +98,15 @@ def prepare(args: Any) -> Task:
         # A local run ignores triggers, as in Metaflow: only a production execution's input says.
         trigger=Trigger.from_input(os.environ.get(job.EXECUTION_INPUT), upstream_run) if production else None,
     )
+
+
+def _check_environment(manifest: Any, step: str, given: Optional[str]) -> None:
+    """A deployed step runs in the environment its manifest locked for it, and only there."""
+    expected = manifest.environments.steps.get(step)
+    if expected != given:
+        said = f"--python-env {given[:12]}" if given else "no --python-env"
+        wanted = f"its environment {expected[:12]}" if expected else "no environment"
+        raise TaskSetupError(f"step {step!r} was started with {said}, but the package's manifest locks {wanted} for it")
 
 
 def _project(graph: Any, manifest: Any, branch: Optional[str]) -> Optional[ProjectInfo]:

@@ -536,3 +536,26 @@ def test_no_two_states_share_an_object(shape):
                 visit(v, f"{where}/{k}")
 
     visit(d, "")
+
+
+def test_a_step_with_a_locked_environment_enters_it_and_only_that_step(tmp_path):
+    """@pypi: the job's command names the step's environment (the task enters it before anything)."""
+    from flowplane.graph import read_source_flow
+    from flowplane.manifest import Environments, LockedEnvironment, Manifest
+
+    graph = read_source_flow(
+        "from flowplane import FlowSpec, step, pypi\n"
+        "class EnvFlow(FlowSpec):\n"
+        "    @pypi(packages={'tomli-w': '1.0.0'})\n"
+        "    @step\n    def start(self):\n        self.next(self.end)\n"
+        "    @step\n    def end(self):\n        pass\n"
+    ).graph
+    env = LockedEnvironment(python="3.11", lock="tomli-w==1.0.0\n")
+    manifest = Manifest(flowplane_version="0.1.0", flow_name="EnvFlow", flow_file="flow.py", graph=graph,
+                        environments=Environments(locks={env.id: env}, steps={"start": env.id}))
+    definition = compile_(manifest)
+    start = definition["States"]["start"]["Parameters"]["ContainerOverrides"]["Command.$"]
+    end = definition["States"]["end"]["Parameters"]["ContainerOverrides"]["Command.$"]
+    assert start.endswith(f",'--python-env','{env.id}')")
+    assert "--python-env" not in end
+    assert not invalid_definitions({"EnvFlow": definition}, tmp_path)

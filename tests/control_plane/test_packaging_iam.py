@@ -564,6 +564,21 @@ def test_tasks_may_read_only_the_stages_secrets(control_plane):
         assert not _allowed(doc, action, arn + prefix + "db-AbCdEf", {}, names), action
 
 
+def test_tasks_share_environment_archives_only_under_their_prefix(control_plane):
+    """@pypi/@conda: the first task needing an environment claims its build, stores its archive
+    and releases the claim (flowplane/environments/bucket.py); tasks may not touch packages so."""
+    from flowplane.environments.bucket import archive_key, claim_key
+
+    [policy] = INFRA["Resources"]["JobRole"]["Properties"]["Policies"]
+    job, names = policy["PolicyDocument"], _names(control_plane)
+    bucket = control_plane.settings.bucket
+    for key in (archive_key("a" * 64), claim_key("a" * 64)):
+        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+            assert _allowed(job, action, f"arn:aws:s3:::{bucket}/{key}", {}, names), (action, key)
+    assert not _allowed(job, "s3:PutObject", f"arn:aws:s3:::{bucket}/packages/x.tar.gz", {}, names)
+    assert not _allowed(job, "s3:DeleteObject", f"arn:aws:s3:::{bucket}/data/x", {}, names)
+
+
 def test_cards_are_written_by_tasks_and_only_read_by_the_api(control_plane):
     """@card: a task writes its cards beside its artifacts (the task role's datastore grant);
     the API reads a card index and presigns GETs of the cards, and may not write them."""

@@ -148,7 +148,7 @@ def test_metaflow_top_level_options_with_our_meaning_are_accepted(twins, args):
 
 @pytest.mark.parametrize("args, says", [
     (("--metadata", "service"), "production runs are recorded by the control plane"),
-    (("--environment", "conda"), "@pypi/@conda environments are not supported yet"),
+    (("--environment", "uv"), "pypi and conda run each step in an environment locked from its @pypi/@conda"),
     (("--event-logger", "kafka"), "flowplane has no event-logger sidecars"),
     (("--monitor", "datadog"), "flowplane has no monitor sidecars"),
     (("--datastore", "s3"), "--datastore s3 needs an s3:// root"),
