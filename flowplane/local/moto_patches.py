@@ -1152,9 +1152,9 @@ def install_module_list_cache() -> Undo:
 # that follows only reads it (filters; the answer is built as new wire values;
 # projections build new items); and a ProjectionExpression converts each whole
 # item to Python values and back to keep a few attributes. The fix skips the
-# copy inside a Query, and projects top-level string and boolean attributes
-# (which that round trip gives back unchanged) by taking them; any other
-# projection takes moto's path.
+# copy inside a Query, and projects top-level string, boolean and integer
+# attributes (which that round trip gives back unchanged: an integer written as
+# Python writes it) by taking them; any other projection takes moto's path.
 
 _PLAIN_KINDS = frozenset(("S", "N", "BOOL", "NULL"))
 _PLAIN_PYTHON = (str, int, float, bool, type(None))
@@ -1232,10 +1232,20 @@ def _item_project(self: Any, projection_expressions: list[list[str]]) -> Any:
         held = self.attrs.get(name)
         if held is None:
             continue
-        if held.type not in _TAKEN_AS_THEY_ARE:
+        if held.type not in _TAKEN_AS_THEY_ARE and not _canonical_integer(held):
             return _original_item_project(self, projection_expressions)
         kept[name] = held
     return type(self)(hash_key=self.hash_key, range_key=self.range_key, attrs=kept)
+
+
+def _canonical_integer(held: Any) -> bool:
+    """A number moto's projection would give back as the same string (it goes through Python's int)."""
+    if held.type != "N" or type(held.value) is not str:
+        return False
+    try:
+        return str(int(held.value)) == held.value
+    except ValueError:
+        return False
 
 
 def install_dynamodb_answer_fix() -> Undo:

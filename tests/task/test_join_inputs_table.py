@@ -211,10 +211,14 @@ def test_an_index_too_big_for_an_item_is_not_put_and_blobs_are_kept_small():
     small = join_inputs.JoinInput(0, 0, b"{}")
     big = join_inputs.JoinInput(0, 0, b"x" * (join_inputs.MAX_ARTIFACTS_BYTES + 1))
     assert join_inputs.input_item("F/r/s/1", small, now=0)["ttl"] == {"N": str(366 * 86400)}
-    assert "blobs" not in join_inputs.input_item("F/r/s/1", small)
+    assert join_inputs.input_item("F/r/s/1", small)["input"] == {"S": "0\n{}\n"}
     assert join_inputs.input_item("F/r/s/1", big) is None
     blobs = {f"{i:064x}": b"z" * 1000 for i in range(40)}  # 40 KB: more than an item carries
-    kept = json.loads(join_inputs.input_item("F/r/s/1", join_inputs.JoinInput(0, 0, b"{}", blobs))["blobs"]["S"])
+    item = join_inputs.input_item("F/r/s/1", join_inputs.JoinInput(3, 2, b'{"a":1}', blobs))
+    assert item["index"] == {"N": "3"}
+    attempt, index, packed = item["input"]["S"].split("\n")
+    assert (attempt, index) == ("2", '{"a":1}')
+    kept = json.loads(packed)
     assert 0 < len(kept) < 40 and sum(len(k) + len(v) for k, v in kept.items()) <= join_inputs.MAX_BLOBS_BYTES
     with pytest.raises(ValueError, match="task_id"):
         join_inputs.join_key("F", "r", "s", "a/b")
