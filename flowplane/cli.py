@@ -77,6 +77,7 @@ LAZY_COMMANDS = {
     "dump": ("flowplane.cli_inspect", "dump"),
     "logs": ("flowplane.cli_inspect", "logs"),
     "tag": ("flowplane.cli_tag", "tag"),
+    "resume": ("flowplane.cli_resume", "resume"),
 }
 RUN_OPTIONS = ("max-workers", "max-num-splits", "tag", "run-id-file")
 
@@ -291,7 +292,6 @@ def _run_command(base: Any) -> Any:
         if clash:
             raise click.UsageError(f"parameter {clash[0]!r} has the name of a `run` option; rename the parameter")
         _lint_or_exit(fctx)
-        from .parameters import DeployTimeContext, ParameterError
         from .projects import ProjectError
 
         try:
@@ -302,20 +302,7 @@ def _run_command(base: Any) -> Any:
         from .datastore.storage import default_root
 
         root = default_root()
-        resolved: dict[str, Any] = {}
-        for dest, p in dests.items():
-            value = values.get(dest)
-            if value is None and p.has_default:
-                dctx = DeployTimeContext(
-                    flow_name=fctx.flow_name, parameter_name=p.name, user_name=fctx.user,
-                    logger=lambda m: click.echo(m, err=True),
-                    ds_type="s3" if root.startswith("s3://") else "local", ds_root=root,
-                )
-                try:
-                    value = p.resolve_default(dctx)
-                except ParameterError as e:
-                    raise click.ClickException(str(e)) from None
-            resolved[p.name] = value
+        resolved = resolve_parameters(fctx, {p.name: values.get(dest) for dest, p in dests.items()}, root)
         resolved = _include_files(fctx, list(dests.values()), resolved, root)
         from .runtime import Progress, RunRefused, run_local
 
@@ -346,6 +333,29 @@ def _run_command(base: Any) -> Any:
         *(_param_option(p, dest) for dest, p in dests.items() if p.name not in clash),
     ]
     return click.Command("run", callback=run, params=options, help="Run the flow on this machine, each task in its own process.")
+
+
+def resolve_parameters(fctx: Any, given: dict[str, Any], root: str) -> dict[str, Any]:
+    """Every parameter's value: the one given (not None), else its default, computed here."""
+    import click
+
+    from .parameters import DeployTimeContext, ParameterError
+
+    resolved: dict[str, Any] = {}
+    for p in fctx.parameters():
+        value = given.get(p.name)
+        if value is None and p.has_default:
+            dctx = DeployTimeContext(
+                flow_name=fctx.flow_name, parameter_name=p.name, user_name=fctx.user,
+                logger=lambda m: click.echo(m, err=True),
+                ds_type="s3" if root.startswith("s3://") else "local", ds_root=root,
+            )
+            try:
+                value = p.resolve_default(dctx)
+            except ParameterError as e:
+                raise click.ClickException(str(e)) from None
+        resolved[p.name] = value
+    return resolved
 
 
 def _include_files(fctx: Any, params: list[Any], values: dict[str, Any], root: str) -> dict[str, Any]:

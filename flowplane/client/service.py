@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
 from pydantic import ValidationError
 
@@ -400,6 +400,29 @@ class ServiceProvider:
         return index
 
     def load_artifact(self, flow: str, sha: str) -> Any:
+        key = (flow, sha)
+        found = self._blob_source(flow, sha)
+        if isinstance(found, bytes):
+            return self._decode(flow, sha, lambda: io.BytesIO(found))
+        url, size = found
+        if size > _CACHE_BLOB_MAX:
+            return self._decode(flow, sha, lambda: self._open_url(url))
+        stream = self._open_url(url)
+        try:
+            data = stream.read()
+        finally:
+            stream.close()
+        self._keep(key, data)
+        return self._decode(flow, sha, lambda: io.BytesIO(data))
+
+    def open_blob(self, flow: str, sha: str) -> IO[bytes]:
+        """The artifact's stored (compressed) blob as a stream, as the datastore holds it:
+        what `resume` copies into the resumed run's datastore."""
+        found = self._blob_source(flow, sha)
+        return io.BytesIO(found) if isinstance(found, bytes) else self._open_url(found[0])
+
+    def _blob_source(self, flow: str, sha: str) -> Union[bytes, tuple[str, int]]:
+        """The blob's bytes when kept here, else (its presigned URL, its pickle's size)."""
         if not _ok(flow) or not isinstance(sha, str) or not _SHA.match(sha):
             raise KeyError(f"not an artifact address: {flow}/{sha}")
         key = (flow, sha)
@@ -409,7 +432,7 @@ class ServiceProvider:
                 self._blobs.move_to_end(key)
             where = self._where.get(key)
         if cached is not None:
-            return self._decode(flow, sha, lambda: io.BytesIO(cached))
+            return cached
         if where is None:
             # The artifact route is addressed by task and name, not by content.
             raise NotFound(f"artifact {sha} of {flow} was not listed by any task read through "
@@ -423,15 +446,7 @@ class ServiceProvider:
         url = answer.get("url")
         if not isinstance(url, str) or not url:
             raise ServiceError(self.client.base_url + path, "unexpected answer: no 'url' to download from")
-        if size > _CACHE_BLOB_MAX:
-            return self._decode(flow, sha, lambda: self._open_url(url))
-        stream = self._open_url(url)
-        try:
-            data = stream.read()
-        finally:
-            stream.close()
-        self._keep(key, data)
-        return self._decode(flow, sha, lambda: io.BytesIO(data))
+        return url, size
 
     def _decode(self, flow: str, sha: str, open_stream: Callable[[], IO[bytes]]) -> Any:
         key = layout.blob_key(flow, sha)

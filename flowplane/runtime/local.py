@@ -18,7 +18,7 @@ import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..context import FlowContext
 from ..datastore import layout, records
@@ -29,6 +29,9 @@ from ..task.graph import TaskRef, children_of, parents_of
 from .attempt_output import AttemptOutput
 from .launcher import Launcher, TaskProcess
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from ..resume.clone import Cloner
 
 # Metaflow's guard against a foreach fanning out by mistake (run --max-num-splits).
 MAX_NUM_SPLITS = 100
@@ -65,6 +68,7 @@ class RunSettings:
     params: dict[str, Any]
     max_num_splits: int = MAX_NUM_SPLITS
     branch: Optional[str] = None  # @project's branch, resolved from the command line
+    origin_run_id: Optional[str] = None  # the run `resume` started from
 
 
 def with_option_text(spec: Any) -> str:
@@ -82,8 +86,12 @@ class LocalRun:
         storage: Storage,
         launcher: Launcher,
         progress: Progress,
+        cloner: Optional["Cloner"] = None,
     ):
         self.ctx = ctx
+        # `resume`: tasks the origin run finished are cloned from it rather than run.
+        self.cloner = cloner
+        self.cloned: set[TaskRef] = set()
         self.graph = graph
         self.s = settings
         self.storage = storage
@@ -113,6 +121,8 @@ class LocalRun:
             base += ["--tag", t]
         if settings.branch:
             base += ["--project-branch", settings.branch]
+        if settings.origin_run_id:
+            base += ["--origin-run-id", settings.origin_run_id]
         for spec in ctx.with_decorators:
             base += ["--with", with_option_text(spec)]
         self.base_argv = base
@@ -156,8 +166,14 @@ class LocalRun:
         self.progress.flush()
 
     def _launch_ready(self) -> None:
-        while self.ready and len(self.running) < self.s.max_workers and self.failed is None:
-            ref, attempt = self.ready.popleft()
+        while self.ready and self.failed is None:
+            ref, attempt = self.ready[0]
+            if attempt == 0 and self.cloner is not None and self._clone(ref):
+                self.ready.popleft()
+                continue
+            if len(self.running) >= self.s.max_workers:
+                return
+            self.ready.popleft()
             try:
                 self._launch(ref, attempt)
             except OSError as e:  # out of processes, file descriptors, ...
@@ -181,6 +197,20 @@ class LocalRun:
         self.running[proc.pid] = att
         note = f" (retry {attempt})" if attempt else ""
         self.progress.task(att.label, proc.pid, f"Task is starting{note}.")
+
+    def _clone(self, ref: TaskRef) -> bool:
+        """Clone `ref` from the origin run when it finished there and every input of it was cloned."""
+        assert self.cloner is not None
+        if not self.cloner.can_clone(ref):
+            return False
+        parents = parents_of(self.graph, ref.step, ref.task_id, self._num_splits)
+        if not all(p.ref in self.cloned for p in parents):
+            return False
+        attempt = self.cloner.clone(self.s.run_id, ref)
+        self.cloned.add(ref)
+        self.progress.system(f"[{self.s.run_id}/{ref}] Cloned from {self.cloner.origin_of(ref)}.")
+        self._succeeded(ref, attempt)
+        return True
 
     def _select_timeout(self) -> float:
         now = time.monotonic()
