@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from pydantic import ValidationError
 
@@ -46,6 +46,8 @@ PAGE_SIZES = (20, 100, 500, 1000)
 # A step's tasks come this many to a request (the route's largest page, one DynamoDB
 # Query): a foreach of 100,000 items is 100 answers, never one too big for API Gateway.
 TASK_PAGE = 1000
+# Presigned blob URLs asked for in one request (the route's most).
+BLOB_URL_PAGE = 500
 # What one read brings along for the next (a task answer's attempts for the Task's
 # list_attempts) is handed over once, and only this fresh: a running task's records move on.
 _HANDOFF_FRESH_S = 5.0
@@ -61,7 +63,7 @@ class ServiceError(ClientError):
     headline = "Control plane error"
 
     def __init__(self, url: str, message: str, status: Optional[int] = None, body: Optional[dict] = None,
-                 *, unreachable: bool = False):
+                 *, unreachable: bool = False, method: str = "GET"):
         self.url = url
         self.status = status
         self.body = body or {}
@@ -70,7 +72,7 @@ class ServiceError(ClientError):
         # (combined.py) tells apart from a plane that answered with an error.
         self.unreachable = unreachable
         code = f"HTTP {status}: " if status else ""
-        super().__init__(f"GET {url} failed: {code}{message}")
+        super().__init__(f"{method} {url} failed: {code}{message}")
 
 
 def _redact(url: str) -> str:
@@ -192,6 +194,10 @@ class ServiceProvider:
 
     def _get(self, path: str, query: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
         """The JSON answer; None for the contract's 404 (`code: not_found`)."""
+        return self._ask("GET", path, query)
+
+    def _ask(self, method: str, path: str, query: Optional[dict[str, Any]] = None,
+             body: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
         from ..api_client import ApiError, Unreachable
 
         url = self.client.base_url + path
@@ -200,25 +206,25 @@ class ServiceProvider:
             url += ("?" + urllib.parse.urlencode(shown)) if shown else ""
         # Transient failures were retried by the client already (flowplane/api_retry.py).
         try:
-            answer = self.client.request("GET", path, query=query)
+            answer = self.client.request(method, path, query=query, body=body)
         except Unreachable as e:
-            raise ServiceError(url, str(e), unreachable=True) from None
+            raise ServiceError(url, str(e), unreachable=True, method=method) from None
         except user_config.ConfigError as e:
             # Settings or credentials: an answer of a kind, not an absent plane.
-            raise ServiceError(url, str(e)) from None
+            raise ServiceError(url, str(e), method=method) from None
         except OSError as e:
             # A transport other than urllib's, cut or timed out mid-answer.
-            raise ServiceError(url, f"cannot reach it: {e}", unreachable=True) from None
+            raise ServiceError(url, f"cannot reach it: {e}", unreachable=True, method=method) from None
         except ApiError as e:
             if e.status == 404 and e.body.get("code") == "not_found":
                 return None
             if e.status == 404:
                 # Not the contract's 404: a route this control plane does not have.
                 raise ServiceError(url, f"no such route on the control plane (is it older than the SDK?): "
-                                        f"{e.describe()}", e.status, e.body) from None
-            raise ServiceError(url, e.describe(), e.status, e.body) from None
+                                        f"{e.describe()}", e.status, e.body, method=method) from None
+            raise ServiceError(url, e.describe(), e.status, e.body, method=method) from None
         if not isinstance(answer, dict):
-            raise ServiceError(url, f"expected a JSON object, got {type(answer).__name__}")
+            raise ServiceError(url, f"expected a JSON object, got {type(answer).__name__}", method=method)
         return answer
 
     def _model(self, model: type, doc: Any, path: str) -> Any:
@@ -400,29 +406,6 @@ class ServiceProvider:
         return index
 
     def load_artifact(self, flow: str, sha: str) -> Any:
-        key = (flow, sha)
-        found = self._blob_source(flow, sha)
-        if isinstance(found, bytes):
-            return self._decode(flow, sha, lambda: io.BytesIO(found))
-        url, size = found
-        if size > _CACHE_BLOB_MAX:
-            return self._decode(flow, sha, lambda: self._open_url(url))
-        stream = self._open_url(url)
-        try:
-            data = stream.read()
-        finally:
-            stream.close()
-        self._keep(key, data)
-        return self._decode(flow, sha, lambda: io.BytesIO(data))
-
-    def open_blob(self, flow: str, sha: str) -> IO[bytes]:
-        """The artifact's stored (compressed) blob as a stream, as the datastore holds it:
-        what `resume` copies into the resumed run's datastore."""
-        found = self._blob_source(flow, sha)
-        return io.BytesIO(found) if isinstance(found, bytes) else self._open_url(found[0])
-
-    def _blob_source(self, flow: str, sha: str) -> Union[bytes, tuple[str, int]]:
-        """The blob's bytes when kept here, else (its presigned URL, its pickle's size)."""
         if not _ok(flow) or not isinstance(sha, str) or not _SHA.match(sha):
             raise KeyError(f"not an artifact address: {flow}/{sha}")
         key = (flow, sha)
@@ -432,7 +415,7 @@ class ServiceProvider:
                 self._blobs.move_to_end(key)
             where = self._where.get(key)
         if cached is not None:
-            return cached
+            return self._decode(flow, sha, lambda: io.BytesIO(cached))
         if where is None:
             # The artifact route is addressed by task and name, not by content.
             raise NotFound(f"artifact {sha} of {flow} was not listed by any task read through "
@@ -446,7 +429,15 @@ class ServiceProvider:
         url = answer.get("url")
         if not isinstance(url, str) or not url:
             raise ServiceError(self.client.base_url + path, "unexpected answer: no 'url' to download from")
-        return url, size
+        if size > _CACHE_BLOB_MAX:
+            return self._decode(flow, sha, lambda: self._open_url(url))
+        stream = self._open_url(url)
+        try:
+            data = stream.read()
+        finally:
+            stream.close()
+        self._keep(key, data)
+        return self._decode(flow, sha, lambda: io.BytesIO(data))
 
     def _decode(self, flow: str, sha: str, open_stream: Callable[[], IO[bytes]]) -> Any:
         key = layout.blob_key(flow, sha)
@@ -461,6 +452,45 @@ class ServiceProvider:
             while self._blob_bytes > _CACHE_TOTAL and self._blobs:
                 _, dropped = self._blobs.popitem(last=False)
                 self._blob_bytes -= len(dropped)
+
+    def step_artifact_indexes(self, flow: str, run: str, step: str) -> Iterator[tuple[str, int, dict[str, ArtifactRef]]]:
+        """(task id, attempt, artifact index) of every recorded attempt of the step's tasks, in task
+        order, a page of 1,000 a request: how `resume` reads a wide foreach's indices."""
+        if not _ok(flow, run, step):
+            return
+        path = _path(flow, run, "steps", step, "artifacts")
+        token: Optional[str] = None
+        while True:
+            answer = self._get(path, {"limit": TASK_PAGE, "next_token": token})
+            if answer is None:
+                return
+            for doc in self._list(answer, "indexes", path):
+                try:
+                    task, attempt = str(doc["task_id"]), int(doc["attempt"])
+                    index = {n: ArtifactRef(sha=str(r["sha"]), size=int(r["size"]), type=str(r.get("type", "")))
+                             for n, r in doc["artifacts"].items()}
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    raise ServiceError(self.client.base_url + path, "unexpected answer: an index without "
+                                       "task_id, attempt and artifacts of sha and size") from None
+                yield task, attempt, index
+            following = answer.get("next_token")
+            if not following:
+                return
+            if following == token:
+                raise ClientError(f"the control plane returned next_token {token!r} twice while listing indexes")
+            token = following
+
+    def blob_urls(self, flow: str, shas: list[str]) -> dict[str, str]:
+        """Presigned GETs of the flow's artifact blobs by sha, 500 a request (`POST /flows/{flow}/blobs`)."""
+        path = f"/flows/{_seg(flow)}/blobs"
+        out: dict[str, str] = {}
+        for start in range(0, len(shas), BLOB_URL_PAGE):
+            answer = self._ask("POST", path, body={"shas": shas[start:start + BLOB_URL_PAGE]}) or {}
+            urls = answer.get("urls")
+            if not isinstance(urls, dict):
+                raise ServiceError(self.client.base_url + path, "unexpected answer: no object 'urls'", method="POST")
+            out.update(urls)
+        return out
 
     def logs(self, flow: str, run: str, step: str, task: str, attempt: int, stream: LogStream) -> str:
         if stream not in ("stdout", "stderr"):

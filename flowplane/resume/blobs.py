@@ -30,17 +30,26 @@ def copy_blobs(dest: Storage, flow: str, shas: Iterable[str], provider: Any) -> 
     missing = [sha for sha, there in zip(wanted, present) if not there]
     if not missing:
         return 0
-    _run(_copier(dest, flow, source, provider), missing)
+    _run(_copier(dest, flow, source, provider, missing), missing)
     return len(missing)
 
 
-def _copier(dest: Storage, flow: str, source: Any, provider: Any) -> Callable[[str], None]:
+def _copier(dest: Storage, flow: str, source: Any, provider: Any, shas: list[str]) -> Callable[[str], None]:
     if isinstance(source, S3Storage) and isinstance(dest, S3Storage):
         return lambda sha: dest.copy_from(source, layout.blob_key(flow, sha))
+    if source is None:
+        # The control plane: presigned GETs for many blobs a request, then straight from S3.
+        urls = provider.blob_urls(flow, shas)
+
+        def open_blob(sha: str) -> Any:
+            return provider.open_url(urls[sha])
+    else:
+        def open_blob(sha: str) -> Any:
+            return source.open_read(layout.blob_key(flow, sha))
 
     def stream(sha: str) -> None:
         key = layout.blob_key(flow, sha)
-        body = source.open_read(key) if source is not None else provider.open_blob(flow, sha)
+        body = open_blob(sha)
         try:
             dest.put_stream(key, body)
         finally:

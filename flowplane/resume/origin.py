@@ -132,6 +132,17 @@ def read_indices(origin: OriginRun, refs: list[TaskRef]) -> dict[TaskRef, dict[s
         ]
         return {r: index_from_json(data) for r, data in zip(refs, storage.get_many(keys)) if data is not None}
 
+    pages = getattr(provider, "step_artifact_indexes", None)
+    if callable(pages):
+        # The control plane: a page of a step's indices a request, not a request a task.
+        wanted = {(r.step, r.task_id): _final(origin, r) for r in refs}
+        found: dict[TaskRef, dict[str, ArtifactRef]] = {}
+        for step in sorted({r.step for r in refs}):
+            for task_id, attempt, index in pages(flow, run_id, step):
+                if wanted.get((step, task_id)) == attempt and index:
+                    found[TaskRef(step, task_id)] = index
+        return found
+
     def one(ref: TaskRef) -> dict[str, ArtifactRef]:
         return provider.artifact_index(flow, run_id, ref.step, ref.task_id, _final(origin, ref))
 
