@@ -68,22 +68,83 @@ def _clone_rows(work: Path) -> list[Row]:
         rows.append(Row(f"  from one S3 prefix into another", seconds, "s", goal=CLONE_GOAL,
                         note=f"{copied:,} blobs copied server-side"))
     rows.append(Row("  (set-up: the real task runtime wrote the origin)", setup, "s"))
+    rows += _production_clone(work, flow, root)
     return rows
 
 
-def _clone(flow: Path, origin_storage: Any, dest: Any, run_id: str) -> tuple[float, int, int]:
-    """What resume does for the clones, timed: (seconds, blobs copied, tasks cloned)."""
+def _production_clone(work: Path, flow: Path, root: Path) -> list[Row]:
+    """The same fan-out as a production run: its blobs in the control plane's S3 datastore, its
+    records filed by the recorder from task events, read through the control plane's routes
+    (the Chalice app in this process, on moto), each blob from its presigned URL."""
+    import contextlib
+    import io
+
+    import pytest
+
+    from chalicelib.settings import Settings  # noqa: F401 (the app's settings come from the stage env)
+    from flowplane.client.service import ServiceProvider
+    from flowplane.datastore.artifacts import read_index
+    from flowplane.datastore.records import read_task
+    from flowplane.datastore.storage import LocalStorage, S3Storage
+    from tests.support import wide_joins
+    from tests.support.control_plane import control_plane_on_moto
+    from tests.support.production_runs import BASE, InProcess, moto_opener
+    from tests.support.recording_events import T0, deliver, execution_detail, execution_event, task_detail, task_event
+
+    origin = LocalStorage(str(root))
+    refs = [("start", "1")] + [("body", f"1.{i}") for i in range(WIDTH)]
+    with pytest.MonkeyPatch.context() as mp, control_plane_on_moto(mp) as cp:
+        t0 = time.perf_counter()
+        package = work / "package"  # the flow alone: its folder also holds the origin's datastore
+        package.mkdir()
+        (package / flow.name).write_text(flow.read_text())
+        cp.deploy(flow.name, folder=package)
+        s3 = S3Storage(cp.settings.datastore_root, client=cp.aws.packages.client)
+        blobs = f"{wide_joins.FLOW}/data"
+        for path in (root / blobs).rglob("*"):
+            if path.is_file():
+                s3.put_bytes(path.relative_to(root).as_posix(), path.read_bytes())
+        name = "bench-origin"
+        events = [execution_event(execution_detail(wide_joins.FLOW, name, "RUNNING", T0, parameters={"width": WIDTH}))]
+        for step, task_id in refs:
+            index = read_index(origin, wide_joins.FLOW, "100", step, task_id, 0) or {}
+            ids = dict(flow=wide_joins.FLOW, run_id=f"sfn-{name}", step=step, task_id=task_id, attempt=0)
+            events.append(task_event(task_detail("started", at=T0 + 100, **ids)))
+            entries = {n: {"sha": r.sha, "size": r.size, "type": r.type} for n, r in index.items()}
+            events.append(task_event(task_detail("finished", at=T0 + 200, artifacts=entries, **ids)))
+            assert read_task(origin, wide_joins.FLOW, "100", step, task_id) is not None
+        events.append(execution_event(execution_detail(wide_joins.FLOW, name, "FAILED", T0, T0 + 300_000,
+                                                       {"width": WIDTH}, error="States.TaskFailed", cause="join")))
+        with contextlib.redirect_stdout(io.StringIO()):  # the recorder's log and metric lines
+            for event in events:
+                deliver(cp.client, event)
+        setup = time.perf_counter() - t0
+        transport = InProcess(cp)
+        provider = ServiceProvider(BASE, transport=transport, open_url=moto_opener)
+        seconds, copied, cloned = _clone(flow, provider, LocalStorage(str(work / "laptop-prod")), "204",
+                                         run_id_of_origin=f"sfn-{name}")
+        requests_made = len(transport.calls)
+    return [
+        Row(f"  from a production run, through the control plane", seconds, "s", goal=CLONE_GOAL,
+            note=f"{requests_made} API requests, {copied:,} blobs from presigned URLs"),
+        Row("  (set-up: the production run's blobs put in S3, its records filed from task events)", setup, "s"),
+    ]
+
+
+def _clone(flow: Path, origin: Any, dest: Any, run_id: str, run_id_of_origin: str = "100") -> tuple[float, int, int]:
+    """What resume does for the clones, timed: (seconds, blobs copied, tasks cloned). `origin`:
+    the storage holding the origin run, or the Client API provider to read it through."""
     from flowplane.client.local import LocalProvider
     from flowplane.resume import Cloner, plan_resume, read_origin
     from flowplane.task.loader import load_flow_file
 
     graph = load_flow_file(str(flow)).context([])[0].graph
-    provider = LocalProvider(origin_storage)
+    provider = origin if hasattr(origin, "get_run") else LocalProvider(origin)
     t0 = time.perf_counter()
-    record = provider.get_run(graph.flow_name, "100")
-    origin = read_origin(record, provider)
-    plan = plan_resume(graph, origin.graph, "100", origin.statuses)
-    cloner = Cloner(dest, graph, origin, plan)
+    record = provider.get_run(graph.flow_name, run_id_of_origin)
+    origin_run = read_origin(record, provider, list(graph.steps))
+    plan = plan_resume(graph, origin_run.graph, run_id_of_origin, origin_run.statuses)
+    cloner = Cloner(dest, graph, origin_run, plan)
     cloner.prepare()
     for ref in sorted(cloner.indices):
         cloner.clone(run_id, ref)

@@ -50,7 +50,7 @@ def resume(ctx: click.Context, step: Optional[str], origin_run_id: Optional[str]
         record, provider = find_origin(fctx.flow_name, origin_run_id)
         check_finished(record)
         progress.system(f"Gathering what run {record.run_id} finished...")
-        origin = read_origin(record, provider)
+        origin = read_origin(record, provider, list(fctx.graph.steps))
         plan = plan_resume(fctx.graph, origin.graph, record.run_id, origin.statuses, step)
         names = [p.name for p in fctx.parameters()]
         params = resolve_parameters(fctx, _known(origin_parameters(origin, names), names), root)

@@ -91,14 +91,16 @@ def check_finished(record: RunRecord) -> None:
         )
 
 
-def read_origin(record: RunRecord, provider: Any) -> OriginRun:
-    """Every task's status and the successful ones' records, and the graph the run ran."""
+def read_origin(record: RunRecord, provider: Any, steps: list[str]) -> OriginRun:
+    """The status of every task of `steps` (the current graph's: no other can be cloned), the
+    successful ones' records, and the graph the run ran. Each step's tasks are read once, a page
+    at a time (over the datastore, listing a run's steps would read every task once more)."""
     flow, run_id = record.flow, record.run_id
     statuses: dict[str, list[str]] = {}
     succeeded: dict[TaskRef, TaskRecord] = {}
-    for step in provider.list_steps(flow, run_id):
-        for task in provider.iter_tasks(flow, run_id, step.step):
-            statuses.setdefault(step.step, []).append(task.status)
+    for step in steps:
+        for task in provider.iter_tasks(flow, run_id, step):
+            statuses.setdefault(step, []).append(task.status)
             if task.status == "succeeded" and task.final_attempt is not None:
                 succeeded[TaskRef(task.step, task.task_id)] = task
     return OriginRun(record, provider, _graph_of(provider, record, succeeded), statuses, succeeded)
