@@ -81,7 +81,6 @@ def _production_clone(work: Path, flow: Path, root: Path) -> list[Row]:
 
     import pytest
 
-    from chalicelib.settings import Settings  # noqa: F401 (the app's settings come from the stage env)
     from flowplane.client.service import ServiceProvider
     from flowplane.datastore.artifacts import read_index
     from flowplane.datastore.records import read_task

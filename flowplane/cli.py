@@ -14,6 +14,7 @@ import sys
 from typing import Any, Callable, Optional
 
 from . import cli_options
+from .cli_preflight import lint_errors, lint_or_exit, resolve_parameters
 
 # --- `flowplane` (the console script) --------------------------------------------
 
@@ -291,7 +292,7 @@ def _run_command(base: Any) -> Any:
         fctx = ctx.obj
         if clash:
             raise click.UsageError(f"parameter {clash[0]!r} has the name of a `run` option; rename the parameter")
-        _lint_or_exit(fctx)
+        lint_or_exit(fctx)
         from .projects import ProjectError
 
         try:
@@ -335,29 +336,6 @@ def _run_command(base: Any) -> Any:
     return click.Command("run", callback=run, params=options, help="Run the flow on this machine, each task in its own process.")
 
 
-def resolve_parameters(fctx: Any, given: dict[str, Any], root: str) -> dict[str, Any]:
-    """Every parameter's value: the one given (not None), else its default, computed here."""
-    import click
-
-    from .parameters import DeployTimeContext, ParameterError
-
-    resolved: dict[str, Any] = {}
-    for p in fctx.parameters():
-        value = given.get(p.name)
-        if value is None and p.has_default:
-            dctx = DeployTimeContext(
-                flow_name=fctx.flow_name, parameter_name=p.name, user_name=fctx.user,
-                logger=lambda m: click.echo(m, err=True),
-                ds_type="s3" if root.startswith("s3://") else "local", ds_root=root,
-            )
-            try:
-                value = p.resolve_default(dctx)
-            except ParameterError as e:
-                raise click.ClickException(str(e)) from None
-        resolved[p.name] = value
-    return resolved
-
-
 def _include_files(fctx: Any, params: list[Any], values: dict[str, Any], root: str) -> dict[str, Any]:
     """Read every IncludeFile's file into the run's datastore before anything runs."""
     import click
@@ -371,25 +349,6 @@ def _include_files(fctx: Any, params: list[Any], values: dict[str, Any], root: s
         return include_values(params, values, lambda d, data: store_include(storage, fctx.flow_name, d, data))
     except IncludeError as e:
         raise click.ClickException(f"{e}; nothing ran") from None
-
-
-def _lint_errors(fctx: Any) -> Optional[list[Any]]:
-    """Lint's errors, or None when lint is not installed in this tree yet."""
-    try:
-        from .lint import lint
-    except ImportError:
-        return None
-    return lint(fctx.source)
-
-
-def _lint_or_exit(fctx: Any) -> None:
-    import click
-
-    errors = _lint_errors(fctx)
-    if errors:
-        lines = "\n".join(f"    {e}" for e in errors)
-        click.echo(f"{fctx.flow_name} has {len(errors)} error(s); nothing ran:\n{lines}", err=True)
-        click.get_current_context().exit(1)
 
 
 # --- show and check ---------------------------------------------------------------------
@@ -433,7 +392,7 @@ def _check_command() -> Any:
     @click.command(help="Lint the flow; exit non-zero listing every error.")
     @click.pass_obj
     def check(fctx: Any) -> None:
-        errors = _lint_errors(fctx)
+        errors = lint_errors(fctx)
         if errors is None:
             raise click.ClickException("lint is not available in this installation")
         if errors:

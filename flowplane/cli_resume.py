@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import click
 
-from .cli import _lint_or_exit, resolve_parameters
+from .cli_preflight import lint_or_exit, resolve_parameters
 from .cli_options import options_of
 from .runtime.local import MAX_NUM_SPLITS
 
@@ -33,7 +33,7 @@ from .runtime.local import MAX_NUM_SPLITS
 def resume(ctx: click.Context, step: Optional[str], origin_run_id: Optional[str], max_workers: int,
            max_num_splits: int, tag: tuple[str, ...], run_id_file: Optional[str]) -> None:
     fctx = ctx.obj
-    _lint_or_exit(fctx)
+    lint_or_exit(fctx)
     from .datastore.storage import default_root, storage_for
     from .projects import ProjectError
     from .resume import Cloner, ResumeError, check_finished, find_origin, origin_parameters, plan_resume, read_origin
