@@ -54,6 +54,10 @@ class LocalStorage:
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
 
+    def local_path(self, key: str) -> str:
+        """Where `key` is on this machine's disk (what a local process may append to directly)."""
+        return self._path(key)
+
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -163,6 +163,8 @@ class LocalRun:
             else:
                 self._read(key.data, key.fd)
         self._reap()
+        for att in self.running.values():
+            att.output.flush()
         self.progress.flush()
 
     def _launch_ready(self) -> None:
@@ -188,7 +190,8 @@ class LocalRun:
         proc = self.launcher.launch(argv, close_in_child=[*self.by_fd, *self._wakeup_fds])
         timeout = self.graph[ref.step].decorator("timeout")
         deadline = time.monotonic() + timeout.total_seconds + TIMEOUT_GRACE_SECONDS if timeout else None
-        att = Attempt(ref, attempt, proc, f"{self.s.run_id}/{ref.step}/{ref.task_id}", records.now_iso(), deadline)
+        att = Attempt(ref, attempt, proc, f"{self.s.run_id}/{ref.step}/{ref.task_id}", records.now_iso(), deadline,
+                      output=AttemptOutput(self._live_folder(ref, attempt)))
         for fd in (proc.stdout_fd, proc.stderr_fd):
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, att)
@@ -211,6 +214,13 @@ class LocalRun:
         self.progress.system(f"[{self.s.run_id}/{ref}] Cloned from {self.cloner.origin_of(ref)}.")
         self._succeeded(ref, attempt)
         return True
+
+    def _live_folder(self, ref: TaskRef, attempt: int) -> Optional[str]:
+        """The attempt's folder when the datastore is on this machine: its live logs go there."""
+        local_path = getattr(self.storage, "local_path", None)
+        if local_path is None:
+            return None
+        return local_path(layout.attempt_prefix(self.flow, self.s.run_id, ref.step, ref.task_id, attempt))
 
     def _select_timeout(self) -> float:
         now = time.monotonic()
