@@ -129,6 +129,11 @@ def test_resume_of_a_failed_production_run_with_the_fix_succeeds_here(plane, pro
         assert {a.id: (a.sha, a.data) for a in clone} == {a.id: (a.sha, a.data) for a in source}
         assert clone.stdout == source.stdout  # read from the production task, through the plane
     assert "body of 30" in run["body"]["1.2"].stdout
+    # The production task that failed kept what it had stored, and its exception with the traceback.
+    failed = origin["body"]["1.1"]
+    assert not failed.successful and failed.data.square == 400 and failed.data.items == [10, 20, 30]
+    assert failed.exception.type == "ValueError" and failed.exception.message == "item 20 is broken"
+    assert 'raise ValueError("item %d is broken" % self.input)' in failed.exception.traceback
     assert run["body"]["1.1"].origin_pathspec is None and run["body"]["1.1"].data.square == 400
 
 
