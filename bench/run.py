@@ -35,6 +35,7 @@ SECTIONS = [
     "bench_wide_foreach",
     "bench_foreach_reads",
     "bench_environments",
+    "bench_resume",
 ]
 
 

@@ -167,8 +167,19 @@ def failed_task_sk(step: str, task_id: str) -> str:
     return f"{FAILED_TASK_PREFIX}{step}#{task_order(task_id)}"
 
 
+def step_artifacts_prefix(step: str) -> str:
+    """Every artifact index of a step's tasks, in task order (`resume` reads a foreach's at once)."""
+    return f"ARTIFACTS#{step}#"
+
+
 def artifacts_prefix(step: str, task_id: str) -> str:
-    return f"ARTIFACTS#{step}#{task_order(task_id)}#"
+    return f"{step_artifacts_prefix(step)}{task_order(task_id)}#"
+
+
+def artifacts_sk_task(sk: str) -> tuple[str, int]:
+    """`ARTIFACTS#<step>#<order>#<attempt>` -> (task id, attempt)."""
+    _, _, order, attempt = sk.split("#")
+    return ".".join(str(int(part)) for part in order.split(".")), int(attempt)
 
 
 def artifacts_sk(step: str, task_id: str, attempt: int) -> str:

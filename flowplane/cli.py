@@ -14,6 +14,7 @@ import sys
 from typing import Any, Callable, Optional
 
 from . import cli_options
+from .cli_preflight import lint_errors, lint_or_exit, resolve_parameters
 
 # --- `flowplane` (the console script) --------------------------------------------
 
@@ -77,6 +78,7 @@ LAZY_COMMANDS = {
     "dump": ("flowplane.cli_inspect", "dump"),
     "logs": ("flowplane.cli_inspect", "logs"),
     "tag": ("flowplane.cli_tag", "tag"),
+    "resume": ("flowplane.cli_resume", "resume"),
 }
 RUN_OPTIONS = ("max-workers", "max-num-splits", "tag", "run-id-file")
 
@@ -290,8 +292,7 @@ def _run_command(base: Any) -> Any:
         fctx = ctx.obj
         if clash:
             raise click.UsageError(f"parameter {clash[0]!r} has the name of a `run` option; rename the parameter")
-        _lint_or_exit(fctx)
-        from .parameters import DeployTimeContext, ParameterError
+        lint_or_exit(fctx)
         from .projects import ProjectError
 
         try:
@@ -307,20 +308,7 @@ def _run_command(base: Any) -> Any:
         from .datastore.storage import default_root
 
         root = default_root()
-        resolved: dict[str, Any] = {}
-        for dest, p in dests.items():
-            value = values.get(dest)
-            if value is None and p.has_default:
-                dctx = DeployTimeContext(
-                    flow_name=fctx.flow_name, parameter_name=p.name, user_name=fctx.user,
-                    logger=lambda m: click.echo(m, err=True),
-                    ds_type="s3" if root.startswith("s3://") else "local", ds_root=root,
-                )
-                try:
-                    value = p.resolve_default(dctx)
-                except ParameterError as e:
-                    raise click.ClickException(str(e)) from None
-            resolved[p.name] = value
+        resolved = resolve_parameters(fctx, {p.name: values.get(dest) for dest, p in dests.items()}, root)
         resolved = _include_files(fctx, list(dests.values()), resolved, root)
         from .runtime import Progress, RunRefused, run_local
 
@@ -367,25 +355,6 @@ def _include_files(fctx: Any, params: list[Any], values: dict[str, Any], root: s
         raise click.ClickException(f"{e}; nothing ran") from None
 
 
-def _lint_errors(fctx: Any) -> Optional[list[Any]]:
-    """Lint's errors, or None when lint is not installed in this tree yet."""
-    try:
-        from .lint import lint
-    except ImportError:
-        return None
-    return lint(fctx.source)
-
-
-def _lint_or_exit(fctx: Any) -> None:
-    import click
-
-    errors = _lint_errors(fctx)
-    if errors:
-        lines = "\n".join(f"    {e}" for e in errors)
-        click.echo(f"{fctx.flow_name} has {len(errors)} error(s); nothing ran:\n{lines}", err=True)
-        click.get_current_context().exit(1)
-
-
 # --- show and check ---------------------------------------------------------------------
 
 
@@ -427,7 +396,7 @@ def _check_command() -> Any:
     @click.command(help="Lint the flow; exit non-zero listing every error.")
     @click.pass_obj
     def check(fctx: Any) -> None:
-        errors = _lint_errors(fctx)
+        errors = lint_errors(fctx)
         if errors is None:
             raise click.ClickException("lint is not available in this installation")
         if errors:

@@ -117,30 +117,90 @@ def logs() -> None:
 @click.option("--stderr/--no-stderr", default=False, show_default=True, help="Show stderr of the task.")
 @click.option("--both/--no-both", default=True, show_default=True, help="Show both stdout and stderr of the task.")
 @click.option("--timestamps/--no-timestamps", default=False, show_default=True, help="Show timestamps.")
-@click.option("--attempt", default=None, type=int, help="Attempt number of a task to show, defaults to the latest.")
+@click.option("--attempt", default=None, type=click.IntRange(min=0),
+              help="Attempt number of a task to show, defaults to the latest.")
+@click.option("--follow", "-f", is_flag=True, default=False,
+              help="Keep printing new lines while the task runs (a task path, one stream); stop when it ends.")
+@click.option("--interval", default=1.0, type=click.FloatRange(min=0.05), show_default=True, hidden=True,
+              help="Seconds between reads with --follow.")
 @click.pass_context
 def show(ctx: click.Context, input_path: str, stdout: bool, stderr: bool, both: bool, timestamps: bool,
-         attempt: Optional[int]) -> None:
+         attempt: Optional[int], follow: bool, interval: float) -> None:
     streams = [s for s, on in (("stdout", stdout), ("stderr", stderr)) if on]
     if not streams and both:
         streams = ["stdout", "stderr"]
     quiet = options_of(ctx.find_root()).quiet
+    if follow:
+        if len(input_path.split("/")) != 3:
+            raise click.UsageError("--follow takes one task: <run_id>/<step_name>/<task_id>")
+        if len(streams) != 1:
+            raise click.UsageError("--follow shows one stream: add --stdout or --stderr")
     for task in _tasks(ctx.obj.flow_name, input_path):
-        if attempt is not None:
-            from .client import Task
-
-            try:
-                task = Task(task.pathspec, attempt=attempt, _namespace_check=False)
-            except Exception as e:
-                raise click.ClickException(str(e)) from None
+        task = _at_attempt(task, attempt)
         _header(ctx, "Dumping logs", task)
+        if follow:
+            _follow(task, streams[0], attempt, timestamps, interval)
+            return
         for stream in streams:
             if not quiet:
                 click.secho(stream, bold=True, err=True)
-            for when, line in task.loglines(stream):
-                if timestamps and when is not None:
-                    click.secho(when.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " ", nl=False)
-                click.echo(line)
+            _print_lines(task.loglines(stream), timestamps)
+
+
+def _at_attempt(task: Any, attempt: Optional[int]) -> Any:
+    if attempt is None:
+        return task
+    from .client import Task
+
+    try:
+        return Task(task.pathspec, attempt=attempt, _namespace_check=False)
+    except Exception as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _print_lines(lines: Iterator[tuple[Any, str]], timestamps: bool) -> None:
+    for when, line in lines:
+        if timestamps and when is not None:
+            click.secho(when.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " ", nl=False)
+        click.echo(line)
+
+
+def _follow(task: Any, stream: str, attempt: Optional[int], timestamps: bool, interval: float) -> None:
+    """Print the stream's lines as they come, until the task (or the --attempt asked for) has ended.
+
+    Each read is a fresh look through the Client API: a running production task's lines are
+    CloudWatch's, its stored log once the attempt ends; lines already printed are skipped.
+    A retry starts over with its own attempt's lines."""
+    import time
+
+    shown = 0
+    while True:
+        ended = _ended(task, attempt)
+        lines = list(task.loglines(stream))
+        _print_lines(iter(lines[shown:]), timestamps)
+        shown = max(shown, len(lines))
+        if ended:
+            return
+        time.sleep(interval)
+        fresh = _at_attempt(_reread(task), attempt)
+        if fresh.current_attempt != task.current_attempt:
+            click.secho(f"attempt {fresh.current_attempt}", bold=True, err=True)
+            shown = 0
+        task = fresh
+
+
+def _ended(task: Any, attempt: Optional[int]) -> bool:
+    """The whole task ended (every retry spent), or the one attempt asked for did."""
+    if attempt is None:
+        return task._record.status in ("succeeded", "failed")
+    rec = task._attempt_record()
+    return rec is not None and rec.status in ("succeeded", "failed")
+
+
+def _reread(task: Any) -> Any:
+    from .client import Task
+
+    return Task(task.pathspec, _namespace_check=False)
 
 
 @logs.command(help="Not supported: logs are kept with the attempt they belong to.",

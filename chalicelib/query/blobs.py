@@ -9,6 +9,7 @@ attempt has not stored it yet.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from flowplane.datastore import layout
@@ -40,6 +41,31 @@ def presigned_blob_url(s3: Any, datastore_root: str, key: str, expires: int) -> 
     return s3.generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": prefix + key}, ExpiresIn=int(expires)
     )
+
+
+# Presigned URLs one request hands out: each is a few hundred bytes (more with a session
+# token), so a page stays far below API Gateway's answer limit.
+MAX_BLOB_URLS = 500
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+def blob_url_page(s3: Any, datastore_root: str, flow: str, body: dict[str, Any], expires: int) -> dict[str, Any]:
+    """{"urls": {sha: presigned GET}} for the artifact blobs `body["shas"]` of `flow`."""
+    from ..errors import BadRequest
+    from ..keys import FLOW_NAME
+
+    if not FLOW_NAME.match(flow):
+        raise BadRequest(f"{flow!r} is not a flow name", field="flow")
+    shas = body.get("shas")
+    if not isinstance(shas, list) or not shas:
+        raise BadRequest("shas must be a non-empty list of artifact ids (sha256, 64 hex digits)", field="shas")
+    if len(shas) > MAX_BLOB_URLS:
+        raise BadRequest(f"at most {MAX_BLOB_URLS} shas a request, got {len(shas)}", field="shas")
+    bad = [s for s in shas if not isinstance(s, str) or not _SHA.match(s)]
+    if bad:
+        raise BadRequest(f"{bad[0]!r} is not an artifact id (sha256, 64 lowercase hex digits)", field="shas")
+    return {"urls": {sha: presigned_blob_url(s3, datastore_root, layout.blob_key(flow, sha), expires)
+                     for sha in shas}}
 
 
 def _tail(data: bytes, max_bytes: int) -> str:

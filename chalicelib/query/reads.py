@@ -367,6 +367,20 @@ class Reads:
         doc = run_records.decode(item)
         return {"attempt": doc["attempt"], "artifacts": doc["artifacts"]}
 
+    def step_artifacts(self, flow: str, run_id: str, step: str, limit: Optional[str] = None,
+                       next_token: Optional[str] = None) -> dict[str, Any]:
+        """Every recorded artifact index of the step's tasks, each attempt's, in task order:
+        a page of `limit` (at most 1,000) in one Query, where the task route costs one each."""
+        _names(flow, run_id, step)
+        partition = ("PK", keys.run_records_pk(flow, run_id))
+        items, token = self._page(partition, None, parse_limit(limit), next_token, keys.step_artifacts_prefix(step))
+        indexes = []
+        for item in items:
+            task_id, attempt = keys.artifacts_sk_task(item["SK"])
+            indexes.append({"task_id": task_id, "attempt": attempt,
+                            "artifacts": run_records.decode(item)["artifacts"]})
+        return {"indexes": indexes, "next_token": token}
+
     def artifact(
         self, flow: str, run_id: str, step: str, task_id: str, name: str, attempt: Optional[str]
     ) -> dict[str, Any]:

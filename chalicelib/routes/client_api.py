@@ -84,6 +84,27 @@ def list_tasks(flow: str, run_id: str, step: str) -> Any:
     return _reads().tasks(flow, run_id, step, limit=_param("limit"), next_token=_param("next_token"))
 
 
+@bp.route("/flows/{flow}/runs/{run_id}/steps/{step}/artifacts", methods=["GET"])
+@json_errors
+def list_step_artifacts(flow: str, run_id: str, step: str) -> Any:
+    """The artifact indexes of a step's tasks, a page at a time (`resume` of a wide foreach)."""
+    return _reads().step_artifacts(flow, run_id, step, limit=_param("limit"), next_token=_param("next_token"))
+
+
+@bp.route("/flows/{flow}/blobs", methods=["POST"])
+@json_errors
+def blob_urls(flow: str) -> Any:
+    """Presigned GETs of artifact blobs named by content, {"shas": [...]} -> {"urls": {sha: url}}:
+    what `resume` copies, one request for many instead of one per artifact. Only `<flow>/data/`
+    keys, which any reader of the flow's runs may read through the artifact route anyway."""
+    from ..http import json_body
+    from ..query.blobs import blob_url_page
+
+    a = aws()
+    return blob_url_page(a.packages.client, a.settings.datastore_root, flow,
+                         json_body(bp.current_request.raw_body), a.settings.presign_expiry_seconds)
+
+
 @bp.route("/flows/{flow}/runs/{run_id}/objects", methods=["GET"])
 @json_errors
 def list_run_objects(flow: str, run_id: str) -> Any:

@@ -352,6 +352,17 @@ class Run(MetaflowObject):
         provider = self._provider
         return Trigger(causes, lambda pathspec: Run(pathspec, _provider=provider, _namespace_check=False))
 
+    @property
+    def origin_run_id(self) -> Optional[str]:
+        """The run this one resumed (`python flow.py resume`); None for a run that resumed none."""
+        return self._record.origin_run_id
+
+    @property
+    def origin_pathspec(self) -> Optional[str]:
+        """`Flow/<origin run id>` for a resumed run, as Metaflow's; None otherwise."""
+        origin = self._record.origin_run_id
+        return f"{self._record.flow}/{origin}" if origin else None
+
     def __iter__(self) -> Iterator["Step"]:
         infos = [i for i in self._provider.list_steps(*self._components) if not i.step.startswith("_")]
         infos.sort(key=lambda i: sort_key(i.created_at), reverse=True)
@@ -430,6 +441,12 @@ class Step(MetaflowObject):
     @property
     def created_at(self) -> Optional[datetime]:
         return parse_time(self._info.created_at)
+
+    @property
+    def origin_pathspec(self) -> Optional[str]:
+        """The same step of the run this one resumed; None outside a resumed run (Metaflow's)."""
+        origin = self._run.origin_run_id
+        return f"{self._run.flow}/{origin}/{self.id}" if origin else None
 
     def __iter__(self) -> Iterator["Task"]:
         recs = self._provider.list_tasks(*self._components)
@@ -595,12 +612,32 @@ class Task(MetaflowObject):
                 return t.split(":", 1)[1]
         return None
 
+    @property
+    def origin_pathspec(self) -> Optional[str]:
+        """The task this one was cloned from by `resume`; None for a task that ran (Metaflow's)."""
+        return self._record.origin
+
+    def _origin_task(self) -> Optional["Task"]:
+        """A clone's origin task, read wherever it is (a production run through the control plane)."""
+        if not self._record.origin:
+            return None
+        try:
+            return Task(self._record.origin, _provider=self._provider, _namespace_check=False)
+        except NotFound:
+            return None
+
     # --- logs ------------------------------------------------------------
 
+    def _log_source(self) -> tuple["Task", Optional[int]]:
+        """Whose logs these are: a clone ran nothing, so its origin's (as Metaflow shows them)."""
+        origin = self._origin_task() if self._record.origin and self._is_latest() else None
+        return (origin, origin._attempt) if origin is not None else (self, self._attempt)
+
     def _log(self, stream: str) -> str:
-        if self._attempt is None:
+        task, attempt = self._log_source()
+        if attempt is None:
             return ""
-        return self._provider.logs(*self._components, self._attempt, stream)  # type: ignore[arg-type]
+        return task._provider.logs(*task._components, attempt, stream)  # type: ignore[arg-type]
 
     @property
     def stdout(self) -> str:
@@ -616,14 +653,15 @@ class Task(MetaflowObject):
         The time is None where the provider keeps none (a production run read through the
         control plane, or a line a task that died could not time).
         """
-        text = self._log(stream)
+        task, attempt = self._log_source()
+        text = task._provider.logs(*task._components, attempt, stream) if attempt is not None else ""  # type: ignore[arg-type]
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         times = None
-        reader = getattr(self._provider, "log_times", None)
-        if self._attempt is not None and callable(reader):
-            times = reader(*self._components, self._attempt, stream)
+        reader = getattr(task._provider, "log_times", None)
+        if attempt is not None and callable(reader):
+            times = reader(*task._components, attempt, stream)
         for i, line in enumerate(lines):
             when = None
             if times is not None and i < len(times):
@@ -682,6 +720,12 @@ class Task(MetaflowObject):
         ]
         if self.runtime_name:
             out.append(Metadata("runtime", self.runtime_name, created, "runtime", self))
+        if self._run.origin_run_id:
+            # As Metaflow records them on every task of a resumed run, and the origin task on a clone.
+            out.append(Metadata("origin-run-id", self._run.origin_run_id, created, "origin-run-id", self))
+        if self._record.origin:
+            out.append(Metadata("origin-task-id", self._record.origin.rsplit("/", 1)[1], created,
+                                "origin-task-id", self))
         for att in self._all_attempts():
             if self._attempt is not None and att.attempt > self._attempt:
                 break

@@ -198,11 +198,15 @@ class LocalProvider:
             raise ValueError(f"a log stream is 'stdout' or 'stderr', got {stream!r}")
         if not _ok(flow, run, step, task):
             return ""
-        key = layout.attempt_key(flow, run, step, task, int(attempt), f"{stream}.log")
-        try:
-            return self.storage.get_bytes(key).decode("utf-8", errors="replace")
-        except StorageNotFound:
-            return ""
+        log = f"{stream}.log"
+        # A running local task has stored no log yet: the lines the runtime has read so far.
+        for name in (log, layout.live_log_name(log)):
+            key = layout.attempt_key(flow, run, step, task, int(attempt), name)
+            try:
+                return self.storage.get_bytes(key).decode("utf-8", errors="replace")
+            except StorageNotFound:
+                continue
+        return ""
 
     def list_cards(self, flow: str, run: str, step: str, task: str, attempt: int) -> list[Any]:
         if not _ok(flow, run, step, task):

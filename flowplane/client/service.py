@@ -46,6 +46,8 @@ PAGE_SIZES = (20, 100, 500, 1000)
 # A step's tasks come this many to a request (the route's largest page, one DynamoDB
 # Query): a foreach of 100,000 items is 100 answers, never one too big for API Gateway.
 TASK_PAGE = 1000
+# Presigned blob URLs asked for in one request (the route's most).
+BLOB_URL_PAGE = 500
 # What one read brings along for the next (a task answer's attempts for the Task's
 # list_attempts) is handed over once, and only this fresh: a running task's records move on.
 _HANDOFF_FRESH_S = 5.0
@@ -61,7 +63,7 @@ class ServiceError(ClientError):
     headline = "Control plane error"
 
     def __init__(self, url: str, message: str, status: Optional[int] = None, body: Optional[dict] = None,
-                 *, unreachable: bool = False):
+                 *, unreachable: bool = False, method: str = "GET"):
         self.url = url
         self.status = status
         self.body = body or {}
@@ -70,7 +72,7 @@ class ServiceError(ClientError):
         # (combined.py) tells apart from a plane that answered with an error.
         self.unreachable = unreachable
         code = f"HTTP {status}: " if status else ""
-        super().__init__(f"GET {url} failed: {code}{message}")
+        super().__init__(f"{method} {url} failed: {code}{message}")
 
 
 def _redact(url: str) -> str:
@@ -192,6 +194,10 @@ class ServiceProvider:
 
     def _get(self, path: str, query: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
         """The JSON answer; None for the contract's 404 (`code: not_found`)."""
+        return self._ask("GET", path, query)
+
+    def _ask(self, method: str, path: str, query: Optional[dict[str, Any]] = None,
+             body: Optional[dict[str, Any]] = None) -> Optional[dict[str, Any]]:
         from ..api_client import ApiError, Unreachable
 
         url = self.client.base_url + path
@@ -200,25 +206,25 @@ class ServiceProvider:
             url += ("?" + urllib.parse.urlencode(shown)) if shown else ""
         # Transient failures were retried by the client already (flowplane/api_retry.py).
         try:
-            answer = self.client.request("GET", path, query=query)
+            answer = self.client.request(method, path, query=query, body=body)
         except Unreachable as e:
-            raise ServiceError(url, str(e), unreachable=True) from None
+            raise ServiceError(url, str(e), unreachable=True, method=method) from None
         except user_config.ConfigError as e:
             # Settings or credentials: an answer of a kind, not an absent plane.
-            raise ServiceError(url, str(e)) from None
+            raise ServiceError(url, str(e), method=method) from None
         except OSError as e:
             # A transport other than urllib's, cut or timed out mid-answer.
-            raise ServiceError(url, f"cannot reach it: {e}", unreachable=True) from None
+            raise ServiceError(url, f"cannot reach it: {e}", unreachable=True, method=method) from None
         except ApiError as e:
             if e.status == 404 and e.body.get("code") == "not_found":
                 return None
             if e.status == 404:
                 # Not the contract's 404: a route this control plane does not have.
                 raise ServiceError(url, f"no such route on the control plane (is it older than the SDK?): "
-                                        f"{e.describe()}", e.status, e.body) from None
-            raise ServiceError(url, e.describe(), e.status, e.body) from None
+                                        f"{e.describe()}", e.status, e.body, method=method) from None
+            raise ServiceError(url, e.describe(), e.status, e.body, method=method) from None
         if not isinstance(answer, dict):
-            raise ServiceError(url, f"expected a JSON object, got {type(answer).__name__}")
+            raise ServiceError(url, f"expected a JSON object, got {type(answer).__name__}", method=method)
         return answer
 
     def _model(self, model: type, doc: Any, path: str) -> Any:
@@ -446,6 +452,45 @@ class ServiceProvider:
             while self._blob_bytes > _CACHE_TOTAL and self._blobs:
                 _, dropped = self._blobs.popitem(last=False)
                 self._blob_bytes -= len(dropped)
+
+    def step_artifact_indexes(self, flow: str, run: str, step: str) -> Iterator[tuple[str, int, dict[str, ArtifactRef]]]:
+        """(task id, attempt, artifact index) of every recorded attempt of the step's tasks, in task
+        order, a page of 1,000 a request: how `resume` reads a wide foreach's indices."""
+        if not _ok(flow, run, step):
+            return
+        path = _path(flow, run, "steps", step, "artifacts")
+        token: Optional[str] = None
+        while True:
+            answer = self._get(path, {"limit": TASK_PAGE, "next_token": token})
+            if answer is None:
+                return
+            for doc in self._list(answer, "indexes", path):
+                try:
+                    task, attempt = str(doc["task_id"]), int(doc["attempt"])
+                    index = {n: ArtifactRef(sha=str(r["sha"]), size=int(r["size"]), type=str(r.get("type", "")))
+                             for n, r in doc["artifacts"].items()}
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    raise ServiceError(self.client.base_url + path, "unexpected answer: an index without "
+                                       "task_id, attempt and artifacts of sha and size") from None
+                yield task, attempt, index
+            following = answer.get("next_token")
+            if not following:
+                return
+            if following == token:
+                raise ClientError(f"the control plane returned next_token {token!r} twice while listing indexes")
+            token = following
+
+    def blob_urls(self, flow: str, shas: list[str]) -> dict[str, str]:
+        """Presigned GETs of the flow's artifact blobs by sha, 500 a request (`POST /flows/{flow}/blobs`)."""
+        path = f"/flows/{_seg(flow)}/blobs"
+        out: dict[str, str] = {}
+        for start in range(0, len(shas), BLOB_URL_PAGE):
+            answer = self._ask("POST", path, body={"shas": shas[start:start + BLOB_URL_PAGE]}) or {}
+            urls = answer.get("urls")
+            if not isinstance(urls, dict):
+                raise ServiceError(self.client.base_url + path, "unexpected answer: no object 'urls'", method="POST")
+            out.update(urls)
+        return out
 
     def logs(self, flow: str, run: str, step: str, task: str, attempt: int, stream: LogStream) -> str:
         if stream not in ("stdout", "stderr"):

@@ -10,6 +10,7 @@ Client API reads either the same way.
     <flow>/runs/<run>/<step>/<task>/<attempt>/_attempt.json      one attempt (times, status, error)
     <flow>/runs/<run>/<step>/<task>/<attempt>/artifacts.json     artifact index {name: {sha, size, type}}
     <flow>/runs/<run>/<step>/<task>/<attempt>/stdout.log, stderr.log
+    <flow>/runs/<run>/<step>/<task>/<attempt>/stdout.live, stderr.live   while a local task runs (local folder only)
     <flow>/runs/<run>/<step>/<task>/<attempt>/foreach.json       foreach cardinality written by a split task
     <flow>/runs/<run>/<step>/<task>/<attempt>/cards/cards.json   card index (flowplane/cards/store.py)
     <flow>/runs/<run>/<step>/<task>/<attempt>/cards/<file>.html  one rendered @card, self-contained HTML
@@ -24,6 +25,11 @@ ATTEMPT_RECORD = "_attempt.json"
 ARTIFACT_INDEX = "artifacts.json"
 FOREACH_RECORD = "foreach.json"
 LOGS = ("stdout.log", "stderr.log")
+
+
+def live_log_name(log: str) -> str:
+    """Beside `stdout.log`, `stdout.live`: a running local task's lines so far (flowplane/runtime/attempt_output.py)."""
+    return log.rsplit(".", 1)[0] + ".live"
 
 
 def log_times_name(log: str) -> str:

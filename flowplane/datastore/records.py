@@ -69,6 +69,8 @@ class RunRecord(_Record):
     # What started a production run (`Run.trigger`); empty for a run nobody's event started,
     # and for every local run (a local run ignores triggers, as in Metaflow).
     trigger: list[TriggerCause] = Field(default_factory=list)
+    # The run a `resume` started from (Metaflow's origin-run-id); None for any other run.
+    origin_run_id: Optional[str] = None
 
     @property
     def all_tags(self) -> list[str]:
@@ -101,6 +103,8 @@ class TaskRecord(_Record):
     created_at: str = Field(default_factory=now_iso)
     finished_at: Optional[str] = None
     error: Optional[ErrorInfo] = None
+    # A task `resume` cloned rather than ran: the pathspec of the task it was cloned from.
+    origin: Optional[str] = None
 
     @property
     def pathspec(self) -> str:

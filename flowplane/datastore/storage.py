@@ -54,6 +54,10 @@ class LocalStorage:
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
 
+    def local_path(self, key: str) -> str:
+        """Where `key` is on this machine's disk (what a local process may append to directly)."""
+        return self._path(key)
+
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -136,6 +140,11 @@ class S3Storage:
 
     def get_bytes(self, key: str) -> bytes:
         return self.open_read(key).read()
+
+    def copy_from(self, source: "S3Storage", key: str) -> None:
+        """`key` of another S3 datastore copied here by S3 itself (no bytes through this machine)."""
+        self.client.copy_object(Bucket=self.bucket, Key=self._key(key),
+                                CopySource={"Bucket": source.bucket, "Key": source._key(key)})
 
     def get_many(self, keys: list[str]) -> list[Optional[bytes]]:
         if len(keys) <= 1:

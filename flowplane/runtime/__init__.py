@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..context import FlowContext
 from ..datastore import records
@@ -12,6 +12,9 @@ from ..datastore.storage import Storage, default_root, storage_for
 from .launcher import EnvironmentLauncher, ForkLauncher, Launcher, SubprocessLauncher, TaskProcess, default_launcher
 from .local import MAX_NUM_SPLITS, LocalRun, RunSettings
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from ..resume.clone import Cloner
 
 __all__ = [
     "run_local",
@@ -61,9 +64,12 @@ def run_local(
     progress: Optional[Progress] = None,
     max_num_splits: int = MAX_NUM_SPLITS,
     environments: Optional[Any] = None,
+    cloner: Optional["Cloner"] = None,
 ) -> int:
     """Run every task of the flow; 0 when the run succeeded, 1 when it failed. `environments`
-    (@pypi/@conda, locked and built by the caller) says which step's tasks run in which."""
+    (@pypi/@conda, locked and built by the caller) says which step's tasks run in which.
+
+    With a `cloner` (`resume`), the tasks its origin run finished are cloned, not run."""
     if max_workers < 1:
         raise ValueError(f"max_workers must be at least 1, got {max_workers}")
     if max_num_splits < 1:
@@ -93,6 +99,7 @@ def run_local(
         tags=tags,
         system_tags=[f"user:{ctx.user}", "runtime:local", *(project.tags() if project else [])],
         parameters=params,
+        origin_run_id=cloner.origin.run_id if cloner is not None else None,
     )
     records.write_run(storage, run)
     if run_id_file:
@@ -106,9 +113,10 @@ def run_local(
     progress.system(f"Workflow starting (run-id {run_id}):")
     settings = RunSettings(run_id=run_id, root=root, max_workers=max_workers, tags=tags, params=params,
                            max_num_splits=max_num_splits, branch=project.branch if project else None,
-                           step_environments=dict(environments.steps) if environments is not None else {})
+                           step_environments=dict(environments.steps) if environments is not None else {},
+                           origin_run_id=run.origin_run_id)
     env_launcher = EnvironmentLauncher(launcher) if settings.step_environments else None
-    local = LocalRun(ctx, graph, settings, storage, env_launcher or launcher, progress)
+    local = LocalRun(ctx, graph, settings, storage, env_launcher or launcher, progress, cloner)
     try:
         code = local.execute()
     except Exception:

@@ -18,7 +18,7 @@ import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..context import FlowContext
 from ..datastore import layout, records
@@ -29,6 +29,9 @@ from ..task.graph import TaskRef, children_of, parents_of
 from .attempt_output import AttemptOutput
 from .launcher import Launcher, TaskProcess
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from ..resume.clone import Cloner
 
 # Metaflow's guard against a foreach fanning out by mistake (run --max-num-splits).
 MAX_NUM_SPLITS = 100
@@ -67,6 +70,7 @@ class RunSettings:
     branch: Optional[str] = None  # @project's branch, resolved from the command line
     # @pypi/@conda: step -> the environment (its lock's sha256) its tasks run in.
     step_environments: dict[str, str] = field(default_factory=dict)
+    origin_run_id: Optional[str] = None  # the run `resume` started from
 
 
 def with_option_text(spec: Any) -> str:
@@ -84,8 +88,12 @@ class LocalRun:
         storage: Storage,
         launcher: Launcher,
         progress: Progress,
+        cloner: Optional["Cloner"] = None,
     ):
         self.ctx = ctx
+        # `resume`: tasks the origin run finished are cloned from it rather than run.
+        self.cloner = cloner
+        self.cloned: set[TaskRef] = set()
         self.graph = graph
         self.s = settings
         self.storage = storage
@@ -115,6 +123,8 @@ class LocalRun:
             base += ["--tag", t]
         if settings.branch:
             base += ["--project-branch", settings.branch]
+        if settings.origin_run_id:
+            base += ["--origin-run-id", settings.origin_run_id]
         for spec in ctx.with_decorators:
             base += ["--with", with_option_text(spec)]
         self.base_argv = base
@@ -155,11 +165,19 @@ class LocalRun:
             else:
                 self._read(key.data, key.fd)
         self._reap()
+        for att in self.running.values():
+            att.output.flush()
         self.progress.flush()
 
     def _launch_ready(self) -> None:
-        while self.ready and len(self.running) < self.s.max_workers and self.failed is None:
-            ref, attempt = self.ready.popleft()
+        while self.ready and self.failed is None:
+            ref, attempt = self.ready[0]
+            if attempt == 0 and self.cloner is not None and self._clone(ref):
+                self.ready.popleft()
+                continue
+            if len(self.running) >= self.s.max_workers:
+                return
+            self.ready.popleft()
             try:
                 self._launch(ref, attempt)
             except OSError as e:  # out of processes, file descriptors, ...
@@ -177,7 +195,8 @@ class LocalRun:
         proc = self.launcher.launch(argv, close_in_child=[*self.by_fd, *self._wakeup_fds])
         timeout = self.graph[ref.step].decorator("timeout")
         deadline = time.monotonic() + timeout.total_seconds + TIMEOUT_GRACE_SECONDS if timeout else None
-        att = Attempt(ref, attempt, proc, f"{self.s.run_id}/{ref.step}/{ref.task_id}", records.now_iso(), deadline)
+        att = Attempt(ref, attempt, proc, f"{self.s.run_id}/{ref.step}/{ref.task_id}", records.now_iso(), deadline,
+                      output=AttemptOutput(self._live_folder(ref, attempt)))
         for fd in (proc.stdout_fd, proc.stderr_fd):
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, att)
@@ -186,6 +205,27 @@ class LocalRun:
         self.running[proc.pid] = att
         note = f" (retry {attempt})" if attempt else ""
         self.progress.task(att.label, proc.pid, f"Task is starting{note}.")
+
+    def _clone(self, ref: TaskRef) -> bool:
+        """Clone `ref` from the origin run when it finished there and every input of it was cloned."""
+        assert self.cloner is not None
+        if not self.cloner.can_clone(ref):
+            return False
+        parents = parents_of(self.graph, ref.step, ref.task_id, self._num_splits)
+        if not all(p.ref in self.cloned for p in parents):
+            return False
+        attempt = self.cloner.clone(self.s.run_id, ref)
+        self.cloned.add(ref)
+        self.progress.system(f"[{self.s.run_id}/{ref}] Cloned from {self.cloner.origin_of(ref)}.")
+        self._succeeded(ref, attempt)
+        return True
+
+    def _live_folder(self, ref: TaskRef, attempt: int) -> Optional[str]:
+        """The attempt's folder when the datastore is on this machine: its live logs go there."""
+        local_path = getattr(self.storage, "local_path", None)
+        if local_path is None:
+            return None
+        return local_path(layout.attempt_prefix(self.flow, self.s.run_id, ref.step, ref.task_id, attempt))
 
     def _select_timeout(self) -> float:
         now = time.monotonic()

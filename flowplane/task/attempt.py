@@ -57,6 +57,7 @@ class Task:
     manifest: Optional[Manifest] = None
     trigger: Optional[Trigger] = None  # what started a production run (current.trigger)
     project: Optional[ProjectInfo] = None  # @project's name and branch
+    origin_run_id: Optional[str] = None  # the run a `resume` started from
 
     def __post_init__(self) -> None:
         self.flow_name = self.graph.flow_name
@@ -199,7 +200,7 @@ class Task:
             is_production=self.production,
             tags=[*self.system_tags(), *self.tags],
             parameter_names=list(self.param_names),
-            origin_run_id=None,
+            origin_run_id=self.origin_run_id,
             trigger=self.trigger,
             # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
             datastore_root=self.storage.root,

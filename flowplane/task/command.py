@@ -45,6 +45,8 @@ def build_parser() -> "argparse.ArgumentParser":
     p.add_argument("--configs-json", default=None)
     # @project's branch of a local run (a deployed package's manifest says its own).
     p.add_argument("--project-branch", default=None)
+    # The run a `resume` started from: current.origin_run_id.
+    p.add_argument("--origin-run-id", default=None)
     p.add_argument("--tag", action="append", default=[], dest="tags")
     p.add_argument("--with", action="append", default=[], dest="with_specs", metavar="SPEC")
     # @pypi/@conda: the step's environment (the sha256 of its lock), entered before anything else.
@@ -64,6 +66,7 @@ _VALUE_OPTIONS = {
     "--configs-json": "configs_json",
     "--project-branch": "project_branch",
     "--python-env": "python_env",
+    "--origin-run-id": "origin_run_id",
 }
 _LIST_OPTIONS = {"--tag": "tags", "--with": "with_specs"}
 
@@ -79,7 +82,7 @@ def _fast_parse(argv: list[str]) -> Optional[SimpleNamespace]:
     values: dict[str, Any] = {
         "run_id": env(job.RUN_ID), "step": env(job.STEP), "task_id": env(job.TASK_ID),
         "retry_count": env(job.RETRY_COUNT) or "0", "flow_file": None, "package": None,
-        "datastore_root": None, "params_json": None, "configs_json": None, "project_branch": None, "python_env": None, "tags": [], "with_specs": [],
+        "datastore_root": None, "params_json": None, "configs_json": None, "project_branch": None, "python_env": None, "origin_run_id": None, "tags": [], "with_specs": [],
     }
     seen = set()
     it = iter(argv)

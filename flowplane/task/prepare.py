@@ -95,6 +95,7 @@ def prepare(args: Any) -> Task:
         token=token,
         manifest=manifest,
         project=_project(graph, manifest, getattr(args, "project_branch", None)),
+        origin_run_id=getattr(args, "origin_run_id", None),
         # A local run ignores triggers, as in Metaflow: only a production execution's input says.
         trigger=Trigger.from_input(os.environ.get(job.EXECUTION_INPUT), upstream_run) if production else None,
     )

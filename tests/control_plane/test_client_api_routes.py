@@ -394,6 +394,61 @@ def test_an_artifact_value_through_a_presigned_url(api):
     assert missing["code"] == "not_found" and "beta" in missing["error"]
 
 
+def test_a_steps_artifact_indexes_in_task_order_a_page_a_query(api):
+    api.deploy("foreach_flow.py")
+    other = "cd" * 32
+    plan = [
+        TaskPlan("square", "1.10", [Attempt(True, {"x": artifact(SHA)})]),
+        TaskPlan("square", "1.2", [Attempt(False, {"x": artifact(other)}), Attempt(True, {"x": artifact(SHA)})]),
+        TaskPlan("square", "1.0", [Attempt(True, {"x": artifact(other)})]),
+    ]
+    for event in run_events("ForeachFlow", "ForeachFlow", "f2", plan):
+        deliver(api.client, event)
+    base = "/flows/ForeachFlow/runs/sfn-f2/steps/square/artifacts"
+    body = get(api, base)
+    assert [(i["task_id"], i["attempt"]) for i in body["indexes"]] == [("1.0", 0), ("1.2", 0), ("1.2", 1), ("1.10", 0)]
+    assert body["indexes"][2]["artifacts"] == {"x": artifact(SHA)} and body["next_token"] is None
+    page = get(api, base + "?limit=3")
+    assert len(page["indexes"]) == 3 and page["next_token"]
+    rest = get(api, base + f"?limit=3&next_token={page['next_token']}")
+    assert [(i["task_id"], i["attempt"]) for i in rest["indexes"]] == [("1.10", 0)]
+    assert get(api, "/flows/ForeachFlow/runs/sfn-f2/steps/join/artifacts") == {"indexes": [], "next_token": None}
+    assert get(api, base + "?limit=1001", most=0, status=400)["field"] == "limit"
+
+
+def post_blobs(cp, flow: str, body: object, status: int = 200):
+    calls = Calls()
+    r = cp.client.http.post(f"/flows/{flow}/blobs", headers={"content-type": "application/json"},
+                            body=json.dumps(body))
+    assert r.status_code == status, (r.status_code, r.json_body)
+    assert calls.total() == 0  # presigning reads no table
+    return r.json_body
+
+
+def test_presigned_urls_of_blobs_by_sha(api):
+    urls = post_blobs(api, FLOW, {"shas": [SHA]})["urls"]
+    assert set(urls) == {SHA}
+    fetched = requests.get(urls[SHA], timeout=10)
+    assert fetched.status_code == 200 and fetched.content == BLOB
+
+
+@pytest.mark.parametrize("body, says", [
+    ({}, "shas must be a non-empty list"),
+    ({"shas": []}, "shas must be a non-empty list"),
+    ({"shas": "ab" * 32}, "shas must be a non-empty list"),
+    ({"shas": ["AB" * 32]}, "is not an artifact id"),
+    ({"shas": ["../../secret"]}, "is not an artifact id"),
+    ({"shas": ["ab" * 32] * 501}, "at most 500 shas a request, got 501"),
+])
+def test_bad_blob_url_requests_are_400_naming_shas(api, body, says):
+    answer = post_blobs(api, FLOW, body, status=400)
+    assert answer["field"] == "shas" and says in answer["error"]
+
+
+def test_blob_urls_of_a_flow_name_that_cannot_exist_are_400(api):
+    assert post_blobs(api, "no.such-flow", {"shas": [SHA]}, status=400)["field"] == "flow"
+
+
 # --- logs -------------------------------------------------------------------------------------------------
 
 
