@@ -246,7 +246,8 @@ def _print_deployed(console: Any, flow: FlowContext, name: str, record: dict[str
     graph = flow.graph
     said = False
     if graph.schedule is not None and graph.schedule.expression is not None:
-        echo(f"    This workflow triggers automatically via {graph.schedule.expression} (UTC).")
+        zone = graph.schedule.timezone or "UTC"
+        echo(f"    This workflow triggers automatically via {graph.schedule.expression} ({zone}).")
         said = True
     for what, names, spec in (
         ("the event(s)", [e.name for e in graph.trigger.events] if graph.trigger else [], graph.trigger),
@@ -340,6 +341,8 @@ def list_runs(ctx: click.Context, limit: int, **flags: bool) -> None:
     runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)
     console = _console()
     graph = _flow(ctx).source.graph
+    if graph.schedule is not None and graph.schedule.expression is not None:
+        _print_schedule_state(console, client, name)
     if graph.trigger is not None or graph.trigger_on_finish is not None:
         try:
             _print_refused(console, name, client.refused_triggers(name))
@@ -367,6 +370,19 @@ def _runs_table(title: str, runs: list[dict[str, Any]]) -> Any:
     # long for the terminal, as rich cropped these one-word cells), so lines stay in their rows.
     table.add_row(*(Text("\n".join(column), no_wrap=True) for column in cells))
     return table
+
+
+def _print_schedule_state(console: Any, client: ApiClient, name: str) -> None:
+    """A line saying whether the deployed schedule is paused (a flow not deployed yet: nothing)."""
+    from .sfn_schedule_cli import paused_line
+
+    try:
+        answer = client.schedule(name, 1)
+    except ApiError as e:
+        if e.status in (404, 409):
+            return
+        raise _fail(e) from None
+    console.print(f"Schedule {answer['schedule']} ({answer['timezone']}): {paused_line(answer)}", markup=False)
 
 
 def _print_refused(console: Any, name: str, refused: list[dict[str, Any]], shown: int = 5) -> None:
@@ -425,3 +441,14 @@ def terminate(ctx: click.Context, run_id: str) -> None:
     except (ApiError, ConfigError) as e:
         raise _fail(e) from None
     click.echo(f"Terminated run {run_id} of {name}.")
+
+
+def _register_schedule_commands() -> None:
+    # Operating the schedule lives in its own module; it uses this module's helpers.
+    from .sfn_schedule_cli import COMMANDS
+
+    for command in COMMANDS:
+        step_functions.add_command(command)
+
+
+_register_schedule_commands()

@@ -20,10 +20,11 @@ bp = Blueprint(__name__)
 @bp.route("/flows/{flow}/schedule", methods=["GET"])
 @json_errors
 def get_schedule(flow: str) -> Any:
-    """?next=N: the next N fire times (default 5, at most 100)."""
+    """?next=N: the next N fire times (default 5, at most 100); ?after=T: after T, not now."""
     from ..runs.schedule_view import parse_next, view
 
-    return view(aws(), flow, parse_next((bp.current_request.query_params or {}).get("next")))
+    params = bp.current_request.query_params or {}
+    return view(aws(), flow, parse_next(params.get("next")), params.get("after"))
 
 
 def _pause(flow: str, paused: bool) -> Any:

@@ -54,14 +54,17 @@ def scheduled_time_of(run_id: str, prefix: str) -> Optional[str]:
     return iso(when)
 
 
-def view(aws: Aws, name: str, count: int, now: Optional[datetime] = None) -> dict[str, Any]:
+def view(aws: Aws, name: str, count: int, after: Optional[str] = None) -> dict[str, Any]:
+    """`after`: the fire times after this time (ISO 8601, in the schedule's zone without an
+    offset) instead of after now."""
     from ..query.reads import Reads
 
     head = scheduled_head(aws, name)
     expression, zone = head["schedule"], head.get("timezone")
-    now = now or datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
+    since = parse_range_time(after, "after", zone) if after is not None else now
     try:
-        upcoming = [iso(t) for t in next_times(expression, zone, now, count)]
+        upcoming = [iso(t) for t in next_times(expression, zone, since, count)]
     except ScheduleTimeError as e:
         raise BadRequest(str(e), field="schedule") from None
     rule = rule_name(str(aws.settings.resource_prefix), name)
@@ -83,6 +86,7 @@ def view(aws: Aws, name: str, count: int, now: Optional[datetime] = None) -> dic
         "kind": "scheduler" if zone else "rule",
         **pause_state(aws, name),
         "now": iso(now),
+        "after": iso(since),
         "next": upcoming,
         "last_runs": last[:LAST_SHOWN],
     }

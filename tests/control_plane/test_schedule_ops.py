@@ -154,6 +154,9 @@ def test_the_view_shows_the_next_times_as_the_schedule_computes_them_and_the_las
     _fire(cp, "2026-01-15T01:30:00Z")
     before = datetime.now(timezone.utc)
     view = cp.get("/flows/HourlyFlow/schedule?next=3").json_body
+    later = cp.get("/flows/HourlyFlow/schedule?next=2&after=2026-03-28T03:00").json_body
+    assert later["next"] == ["2026-03-30T00:30:00Z", "2026-03-31T00:30:00Z"]  # 29 March skips 02:30
+    assert cp.get("/flows/HourlyFlow/schedule?after=soon").status_code == 400
     assert view["timezone"] == "Europe/Amsterdam" and view["kind"] == "scheduler" and view["paused"] is False
     now = datetime.fromisoformat(view["now"].replace("Z", "+00:00"))
     assert before.replace(microsecond=0) <= now
