@@ -504,6 +504,15 @@ class Aws:
         return Schedules(self._client("events"), self._client("lambda"), self.settings.grant_launcher_permission)
 
     @cached_property
+    def secrets(self) -> Any:
+        """Secrets Manager: a deployment's notification webhook (chalicelib/notifications/)."""
+        return self._client("secretsmanager")
+
+    @cached_property
+    def sns(self) -> Any:
+        return self._client("sns")
+
+    @cached_property
     def zoned_schedules(self) -> ZonedSchedules:
         """EventBridge Scheduler: the schedules of flows with `@schedule(timezone=...)`."""
         return ZonedSchedules(self._client("scheduler"))

@@ -368,6 +368,14 @@ class ApiClient:
     def health(self) -> dict[str, Any]:
         return self.request("GET", "/health")
 
+    def put_notifications(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace the deployment's run-end notifications ({on_error, on_success, slack_webhook_url,
+        sns_topic, user, authorize}); the answer never holds the webhook."""
+        return self.request("PUT", f"/flows/{_seg(name)}/notifications", body=body)
+
+    def notifications(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/flows/{_seg(name)}/notifications")
+
     # --- operating a schedule ------------------------------------------------------
 
     def schedule(self, name: str, next_count: int = 5, after: Optional[str] = None) -> dict[str, Any]:

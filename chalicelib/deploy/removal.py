@@ -47,6 +47,9 @@ def delete_flow(aws: Aws, name: str, body: dict[str, Any], caller: Optional[str]
         finish_index.remove(aws.table, name)
         # Events waiting for the deleted deployment do not wait for the next one of that name.
         aws.table.t.delete_item(Key={"PK": keys.trigger_state_pk(name), "SK": keys.TRIGGER_STATE_SK})
+    from ..notifications.config import clear
+
+    clear(aws, name)
     if aws.state_machines.find(head["state_machine_arn"]) is not None:
         aws.state_machines.delete(head["state_machine_arn"])
     records.mark_deleted(head, user)

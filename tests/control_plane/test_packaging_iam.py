@@ -259,6 +259,10 @@ def _requests(service: str, op: str, p: dict[str, Any], cp) -> list[tuple[str, s
         if role:
             out.append(("iam:PassRole", role, {"iam:PassedToService": "scheduler.amazonaws.com"}))
         return out
+    if service == "secretsmanager":
+        return [(f"secretsmanager:{op}", arn.format("secretsmanager", f"secret:{p.get('Name') or p['SecretId']}-AbCdEf"), {})]
+    if service == "sns":
+        return [(f"sns:{op}", p["TopicArn"], {})]
     if service == "logs":
         return [(f"logs:{op}", arn.format("logs", f"log-group:{p['logGroupName']}:log-stream:{p.get('logStreamName', '')}"), {})]
     if service == "lambda":
@@ -437,6 +441,25 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
                          .replace("<aws.scheduler.schedule-arn>", schedule["arn"]))
     with log.acting_as("launch"):
         assert cp.client.lambda_.invoke("launch", payload).payload["started"] is True
+    # Notifications: set (the webhook as a secret), a run end delivered, then deleted with the flow.
+    from tests.support.webhook_receiver import webhook_receiver
+
+    with webhook_receiver() as hook:
+        with log.acting_as("api_handler"):
+            body = json.dumps({"user": "alice", "on_error": True, "slack_webhook_url": hook.url,
+                               "sns_topic": f"arn:aws:sns:{cp.settings.region}:{ACCOUNT}:alerts"})
+            r = http.put("/flows/HourlyFlow/notifications", headers=json_type, body=body)
+            assert r.status_code == 200, r.json_body
+        cp.aws.sns.create_topic(Name="alerts")
+        token = cp.get("/deployments?flow=HourlyFlow").json_body["flow"]["production_token"]
+        finished = {"flow": "HourlyFlow", "run_id": "sfn-n1", "status": "FAILED", "namespace": f"production:{token}",
+                    "deployment": "HourlyFlow", "stage": "flowplane-local"}
+        with log.acting_as("notify"):
+            answer = cp.client.lambda_.invoke("notify", {
+                "version": "0", "id": "n-1", "detail-type": "Flowplane Run Finished", "source": "flowplane.run",
+                "account": ACCOUNT, "time": "2026-11-24T10:00:00Z", "region": cp.settings.region, "resources": [],
+                "detail": finished}).payload
+        assert sorted(answer["sent"]) == ["slack", "sns"], answer
     with log.acting_as("api_handler"):
         r = http.delete("/flows/HourlyFlow", headers={"content-type": "application/json"}, body='{"user": "alice"}')
         assert r.status_code == 200, r.json_body
@@ -482,7 +505,9 @@ def test_every_call_a_handler_makes_is_allowed_by_its_own_policy(control_plane, 
     assert {"states:CreateStateMachine", "states:UpdateStateMachine", "iam:PassRole", "events:PutRule",
             "events:PutTargets", "s3:GetObject", "dynamodb:DeleteItem", "scheduler:CreateSchedule",
             "events:DeleteRule"} <= exercised["compile"]
-    assert {"scheduler:UpdateSchedule", "scheduler:DeleteSchedule", "states:DescribeExecution"} <= exercised["api_handler"]
+    assert {"scheduler:UpdateSchedule", "scheduler:DeleteSchedule", "states:DescribeExecution",
+            "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret"} <= exercised["api_handler"]
+    assert {"secretsmanager:GetSecretValue", "sns:Publish", "dynamodb:PutItem"} <= exercised["notify"]
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "states:StartExecution"} <= exercised["launch"]
     # The run was recorded when it was stopped; the event reads it, finds nothing new, and
     # announces the run's end again (chalicelib/recording/announce.py).
