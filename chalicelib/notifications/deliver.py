@@ -29,6 +29,10 @@ ATTEMPTS = 3
 TIMEOUT_SECONDS = 5.0
 BACKOFF_SECONDS = 0.5
 NOTIFIED_TTL_SECONDS = 30 * 24 * 3600
+# A run's end can be announced before its failed task's job event is recorded: the
+# message waits this long, at most, for the run's record to name the task.
+FAILED_TASK_WAITS = 5
+FAILED_TASK_WAIT_SECONDS = 1.0
 
 
 def wanted(settings: dict[str, Any], status: str) -> bool:
@@ -44,7 +48,7 @@ def message(finished: RunFinished, run: Optional[dict[str, Any]]) -> tuple[str, 
     if finished.started_at or finished.finished_at:
         lines.append(f"Started {finished.started_at}, finished {finished.finished_at}.")
     task = (run or {}).get("failed_task")
-    error = (run or {}).get("error") or {}
+    error = (run or {}).get("task_error") or (run or {}).get("error") or {}
     if failed:
         if task:
             _, _, step, task_id = task.split("/", 3)
@@ -121,10 +125,21 @@ def _claim(aws: Aws, name: str, finished: RunFinished) -> bool:
 
 
 def _run(aws: Aws, finished: RunFinished) -> Optional[dict[str, Any]]:
+    """The run's record, with its failed task's own error (the step's exception) as `task_error`."""
     from ..query.reads import Reads
 
+    reads = Reads(aws.table.t)
     try:
-        return Reads(aws.table.t).run(finished.flow, finished.run_id)
+        for attempt in range(FAILED_TASK_WAITS):
+            run = reads.run(finished.flow, finished.run_id)
+            if finished.status not in ERROR_STATUSES or run.get("failed_task"):
+                break
+            if attempt + 1 < FAILED_TASK_WAITS:
+                time.sleep(FAILED_TASK_WAIT_SECONDS)
+        if run.get("failed_task"):
+            flow, run_id, step, task_id = run["failed_task"].split("/", 3)
+            run["task_error"] = reads.task(flow, run_id, step, task_id).get("error")
+        return run
     except Exception as e:  # a message without the failed task is better than none
         log.warning("could not read %s for its notification: %s", finished.pathspec, e)
         return None

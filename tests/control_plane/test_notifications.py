@@ -38,6 +38,7 @@ def _notify(cp, detail):
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
     monkeypatch.setattr(deliver, "BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(deliver, "FAILED_TASK_WAIT_SECONDS", 0.01)
 
 
 def test_the_webhook_is_a_secret_no_read_route_returns(control_plane):
