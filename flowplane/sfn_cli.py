@@ -422,8 +422,6 @@ def _runs_table(title: str, runs: list[dict[str, Any]]) -> Any:
 
 def _print_schedule_state(console: Any, client: ApiClient, name: str) -> None:
     """A line saying whether the deployed schedule is paused (a flow not deployed yet: nothing)."""
-    from .sfn_schedule_cli import paused_line
-
     try:
         answer = client.schedule(name, 1)
     except ApiError as e:
@@ -431,6 +429,13 @@ def _print_schedule_state(console: Any, client: ApiClient, name: str) -> None:
             return
         raise _fail(e) from None
     console.print(f"Schedule {answer['schedule']} ({answer['timezone']}): {paused_line(answer)}", markup=False)
+
+
+def paused_line(answer: dict[str, Any]) -> str:
+    """A schedule's state as GET /flows/{flow}/schedule gives it, in a few words."""
+    if answer.get("paused"):
+        return f"PAUSED since {answer.get('changed_at')} by {answer.get('changed_by')} (step-functions unpause)"
+    return "active"
 
 
 def _print_refused(console: Any, name: str, refused: list[dict[str, Any]], shown: int = 5) -> None:
@@ -489,14 +494,3 @@ def terminate(ctx: click.Context, run_id: str) -> None:
     except (ApiError, ConfigError) as e:
         raise _fail(e) from None
     click.echo(f"Terminated run {run_id} of {name}.")
-
-
-def _register_schedule_commands() -> None:
-    # Operating the schedule lives in its own module; it uses this module's helpers.
-    from .sfn_schedule_cli import COMMANDS
-
-    for command in COMMANDS:
-        step_functions.add_command(command)
-
-
-_register_schedule_commands()

@@ -2,7 +2,8 @@
 
 Everything goes through the control plane (routes in chalicelib/routes/schedules.py);
 this side formats, and drives a backfill by asking the plane to advance it until
-it is done (asking again after an interruption resumes it).
+it is done (asking again after an interruption resumes it). flowplane/sfn_group.py
+adds these commands to the `step-functions` group of flowplane/sfn_cli.py.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from typing import Any, Optional
 
 import click
 
+from . import sfn_cli
 from .api_client import ApiError
+from .sfn_cli import paused_line
 from .user_config import ConfigError
 
 
 def _sfn() -> Any:
-    # The group's helpers; imported when a command runs (sfn_cli imports this module).
-    from . import sfn_cli
-
+    """The group's helpers (the flow, its deployment name, the client, errors)."""
     return sfn_cli
 
 
@@ -55,12 +56,6 @@ def schedule(ctx: click.Context, next_count: int, after: Optional[str], as_json:
             echo(f"    {r['scheduled_time']}  {r['status']:<10} {r['run_id']}")
     else:
         echo("No scheduled run yet.")
-
-
-def paused_line(answer: dict[str, Any]) -> str:
-    if answer.get("paused"):
-        return f"PAUSED since {answer.get('changed_at')} by {answer.get('changed_by')} (step-functions unpause)"
-    return "active"
 
 
 def local_time(iso_utc: str, zone_name: str) -> str:
