@@ -12,7 +12,7 @@ from flowplane.schedule_times import ScheduleTimeError, iso, next_times
 from ..aws import Aws
 from ..deploy.pausing import pause_state
 from ..deploy.records import Deployments
-from ..deploy.schedules import execution_name, parse_time
+from ..deploy.schedules import execution_name
 from ..errors import BadRequest, Conflict
 from ..resource_names import rule_name
 
@@ -106,5 +106,3 @@ def parse_range_time(value: Any, field: str, zone: Optional[str]) -> datetime:
         t = t.replace(tzinfo=zone_of(zone))
     return t.astimezone(timezone.utc)
 
-
-__all__ = ["view", "parse_next", "scheduled_head", "parse_range_time", "parse_time"]
