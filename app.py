@@ -7,7 +7,7 @@ function in chalicelib/; this file only assembles them.
 from chalice import Chalice
 
 from chalicelib.identity import require_iam
-from chalicelib.routes import client_api, deploy, events, recording, runs
+from chalicelib.routes import client_api, deploy, events, notifications, recording, runs, schedules
 
 # configure_logs=False: Chalice would take over the "flowplane" logger (its app name) and
 # stop it propagating, which also silences the SDK's own "flowplane.*" loggers in the same
@@ -25,6 +25,8 @@ app.register_blueprint(runs.bp)
 app.register_blueprint(recording.bp)
 app.register_blueprint(client_api.bp)
 app.register_blueprint(events.bp)
+app.register_blueprint(schedules.bp)
+app.register_blueprint(notifications.bp)
 
 
 @app.route("/health", methods=["GET"])

@@ -337,8 +337,17 @@ class Schedules:
         return {"expression": r.get("ScheduleExpression"), "pattern": pattern, "arn": r["Arn"],
                 "state": r.get("State"), "targets": targets}
 
-    def put(self, rule: str, expression: str, description: str, target_arn: str, transformer: dict) -> str:
-        return self._put(rule, {"ScheduleExpression": expression}, description, target_arn, transformer)
+    def put(self, rule: str, expression: str, description: str, target_arn: str, transformer: dict,
+            enabled: bool = True) -> str:
+        return self._put(rule, {"ScheduleExpression": expression}, description, target_arn, transformer,
+                         "ENABLED" if enabled else "DISABLED")
+
+    def set_enabled(self, rule: str, enabled: bool) -> bool:
+        """Enable or disable the rule (a paused schedule); False when there is no such rule."""
+        if self.get(rule) is None:
+            return False
+        (self.client.enable_rule if enabled else self.client.disable_rule)(Name=rule)
+        return True
 
     def put_pattern(self, rule: str, pattern: dict[str, Any], description: str, target_arn: str,
                     transformer: dict, bus: str = "default") -> str:
@@ -346,8 +355,9 @@ class Schedules:
         return self._put(rule, {"EventPattern": json.dumps(pattern, sort_keys=True), "EventBusName": bus},
                          description, target_arn, transformer)
 
-    def _put(self, rule: str, what: dict[str, Any], description: str, target_arn: str, transformer: dict) -> str:
-        arn = self.client.put_rule(Name=rule, State="ENABLED", Description=description[:512], **what)["RuleArn"]
+    def _put(self, rule: str, what: dict[str, Any], description: str, target_arn: str, transformer: dict,
+             state: str = "ENABLED") -> str:
+        arn = self.client.put_rule(Name=rule, State=state, Description=description[:512], **what)["RuleArn"]
         bus = {"EventBusName": what["EventBusName"]} if "EventBusName" in what else {}
         self.client.put_targets(
             **bus,
@@ -375,6 +385,64 @@ class Schedules:
             return False
         self.client.remove_targets(Rule=rule, EventBusName=bus, Ids=[self.TARGET_ID], Force=True)
         self.client.delete_rule(Name=rule, EventBusName=bus, Force=True)
+        return True
+
+
+class ZonedSchedules:
+    """EventBridge Scheduler schedules (the default group) that fire the launcher in a time zone."""
+
+    GROUP = "default"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get(self, name: str) -> Optional[dict[str, Any]]:
+        try:
+            s = self.client.get_schedule(Name=name, GroupName=self.GROUP)
+        except client_error() as e:
+            if error_code(e) == "ResourceNotFoundException":
+                return None
+            raise
+        return {"expression": s.get("ScheduleExpression"), "timezone": s.get("ScheduleExpressionTimezone"),
+                "arn": s["Arn"], "state": s.get("State"), "target": s.get("Target") or {}}
+
+    def put(self, name: str, expression: str, timezone: str, description: str, target_arn: str, role_arn: str,
+            payload: str, enabled: bool = True) -> str:
+        """Create or replace the schedule (Scheduler has no upsert: update when it exists)."""
+        args = {
+            "Name": name, "GroupName": self.GROUP, "ScheduleExpression": expression,
+            "ScheduleExpressionTimezone": timezone, "Description": description[:512],
+            "State": "ENABLED" if enabled else "DISABLED",
+            # Exact times: a flexible window would move the run but not its scheduled time.
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "Target": {"Arn": target_arn, "RoleArn": role_arn, "Input": payload,
+                       "RetryPolicy": {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}},
+        }
+        if self.get(name) is None:
+            try:
+                return self.client.create_schedule(**args)["ScheduleArn"]
+            except client_error() as e:
+                if error_code(e) != "ConflictException":  # created meanwhile: update it below
+                    raise
+        return self.client.update_schedule(**args)["ScheduleArn"]
+
+    def set_enabled(self, name: str, enabled: bool) -> bool:
+        """Scheduler updates replace the whole schedule: read it, then write it back with the state."""
+        s = self.client.get_schedule(Name=name, GroupName=self.GROUP) if self.get(name) else None
+        if s is None:
+            return False
+        keep = {k: s[k] for k in ("ScheduleExpression", "ScheduleExpressionTimezone", "Description",
+                                  "FlexibleTimeWindow", "Target") if s.get(k) is not None}
+        self.client.update_schedule(Name=name, GroupName=self.GROUP, State="ENABLED" if enabled else "DISABLED", **keep)
+        return True
+
+    def remove(self, name: str) -> bool:
+        try:
+            self.client.delete_schedule(Name=name, GroupName=self.GROUP)
+        except client_error() as e:
+            if error_code(e) == "ResourceNotFoundException":
+                return False
+            raise
         return True
 
 
@@ -434,6 +502,29 @@ class Aws:
     @cached_property
     def schedules(self) -> Schedules:
         return Schedules(self._client("events"), self._client("lambda"), self.settings.grant_launcher_permission)
+
+    @cached_property
+    def secrets(self) -> Any:
+        """Secrets Manager: a deployment's notification webhook (chalicelib/notifications/)."""
+        return self._client("secretsmanager")
+
+    @cached_property
+    def sns(self) -> Any:
+        return self._client("sns")
+
+    @cached_property
+    def zoned_schedules(self) -> ZonedSchedules:
+        """EventBridge Scheduler: the schedules of flows with `@schedule(timezone=...)`."""
+        return ZonedSchedules(self._client("scheduler"))
+
+    @property
+    def scheduler_role_arn(self) -> str:
+        """The role EventBridge Scheduler invokes the launcher as (the stack's SchedulerRole)."""
+        from .resource_names import scheduler_role_name
+
+        return self.settings.scheduler_role_arn or (
+            f"arn:aws:iam::{self.account}:role/{scheduler_role_name(self.settings.stage)}"
+        )
 
     def state_machine_arn(self, name: str) -> str:
         """Deployment `name`'s state machine in this stage (chalicelib/resource_names.py names it)."""

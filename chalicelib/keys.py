@@ -50,6 +50,27 @@ def run_sk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
+# A scheduled deployment's pause switch (chalicelib/deploy/pausing.py): apart from the head, so
+# pausing never races a deploy's conditional head write, and a redeploy reads it to keep the state.
+SCHEDULE_STATE_SK = "SCHEDULE_STATE"
+# A backfill's progress (chalicelib/runs/backfill.py), one per deployment and range.
+BACKFILL_PREFIX = "BACKFILL#"
+
+
+def backfill_sk(start: str, end: str) -> str:
+    return f"{BACKFILL_PREFIX}{start}#{end}"
+
+
+# A deployment's run-end notifications (chalicelib/notifications/config.py), and the runs
+# notified already (NOTIFIED#<run id>: one message per run end, however often it is announced).
+NOTIFY_SK = "NOTIFY"
+NOTIFIED_PREFIX = "NOTIFIED#"
+
+
+def notified_sk(run_id: str) -> str:
+    return f"{NOTIFIED_PREFIX}{run_id}"
+
+
 # The triggers a deployment refused (a payload value its parameter cannot take), newest last.
 REFUSED_TRIGGER_PREFIX = "REFUSED_TRIGGER#"
 

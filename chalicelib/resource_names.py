@@ -104,6 +104,12 @@ def states_role_name(stage: str) -> str:
     return f"flowplane-{stage}-states"
 
 
+def scheduler_role_name(stage: str) -> str:
+    """The role EventBridge Scheduler invokes the launcher as, when the stack does not name it
+    (FLOWPLANE_SCHEDULER_ROLE_ARN)."""
+    return f"flowplane-{stage}-scheduler"
+
+
 def _fit(full: str, deployment: str, limit: int) -> str:
     if len(full) < limit:
         return full

@@ -47,6 +47,9 @@ class Settings(BaseModel):
     job_definition: str
     # The role Step Functions runs as; resource_names.states_role_name in this account unless set.
     sfn_role_arn: Optional[str] = None
+    # The role EventBridge Scheduler invokes the launcher as (zoned schedules);
+    # resource_names.scheduler_role_name in this account unless set.
+    scheduler_role_arn: Optional[str] = None
     # The launcher Lambda schedules target; Chalice names it `flowplane-<stage>-launch`.
     launcher_arn: Optional[str] = None
     # The account, when no ARN above names it (None: asked of STS once per cold start).

@@ -368,6 +368,29 @@ class ApiClient:
     def health(self) -> dict[str, Any]:
         return self.request("GET", "/health")
 
+    def put_notifications(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace the deployment's run-end notifications ({on_error, on_success, slack_webhook_url,
+        sns_topic, user, authorize}); the answer never holds the webhook."""
+        return self.request("PUT", f"/flows/{_seg(name)}/notifications", body=body)
+
+    def notifications(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/flows/{_seg(name)}/notifications")
+
+    # --- operating a schedule ------------------------------------------------------
+
+    def schedule(self, name: str, next_count: int = 5, after: Optional[str] = None) -> dict[str, Any]:
+        """The production schedule: expression, zone, pause state, last scheduled runs, next fire
+        times (after `after`, an ISO 8601 time, else after now)."""
+        return self.request("GET", f"/flows/{_seg(name)}/schedule", query={"next": next_count, "after": after})
+
+    def set_paused(self, name: str, paused: bool, user: str, authorize: Optional[str] = None) -> dict[str, Any]:
+        action = "pause" if paused else "unpause"
+        return self.request("POST", f"/flows/{_seg(name)}/schedule/{action}", body={"user": user, "authorize": authorize})
+
+    def backfill(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One step of a backfill ({start, end, max_parallel, yes, user, authorize}); call again until DONE."""
+        return self.request("POST", f"/flows/{_seg(name)}/backfill", body=body)
+
 
 def _seg(value: str) -> str:
     return urllib.parse.quote(value, safe="")

@@ -73,7 +73,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 # Commands another module provides, imported only when used.
 LAZY_COMMANDS = {
-    "step-functions": ("flowplane.sfn_cli", "step_functions"),
+    "step-functions": ("flowplane.sfn_group", "step_functions"),
     "card": ("flowplane.cards.cli", "card"),
     "dump": ("flowplane.cli_inspect", "dump"),
     "logs": ("flowplane.cli_inspect", "logs"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .trigger_events import Trigger
 
 
@@ -104,6 +106,12 @@ class Current:
         """What started this production run: `.event`/`.events`, `.run`/`.runs` (the upstream
         runs), `trigger[name]`, as Metaflow's; None when nothing did, and in local runs."""
         return self._get("trigger")
+
+    @property
+    def scheduled_time(self) -> Optional["datetime"]:
+        """The time (UTC) a scheduled production run was scheduled for, by its schedule or a
+        backfill of it; None for any other run, and in local runs."""
+        return self._get("scheduled_time")
 
     @property
     def card(self) -> Any:

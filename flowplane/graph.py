@@ -321,7 +321,7 @@ def _parse_schedule(cls: ast.ClassDef, problems: list, configs: _Configs = _NO_C
         if _name_of(dec) == "schedule":
             kwargs = _literal_kwargs(dec, dec.lineno, "@schedule", problems, configs)
             try:
-                return ScheduleSpec(**kwargs)
+                return ScheduleSpec(**kwargs, lineno=dec.lineno)
             except ValidationError as e:
                 problems.append((dec.lineno, f"@schedule: {_short(e)}"))
     return None

@@ -636,6 +636,19 @@ def check_schedule_cron(flow: _Flow) -> Iterator[LintError]:
         )
 
 
+@rule("schedule-timezone")
+def check_schedule_timezone(flow: _Flow) -> Iterator[LintError]:
+    schedule = flow.graph.schedule
+    if schedule is None or schedule.timezone is None:
+        return
+    from .schedule_times import ScheduleTimeError, check_zone
+
+    try:
+        check_zone(schedule.timezone)
+    except ScheduleTimeError as e:
+        yield LintError("", f"@schedule(timezone={schedule.timezone!r}): {e}", schedule.lineno or flow.source.class_lineno)
+
+
 @rule("trigger-parameters")
 def check_trigger_parameters(flow: _Flow) -> Iterator[LintError]:
     trigger = flow.graph.trigger

@@ -403,7 +403,10 @@ class ScheduleSpec(_Strict):
     daily: bool = True
     weekly: bool = False
     cron: Optional[str] = None
+    # An IANA zone: the schedule fires in it through EventBridge Scheduler (chalicelib/deploy/schedules.py);
+    # an unknown one is lint's `schedule-timezone`, and the control plane's 400.
     timezone: Optional[str] = None
+    lineno: int = 0  # the decorator's line in the flow's file (lint names it)
 
     @property
     def expression(self) -> Optional[str]:
@@ -755,7 +758,7 @@ class GraphSpec(_Strict):
         """What the control plane compares between a manifest and the source."""
         return {
             "flow_name": self.flow_name,
-            "schedule": self.schedule.model_dump() if self.schedule else None,
+            "schedule": self.schedule.model_dump(exclude={"lineno"}) if self.schedule else None,
             "trigger": self.trigger.model_dump() if self.trigger else None,
             "trigger_on_finish": self.trigger_on_finish.model_dump() if self.trigger_on_finish else None,
             "project": self.project.model_dump() if self.project else None,

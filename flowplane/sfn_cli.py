@@ -120,6 +120,10 @@ def step_functions(ctx: click.Context, name: Optional[str]) -> None:
 @click.option("--name", "name_option", default=None, help="The state machine's name (the flow's name by default).")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment is done.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait for the deployment.")
+@click.option("--notify-on-error", is_flag=True, help="Notify when a production run fails or times out.")
+@click.option("--notify-on-success", is_flag=True, help="Notify when a production run succeeds.")
+@click.option("--notify-slack-webhook-url", default=None, help="A Slack incoming webhook (stored as a secret).")
+@click.option("--notify-sns-topic", default=None, help="An SNS topic ARN to publish notifications to.")
 @click.pass_context
 def create(
     ctx: click.Context,
@@ -132,9 +136,16 @@ def create(
     name_option: Optional[str],
     wait: bool,
     timeout: float,
+    notify_on_error: bool,
+    notify_on_success: bool,
+    notify_slack_webhook_url: Optional[str],
+    notify_sns_topic: Optional[str],
 ) -> None:
     flow = _flow(ctx)
     client = _client(ctx)
+    notify = _notify_options(notify_on_error, notify_on_success, notify_slack_webhook_url, notify_sns_topic)
+    if notify is not None and (only_json or not wait):
+        raise click.UsageError("--notify-* options are set once the deployment is done: not with --only-json or --no-wait")
     _lint(flow)
     name = _name(ctx, name_option)
     explicit_name = name_option or ctx.meta.get("flowplane.sfn_name")
@@ -189,6 +200,43 @@ def create(
         raise click.ClickException(_describe_failure(record))
     store_token(name, record["production_token"])
     _print_deployed(console, flow, name, record)
+    if notify is not None or _had_notifications(client, name):
+        # As Argo's template: a deploy without --notify-* turns notifications off.
+        body = {**(notify or {}), "user": flow.user, "authorize": authorize or record["production_token"]}
+        try:
+            answer = client.put_notifications(name, body)
+        except (ApiError, ConfigError) as e:
+            raise click.ClickException(f"deployed, but the notifications were not set: {_fail(e).message}") from None
+        _print_notifications(console, answer)
+
+
+def _notify_options(on_error: bool, on_success: bool, webhook: Optional[str], topic: Optional[str]) -> Optional[dict[str, Any]]:
+    """The --notify-* flags as the control plane takes them; None when none is given. Checked
+    before anything deploys (the control plane checks them again)."""
+    if not (on_error or on_success or webhook or topic):
+        return None
+    if not (on_error or on_success):
+        raise click.UsageError("--notify-slack-webhook-url/--notify-sns-topic need --notify-on-error and/or --notify-on-success")
+    if not (webhook or topic):
+        raise click.UsageError("--notify-on-error/--notify-on-success need --notify-slack-webhook-url or --notify-sns-topic")
+    return {"on_error": on_error, "on_success": on_success, "slack_webhook_url": webhook, "sns_topic": topic}
+
+
+def _had_notifications(client: ApiClient, name: str) -> bool:
+    try:
+        answer = client.notifications(name)
+    except ApiError:
+        return False
+    return bool(answer.get("on_error") or answer.get("on_success"))
+
+
+def _print_notifications(console: Any, answer: dict[str, Any]) -> None:
+    when = [w for w, on in (("fails", answer["on_error"]), ("succeeds", answer["on_success"])) if on]
+    if not when:
+        console.print("Notifications: off.")
+        return
+    where = [w for w in ("Slack" if answer.get("slack_webhook") else None, answer.get("sns_topic")) if w]
+    console.print(f"Notifications: when a production run {' or '.join(when)}, to {' and '.join(where)}.", markup=False)
 
 
 def _include_sink(ctx: click.Context, flow: FlowContext) -> Any:
@@ -252,7 +300,8 @@ def _print_deployed(console: Any, flow: FlowContext, name: str, record: dict[str
     graph = flow.graph
     said = False
     if graph.schedule is not None and graph.schedule.expression is not None:
-        echo(f"    This workflow triggers automatically via {graph.schedule.expression} (UTC).")
+        zone = graph.schedule.timezone or "UTC"
+        echo(f"    This workflow triggers automatically via {graph.schedule.expression} ({zone}).")
         said = True
     for what, names, spec in (
         ("the event(s)", [e.name for e in graph.trigger.events] if graph.trigger else [], graph.trigger),
@@ -346,6 +395,8 @@ def list_runs(ctx: click.Context, limit: int, **flags: bool) -> None:
     runs.sort(key=lambda r: r.get("started_at") or "", reverse=True)
     console = _console()
     graph = _flow(ctx).source.graph
+    if graph.schedule is not None and graph.schedule.expression is not None:
+        _print_schedule_state(console, client, name)
     if graph.trigger is not None or graph.trigger_on_finish is not None:
         try:
             _print_refused(console, name, client.refused_triggers(name))
@@ -373,6 +424,24 @@ def _runs_table(title: str, runs: list[dict[str, Any]]) -> Any:
     # long for the terminal, as rich cropped these one-word cells), so lines stay in their rows.
     table.add_row(*(Text("\n".join(column), no_wrap=True) for column in cells))
     return table
+
+
+def _print_schedule_state(console: Any, client: ApiClient, name: str) -> None:
+    """A line saying whether the deployed schedule is paused (a flow not deployed yet: nothing)."""
+    try:
+        answer = client.schedule(name, 1)
+    except ApiError as e:
+        if e.status in (404, 409):
+            return
+        raise _fail(e) from None
+    console.print(f"Schedule {answer['schedule']} ({answer['timezone']}): {paused_line(answer)}", markup=False)
+
+
+def paused_line(answer: dict[str, Any]) -> str:
+    """A schedule's state as GET /flows/{flow}/schedule gives it, in a few words."""
+    if answer.get("paused"):
+        return f"PAUSED since {answer.get('changed_at')} by {answer.get('changed_by')} (step-functions unpause)"
+    return "active"
 
 
 def _print_refused(console: Any, name: str, refused: list[dict[str, Any]], shown: int = 5) -> None:

@@ -32,6 +32,9 @@ from .event_types import RUN_FINISHED_DETAIL_TYPE, RUN_FINISHED_SOURCE  # noqa: 
 MAX_PAYLOAD_BYTES = 200 * 1024
 # What a triggered run's execution input carries (beside "Parameters").
 EXECUTION_INPUT_KEY = "Trigger"
+# A scheduled run's input (a schedule's tick, or a backfill of one) carries its scheduled time,
+# ISO 8601 in UTC: `current.scheduled_time` in its tasks.
+SCHEDULED_TIME_KEY = "ScheduledTime"
 
 
 class _Shape(BaseModel):
@@ -116,6 +119,18 @@ class TriggerCause(_Shape):
         if self.type == "run":
             return str(self.payload.get("project_flow_name") or self.name)
         return self.name
+
+
+def scheduled_time_from_input(raw_input: Optional[str]) -> Optional[datetime]:
+    """A scheduled run's scheduled time (UTC) from its execution input; None for any other run."""
+    try:
+        doc = json.loads(raw_input or "{}")
+        value = doc.get(SCHEDULED_TIME_KEY) if isinstance(doc, dict) else None
+        if not isinstance(value, str):
+            return None
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except (TypeError, ValueError):
+        return None
 
 
 def causes_from_input(raw_input: Optional[str]) -> list[TriggerCause]:

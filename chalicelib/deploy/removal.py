@@ -1,4 +1,5 @@
-"""DELETE /flows/{flow}: a deployment's state machine, schedule and trigger rules go; its records stay.
+"""DELETE /flows/{flow}: a deployment's state machine, schedule (rule or Scheduler schedule) and trigger
+rules go; its records stay.
 
 The head is marked deleted, so its runs and versions stay readable and a deploy
 of the same name starts it again.
@@ -12,7 +13,7 @@ from .. import keys
 from ..aws import Aws
 from ..errors import BadRequest
 from ..resource_names import rule_name
-from .records import Deployments
+from .records import Deployments, now_iso
 from .tokens import check_authorized
 
 
@@ -30,6 +31,12 @@ def delete_flow(aws: Aws, name: str, body: dict[str, Any], caller: Optional[str]
     check_authorized(name, head, user, body.get("authorize"))
     rule = rule_name(str(aws.settings.resource_prefix), name)
     aws.schedules.remove(rule)
+    if head.get("timezone"):
+        aws.zoned_schedules.remove(rule)
+    if head.get("schedule"):
+        # A deployment made again under this name starts unpaused.
+        aws.table.put({"PK": keys.flow_pk(name), "SK": keys.SCHEDULE_STATE_SK, "type": "schedule_state",
+                       "paused": False, "changed_by": user, "changed_at": now_iso()})
     if head.get("rule_name") not in (None, rule):  # a head from before rules carried the stage's prefix
         aws.schedules.remove(head["rule_name"])
     if head.get("triggers"):
@@ -40,6 +47,9 @@ def delete_flow(aws: Aws, name: str, body: dict[str, Any], caller: Optional[str]
         finish_index.remove(aws.table, name)
         # Events waiting for the deleted deployment do not wait for the next one of that name.
         aws.table.t.delete_item(Key={"PK": keys.trigger_state_pk(name), "SK": keys.TRIGGER_STATE_SK})
+    from ..notifications.config import clear
+
+    clear(aws, name)
     if aws.state_machines.find(head["state_machine_arn"]) is not None:
         aws.state_machines.delete(head["state_machine_arn"])
     records.mark_deleted(head, user)

@@ -28,7 +28,8 @@ from .definition import compile_definition
 from .job_definitions import check_images, ensure_job_definitions
 from .package_check import SHA256, ValidatedPackage, check_size, validate_package
 from .records import DEPLOYED, FAILED, Deployments, live, now_iso
-from .schedules import input_transformer, schedule_expression
+from .pausing import is_paused
+from .schedules import apply_schedule, schedule_expression, schedule_timezone
 from .tokens import check_authorized, resolve_token
 
 log = logging.getLogger("flowplane.deploy")
@@ -62,6 +63,7 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         check_authorized(name, previous, deployment["deployer"], manifest.options.authorize)
         token, minted = resolve_token(name, previous, manifest.options.new_token)
         expression = schedule_expression(package.source.graph.schedule)
+        timezone = schedule_timezone(package.source.graph.schedule) if expression else None
 
         stage = "compile"
         records.set_stage(deployment_id, stage)
@@ -91,8 +93,10 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         stage = "schedule"
         records.set_stage(deployment_id, stage)
         rule = resource_names.rule_name(str(settings.resource_prefix), name)
-        _apply_schedule(aws, settings, name, rule, expression)
-        undo.append(("schedule", lambda: _apply_schedule(aws, settings, name, rule, _previous_schedule(kept))))
+        paused = is_paused(aws, name) if expression else False
+        had_timezone = bool((previous or {}).get("timezone"))
+        apply_schedule(aws, name, rule, expression, timezone, paused, had_timezone)
+        undo.append(("schedule", lambda: _restore_schedule(aws, name, rule, kept, bool(timezone) or had_timezone)))
 
         graph = package.source.graph
         # Inside a @project, an upstream flow named alone is the same project and branch's.
@@ -122,6 +126,7 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
             "deployer": deployment["deployer"],
             "deployed_at": now,
             "schedule": expression,
+            "timezone": timezone,
             "rule_name": rule if expression else None,
             "triggers": trigger_document(graph.trigger, finish),
             "parameters": [p.model_dump(mode="json") for p in manifest.parameters],
@@ -142,6 +147,7 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
             "options": deployment.get("options") or {},
             "production_token": token,
             "schedule": expression,
+            "timezone": timezone,
             "definition_key": definition_key,
         }
         records.promote({**deployment, "token_minted": minted}, previous, head, version_record)
@@ -166,8 +172,11 @@ def deploy_one(aws: Aws, settings: Settings, deployment_id: str) -> dict[str, An
         return {"deployment_id": deployment_id, "status": FAILED, "error": error}
 
 
-def _previous_schedule(previous: Optional[dict[str, Any]]) -> Optional[str]:
-    return previous.get("schedule") if live(previous) and previous else None
+def _restore_schedule(aws: Aws, name: str, rule: str, previous: Optional[dict[str, Any]], zoned_now: bool) -> None:
+    """The previous production version's schedule (none if there was none), after a failed deploy."""
+    expression = previous.get("schedule") if live(previous) and previous else None
+    timezone = (previous or {}).get("timezone") if expression else None
+    apply_schedule(aws, name, rule, expression, timezone, is_paused(aws, name), zoned_now)
 
 
 def trigger_document(trigger: Any, finish: Any) -> Optional[str]:
@@ -221,16 +230,6 @@ def _fetch_and_validate(aws: Aws, settings: Settings, deployment: dict[str, Any]
     if name != deployment["name"] or package.manifest.created_by != announced_by:
         raise BadRequest("the uploaded package's manifest is not the one announced", field="manifest")
     return package
-
-
-def _apply_schedule(aws: Aws, settings: Settings, name: str, rule: str, expression: Optional[str]) -> None:
-    if expression:
-        aws.schedules.put(
-            rule, expression, f"flowplane schedule of {name}", aws.launcher_arn, input_transformer(name)
-        )
-    else:
-        # Redeploying without @schedule removes the rule.
-        aws.schedules.remove(rule)
 
 
 def _retire(aws: Aws, previous: dict[str, Any], rule: str) -> None:

@@ -98,10 +98,31 @@ def launch(aws: Aws, settings: Settings, event: dict[str, Any]) -> dict[str, Any
     if rule.rsplit("/", 1)[-1] != rule_name(str(settings.resource_prefix), name):
         log.warning("rule %s is not %s's rule; ignored", rule, name)
         return {"flow": name, "started": False, "reason": "the rule is not this flow's"}
+    from ..deploy.pausing import is_paused
+
+    if is_paused(aws, name):
+        log.info("schedule of %s fired at %s while paused; nothing started", name, when)
+        return {"flow": name, "started": False, "reason": "the schedule is paused"}
+    return start_scheduled(aws, settings, name, head, when)
+
+
+def start_scheduled(aws: Aws, settings: Settings, name: str, head: dict[str, Any], when: str) -> dict[str, Any]:
+    """The run of one scheduled time: named from the schedule and the time, so the tick, a second
+    delivery of it and a backfill of that time all start one run."""
+    rule = rule_name(str(settings.resource_prefix), name)
     execution = execution_name(rule, when)
-    arn = aws.state_machines.start(execution_target(head, settings), execution, execution_input({}))
+    arn = aws.state_machines.start(execution_target(head, settings), execution, scheduled_input(when))
     record_started(aws, arn)
     return {"flow": name, "started": True, "run_id": production_run_id(execution), "execution_arn": arn}
+
+
+def scheduled_input(when: str) -> dict[str, Any]:
+    """A scheduled run's input: the deployed defaults and its scheduled time (the same for every
+    start of that time, so Step Functions takes a repeat for the execution already there)."""
+    from flowplane.schedule_times import iso
+    from flowplane.trigger_events import SCHEDULED_TIME_KEY
+
+    return {**execution_input({}), SCHEDULED_TIME_KEY: iso(parse_time(when))}
 
 
 def record_started(aws: Aws, execution_arn: str) -> None:

@@ -109,20 +109,25 @@ class Capture:
         self._local = threading.local()
         self._machines: dict[str, Record] = {}
         self._rules: dict[str, Record] = {}
+        self._zoned: dict[str, Record] = {}
         self._shapes_lock = threading.Lock()
 
     # --- install -------------------------------------------------------------------------
 
-    def install(self, machines: dict[str, Record], rules: dict[str, Record]) -> Undo:
-        """Hook moto; `machines` and `rules` are what the journal already holds (by identity)."""
+    def install(self, machines: dict[str, Record], rules: dict[str, Record],
+                zoned: Optional[dict[str, Record]] = None) -> Undo:
+        """Hook moto; `machines`, `rules` and `zoned` (Scheduler schedules) are what the journal
+        already holds (by identity)."""
         from moto.dynamodb.models import DynamoDBBackend
         from moto.events.models import EventsBackend
         from moto.logs.models import LogStream
         from moto.s3.models import FakeKey, S3Backend
+        from moto.scheduler.models import EventBridgeSchedulerBackend
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
         self._machines = dict(machines)
         self._rules = dict(rules)
+        self._zoned = dict(zoned or {})
         undo: list[Undo] = []
         undo.append(self._wrap(S3Backend, ("put_object",), after=self._s3_put))
         undo.append(self._wrap(S3Backend, ("delete_object",), after=self._s3_delete))
@@ -132,6 +137,8 @@ class Capture:
         undo.append(self._wrap(LogStream, ("put_log_events",), after=self._logs_put))
         undo.append(self._wrap(EventsBackend, ("put_rule", "delete_rule", "put_targets", "remove_targets",
                                                "enable_rule", "disable_rule"), after=self._rules_changed))
+        undo.append(self._wrap(EventBridgeSchedulerBackend, ("create_schedule", "update_schedule", "delete_schedule"),
+                               after=self._zoned_changed))
         undo.append(self._wrap(StepFunctionsParserBackend, (
             "create_state_machine", "update_state_machine", "delete_state_machine", "create_state_machine_alias",
             "update_state_machine_alias", "delete_state_machine_alias", "tag_resource", "untag_resource",
@@ -269,6 +276,12 @@ class Capture:
             self.journal.append(*_diff(self._rules, now, "rule"))
             self._rules = now
 
+    def _zoned_changed(self, backend: Any, result: Any, args: tuple, kwargs: dict) -> None:
+        with self._shapes_lock:
+            now = zoned_records(backend)
+            self.journal.append(*_diff(self._zoned, now, "zs"))
+            self._zoned = now
+
     def _machines_changed(self, backend: Any, result: Any, args: tuple, kwargs: dict) -> None:
         with self._shapes_lock:
             now = machine_records(backend)
@@ -332,6 +345,21 @@ def rule_records(backend: Any, skip: set[str]) -> dict[str, Record]:
             if rule.description:
                 record["Description"] = rule.description
             out[identity] = record
+    return out
+
+
+# What a Scheduler schedule is restored from (CreateSchedule's arguments).
+ZONED_FIELDS = ("Name", "GroupName", "Description", "ScheduleExpression", "ScheduleExpressionTimezone",
+                "FlexibleTimeWindow", "Target", "State")
+
+
+def zoned_records(backend: Any) -> dict[str, Record]:
+    out: dict[str, Record] = {}
+    for group in list(backend.schedule_groups.values()):
+        for schedule in list(group.schedules.values()):
+            doc = schedule.to_dict()
+            identity = f"{group.name}/{schedule.name}"
+            out[identity] = {"t": "zs", "id": identity, **{k: doc[k] for k in ZONED_FIELDS if doc.get(k) is not None}}
     return out
 
 

@@ -72,6 +72,7 @@ class Counts:
     state_machines: int = 0
     executions: int = 0
     rules: int = 0
+    zoned_schedules: int = 0
     log_events: int = 0
     # Restored executions: ARN -> statuses already reported to the recorder.
     reported: dict[str, list[str]] = field(default_factory=dict)
@@ -86,6 +87,7 @@ class State:
     machines: dict[str, Record] = field(default_factory=dict)
     executions: dict[str, Record] = field(default_factory=dict)
     rules: dict[str, Record] = field(default_factory=dict)
+    zoned: dict[str, Record] = field(default_factory=dict)  # EventBridge Scheduler schedules
     logs: dict[tuple[str, str], list[list[Any]]] = field(default_factory=dict)
 
     def apply(self, r: Record) -> None:
@@ -105,6 +107,8 @@ class State:
             target, identity = self.executions, r["id"]
         elif kind == "rule":
             target, identity = self.rules, r["id"]
+        elif kind == "zs":
+            target, identity = self.zoned, r["id"]
         elif kind == "log":
             self.logs.setdefault((r["g"], r["s"]), []).extend(r["e"])
             return
@@ -121,6 +125,7 @@ class State:
         yield from self.machines.values()
         yield from self.executions.values()
         yield from self.rules.values()
+        yield from self.zoned.values()
         for (group, stream), events in self.logs.items():
             yield {"t": "log", "g": group, "s": stream, "e": events}
 
@@ -259,6 +264,7 @@ class StateStore:
         self._restore_logs(state, account, region, counts)
         self._restore_stepfunctions(state, account, region, counts)
         self._restore_rules(state, session.client("events"), counts)
+        self._restore_zoned(state, session.client("scheduler"), counts)
         return counts
 
     def _restore_s3(self, state: State, account: str, region: str, counts: Counts) -> None:
@@ -388,6 +394,13 @@ class StateStore:
                 events.put_targets(Rule=r["Name"], EventBusName=bus, Targets=r["Targets"])
             counts.rules += 1
 
+    def _restore_zoned(self, state: State, scheduler: Any, counts: Counts) -> None:
+        from .capture import ZONED_FIELDS
+
+        for r in state.zoned.values():
+            scheduler.create_schedule(**{k: r[k] for k in ZONED_FIELDS if r.get(k) is not None})
+            counts.zoned_schedules += 1
+
     # --- capturing --------------------------------------------------------------------------
 
     def open_journal(self, skip_rules: Callable[[], set[str]]) -> Undo:
@@ -410,7 +423,7 @@ class StateStore:
                 name="flowplane-local-compaction")
         self.journal = Journal(self.journal_path, valid_length if self.journal_path.exists() else 0)
         capture = Capture(self.journal, self.objects, skip_rules, self.objects_lock)
-        uninstall = capture.install(state.machines, state.rules)
+        uninstall = capture.install(state.machines, state.rules, state.zoned)
         self._known_executions = dict(state.executions)
         # From here moto holds the state; the folded copy lives on only for the compaction.
         self.state = None

@@ -291,6 +291,7 @@ class LocalPlane:
             region=self.region,
             account=self.account,
             clock=cfg.clock,
+            scheduler_client=self.session.client("scheduler"),
         )
         if cfg.persist:
             self._undo.append(self.store.open_journal(lambda: self._own_rules))

@@ -1,9 +1,12 @@
-"""Firing EventBridge schedule rules, which moto stores but never fires.
+"""Firing EventBridge schedule rules and EventBridge Scheduler schedules, which moto stores but never fires.
 
 Every enabled rule with a ScheduleExpression (`cron(...)` in AWS's six-field
 syntax, or `rate(N unit)`) fires at its times: each target gets the
 "Scheduled Event" AWS sends, through the target's InputTransformer or Input
-when it has one. A target that is a Lambda function of the control plane
+when it has one. Every enabled Scheduler schedule fires at its times in its
+`ScheduleExpressionTimezone` (flowplane/schedule_times.py, daylight-saving
+changes as Scheduler documents them): its target gets its Input with
+Scheduler's context attributes filled in. A target that is a Lambda function of the control plane
 (`<app>-<stage>-<name>`, as Chalice names them) is its handler, called
 in-process; other targets are skipped with a warning.
 
@@ -58,20 +61,24 @@ class ScheduleError(ValueError):
     """A schedule expression the local scheduler cannot read."""
 
 
-def next_time(expression: str, after: datetime, anchor: Optional[datetime] = None) -> datetime:
-    """The first time strictly after `after` at which `expression` fires (UTC).
+def next_time(expression: str, after: datetime, anchor: Optional[datetime] = None,
+              zone: Optional[str] = None) -> datetime:
+    """The first time strictly after `after` at which `expression` fires (UTC), a cron in `zone`.
 
     A rate counts from `anchor` (when the rule was first seen), as EventBridge
     counts from the rule's creation.
     """
     after = after.astimezone(timezone.utc)
     if expression.startswith("cron(") and expression.endswith(")"):
-        from pyawscron import AWSCron
+        from flowplane.schedule_times import ScheduleTimeError, next_times
 
         try:
-            return AWSCron(expression[5:-1]).occurrence(after).next().astimezone(timezone.utc)
-        except Exception as e:
-            raise ScheduleError(f"cannot read {expression!r}: {e}") from None
+            found = next_times(expression, zone, after, 1)
+        except ScheduleTimeError as e:
+            raise ScheduleError(str(e)) from None
+        if not found:
+            raise ScheduleError(f"{expression!r} never fires again")
+        return found[0]
     m = _RATE.match(expression.strip())
     if m:
         period = int(m[1]) * _UNIT_SECONDS[m[2].rstrip("s")]
@@ -126,6 +133,13 @@ class _Rule:
     expression: str
     seen_at: datetime
     last: datetime  # the end of the window already fired
+    zone: Optional[str] = None  # a Scheduler schedule's ScheduleExpressionTimezone
+
+
+# A Scheduler schedule's context attributes in its target's Input (what Scheduler fills in).
+_SCHEDULER_CONTEXT = ("<aws.scheduler.scheduled-time>", "<aws.scheduler.schedule-arn>",
+                      "<aws.scheduler.execution-id>", "<aws.scheduler.attempt-number>")
+_ZONED = "scheduler:"  # the key prefix of a Scheduler schedule among the rules
 
 
 @dataclass
@@ -138,6 +152,7 @@ class Scheduler:
     region: str
     account: str
     clock: Clock = field(default_factory=SystemClock)
+    scheduler_client: Any = None  # EventBridge Scheduler (None: rules only)
     fired: list[Firing] = field(default_factory=list)
     _rules: dict[str, _Rule] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -148,12 +163,13 @@ class Scheduler:
             now = self.clock.now().astimezone(timezone.utc)
             due: list[tuple[dict[str, Any], datetime, int]] = []
             current = {}
-            for rule in self._schedule_rules():
-                name, expression = rule["Name"], rule["ScheduleExpression"]
-                known = self._rules.get(name)
-                if known is None or known.expression != expression:
-                    known = _Rule(expression, now, now)
-                current[name] = known
+            for rule in [*self._schedule_rules(), *self._zoned_schedules()]:
+                name, expression, zone = rule["Name"], rule["ScheduleExpression"], rule.get("Zone")
+                key = _ZONED + name if "Target" in rule else name
+                known = self._rules.get(key)
+                if known is None or known.expression != expression or known.zone != zone:
+                    known = _Rule(expression, now, now, zone)
+                current[key] = known
                 try:
                     when, skipped = self._due(known, now)
                 except ScheduleError as e:
@@ -165,16 +181,19 @@ class Scheduler:
             self._rules = current
             fired = []
             for rule, when, skipped in due:
-                fired.extend(self.deliver(rule["Name"], when, rule_arn=rule["Arn"], skipped=skipped))
+                if "Target" in rule:
+                    fired.append(self.deliver_zoned(rule, when, skipped))
+                else:
+                    fired.extend(self.deliver(rule["Name"], when, rule_arn=rule["Arn"], skipped=skipped))
             return fired
 
     def _due(self, rule: _Rule, now: datetime) -> tuple[Optional[datetime], int]:
-        first = next_time(rule.expression, rule.last, rule.seen_at)
+        first = next_time(rule.expression, rule.last, rule.seen_at, rule.zone)
         if first > now:
             return None, 0
         latest, skipped = first, 0
         while True:
-            nxt = next_time(rule.expression, latest, rule.seen_at)
+            nxt = next_time(rule.expression, latest, rule.seen_at, rule.zone)
             if nxt > now:
                 break
             latest, skipped = nxt, skipped + 1
@@ -204,6 +223,43 @@ class Scheduler:
             self.fired.append(firing)
             out.append(firing)
         return out
+
+    def deliver_zoned(self, schedule: dict[str, Any], when: datetime, skipped: int = 0) -> Firing:
+        """Invoke a Scheduler schedule's target for `when`, its Input's context attributes filled in."""
+        from flowplane.schedule_times import iso
+
+        target = schedule["Target"]
+        firing = Firing(schedule["Name"], when, target["Arn"], skipped=skipped)
+        text = target.get("Input") or "{}"
+        for attribute, value in zip(_SCHEDULER_CONTEXT, (iso(when), schedule["Arn"], f"local-{iso(when)}", "1")):
+            text = text.replace(attribute, value)
+        handler = self._handler(target["Arn"])
+        if handler is None:
+            firing.error = f"target {target['Arn']} is not a function of this control plane"
+            log.warning("schedule %s: %s; skipped", schedule["Name"], firing.error)
+        else:
+            try:
+                firing.result = self.invoke(handler, json.loads(text))
+            except Exception as e:  # a failing target must not stop the other schedules
+                firing.error = f"{type(e).__name__}: {e}"
+                log.exception("schedule %s: %s failed", schedule["Name"], handler)
+        self.fired.append(firing)
+        return firing
+
+    def _zoned_schedules(self) -> list[dict[str, Any]]:
+        """Every enabled Scheduler schedule, whole (the listing leaves out the target)."""
+        if self.scheduler_client is None:
+            return []
+        out, token = [], None
+        while True:
+            page = self.scheduler_client.list_schedules(State="ENABLED", **({"NextToken": token} if token else {}))
+            for summary in page.get("Schedules", []):
+                s = self.scheduler_client.get_schedule(Name=summary["Name"], GroupName=summary.get("GroupName", "default"))
+                if s.get("State") == "ENABLED":
+                    out.append({**s, "Zone": s.get("ScheduleExpressionTimezone") or "UTC"})
+            token = page.get("NextToken")
+            if not token:
+                return out
 
     def _handler(self, arn: str) -> Optional[str]:
         parts = arn.split(":")

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from .. import job
@@ -56,6 +57,7 @@ class Task:
     token: Optional[str] = None
     manifest: Optional[Manifest] = None
     trigger: Optional[Trigger] = None  # what started a production run (current.trigger)
+    scheduled_time: Optional[datetime] = None  # a scheduled or backfilled run's tick (current.scheduled_time)
     project: Optional[ProjectInfo] = None  # @project's name and branch
     origin_run_id: Optional[str] = None  # the run a `resume` started from
 
@@ -202,6 +204,7 @@ class Task:
             parameter_names=list(self.param_names),
             origin_run_id=self.origin_run_id,
             trigger=self.trigger,
+            scheduled_time=self.scheduled_time,
             # S3(run=self) keeps the run's objects in this same datastore (flowplane/datatools/roots.py).
             datastore_root=self.storage.root,
         )

@@ -15,7 +15,7 @@ from ..datastore import records
 from ..datastore.storage import S3Storage, Storage, default_root, storage_for
 from ..context import username
 from ..projects import BRANCH_RE, ProjectError, ProjectInfo, resolve
-from ..trigger_events import Trigger
+from ..trigger_events import Trigger, scheduled_time_from_input
 from .attempt import Task
 from .errors import TaskSetupError
 from .graph import TaskIdError, check_task_id
@@ -98,6 +98,7 @@ def prepare(args: Any) -> Task:
         origin_run_id=getattr(args, "origin_run_id", None),
         # A local run ignores triggers, as in Metaflow: only a production execution's input says.
         trigger=Trigger.from_input(os.environ.get(job.EXECUTION_INPUT), upstream_run) if production else None,
+        scheduled_time=scheduled_time_from_input(os.environ.get(job.EXECUTION_INPUT)) if production else None,
     )
 
 

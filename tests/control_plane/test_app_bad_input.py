@@ -209,12 +209,12 @@ def test_cron_with_five_fields(deployed, tmp_path):
     refused(deployed, before, r, 400, field="schedule.cron", error_contains="cron(0 10 * * *)")
 
 
-def test_schedule_with_a_timezone(deployed, tmp_path):
-    folder = _scheduled(tmp_path, "@schedule(daily=True, timezone='Europe/Paris')")
+def test_schedule_with_an_unknown_timezone(deployed, tmp_path):
+    folder = _scheduled(tmp_path, "@schedule(daily=True, timezone='Europe/Pariss')")
     _, package = deployed.build("hourly_flow.py", folder=folder)
     before = deployed.snapshot()
     r = deployed.post_package(package.data)
-    refused(deployed, before, r, 400, field="schedule.timezone", error_contains="does not support scheduling with a timezone")
+    refused(deployed, before, r, 400, field="schedule.timezone", error_contains="unknown time zone 'Europe/Pariss'")
 
 
 def test_deployment_name_that_step_functions_refuses(deployed):

@@ -141,6 +141,7 @@ def test_state_machines_and_rules_are_granted_only_under_the_stacks_own_prefix()
     scoped = {
         "states": (":stateMachine:${AWS::StackName}-*", ":execution:${AWS::StackName}-*:*"),
         "events": (":rule/${AWS::StackName}-schedule-*", ":rule/${AWS::StackName}-trigger-*"),
+        "scheduler": (":schedule/default/${AWS::StackName}-schedule-*",),
     }
     seen = 0
     for where, doc in _all_policies():
@@ -252,6 +253,16 @@ def _requests(service: str, op: str, p: dict[str, Any], cp) -> list[tuple[str, s
             return [("events:PutEvents", arn.format("events", f"event-bus/{e.get('EventBusName', 'default')}"),
                      {"events:source": e["Source"]}) for e in p["Entries"]]
         return [(f"events:{op}", arn.format("events", f"rule/{p.get('Name') or p.get('Rule')}"), {})]
+    if service == "scheduler":
+        out = [(f"scheduler:{op}", arn.format("scheduler", f"schedule/{p.get('GroupName', 'default')}/{p['Name']}"), {})]
+        role = (p.get("Target") or {}).get("RoleArn")
+        if role:
+            out.append(("iam:PassRole", role, {"iam:PassedToService": "scheduler.amazonaws.com"}))
+        return out
+    if service == "secretsmanager":
+        return [(f"secretsmanager:{op}", arn.format("secretsmanager", f"secret:{p.get('Name') or p['SecretId']}-AbCdEf"), {})]
+    if service == "sns":
+        return [(f"sns:{op}", p["TopicArn"], {})]
     if service == "logs":
         return [(f"logs:{op}", arn.format("logs", f"log-group:{p['logGroupName']}:log-stream:{p.get('logStreamName', '')}"), {})]
     if service == "lambda":
@@ -304,6 +315,7 @@ def _names(cp) -> dict[str, str]:
         "Bucket": s.bucket, "Bucket.Arn": f"arn:aws:s3:::{s.bucket}", "Table": s.table,
         "LambdaLogGroup": "/aws/lambda/flowplane-local",
         "StatesRole.Arn": cp.aws.sfn_role_arn,
+        "SchedulerRole.Arn": cp.aws.scheduler_role_arn,
         "EventsDeadLetterQueue.Arn": f"arn:aws:sqs:{s.region}:{ACCOUNT}:dead-letters",
         "JobRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/flowplane-local-job",
         "TaskExecutionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/flowplane-local-execution",
@@ -311,6 +323,20 @@ def _names(cp) -> dict[str, str]:
         "JoinInputsTable.Arn": f"arn:aws:dynamodb:{s.region}:{ACCOUNT}:table/{s.join_inputs_table}",
         "Table.Arn": f"arn:aws:dynamodb:{s.region}:{ACCOUNT}:table/{s.table}",
     }
+
+
+def _zoned_copy(cp) -> Any:
+    """HourlyFlow at 02:30 in Amsterdam, in a folder of its own."""
+    import tempfile
+    from pathlib import Path
+
+    from tests.support.control_plane import EXAMPLES
+
+    folder = Path(tempfile.mkdtemp(prefix="zoned-"))
+    text = (EXAMPLES / "hourly_flow.py").read_text().replace(
+        "@schedule(hourly=True)", "@schedule(cron='30 2 * * ? *', timezone='Europe/Amsterdam')")
+    (folder / "hourly_flow.py").write_text(text)
+    return folder
 
 
 def _exercise(cp, log: CallLog, monkeypatch) -> None:
@@ -398,6 +424,45 @@ def _exercise(cp, log: CallLog, monkeypatch) -> None:
         assert http.get("/flows/TriggeredFlow/triggers/refused").json_body["refused"]
         r = http.delete("/flows/TriggeredFlow", headers={"content-type": "application/json"}, body='{"user": "alice"}')
         assert r.status_code == 200, r.json_body
+    # A zoned schedule (EventBridge Scheduler): deployed, paused, backfilled, unpaused, fired, deleted.
+    with log.acting_as("api_handler"):
+        _, zoned = cp.build("hourly_flow.py", folder=_zoned_copy(cp))
+        assert cp.post_package(zoned.data).status_code == 202
+    with log.acting_as("compile"):
+        assert cp.deliver(zoned.key)[0]["status"] == "DEPLOYED"
+    json_type = {"content-type": "application/json"}
+    with log.acting_as("api_handler"):
+        for action in ("pause", "unpause"):
+            r = http.post(f"/flows/HourlyFlow/schedule/{action}", headers=json_type, body='{"user": "alice"}')
+            assert r.status_code == 200, r.json_body
+        assert http.get("/flows/HourlyFlow/schedule?next=2").status_code == 200
+        body = json.dumps({"user": "alice", "start": "2026-01-01", "end": "2026-01-02T06:00", "max_parallel": 2})
+        r = http.post("/flows/HourlyFlow/backfill", headers=json_type, body=body)
+        assert r.status_code == 200 and r.json_body["started_now"], r.json_body
+    schedule = cp.aws.zoned_schedules.get(rule_name(cp.settings.resource_prefix, "HourlyFlow"))
+    payload = json.loads(schedule["target"]["Input"].replace("<aws.scheduler.scheduled-time>", "2026-11-25T01:30:00Z")
+                         .replace("<aws.scheduler.schedule-arn>", schedule["arn"]))
+    with log.acting_as("launch"):
+        assert cp.client.lambda_.invoke("launch", payload).payload["started"] is True
+    # Notifications: set (the webhook as a secret), a run end delivered, then deleted with the flow.
+    from tests.support.webhook_receiver import webhook_receiver
+
+    with webhook_receiver() as hook:
+        with log.acting_as("api_handler"):
+            body = json.dumps({"user": "alice", "on_error": True, "slack_webhook_url": hook.url,
+                               "sns_topic": f"arn:aws:sns:{cp.settings.region}:{ACCOUNT}:alerts"})
+            r = http.put("/flows/HourlyFlow/notifications", headers=json_type, body=body)
+            assert r.status_code == 200, r.json_body
+        cp.aws.sns.create_topic(Name="alerts")
+        token = cp.get("/deployments?flow=HourlyFlow").json_body["flow"]["production_token"]
+        finished = {"flow": "HourlyFlow", "run_id": "sfn-n1", "status": "FAILED", "namespace": f"production:{token}",
+                    "deployment": "HourlyFlow", "stage": "flowplane-local"}
+        with log.acting_as("notify"):
+            answer = cp.client.lambda_.invoke("notify", {
+                "version": "0", "id": "n-1", "detail-type": "Flowplane Run Finished", "source": "flowplane.run",
+                "account": ACCOUNT, "time": "2026-11-24T10:00:00Z", "region": cp.settings.region, "resources": [],
+                "detail": finished}).payload
+        assert sorted(answer["sent"]) == ["slack", "sns"], answer
     with log.acting_as("api_handler"):
         r = http.delete("/flows/HourlyFlow", headers={"content-type": "application/json"}, body='{"user": "alice"}')
         assert r.status_code == 200, r.json_body
@@ -441,7 +506,11 @@ def test_every_call_a_handler_makes_is_allowed_by_its_own_policy(control_plane, 
             "states:StopExecution", "states:DeleteStateMachine", "events:DeleteRule",
             "events:PutEvents"} <= exercised["api_handler"]
     assert {"states:CreateStateMachine", "states:UpdateStateMachine", "iam:PassRole", "events:PutRule",
-            "events:PutTargets", "s3:GetObject", "dynamodb:DeleteItem"} <= exercised["compile"]
+            "events:PutTargets", "s3:GetObject", "dynamodb:DeleteItem", "scheduler:CreateSchedule",
+            "events:DeleteRule"} <= exercised["compile"]
+    assert {"scheduler:UpdateSchedule", "scheduler:DeleteSchedule", "states:DescribeExecution",
+            "secretsmanager:CreateSecret", "secretsmanager:DeleteSecret"} <= exercised["api_handler"]
+    assert {"secretsmanager:GetSecretValue", "sns:Publish", "dynamodb:PutItem"} <= exercised["notify"]
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "states:StartExecution"} <= exercised["launch"]
     # The run was recorded when it was stopped; the event reads it, finds nothing new, and
     # announces the run's end again (chalicelib/recording/announce.py).
@@ -484,6 +553,31 @@ def test_the_checker_refuses_what_a_policy_does_not_grant(control_plane):
         assert not _allowed(api, "dynamodb:DeleteItem", table, {"dynamodb:LeadingKeys": pk}, names), pk
     assert _allowed(compile_, "events:PutRule", f"{rules}/flowplane-local-trigger-event-F", {}, names)
     assert not _allowed(compile_, "events:PutRule", f"{rules}/flowplane-prod-trigger-event-F", {}, names)
+
+
+def test_the_scheduler_role_may_only_invoke_the_launcher_and_only_the_stacks_schedules_pass_it(control_plane):
+    role = INFRA["Resources"]["SchedulerRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert trust["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].endswith(":schedule/default/${AWS::StackName}-schedule-*")
+    (policy,) = role["Policies"]
+    (statement,) = _statements(policy["PolicyDocument"])
+    assert statement["Action"] == ["lambda:InvokeFunction"]
+    assert all(r["Fn::Sub"].split(":function:")[1].startswith("${AWS::StackName}-launch") for r in statement["Resource"])
+    env = INFRA["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["FLOWPLANE_SCHEDULER_ROLE_ARN"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    names = _names(control_plane)
+    schedules = f"arn:aws:scheduler:{control_plane.settings.region}:{ACCOUNT}:schedule/default"
+    for function in ("compile", "api_handler"):
+        policy_doc = _load_policy(_policy_file(function))
+        assert _allowed(policy_doc, "scheduler:UpdateSchedule", f"{schedules}/flowplane-local-schedule-F", {}, names)
+        assert not _allowed(policy_doc, "scheduler:UpdateSchedule", f"{schedules}/flowplane-prod-schedule-F", {}, names)
+        assert not _allowed(policy_doc, "scheduler:DeleteSchedule", f"{schedules}/someone-elses", {}, names)
+        assert _allowed(policy_doc, "iam:PassRole", names["SchedulerRole.Arn"], {"iam:PassedToService": "scheduler.amazonaws.com"}, names)
+        assert not _allowed(policy_doc, "iam:PassRole", names["SchedulerRole.Arn"], {"iam:PassedToService": "lambda.amazonaws.com"}, names)
+    assert not _allowed(_load_policy(_policy_file("launch")), "scheduler:UpdateSchedule",
+                        f"{schedules}/flowplane-local-schedule-F", {}, names)
 
 
 def test_only_the_run_recorders_may_announce_and_only_runs_ends(control_plane):

@@ -66,9 +66,11 @@ def test_bad_cron_is_refused_naming_the_expression(cron, fragment):
     assert e.value.extra["expression"] == f"cron({cron})"
 
 
-def test_a_timezone_is_refused_as_metaflow_does():
-    with pytest.raises(BadRequest, match="does not support scheduling with a timezone") as e:
-        schedule_expression(ScheduleSpec(hourly=True, timezone="America/New_York"))
+def test_an_unknown_timezone_is_refused_naming_it():
+    """Metaflow refuses any zone on Step Functions; here a known one goes to EventBridge Scheduler."""
+    assert schedule_expression(ScheduleSpec(hourly=True, timezone="America/New_York")) == "cron(0 * * * ? *)"
+    with pytest.raises(BadRequest, match="unknown time zone 'Mars/Olympus'") as e:
+        schedule_expression(ScheduleSpec(hourly=True, timezone="Mars/Olympus"))
     assert e.value.field == "schedule.timezone"
 
 
@@ -142,7 +144,7 @@ def test_the_launcher_starts_production_with_default_parameters(control_plane):
     [execution] = cp.executions("HourlyFlow")
     assert execution["name"] == "flowplane-local-schedule-HourlyFlow-20261124T100000Z"
     described = cp.aws.state_machines.client.describe_execution(executionArn=execution["executionArn"])
-    assert json.loads(described["input"]) == {"Parameters": "{}"}
+    assert json.loads(described["input"]) == {"Parameters": "{}", "ScheduledTime": "2026-11-24T10:00:00Z"}
 
 
 def test_a_duplicate_delivery_starts_no_second_run(control_plane):

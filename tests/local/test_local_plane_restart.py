@@ -195,3 +195,46 @@ def test_flowplane_local_says_when_its_port_is_taken(tmp_path, capsys):
     # The refused start put everything back: the next plane in this process starts.
     plane = LocalPlane(PlaneConfig(state_dir=tmp_path / "next", persist=False)).start()
     plane.stop()
+
+
+ZONED_FLOW = '''
+from flowplane import FlowSpec, schedule, step
+
+
+@schedule(cron="0 6 ? * MON-FRI *", timezone="America/New_York")
+class ZonedFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ZonedFlow()
+'''
+
+
+def test_a_zoned_schedule_and_its_pause_survive_a_restart(tmp_path, sdk_env):
+    from tests.support.embedded_plane import sdk
+
+    state, path = tmp_path / "state", tmp_path / "zoned_flow.py"
+    path.write_text(ZONED_FLOW)
+    plane = start(state, sdk_env)
+    try:
+        create(path)
+        sdk(path, "step-functions", "pause")
+    finally:
+        plane.stop()
+    plane = start(state, sdk_env)
+    try:
+        found = plane.session.client("scheduler").get_schedule(Name="flowplane-local-schedule-ZonedFlow")
+        assert found["ScheduleExpression"] == "cron(0 6 ? * MON-FRI *)"
+        assert found["ScheduleExpressionTimezone"] == "America/New_York" and found["State"] == "DISABLED"
+        assert found["Target"]["Arn"].endswith(":function:flowplane-local-launch")
+        assert "<aws.scheduler.scheduled-time>" in found["Target"]["Input"]
+        assert "PAUSED since" in sdk(path, "step-functions", "schedule")
+    finally:
+        plane.stop()

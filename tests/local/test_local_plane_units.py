@@ -143,6 +143,51 @@ def test_disabled_rules_and_foreign_targets_do_not_fire(scheduled):
     assert all("not a function of this control plane" in f.error for f in fired)
 
 
+class FakeScheduler:
+    """The two EventBridge Scheduler calls the local scheduler makes."""
+
+    def __init__(self) -> None:
+        self.schedules: dict[str, dict] = {}
+
+    def put(self, name: str, expression: str, zone: str, payload: str, state: str = "ENABLED") -> None:
+        self.schedules[name] = {
+            "Name": name, "GroupName": "default", "Arn": f"arn:aws:scheduler:us-east-1:123456789012:schedule/default/{name}",
+            "ScheduleExpression": expression, "ScheduleExpressionTimezone": zone, "State": state,
+            "Target": {"Arn": LAUNCHER, "RoleArn": "arn:aws:iam::123456789012:role/r", "Input": payload},
+        }
+
+    def list_schedules(self, State: str, **kwargs) -> dict:
+        return {"Schedules": [{"Name": n, "GroupName": "default"} for n, s in self.schedules.items() if s["State"] == State]}
+
+    def get_schedule(self, Name: str, GroupName: str) -> dict:
+        return self.schedules[Name]
+
+
+def test_a_scheduler_schedule_fires_in_its_zone_across_a_dst_change(scheduled):
+    from chalicelib.deploy.schedules import scheduler_input
+
+    events, calls, clock, scheduler = scheduled
+    scheduler.scheduler_client = zoned = FakeScheduler()
+    zoned.put("s", "cron(30 2 * * ? *)", "Europe/Amsterdam", scheduler_input("F"))
+    zoned.put("off", "cron(30 2 * * ? *)", "Europe/Amsterdam", scheduler_input("G"), state="DISABLED")
+    clock.set(at(2026, 3, 27, 12))
+    scheduler.tick()
+    fired = []
+    while clock.now() < at(2026, 3, 31, 12):
+        clock.advance(minutes=30)
+        fired.extend(scheduler.tick())
+    assert [(f.rule, f.time) for f in fired] == [
+        ("s", at(2026, 3, 28, 1, 30)), ("s", at(2026, 3, 30, 0, 30)), ("s", at(2026, 3, 31, 0, 30))]
+    # The target's Input with Scheduler's context attributes filled in.
+    assert calls[0] == ("launch", {"flow": "F", "time": "2026-03-28T01:30:00Z",
+                                   "rule": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/s"})
+    # A changed zone starts a new window, as a changed expression does.
+    zoned.put("s", "cron(30 2 * * ? *)", "America/New_York", scheduler_input("F"))
+    assert scheduler.tick() == []
+    clock.set(at(2026, 4, 1, 6, 30))
+    assert [f.time for f in scheduler.tick()] == [at(2026, 4, 1, 6, 30)]
+
+
 def test_a_changed_expression_starts_a_new_window(scheduled):
     events, calls, clock, scheduler = scheduled
     events.put("r", "cron(0 * * * ? *)", [{"Id": "t", "Arn": LAUNCHER}])

@@ -564,6 +564,13 @@ class F(FlowSpec):
         words=("One must be a question mark",),
     ),
     Case(
+        "unknown-timezone",
+        "schedule-timezone",
+        flow_class(LINEAR_STEPS, decorators="@schedule(hourly=True, timezone='Europe/Amsterdm')\n"),
+        at="@schedule(",
+        words=("unknown time zone 'Europe/Amsterdm'", "IANA name"),
+    ),
+    Case(
         "trigger-maps-an-unknown-parameter",
         "trigger-parameters",
         flow_class(
