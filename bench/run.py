@@ -34,6 +34,7 @@ SECTIONS = [
     "bench_triggers",
     "bench_wide_foreach",
     "bench_foreach_reads",
+    "bench_ui",
 ]
 
 

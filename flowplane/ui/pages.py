@@ -190,6 +190,7 @@ def run_page(flow_name: str, run_id: str) -> dict[str, Any]:
                            group_rows=group)
     trigger = run.trigger
     return {
+        "failed_task_error": _failed_task_error(rec.failed_task),
         "run": rec,
         "flow": flow_name,
         "nodes": nodes,
@@ -201,6 +202,15 @@ def run_page(flow_name: str, run_id: str) -> dict[str, Any]:
         "failed_href": pathspec_href(rec.failed_task),
         "live": rec.status == "running",
     }
+
+
+def _failed_task_error(pathspec: Optional[str]) -> Optional[Any]:
+    """The failed task's own error: the run's names what ended it (on AWS, the state machine's)."""
+    parts = (pathspec or "").split("/")
+    if len(parts) != 4:
+        return None
+    found = get_provider().get_task(*parts)
+    return found.error if found is not None else None
 
 
 # --- a task ---------------------------------------------------------------------------------------------
