@@ -195,6 +195,7 @@ def run_page(flow_name: str, run_id: str) -> dict[str, Any]:
         "flow": flow_name,
         "nodes": nodes,
         "dag": [n.as_json() for n in nodes],
+        "graph_known": graph is not None,
         "chart": chart,
         "grouped": group,
         "task_count": len(all_tasks),
