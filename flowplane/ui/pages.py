@@ -30,6 +30,8 @@ PREVIEW_MAX_BYTES = 4096
 PREVIEW_MAX_CHARS = 400
 LOG_MAX_CHARS = 512 * 1024
 _READERS = 8
+# How often a page that shows nothing running looks for what started since (ms).
+IDLE_REFRESH_MS = 10_000
 
 
 def record_of(obj: Any) -> Any:
@@ -112,7 +114,8 @@ def flows_page() -> dict[str, Any]:
 
     with _pool(len(flows)) as pool:
         rows = list(pool.map(summary, flows))
-    return {"flows": rows, "source": get_provider().describe()}
+    return {"flows": rows, "source": get_provider().describe(),
+            "live": True if any(r.status == "running" for f in rows for r in f["runs"]) else IDLE_REFRESH_MS}
 
 
 # --- a flow's runs ----------------------------------------------------------------------------
@@ -131,7 +134,8 @@ def runs_page(flow_name: str, status: Optional[str], tag: Optional[str], namespa
         "next_token": following,
         "filters": {"status": status or "", "tag": tag or "", "namespace": namespace or ""},
         "first_page": token is None,
-        "live": token is None and any(r.status == "running" for r in records),
+        # The first page shows new runs as they start; while one on it runs, its status too.
+        "live": (True if any(r.status == "running" for r in records) else IDLE_REFRESH_MS) if token is None else False,
     }
 
 

@@ -110,7 +110,7 @@ class Dashboard:
         return value or None
 
     def _flows(self, query: dict[str, list[str]]) -> tuple[str, dict[str, Any]]:
-        return "flows.html", {**pages.flows_page(), "live": False}
+        return "flows.html", pages.flows_page()
 
     def _runs(self, query: dict[str, list[str]], flow: str) -> tuple[str, dict[str, Any]]:
         status = self._one(query, "status")

@@ -212,18 +212,28 @@ def test_failed_task_page_shows_its_stderr_and_traceback(page: Any, dashboard: s
     page.screenshot(path=str(shots / "task-failed.png"), full_page=True)
 
 
-def test_running_run_updates_without_reload(page: Any, dashboard: str, runs: dict, shots: Path):
-    page.goto(f"{dashboard}/flows/UiGatedFlow/runs/{runs['UiGatedFlow']}")
+def test_running_run_and_its_task_update_without_reload(page: Any, dashboard: str, runs: dict, shots: Path):
+    run_url = f"{dashboard}/flows/UiGatedFlow/runs/{runs['UiGatedFlow']}"
+    page.goto(run_url)
     assert page.locator("h1 .badge").get_attribute("data-status") == "running"
     assert _dag(page)["start"] == "running"
     page.screenshot(path=str(shots / "run-running.png"), full_page=True)
-    page.evaluate("window.__sameDocument = true")
+    task = page.context.new_page()
+    task.goto(run_url + "/steps/start/tasks/1")
+    task.wait_for_function("document.getElementById('stdout').textContent.includes('waiting for the gate')",
+                           timeout=30_000)
+    for p in (page, task):
+        p.evaluate("window.__sameDocument = true")
     runs["gate"].write_text("open")
     page.wait_for_selector('h1 .badge[data-status="succeeded"]', timeout=90_000)
-    assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
+    task.wait_for_function("document.getElementById('stdout').textContent.includes('through the gate')",
+                           timeout=30_000)
+    for p in (page, task):
+        assert p.evaluate("window.__sameDocument") is True, "the page was reloaded"
     assert _dag(page) == {"start": "succeeded", "end": "succeeded"}
     assert page.locator("body").get_attribute("data-live-ms") is None, "a finished run is still polled"
     page.screenshot(path=str(shots / "run-finished-live.png"), full_page=True)
+    task.screenshot(path=str(shots / "task-followed.png"), full_page=True)
 
 
 def test_unknown_run_is_a_404_page(page: Any, dashboard: str, runs: dict, shots: Path):

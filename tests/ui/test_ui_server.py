@@ -60,7 +60,15 @@ def test_runs_page_filters_and_goes_live_while_a_run_goes(dashboard):
     assert status == 200 and html.count("<tr data-run=") == 5 and "data-live-ms" in html
     status, html = render(dashboard, "/flows/ParameterFlow", "status=succeeded&namespace=user:alice")
     assert [line.split('"')[1] for line in html.split("<tr data-run=")[1:]] == ["1002", "1001"]
-    assert "data-live-ms" not in html  # nothing on the page is running
+    assert 'data-live-ms="10000"' in html  # nothing on the page runs: it only looks for new runs
+    status, html = render(dashboard, "/flows/ParameterFlow", "status=succeeded&page=" + _next_token(dashboard))
+    assert status == 200 and "data-live-ms" not in html  # a later page stays as it was read
+
+
+def _next_token(d: Dashboard) -> str:
+    from flowplane.client import Flow
+
+    return Flow("ParameterFlow").runs_page(status="succeeded", namespace_tag=None, limit=1)[1]
 
 
 def test_run_page_of_a_failed_run_names_and_links_its_failed_task(dashboard):
