@@ -135,6 +135,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "flowplane-ui"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if not self._host_is_ours():
+            return self._send(421, b"this dashboard answers only at 127.0.0.1 or localhost\n",
+                              "text/plain; charset=utf-8")
         parts = urlsplit(self.path)
         if parts.path.startswith("/static/"):
             return self._static(parts.path[len("/static/"):])
@@ -145,6 +148,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
+
+    def _host_is_ours(self) -> bool:
+        """A page elsewhere cannot read the dashboard by pointing its own name at 127.0.0.1 (DNS
+        rebinding): the browser would send that name as Host."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        return host in ("127.0.0.1", "localhost", "::1")
 
     def _refuse(self) -> None:
         self._send(405, b"the dashboard is read-only: GET only\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"})

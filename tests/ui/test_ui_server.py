@@ -129,6 +129,18 @@ def test_expired_credentials_are_a_401_saying_how_to_sign_in_again():
     assert "security token included in the request is expired" in html
 
 
+def test_credentials_botocore_cannot_refresh_are_a_401_too():
+    class TokenRetrievalError(Exception):
+        """Named as botocore's, raised when an SSO session has expired."""
+
+    def stale(method, url, headers, body):
+        raise TokenRetrievalError("Token has expired and refresh failed")
+
+    with use_provider(ServiceProvider("https://plane.invalid", transport=stale, retries=1)):
+        status, html = Dashboard().render("/", {})
+    assert status == 401 and "have expired or are missing" in html and "Token has expired" in html
+
+
 def test_the_server_is_read_only_and_serves_only_its_own_static_files(dashboard):
     server, _ = start_in_thread()
     base = url_of(server).rstrip("/")
@@ -142,6 +154,9 @@ def test_the_server_is_read_only_and_serves_only_its_own_static_files(dashboard)
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(urllib.request.Request(base + "/", data=b"{}", method="POST"))
         assert e.value.code == 405
+        with pytest.raises(urllib.error.HTTPError) as e:  # another site's name pointed at 127.0.0.1
+            urllib.request.urlopen(urllib.request.Request(base + "/", headers={"Host": "evil.example:80"}))
+        assert e.value.code == 421
     finally:
         server.shutdown()
         server.server_close()
