@@ -181,30 +181,26 @@ def run_page(flow_name: str, run_id: str) -> dict[str, Any]:
     graph = GRAPHS.get(rec, listed.get("start", []))
     nodes = dag.step_nodes(graph, listed)
     all_tasks = [t for s in nodes for t in listed.get(s.name, [])]
-    spans = [timeline.Span(row=t.step, label=f"{t.step}/{t.task_id}", status=t.status,
-                           started_at=t.created_at, finished_at=t.finished_at,
-                           href=task_href(flow_name, run_id, t.step, t.task_id),
-                           row_href=task_href(flow_name, run_id, t.step, t.task_id))
-             for t in all_tasks]
     group = len(all_tasks) > timeline.ROWS_PER_TASK_MAX
-    if group:
-        for s in spans:
-            s.row_href = None
+    spans = []
+    for t in all_tasks:
+        href = task_href(flow_name, run_id, t.step, t.task_id)
+        spans.append(timeline.Span(row=t.step, label=f"{t.step}/{t.task_id}", status=t.status,
+                                   started_at=t.created_at, finished_at=t.finished_at, href=href,
+                                   row_href=None if group else href))
     chart = timeline.chart(spans, now=parse_time(rec.finished_at) if rec.status != "running" else None,
                            group_rows=group)
-    trigger = run.trigger
     return {
-        "failed_task_error": _failed_task_error(rec.failed_task),
         "run": rec,
         "flow": flow_name,
-        "nodes": nodes,
         "dag": [n.as_json() for n in nodes],
         "graph_known": graph is not None,
         "chart": chart,
         "grouped": group,
         "task_count": len(all_tasks),
-        "trigger": [c.model_dump(mode="json") for c in rec.trigger] if trigger is not None else [],
+        "trigger": [c.model_dump(mode="json") for c in rec.trigger],
         "failed_href": pathspec_href(rec.failed_task),
+        "failed_task_error": _failed_task_error(rec.failed_task),
         "live": rec.status == "running",
     }
 
