@@ -91,7 +91,7 @@ def trigger_lines(deployment: Optional[DeploymentInfo]) -> list[str]:
     finish = doc.get("trigger_on_finish") or {}
     for upstream in finish.get("flows") or []:
         name = upstream.get("name") if isinstance(upstream, dict) else upstream
-        where = [upstream.get(k) for k in ("project", "project_branch")] if isinstance(upstream, dict) else []
+        where = [upstream.get(k) for k in ("project", "branch")] if isinstance(upstream, dict) else []
         lines.append("after " + ".".join(str(p) for p in [*where, name] if p))
     if (trig.get("any") or finish.get("any")) and lines:
         lines.append("(any one of them)")

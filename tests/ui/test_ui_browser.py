@@ -96,7 +96,7 @@ def runs(plane: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     return ids
 
 
-def _wait_until_running(run_id: str, timeout: float = 60) -> None:
+def _wait_until_running(run_id: str, timeout: float = 120) -> None:
     """Until the gated run's start task is recorded running (what the run page should show)."""
     from flowplane.client import get_provider
 
@@ -221,13 +221,13 @@ def test_running_run_and_its_task_update_without_reload(page: Any, dashboard: st
     task = page.context.new_page()
     task.goto(run_url + "/steps/start/tasks/1")
     task.wait_for_function("document.getElementById('stdout').textContent.includes('waiting for the gate')",
-                           timeout=30_000)
+                           timeout=60_000)
     for p in (page, task):
         p.evaluate("window.__sameDocument = true")
     runs["gate"].write_text("open")
     page.wait_for_selector('h1 .badge[data-status="succeeded"]', timeout=90_000)
     task.wait_for_function("document.getElementById('stdout').textContent.includes('through the gate')",
-                           timeout=30_000)
+                           timeout=60_000)
     for p in (page, task):
         assert p.evaluate("window.__sameDocument") is True, "the page was reloaded"
     assert _dag(page) == {"start": "succeeded", "end": "succeeded"}

@@ -179,3 +179,17 @@ def test_the_lambda_bundle_never_imports_the_dashboard():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_triggers_read_as_one_line_each():
+    from chalicelib.deploy.rollout import trigger_document
+    from flowplane.manifest import TriggerOnFinishSpec, TriggerSpec
+
+    stored = json.loads(trigger_document(
+        TriggerSpec.model_validate({"event": "data_updated"}),
+        TriggerOnFinishSpec.model_validate({"flow": "fraud.prod.FirstFlow", "options": {"any": True}})))
+    deployment = DeploymentInfo(version=2, deployer="a", deployed_at=None, namespace="production:t", schedule=None,
+                                triggers=stored)
+    assert pages.trigger_lines(deployment) == ["event data_updated", "after fraud.prod.FirstFlow",
+                                               "(any one of them)"]
+    assert pages.trigger_lines(None) == []
