@@ -185,7 +185,8 @@ def run_page(flow_name: str, run_id: str) -> dict[str, Any]:
     spans = []
     for t in all_tasks:
         href = task_href(flow_name, run_id, t.step, t.task_id)
-        spans.append(timeline.Span(row=t.step, label=f"{t.step}/{t.task_id}", status=t.status,
+        retried = f" ({t.attempts} attempts)" if t.attempts > 1 else ""
+        spans.append(timeline.Span(row=t.step, label=f"{t.step}/{t.task_id}{retried}", status=t.status,
                                    started_at=t.created_at, finished_at=t.finished_at, href=href,
                                    row_href=None if group else href))
     chart = timeline.chart(spans, now=parse_time(rec.finished_at) if rec.status != "running" else None,

@@ -80,6 +80,13 @@ def test_run_page_of_a_failed_run_names_and_links_its_failed_task(dashboard):
     assert {n["name"]: n["status"] for n in dag} == {"start": "succeeded", "train": "failed"}
 
 
+def test_run_page_timeline_marks_a_retried_task_and_its_task_page_lists_each_attempt(dashboard):
+    status, html = render(dashboard, "/flows/RetryFlow/runs/6001")
+    assert status == 200 and "flaky/1 (2 attempts)" in html
+    status, html = render(dashboard, "/flows/RetryFlow/runs/6001/steps/flaky/tasks/1", "attempt=0")
+    assert 'data-attempt="0"' in html and 'data-attempt="1"' in html and "showing attempt 0" in html
+
+
 def test_task_page_shows_attempts_logs_artifacts_and_exception(dashboard):
     status, html = render(dashboard, "/flows/TrainFlow/runs/4001/steps/train/tasks/1")
     assert status == 200
