@@ -12,16 +12,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, get_args
 
-from ..datastore.records import RunRecord, is_production_run_id
+from ..datastore.records import RunRecord, RunStatus, is_production_run_id
 from .exceptions import ClientError
 from .provider import RunsPage
 from .times import sort_key
 
 # A page of the control plane's runs route holds at most this many (chalicelib/query/reads.py).
 MAX_PAGE = 1000
-RUN_STATUSES = ("running", "succeeded", "failed")
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 
 
 class InvalidPageToken(ClientError, ValueError):

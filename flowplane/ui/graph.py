@@ -13,9 +13,6 @@ from typing import Any, Optional
 
 from ..datastore.records import TaskRecord
 
-# What a step's colour says, from its tasks (a step with none has not started).
-STEP_STATUSES = ("not started", "pending", "running", "succeeded", "failed")
-
 
 @dataclass
 class StepNode:

@@ -101,7 +101,7 @@ def test_task_page_shows_attempts_logs_artifacts_and_exception(dashboard):
     ("/flows/ParameterFlow/runs/1001/steps/start/tasks/7", "", 404, "does not exist"),
     ("/flows/ParameterFlow/runs/1001/steps/start/tasks/1", "attempt=5", 404, "has no attempt 5"),
     ("/flows/ParameterFlow/runs/1001/steps/start/tasks/1", "attempt=x", 400, "attempt is a number"),
-    ("/flows/ParameterFlow", "status=done", 400, "status is one of"),
+    ("/flows/ParameterFlow", "status=done", 400, "status must be one of running, succeeded, failed"),
     ("/flows/ParameterFlow", "page=forged", 400, "is not a page token"),
     ("/flows/..%2F..%2Fetc", "", 400, "expected 1 part"),
     ("/flows/..", "", 400, "is not a valid name"),
