@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all install test test-quick demo bench package clean
+.PHONY: all install browser test test-quick demo bench package clean
 
 all: test
 
@@ -24,8 +24,20 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(STAMP) $(NODE_STAMP)
 
+# The dashboard's browser tests (tests/ui) drive the system's Chromium through Playwright, which
+# never downloads a browser of its own. Installed here where apt-get may run without a prompt
+# (root, or password-less sudo); elsewhere the tests skip, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then SUDO=; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "chromium is not installed and apt-get cannot run here: the browser tests will be skipped"; exit 0; fi; \
+	  echo "installing chromium (apt-get) for the browser tests"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || echo "apt-get could not install chromium: the browser tests will be skipped"; }
+
 # Property tests run more examples here than in test-quick (tests/support/hostile_strategies.py).
-test: install
+test: install browser
 	FLOWPLANE_HYPOTHESIS=full $(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
 
 # The fast subset to run while working: no end-to-end tests, no in-process AWS.

@@ -36,6 +36,7 @@ SECTIONS = [
     "bench_foreach_reads",
     "bench_environments",
     "bench_resume",
+    "bench_ui",
 ]
 
 

@@ -37,11 +37,18 @@ def _event(argv: list[str]) -> int:
     return event_main(argv)
 
 
+def _ui(argv: list[str]) -> int:
+    from .ui.cli import main as ui_main
+
+    return ui_main(argv)
+
+
 # name -> (entry taking the remaining arguments and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "task": (_task, "run one attempt of one task of a flow (what `run` and AWS Batch start)"),
     "local": (_local, "run the control plane on this machine, on an embedded AWS (moto)"),
     "event": (_event, "publish an event that starts the flows triggered by it (`event publish NAME`)"),
+    "ui": (_ui, "a read-only dashboard of flows and runs in the browser, on 127.0.0.1"),
 }
 
 

@@ -8,6 +8,7 @@ flow/run" (a 404).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Optional
 
@@ -224,6 +225,9 @@ class Reads:
             for k in ("state_machine_arn", "production_version", "deployer", "deployed_at", "schedule"):
                 if head.get(k) is not None:
                     out[k] = int(head[k]) if k == "production_version" else head[k]
+            if live and head.get("triggers"):
+                # Kept as a JSON string (rollout.trigger_document); answered as the object it is.
+                out["triggers"] = json.loads(head["triggers"])
         return out
 
     def _flow_exists(self, flow: str) -> bool:

@@ -24,7 +24,7 @@ from .exceptions import (
 )
 from .metadata import MetadataSpecError, default_metadata, get_metadata, metadata
 from .namespaces import default_namespace, get_namespace, namespace
-from .provider import FlowInfo, Provider, StepInfo
+from .provider import DeploymentInfo, FlowInfo, Provider, StepInfo
 from .selection import get_provider, set_provider, use_provider
 from .tagging import TaggingError
 
@@ -62,6 +62,7 @@ __all__ = [
     "MetaflowInvalidPathspec",
     "Provider",
     "FlowInfo",
+    "DeploymentInfo",
     "StepInfo",
     "get_provider",
     "set_provider",

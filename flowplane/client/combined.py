@@ -33,7 +33,8 @@ from ..datastore.storage import NotFound as StorageNotFound
 from .lazy_runs import LazyRuns
 from .tagging import PRODUCTION_TAGS_FIXED
 from .local import _ok
-from .provider import FlowInfo, LogStream, Provider, StepInfo
+from .provider import FlowInfo, LogStream, Provider, RunsPage, StepInfo
+from .run_pages import merged_page, provider_runs_page
 from .service import ServiceError
 from .times import sort_key
 
@@ -219,7 +220,8 @@ class CombinedProvider:
         plane = self._ask_plane(lambda: self.plane.get_flow(flow), None)
         if local is None or plane is None:
             return local or plane
-        return FlowInfo(name=local.name, created_at=_earliest(local.created_at, plane.created_at))
+        return FlowInfo(name=local.name, created_at=_earliest(local.created_at, plane.created_at),
+                        deployment=plane.deployment)
 
     # --- runs ------------------------------------------------------------------------
 
@@ -232,6 +234,28 @@ class CombinedProvider:
         local = self.local.list_runs(flow, namespace_tag=namespace_tag, limit=limit)
         plane = self._ask_plane(lambda: self.plane.list_runs(flow, namespace_tag=namespace_tag, limit=limit), [])
         return MergedRuns(self, flow, local, plane, None if limit is None else max(0, int(limit)))
+
+    def runs_page(self, flow: str, namespace_tag: Optional[str] = None, tag: Optional[str] = None,
+                  status: Optional[str] = None, limit: int = 50, token: Optional[str] = None) -> RunsPage:
+        """Both sources' pages merged newest first (run_pages.merged_page): one plane request a page."""
+        if not _ok(flow):
+            return [], None
+
+        def reader(source: Provider) -> Callable[[int, Optional[str]], RunsPage]:
+            def read(n: int, tok: Optional[str]) -> RunsPage:
+                page, following = provider_runs_page(source, flow, namespace_tag, tag, status, n, tok)
+                for rec in page:
+                    self._remember_run(flow, rec.run_id, source)
+                return page, following
+
+            return read
+
+        read_plane = reader(self.plane)
+
+        def plane(n: int, tok: Optional[str]) -> RunsPage:
+            return self._ask_plane(lambda: read_plane(n, tok), ([], None))
+
+        return merged_page(reader(self.local), None if self._plane_gone else plane, limit, token)
 
     def set_user_tags(self, flow: str, run: str, tags: list[str]) -> RunRecord:
         if is_production_run_id(run):

@@ -27,9 +27,15 @@ from .exceptions import ChildNotFound, InvalidPathspec, NamespaceMismatch, NotFo
 from .lineage import child_refs, graph_of, parent_refs
 from .tagging import PRODUCTION_TAGS_FIXED, TaggingError, next_user_tags, tag_list
 from .namespaces import get_namespace
-from .provider import FlowInfo, Provider, StepInfo
+from .provider import DeploymentInfo, FlowInfo, Provider, StepInfo
+from .run_pages import check_filters, provider_runs_page
 from .selection import get_provider
 from .times import parse_time, sort_key
+
+# runs_page's namespace when none is given: the current one (None means every namespace).
+_CURRENT_NAMESPACE = object()
+# A flow's deployment before it was asked of the provider.
+_UNREAD = object()
 
 Metadata = namedtuple("Metadata", ["name", "value", "created_at", "type", "task"])
 
@@ -241,6 +247,8 @@ class Flow(MetaflowObject):
         if info is None:
             raise NotFound(f"Flow('{name}') does not exist (datastore {self._provider.describe()})")
         self._info = info
+        # Known when the flow was read alone (get_flow); a listing's FlowInfo leaves it to be asked.
+        self._deployment: Any = info.deployment if _info is None else _UNREAD
         if _namespace_check:
             self._check_namespace()
 
@@ -265,6 +273,26 @@ class Flow(MetaflowObject):
     def runs(self, *tags: str) -> Iterator["Run"]:
         """Runs in the namespace carrying every one of `tags`, newest first."""
         return self._filtered_children(*tags)
+
+    def runs_page(self, *, status: Optional[str] = None, tag: Optional[str] = None, limit: int = 50,
+                  token: Optional[str] = None, namespace_tag: Any = _CURRENT_NAMESPACE) -> tuple[list["Run"], Optional[str]]:
+        """One page of runs, newest first, and the token of the next (None on the last page): for
+        a table paged by a person. In the current namespace unless `namespace_tag` names one (None:
+        all); only runs of `status` (running, succeeded, failed) carrying `tag`. Through a control
+        plane each page is one request, filtered there, so a filtered page may be short."""
+        check_filters(status, limit)
+        ns = get_namespace() if namespace_tag is _CURRENT_NAMESPACE else namespace_tag
+        page, following = provider_runs_page(self._provider, self.id, ns, tag, status, limit, token)
+        return [Run(_record=rec, _parent=self, _namespace_check=False) for rec in page], following
+
+    @property
+    def deployment(self) -> Optional[DeploymentInfo]:
+        """The flow's production deployment (version, deployer, namespace, schedule, triggers) as the
+        control plane keeps it; None for a flow never deployed, or read from the datastore alone."""
+        if self._deployment is _UNREAD:
+            info = self._provider.get_flow(self.id)
+            self._deployment = info.deployment if info is not None else None
+        return self._deployment  # type: ignore[return-value]
 
     @property
     def latest_run(self) -> Optional["Run"]:

@@ -9,7 +9,7 @@ one, as Metaflow shows local and production runs together. `get_provider()`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Optional, Protocol, runtime_checkable
 
 from ..datastore.artifacts import ArtifactRef
@@ -19,9 +19,29 @@ LogStream = Literal["stdout", "stderr"]
 
 
 @dataclass(frozen=True)
+class DeploymentInfo:
+    """A flow's production deployment as the control plane keeps it (`Flow.deployment`)."""
+
+    version: Optional[int]
+    deployer: Optional[str]
+    deployed_at: Optional[str]  # ISO 8601
+    namespace: Optional[str]  # production:<token>, None once deleted
+    schedule: Optional[str]  # the EventBridge expression, cron(...) or rate(...)
+    # The deployed @trigger and @trigger_on_finish ({"trigger": ..., "trigger_on_finish": ...}).
+    triggers: Optional[dict[str, Any]] = field(default=None, compare=False, hash=False)
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
 class FlowInfo:
     name: str
     created_at: str  # ISO 8601: the first run's creation
+    # Only a single flow's read (get_flow) through a control plane knows it; None otherwise.
+    deployment: Optional[DeploymentInfo] = None
+
+
+# One page of a flow's runs, newest first, and the token of the next (None: the last page).
+RunsPage = tuple[list[RunRecord], Optional[str]]
 
 
 @dataclass(frozen=True)
@@ -81,3 +101,9 @@ class Provider(Protocol):
     def list_cards(self, flow: str, run: str, step: str, task: str, attempt: int) -> list[Any]:
         """The attempt's @card pages (flowplane.cards.store.StoredCard), in the step's order."""
         ...
+
+
+# Optional beside the interface (a provider without it is paged by Flow.runs_page itself):
+#   runs_page(flow, namespace_tag=None, tag=None, status=None, limit=50, token=None) -> RunsPage
+# one page of runs carrying both tags, of that status, from the opaque `token` of the page before,
+# at most one request to a control plane.

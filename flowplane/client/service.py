@@ -33,7 +33,7 @@ from ..datastore.records import AttemptRecord, RunRecord, TaskRecord
 from .exceptions import ClientError, NotFound
 from .lazy_runs import LazyRuns
 from .local import _ok
-from .provider import FlowInfo, LogStream, StepInfo
+from .provider import DeploymentInfo, FlowInfo, LogStream, RunsPage, StepInfo
 
 if TYPE_CHECKING:
     from ..api_client import ApiClient, Transport
@@ -258,7 +258,8 @@ class ServiceProvider:
         doc = self._get(f"/flows/{_seg(flow)}")
         if doc is None:
             return None
-        return FlowInfo(name=str(doc.get("name") or flow), created_at=str(doc.get("created_at") or ""))
+        return FlowInfo(name=str(doc.get("name") or flow), created_at=str(doc.get("created_at") or ""),
+                        deployment=_deployment(doc))
 
     def list_runs(self, flow: str, namespace_tag: Optional[str] = None,
                   limit: Optional[int] = None) -> Sequence:  # Sequence[RunRecord], read lazily
@@ -275,6 +276,20 @@ class ServiceProvider:
             return runs, token if isinstance(token, str) and token else None
 
         return _RunPages(fetch, None if limit is None else max(0, int(limit)))
+
+    def runs_page(self, flow: str, namespace_tag: Optional[str] = None, tag: Optional[str] = None,
+                  status: Optional[str] = None, limit: int = 50, token: Optional[str] = None) -> RunsPage:
+        """One request: the route filters (a filtered page may be short and still have a next)."""
+        if not _ok(flow):
+            return [], None
+        path = f"/flows/{_seg(flow)}/runs"
+        answer = self._get(path, {"namespace": namespace_tag, "tag": tag, "status": status, "limit": limit,
+                                  "next_token": token})
+        if answer is None:
+            return [], None
+        runs = [self._model(RunRecord, doc, path) for doc in self._list(answer, "runs", path)]
+        following = answer.get("next_token")
+        return runs, following if isinstance(following, str) and following else None
 
     def get_run(self, flow: str, run: str) -> Optional[RunRecord]:
         if not _ok(flow, run):
@@ -529,6 +544,23 @@ class ServiceProvider:
     def _read_text(self, url: str) -> str:
         with self._open_url(url) as body:
             return body.read().decode("utf-8")
+
+
+def _deployment(doc: dict[str, Any]) -> Optional[DeploymentInfo]:
+    """The deployment fields of GET /flows/{flow} (chalicelib/query/reads.py), None if never deployed."""
+    if not doc.get("deployed"):
+        return None
+    version = doc.get("production_version")
+    triggers = doc.get("triggers")
+    return DeploymentInfo(
+        version=version if isinstance(version, int) and not isinstance(version, bool) else None,
+        deployer=doc.get("deployer") if isinstance(doc.get("deployer"), str) else None,
+        deployed_at=doc.get("deployed_at") if isinstance(doc.get("deployed_at"), str) else None,
+        namespace=doc.get("namespace") if isinstance(doc.get("namespace"), str) else None,
+        schedule=doc.get("schedule") if isinstance(doc.get("schedule"), str) else None,
+        triggers=triggers if isinstance(triggers, dict) else None,
+        deleted=bool(doc.get("deleted")),
+    )
 
 
 def configured_service_url() -> Optional[str]:

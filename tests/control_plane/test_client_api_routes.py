@@ -113,6 +113,16 @@ def test_a_deployed_flow_without_runs_is_found_and_an_unknown_one_is_not(api):
     assert get(api, "/flows/" + quote("../etc", safe=""), most=0, status=404)["code"] == "not_found"
 
 
+def test_a_flow_answers_its_deployed_schedule_and_triggers(api):
+    api.deploy("triggered_flow.py")
+    triggered = get(api, "/flows/TriggeredFlow")
+    assert [e["name"] for e in triggered["triggers"]["trigger"]["events"]] == ["data_updated"]
+    assert triggered["triggers"]["trigger_on_finish"] is None and "schedule" not in triggered
+    api.deploy("hourly_flow.py")
+    hourly = get(api, "/flows/HourlyFlow")
+    assert hourly["schedule"] == "cron(0 * * * ? *)" and "triggers" not in hourly
+
+
 def delete_flow(cp, name: str, user: str = "alice") -> None:
     r = cp.client.http.delete(f"/flows/{name}", headers={"content-type": "application/json"}, body=json.dumps({"user": user}))
     assert r.status_code == 200, r.json_body
