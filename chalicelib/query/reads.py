@@ -222,7 +222,7 @@ class Reads:
             if live and head.get("production_token"):
                 out["production_token"] = head["production_token"]
                 out["namespace"] = f"production:{head['production_token']}"
-            for k in ("state_machine_arn", "production_version", "deployer", "deployed_at", "schedule"):
+            for k in ("state_machine_arn", "production_version", "deployer", "deployed_at", "schedule", "timezone"):
                 if head.get(k) is not None:
                     out[k] = int(head[k]) if k == "production_version" else head[k]
             if live and head.get("triggers"):

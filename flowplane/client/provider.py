@@ -27,6 +27,8 @@ class DeploymentInfo:
     deployed_at: Optional[str]  # ISO 8601
     namespace: Optional[str]  # production:<token>, None once deleted
     schedule: Optional[str]  # the EventBridge expression, cron(...) or rate(...)
+    # The IANA zone a cron schedule fires in (@schedule(timezone=...)); None: UTC.
+    timezone: Optional[str] = field(default=None, compare=False, hash=False)
     # The deployed @trigger and @trigger_on_finish ({"trigger": ..., "trigger_on_finish": ...}).
     triggers: Optional[dict[str, Any]] = field(default=None, compare=False, hash=False)
     deleted: bool = False

@@ -558,6 +558,7 @@ def _deployment(doc: dict[str, Any]) -> Optional[DeploymentInfo]:
         deployed_at=doc.get("deployed_at") if isinstance(doc.get("deployed_at"), str) else None,
         namespace=doc.get("namespace") if isinstance(doc.get("namespace"), str) else None,
         schedule=doc.get("schedule") if isinstance(doc.get("schedule"), str) else None,
+        timezone=doc.get("timezone") if isinstance(doc.get("timezone"), str) else None,
         triggers=triggers if isinstance(triggers, dict) else None,
         deleted=bool(doc.get("deleted")),
     )

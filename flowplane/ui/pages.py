@@ -70,13 +70,15 @@ def pathspec_href(pathspec: Optional[str]) -> Optional[str]:
 
 
 def next_fire_time(deployment: Optional[DeploymentInfo], now: Optional[datetime] = None) -> Optional[datetime]:
-    """When the deployment's schedule fires next (UTC; a rate counts from the deploy), None without one."""
+    """When the deployment's schedule fires next (UTC; a cron in its zone, a rate counting from the
+    deploy), None without one."""
     if deployment is None or deployment.deleted or not deployment.schedule:
         return None
     from ..local.scheduler import ScheduleError, next_time
 
     try:
-        return next_time(deployment.schedule, now or datetime.now(timezone.utc), parse_time(deployment.deployed_at))
+        return next_time(deployment.schedule, now or datetime.now(timezone.utc), parse_time(deployment.deployed_at),
+                         zone=deployment.timezone)
     except ScheduleError:
         return None
 

@@ -51,6 +51,9 @@ def test_a_zoned_schedule_is_an_eventbridge_scheduler_schedule_not_a_rule(contro
     assert cp.aws.schedules.get(RULE) is None
     head = cp.get("/deployments?flow=HourlyFlow").json_body["flow"]
     assert head["timezone"] == "Europe/Amsterdam" and head["schedule"] == "cron(30 2 * * ? *)"
+    # The Client API's read of the flow (Flow.deployment, the dashboard's flows page) carries the zone.
+    flow = cp.get("/flows/HourlyFlow").json_body
+    assert flow["timezone"] == "Europe/Amsterdam" and flow["schedule"] == "cron(30 2 * * ? *)"
 
 
 def test_switching_between_a_rule_and_a_zone_leaves_one_schedule(control_plane, tmp_path):

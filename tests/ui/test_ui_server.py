@@ -178,6 +178,10 @@ def test_next_fire_time_of_a_cron_and_of_a_rate_from_the_deploy():
                           schedule="rate(30 minutes)")
     assert pages.next_fire_time(rate, now) == datetime(2026, 12, 7, 10, 35, tzinfo=timezone.utc)
     assert pages.next_fire_time(None, now) is None
+    # A daily 09:00 in Amsterdam (UTC+1 in December) fires at 08:00 UTC.
+    zoned = DeploymentInfo(version=1, deployer="a", deployed_at="2026-12-01T00:00:00+00:00", namespace=None,
+                           schedule="cron(0 9 * * ? *)", timezone="Europe/Amsterdam")
+    assert pages.next_fire_time(zoned, now) == datetime(2026, 12, 8, 8, 0, tzinfo=timezone.utc)
 
 
 def test_the_lambda_bundle_never_imports_the_dashboard():
