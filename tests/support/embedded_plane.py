@@ -84,8 +84,10 @@ def execution(plane: LocalPlane, flow: str, run_id: str) -> dict[str, Any]:
     return plane.session.client("stepfunctions").describe_execution(executionArn=arn)
 
 
-def wait_for_run(plane: LocalPlane, flow: str, run_id: str, timeout: float = 120) -> dict[str, Any]:
-    """Wait until the run's execution ends and everything it emitted is recorded."""
+def wait_for_run(plane: LocalPlane, flow: str, run_id: str, timeout: float = 120,
+                 settle: float = 30) -> dict[str, Any]:
+    """Wait until the run's execution ends and everything it emitted is recorded (`settle` s at most
+    after the end: a run of thousands of tasks leaves the plane's one recorder a backlog)."""
     deadline = time.monotonic() + timeout
     while True:
         found = execution(plane, flow, run_id)
@@ -93,7 +95,9 @@ def wait_for_run(plane: LocalPlane, flow: str, run_id: str, timeout: float = 120
             break
         assert time.monotonic() < deadline, f"{flow} {run_id} still RUNNING after {timeout} s"
         time.sleep(0.2)
-    assert plane.settle(timeout=30), "events still undelivered 30 s after the run ended"
+    ended = time.monotonic()
+    assert plane.settle(timeout=settle), f"events still undelivered {settle:.0f} s after the run ended"
+    found["settled_s"] = time.monotonic() - ended
     return found
 
 
