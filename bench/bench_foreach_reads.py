@@ -76,10 +76,7 @@ def _fan_out(flow: Path, local: Path) -> list[dict]:
             ddb = boto3.client("dynamodb")
             ddb.create_table(
                 TableName=table, BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": join_inputs.KEY_ATTR, "KeyType": "HASH"},
-                           {"AttributeName": join_inputs.INDEX_ATTR, "KeyType": "RANGE"}],
-                AttributeDefinitions=[{"AttributeName": join_inputs.KEY_ATTR, "AttributeType": "S"},
-                                      {"AttributeName": join_inputs.INDEX_ATTR, "AttributeType": "N"}])
+                KeySchema=list(join_inputs.KEY_SCHEMA), AttributeDefinitions=list(join_inputs.ATTRIBUTE_DEFINITIONS))
             for width, run_id in ((WIDE, "wide"), (NARROW, "narrow")):
                 wide_joins.run_fan_out(flow, local, width, run_id=run_id)
             return [i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]

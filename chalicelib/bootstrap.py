@@ -65,10 +65,8 @@ def ensure_resources(aws: Aws) -> None:
     if _table(
         ddb,
         s.join_inputs_table,
-        [{"AttributeName": join_inputs.KEY_ATTR, "KeyType": "HASH"},
-         {"AttributeName": join_inputs.INDEX_ATTR, "KeyType": "RANGE"}],
-        [{"AttributeName": join_inputs.KEY_ATTR, "AttributeType": "S"},
-         {"AttributeName": join_inputs.INDEX_ATTR, "AttributeType": "N"}],
+        list(join_inputs.KEY_SCHEMA),
+        list(join_inputs.ATTRIBUTE_DEFINITIONS),
     ):
         ddb.update_time_to_live(
             TableName=s.join_inputs_table,

@@ -41,6 +41,11 @@ INDEX_ATTR = "index"
 INPUT_ATTR = "input"
 TTL_ATTR = "ttl"
 
+# The table's keys, as CreateTable takes them (chalicelib/bootstrap.py; infra/resources.json matches).
+KEY_SCHEMA = ({"AttributeName": KEY_ATTR, "KeyType": "HASH"}, {"AttributeName": INDEX_ATTR, "KeyType": "RANGE"})
+ATTRIBUTE_DEFINITIONS = ({"AttributeName": KEY_ATTR, "AttributeType": "S"},
+                         {"AttributeName": INDEX_ATTR, "AttributeType": "N"})
+
 # As the foreach cardinality's: the item must outlive the run, which may last a year.
 DEFAULT_TTL_DAYS = 366
 # DynamoDB's item limit is 400 KB; an index bigger than this is read from S3 instead.

@@ -26,6 +26,8 @@ _GZIP_LEVEL = 3
 # A stored blob at most this big is also kept by the store that saved it, so the task can
 # put it beside its artifact index in the join-inputs table (flowplane/join_inputs.py).
 SMALL_BLOB_BYTES = 1024
+# ... and at most this many bytes of them, whatever a task saves (an item carries 16 KB).
+SMALL_BLOBS_KEPT = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class ArtifactStore:
         self.storage = storage
         self.flow = flow
         self.small_blobs: dict[str, bytes] = {}  # sha -> stored bytes, of what this store saved
+        self._small_bytes = 0
 
     def save(self, value: Any) -> ArtifactRef:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
@@ -65,9 +68,11 @@ class ArtifactStore:
             writer.close()
             sha = writer.sha.hexdigest()
             key = layout.blob_key(self.flow, sha)
-            if spool.tell() <= SMALL_BLOB_BYTES:
+            size = spool.tell()
+            if size <= SMALL_BLOB_BYTES and self._small_bytes + size <= SMALL_BLOBS_KEPT:
                 spool.seek(0)
                 self.small_blobs[sha] = spool.read()
+                self._small_bytes += size
             if not self.storage.exists(key):
                 spool.seek(0)
                 self.storage.put_stream(key, spool)

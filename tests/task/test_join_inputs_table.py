@@ -95,9 +95,7 @@ def aws(monkeypatch):
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         boto3.client("dynamodb").create_table(
             TableName=TABLE,
-            KeySchema=[{"AttributeName": "join", "KeyType": "HASH"}, {"AttributeName": "index", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "join", "AttributeType": "S"},
-                                  {"AttributeName": "index", "AttributeType": "N"}],
+            KeySchema=list(join_inputs.KEY_SCHEMA), AttributeDefinitions=list(join_inputs.ATTRIBUTE_DEFINITIONS),
             BillingMode="PAY_PER_REQUEST",
         )
         yield
