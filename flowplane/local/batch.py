@@ -46,6 +46,7 @@ from typing import Any, Callable, Optional, Union
 from ..job import BATCH_JOB_ID, RUN_ID
 from .forkserver import ForkedTask, Zygote
 from .moto_patches import Undo, install_batch_environment_fix
+from .priority import run_below_the_plane
 
 LOG_GROUP = "/aws/batch/job"
 # What AWS Batch says when the container's process exits, whatever the code.
@@ -323,7 +324,7 @@ class LocalBatch:
                     return proc
                 except OSError:  # it died waiting: start the job the usual way
                     _discard(proc)
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             command,
             env=environment,
             cwd=scratch,
@@ -332,6 +333,8 @@ class LocalBatch:
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own group: a kill reaches its children too
         )
+        run_below_the_plane(proc.pid)
+        return proc
 
     # --- the zygote -------------------------------------------------------------------------
 
@@ -438,6 +441,7 @@ class LocalBatch:
                     )
                 except OSError:
                     return  # out of processes: jobs start cold
+                run_below_the_plane(proc.pid)
                 self._idle.append((proc, env))
 
     def _take_warm(self, environment: dict[str, str]) -> Optional[subprocess.Popen]:

@@ -17,6 +17,8 @@ import threading
 import time
 from typing import IO, Optional
 
+from .priority import run_below_the_plane
+
 # How long a job waits for the zygote to fork it, the first ones while it still imports.
 FORK_SECONDS = 30.0
 # How long the zygote has to end its tasks and exit when the plane stops.
@@ -116,6 +118,7 @@ class Zygote:
             raise
         finally:
             theirs.close()
+        run_below_the_plane(self.process.pid)  # its forks inherit it
         # A zygote that stops answering makes a job wait this long, not forever.
         self._sock.settimeout(FORK_SECONDS)
 

@@ -71,6 +71,7 @@ from .journal import StateCorrupt
 from .location import LOCK_FILE, STATE_DIR_ENV, URL_FILE, default_state_dir, read_url_file  # noqa: F401 (re-exported)
 from .persist import Counts, StateStore
 from .scheduler import Clock, Scheduler, SystemClock
+from .transport import install_in_process_transport
 
 log = logging.getLogger("flowplane.local")
 
@@ -221,6 +222,8 @@ class LocalPlane:
         self._undo.append(self._moto.stop)
         port = self._moto.get_host_and_port()[1]
         self.endpoint = f"http://127.0.0.1:{port}"
+        # Before any session is made: the plane's own calls skip the socket (transport.py).
+        self._undo.append(install_in_process_transport(self._moto._server.app, port))
         self._configure_moto()
 
         chalice_config, stage_env = self._stage(project)

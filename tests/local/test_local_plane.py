@@ -15,6 +15,7 @@ import pytest
 from flowplane.api_client import ApiClient
 from flowplane.local import discover
 from flowplane.local.batch import EXITED, TIMED_OUT
+from flowplane.local.priority import TASK_NICENESS
 from flowplane.local.plane import LocalPlane, PlaneConfig, PlaneError, read_url_file
 from flowplane.user_config import ConfigError
 from tests.support.embedded_plane import embedded_plane, max_overlap
@@ -116,8 +117,10 @@ def test_exit_codes_decide_the_job_and_the_output_is_logged(plane):
     assert described["container"]["exitCode"] == 3
     assert described["attempts"][0]["container"]["exitCode"] == 3
     assert sorted(logs_of(plane, record.job_id)) == ["to stderr", "to stdout"]
-    ok = run_machine(plane, {"A": job(plane, "print('fine')")}, "A")
+    ok = run_machine(plane, {"A": job(plane, "import os; print('fine', os.nice(0))")}, "A")
     assert ok["status"] == "SUCCEEDED" and last_job(plane)[1]["container"]["exitCode"] == 0
+    # Any job's process runs below the plane, as a task does.
+    assert logs_of(plane, last_job(plane)[0].job_id) == [f"fine {TASK_NICENESS}"]
 
 
 def test_a_job_sees_its_environment_and_the_embedded_aws_not_the_planes_settings(plane):
@@ -153,14 +156,15 @@ def test_an_attempt_over_its_timeout_is_killed(plane):
 
 
 def test_a_flowplane_task_is_forked_by_the_zygote_and_killed_at_its_timeout_as_any_job(plane, tmp_path):
-    flow = write_flow(tmp_path, "sleepy_flow", sleepy_flow(60, first='print("pid", os.getpid(), os.getppid(), flush=True)'))
+    flow = write_flow(tmp_path, "sleepy_flow", sleepy_flow(60, first='print("pid", os.getpid(), os.getppid(), os.nice(0), flush=True)'))
     state = job(plane, "", Timeout={"AttemptDurationSeconds": 5})
     state["Parameters"]["ContainerOverrides"]["Command"] = ["flowplane", *task_argv(flow, tmp_path / "ds", "start")]
     found = run_machine(plane, {"A": state}, "A")
     record, described = last_job(plane)
     assert found["status"] == "FAILED" and described["statusReason"] == TIMED_OUT and record.signal == "SIGTERM"
-    # Its own process, forked by the zygote (the process record's pid is the task's).
-    assert logs_of(plane, record.job_id) == [f"pid {record.pid} {plane.batch._zygote.process.pid}"]
+    # Its own process, forked by the zygote (the process record's pid is the task's), below the
+    # plane in CPU priority (priority.py).
+    assert logs_of(plane, record.job_id) == [f"pid {record.pid} {plane.batch._zygote.process.pid} {TASK_NICENESS}"]
 
 
 def test_at_most_the_vcpus_run_at_once(plane):

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -81,7 +82,19 @@ def execution(plane: LocalPlane, flow: str, run_id: str) -> dict[str, Any]:
 
     machine = state_machine_name(plane.settings.resource_prefix, flow)
     arn = f"arn:aws:states:{plane.region}:{plane.account}:execution:{machine}:{run_id.removeprefix('sfn-')}"
-    return plane.session.client("stepfunctions").describe_execution(executionArn=arn)
+    return _sfn(plane).describe_execution(executionArn=arn)
+
+
+_SFN_CLIENTS: "weakref.WeakKeyDictionary[LocalPlane, Any]" = weakref.WeakKeyDictionary()
+
+
+def _sfn(plane: LocalPlane) -> Any:
+    """One client per plane: waiting polls five times a second, and a new client each time cost
+    the plane's process more CPU than the poll itself."""
+    client = _SFN_CLIENTS.get(plane)
+    if client is None:
+        client = _SFN_CLIENTS[plane] = plane.session.client("stepfunctions")
+    return client
 
 
 def wait_for_run(plane: LocalPlane, flow: str, run_id: str, timeout: float = 120,
