@@ -5,8 +5,9 @@ per item in history events and state transitions, Distributed Map against inline
    the background plane), `examples/wide_foreach_flow.py` deployed with
    `step-functions create --max-workers 50`, `step-functions trigger --width 1000`, timed
    until the run's `end` task is readable through the Client API from a new interpreter.
-   Reported: wall time, tasks per second, and the run's own history events per item (read
-   from Step Functions).
+   Reported: wall time, tasks per second, how long after that every item's task is readable
+   (recording's lag behind the run), and the run's own history events per item (read from
+   Step Functions).
 2. Per item, on moto in process (Batch jobs succeed at once): the compiled definition run as
    it is (Distributed Map) and rewritten with the same iteration body as an inline Map (what
    the compiler emitted before), at 10 and 50 items: the parent's history events per item
@@ -44,8 +45,21 @@ while not run.finished:
 print(run.successful)
 """
 
-def _wide_run(ctx: BenchContext, base: Path) -> tuple[float, int]:
-    """(seconds from trigger to the run read back finished, the run's history events)."""
+# Seconds from the run read back finished until every item's task is readable through the
+# Client API: how far recording lags behind the run (0 when it kept up).
+WAIT_FOR_RECORDS = """
+import sys, time
+from flowplane import Flow, namespace
+namespace(None)
+t0 = time.perf_counter()
+while sum(1 for _ in Flow("WideForeachFlow")[sys.argv[1]]["score"].tasks_by_index()) < int(sys.argv[2]):
+    time.sleep(0.5)
+print(time.perf_counter() - t0)
+"""
+
+def _wide_run(ctx: BenchContext, base: Path) -> tuple[float, int, float]:
+    """(seconds from trigger to the run read back finished, the run's history events, seconds
+    more until every item's task is recorded)."""
     home, work = base / "home", base / "work"
     home.mkdir(parents=True)
     work.mkdir(parents=True)
@@ -63,8 +77,9 @@ def _wide_run(ctx: BenchContext, base: Path) -> tuple[float, int]:
         seconds = time.perf_counter() - t0
         if ok != "True":
             raise RuntimeError(f"the {WIDTH}-item run did not succeed")
+        lag = float(run("-c", WAIT_FOR_RECORDS, run_id, str(WIDTH)).strip().splitlines()[-1])
         events = int(run("-c", _COUNT_HISTORY, run_id).strip().splitlines()[-1])
-        return seconds, events
+        return seconds, events, lag
     finally:
         subprocess.run([ctx.python, "-m", "flowplane", "local", "stop"], cwd=work, env=env, capture_output=True)
 
@@ -175,10 +190,12 @@ def _per_item() -> dict[str, float]:
 def run(ctx: BenchContext) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
-        seconds, events = _wide_run(ctx, Path(tmp) / "user")
+        seconds, events, lag = _wide_run(ctx, Path(tmp) / "user")
     tasks = WIDTH + 3
     rows.append(Row(f"{WIDTH}-item foreach on the embedded plane, trigger -> read back", seconds, "s",
                     note=f"{tasks / seconds:.1f} tasks/s, --max-workers 50, default path"))
+    rows.append(Row(f"  then until all {WIDTH} item tasks are readable (recording's lag)", lag, "s",
+                    note="Step.tasks_by_index() from a new process"))
     rows.append(Row("  the run's own history events per item (Distributed Map)", events / WIDTH, "",
                     note=f"{events} events in all, whatever the width; the 25,000 cap is never near"))
     per_item = _per_item()
