@@ -14,7 +14,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from flowplane import join_inputs
 from flowplane.datastore import layout
@@ -26,6 +25,7 @@ from flowplane.task.command import main as task_main
 from flowplane.task.loader import load_flow_file
 from tests.support.local_runs import RunView
 from tests.support.shared_flows import SHARED_FLOWS
+from tests.support.task_aws import task_aws
 
 pytestmark = pytest.mark.aws
 
@@ -77,22 +77,8 @@ NESTED = textwrap.dedent('''
 
 @pytest.fixture()
 def aws(monkeypatch):
-    for var, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "FLOWPLANE_DATASTORE_ROOT": ROOT,
-        "FLOWPLANE_PRODUCTION_TOKEN": "tok-123",
-        "FLOWPLANE_JOIN_INPUTS_TABLE": TABLE,
-        "FLOWPLANE_EXECUTION_INPUT": json.dumps({"Parameters": "{}"}),
-    }.items():
-        monkeypatch.setenv(var, value)
-    for var in ("FLOWPLANE_RUN_ID", "FLOWPLANE_STEP", "FLOWPLANE_TASK_ID", "FLOWPLANE_RETRY_COUNT",
-                "FLOWPLANE_PACKAGE_URL", "FLOWPLANE_S3_ENDPOINT_URL", "FLOWPLANE_FOREACH_TABLE"):
-        monkeypatch.delenv(var, raising=False)
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
+    with task_aws(monkeypatch, BUCKET, ROOT, "tok-123", FLOWPLANE_JOIN_INPUTS_TABLE=TABLE,
+                  FLOWPLANE_EXECUTION_INPUT=json.dumps({"Parameters": "{}"})):
         boto3.client("dynamodb").create_table(
             TableName=TABLE,
             KeySchema=list(join_inputs.KEY_SCHEMA), AttributeDefinitions=list(join_inputs.ATTRIBUTE_DEFINITIONS),

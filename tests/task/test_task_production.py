@@ -10,7 +10,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from flowplane.datastore.storage import S3Storage
 from flowplane.foreach_cardinality import read_cardinality
@@ -21,6 +20,7 @@ from flowplane.task.command import main as task_main
 from flowplane.task.loader import load_flow_file
 from tests.support.local_runs import RunView
 from tests.support.shared_flows import SHARED_FLOWS
+from tests.support.task_aws import task_aws
 
 pytestmark = pytest.mark.aws
 
@@ -32,22 +32,7 @@ TOKEN = "tok-123"
 
 @pytest.fixture()
 def aws(monkeypatch):
-    for var, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "FLOWPLANE_DATASTORE_ROOT": ROOT,
-        "FLOWPLANE_PRODUCTION_TOKEN": TOKEN,
-        "FLOWPLANE_FOREACH_TABLE": TABLE,
-        "FLOWPLANE_USER": "deployer",
-    }.items():
-        monkeypatch.setenv(var, value)
-    for var in ("FLOWPLANE_EXECUTION_INPUT", "FLOWPLANE_RUN_ID", "FLOWPLANE_STEP", "FLOWPLANE_TASK_ID",
-                "FLOWPLANE_RETRY_COUNT", "FLOWPLANE_PACKAGE_URL", "FLOWPLANE_S3_ENDPOINT_URL"):
-        monkeypatch.delenv(var, raising=False)
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
+    with task_aws(monkeypatch, BUCKET, ROOT, TOKEN, FLOWPLANE_FOREACH_TABLE=TABLE, FLOWPLANE_USER="deployer"):
         boto3.client("dynamodb").create_table(
             TableName=TABLE,
             KeySchema=[{"AttributeName": "pathspec", "KeyType": "HASH"}],
