@@ -6,37 +6,16 @@ import pytest
 
 from flowplane.graph import graph_from_source
 from flowplane.resume import ResumeError, graph_differences, plan_resume
+from tests.support.flow_sources import BRANCH, flow_class, flow_source
 
-BRANCHY = '''
-from flowplane import FlowSpec, step
-
-class Branchy(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.a, self.b)
-
-    @step
-    def a(self):
-        self.next(self.join)
-
-    @step
-    def b(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-'''
+BRANCHY = flow_source(flow_class(BRANCH, "Branchy"))
 
 # `b` now goes through a new step `c` before the join.
-BRANCHY_WITH_C = BRANCHY.replace(
-    "    @step\n    def b(self):\n        self.next(self.join)\n",
-    "    @step\n    def b(self):\n        self.next(self.c)\n\n    @step\n    def c(self):\n        self.next(self.join)\n",
-)
+BRANCHY_WITH_C = flow_source(flow_class(BRANCH.replace(
+    "def b(self):\n    self.next(self.join)",
+    "def b(self):\n    self.next(self.c)\n\n@step\ndef c(self):\n    self.next(self.join)",
+), "Branchy"))
+assert BRANCHY_WITH_C != BRANCHY
 
 FAILED_IN_B = {"start": ["succeeded"], "a": ["succeeded"], "b": ["failed"]}
 
