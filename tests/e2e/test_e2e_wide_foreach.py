@@ -73,9 +73,11 @@ def test_a_wide_foreach_runs_as_one_run_with_a_short_history(plane):
     listed = sdk(path, "step-functions", "list-runs", "--running")
     assert run_id in listed
     assert production_run("WideForeachFlow", run_id).finished is False
-    ended = wait_for_run(plane, "WideForeachFlow", run_id, timeout=900, settle=max(30.0, 0.5 * WIDTH))
+    # Recording keeps up with the run (the plane's CPU goes to it first, transport.py and
+    # priority.py): what is left to record at the end is a moment's work, whatever the width.
+    ended = wait_for_run(plane, "WideForeachFlow", run_id, timeout=900, settle=60)
     assert ended["status"] == "SUCCEEDED"
-    print(f"{WIDTH} items: the recorder's backlog drained {ended['settled_s']:.1f} s after the run ended")
+    print(f"{WIDTH} items: the last events were recorded {ended['settled_s']:.1f} s after the run ended")
     # The items ran as child executions: the run's own history does not grow with them
     # (an inline Map added eight events per item).
     history = _history(plane, "WideForeachFlow", run_id)

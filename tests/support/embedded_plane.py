@@ -100,7 +100,7 @@ def _sfn(plane: LocalPlane) -> Any:
 def wait_for_run(plane: LocalPlane, flow: str, run_id: str, timeout: float = 120,
                  settle: float = 30) -> dict[str, Any]:
     """Wait until the run's execution ends and everything it emitted is recorded (`settle` s at most
-    after the end: a run of thousands of tasks leaves the plane's one recorder a backlog)."""
+    after the end)."""
     deadline = time.monotonic() + timeout
     while True:
         found = execution(plane, flow, run_id)
