@@ -193,7 +193,21 @@ class seeding_plane:
         os.environ.update(self._saved)
 
 
-def leftover_planes(user: UserPlane) -> list[str]:
-    """Processes still running on this user's state folder (none, once stopped)."""
-    done = subprocess.run(["pgrep", "-af", "flowplane"], capture_output=True, text=True)
-    return [line for line in done.stdout.splitlines() if str(user.home) in line or str(user.state) in line]
+def leftover_planes(user: UserPlane, wait: float = 10.0) -> list[str]:
+    """flowplane processes of this user (their HOME is the user's) still running once the plane is
+    stopped: none, unless something was left behind. Waits up to `wait` seconds for them to end."""
+    deadline = time.monotonic() + wait
+    while True:
+        done = subprocess.run(["pgrep", "-af", "flowplane"], capture_output=True, text=True)
+        left = []
+        for line in done.stdout.splitlines():
+            pid = line.split(" ", 1)[0]
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"HOME={user.home}".encode() in environ or str(user.state) in line:
+                left.append(line)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
