@@ -1,14 +1,19 @@
 """@pypi environments: what a task pays for running in one, and what building one costs.
 
-On the embedded plane (started here, persistence off), two deployed flows of the same shape
-(start -> end) are triggered one run at a time: one plain, one whose steps have @pypi
-(tomli-w, a small pure-Python wheel; deployed with --environment=pypi). After the first run
-has built the environment (the archive stored in the bucket), a task of the @pypi flow forks
-from a zygote started in its environment: the figure is a task process's life, start to exit,
-against the plain flow's (goal: at most 0.3 s more). Then, outside the plane, one environment
-resolved (the lock, from the index), built in an empty folder (uv's download cache warm, as
-on any machine after the first: venv, install, bytecode), archived as production stores it,
-and unpacked. Needs the package index (PyPI).
+The path a user takes: a fresh HOME, nothing started by hand, persistence on. Two flows of the
+same shape (start -> end), one plain, one whose steps have @pypi (tomli-w, a small pure-Python
+wheel), deployed as typed: `python plainbenchflow.py step-functions create` (the first command,
+which starts the background plane) and `python pypibenchflow.py --environment=pypi
+step-functions create`. Each run is started with `python FLOW.py step-functions trigger`, one
+run at a time, and waited for on the plane's Step Functions. After the first run has built the
+environment (the archive stored in the bucket), a task of the @pypi flow forks from a zygote
+started in its environment: the figure is a task's life as the plane's Batch reports it
+(startedAt to stoppedAt: its process started, ran and exited), against the plain flow's (goal:
+at most 0.3 s more); and each run from the trigger command's start to the execution's end.
+uv's download cache is the machine's (UV_CACHE_DIR, else ~/.cache/uv of the bench's HOME), warm
+as on any machine after the first. Then, outside the plane, one environment resolved (the lock,
+from the index), built in an empty folder (venv, install, bytecode), archived as production
+stores it, and unpacked. Needs the package index (PyPI).
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BenchContext, Row
+from common import BenchContext, Row, UserPlane, leftover_planes
 
 GOAL_ADDED = 0.3  # s per task, issue 22
+LOCAL_QUEUE = "flowplane-local"  # the embedded plane's Batch queue (.chalice/config.json, stage local)
 
 FLOW = '''
 from flowplane import FlowSpec, pypi, step
@@ -39,6 +45,10 @@ class {name}(FlowSpec):
     @step
     def end(self):
         {use}
+
+
+if __name__ == "__main__":
+    {name}()
 '''
 
 
@@ -54,50 +64,39 @@ def _write(folder: Path, name: str, with_pypi: bool) -> Path:
 
 
 def run(ctx: BenchContext) -> list[Row]:
-    from click.testing import CliRunner
-
-    from flowplane.cli import build_flow_cli
-    from flowplane.local.plane import LocalPlane, PlaneConfig
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        saved = {k: os.environ.get(k) for k in ("HOME", "FLOWPLANE_API_URL", "FLOWPLANE_USER", "UV_CACHE_DIR")}
-        os.environ.setdefault("UV_CACHE_DIR", os.path.expanduser("~/.cache/uv"))
-        os.environ.update(HOME=str(work / "home"), FLOWPLANE_USER="bench")
-        plane = LocalPlane(PlaneConfig(state_dir=work / "state", persist=False)).start()
+        user = UserPlane(work / "user", ctx.python)
+        user.env["UV_CACHE_DIR"] = os.environ.get("UV_CACHE_DIR") or os.path.expanduser("~/.cache/uv")
         try:
-            os.environ["FLOWPLANE_API_URL"] = plane.url
+            flows = {}
             for name, with_pypi in (("PlainBenchFlow", False), ("PypiBenchFlow", True)):
-                cli = build_flow_cli(_load(_write(work / "src" / name, name, with_pypi), name))
+                flows[name] = _write(user.work, name, with_pypi)
                 args = ["--environment=pypi"] if with_pypi else []
-                done = CliRunner().invoke(cli, [*args, "step-functions", "create"], catch_exceptions=False)
-                assert done.exit_code == 0, done.output
-            from flowplane.api_client import ApiClient
-
-            client = ApiClient(plane.url)
-            first, first_run = _lifetimes(plane, client, "PypiBenchFlow", 1)  # builds the environment, stores its archive
+                user.run(str(flows[name]), *args, "step-functions", "create")  # the first starts the plane
+            first, _ = _lifetimes(user, flows, "PypiBenchFlow", 1)  # builds the environment, stores its archive
             rows.append(Row("first run of a @pypi flow (its environment built), slowest task", max(first), "s",
                             note="resolving was done at create"))
-            _, zygote_run = _lifetimes(plane, client, "PypiBenchFlow", 1)
-            plain, plain_runs = _lifetimes(plane, client, "PlainBenchFlow", ctx.repeat)
-            cached, cached_runs = _lifetimes(plane, client, "PypiBenchFlow", ctx.repeat)
-            rows.append(Row("trigger -> run finished (2 tasks), without @pypi, median", statistics.median(plain_runs), "s"))
+            _, zygote_run = _lifetimes(user, flows, "PypiBenchFlow", 1)
+            plain, plain_runs = _lifetimes(user, flows, "PlainBenchFlow", ctx.repeat)
+            cached, cached_runs = _lifetimes(user, flows, "PypiBenchFlow", ctx.repeat)
+            rows.append(Row("trigger -> run finished (2 tasks), without @pypi, median", statistics.median(plain_runs), "s",
+                            note="from `step-functions trigger` typed"))
             rows.append(Row("trigger -> run finished (2 tasks), @pypi cached, median", statistics.median(cached_runs), "s"))
             rows.append(Row("  the run after the build (the environment's zygote starts)", zygote_run[0], "s",
                             note="once per environment and plane"))
-            rows.append(Row("a task without @pypi, start to exit, median", statistics.median(plain), "s"))
+            rows.append(Row("a task without @pypi, start to exit, median", statistics.median(plain), "s",
+                            note="Batch's startedAt -> stoppedAt"))
             rows.append(Row("a @pypi task, environment cached, start to exit, median", statistics.median(cached), "s",
                             note="forked by the environment's zygote"))
             rows.append(Row("  added per task by @pypi (cached environment)",
                             max(0.0, statistics.median(cached) - statistics.median(plain)), "s", goal=GOAL_ADDED))
         finally:
-            plane.stop()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            user.stop()
+            left = leftover_planes(user)
+            if left:
+                raise RuntimeError(f"processes left behind: {left}")
         rows += _build_figures(work)
     return rows
 
@@ -143,30 +142,39 @@ def _size(path: str) -> int:
                if not os.path.islink(os.path.join(d, f)))
 
 
-def _load(path: Path, name: str) -> type:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return getattr(module, name)
+def _jobs(batch) -> set[str]:  # noqa: ANN001
+    """Every finished Batch job on the plane's queue."""
+    ids = set()
+    for status in ("SUCCEEDED", "FAILED"):
+        for page in batch.get_paginator("list_jobs").paginate(jobQueue=LOCAL_QUEUE, jobStatus=status):
+            ids.update(j["jobId"] for j in page["jobSummaryList"])
+    return ids
 
 
-def _lifetimes(plane, client, flow: str, repeat: int) -> tuple[list[float], list[float]]:
-    """Trigger `flow` `repeat` times, one run at a time: each task process's life (start to
-    exit), and each run's time from the trigger to its end."""
+def _lifetimes(user: UserPlane, flows: dict[str, Path], flow: str, repeat: int) -> tuple[list[float], list[float]]:
+    """Trigger `flow` `repeat` times as the user does, one run at a time: each task's life as Batch
+    reports it (start to exit), and each run's time from the trigger command to the execution's end."""
+    batch, sfn = user.client("batch"), user.client("stepfunctions")
+    machine = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+                   if m["name"].endswith(flow))
     out, runs = [], []
     for _ in range(repeat):
-        before = len(plane.batch.history)
+        before = _jobs(batch)
         t0 = time.perf_counter()
-        run_id = client.trigger(flow, {})["run_id"]
-        plane.wait_for_runs(300)
+        run_id = user.run(str(flows[flow]), "step-functions", "trigger").strip().splitlines()[-1]
+        arn = machine.replace(":stateMachine:", ":execution:") + ":" + run_id.removeprefix("sfn-")
+        deadline = time.monotonic() + 600
+        while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{flow} {run_id} still running")
+            time.sleep(0.05)
         runs.append(time.perf_counter() - t0)
-        tasks = [r for r in plane.batch.history[before:] if r.run_id == run_id]
-        assert tasks and all(r.exit_code == 0 for r in tasks), f"{flow} {run_id}: {tasks}"
-        out += [r.ended - r.started for r in tasks]
+        if status != "SUCCEEDED":
+            raise RuntimeError(f"{flow} {run_id}: {status}")
+        new = sorted(_jobs(batch) - before)
+        jobs = batch.describe_jobs(jobs=new)["jobs"] if new else []
+        assert len(jobs) == 2 and all(j["status"] == "SUCCEEDED" for j in jobs), f"{flow} {run_id}: {jobs}"
+        out += [(j["stoppedAt"] - j["startedAt"]) / 1000 for j in jobs]
     return out, runs
 
 

@@ -1,17 +1,23 @@
-"""Reading a wide foreach back: a join's inputs from S3, and a step's tasks through the Client API.
+"""Reading a wide foreach back: a join's inputs from S3, and a step's tasks through the Client API,
+on the user's background plane.
 
-Join: the foreach's tasks are run by the real task runtime into a folder (before the
-plane starts, so its threads do not slow them, with moto in-process for the items
-they put in the join-inputs table), then put, byte for byte, into the embedded plane's
-S3 (its moto server, in this process), and their items into its join-inputs table.
-Once the plane has handled every event those writes caused, a separate process, as a
-join task on the plane is, loads the join's inputs as the runtime does
-(`TaskInputs.join_sources`: a Query page at a time from the table) and reads one
-artifact of every input, the join's common pattern. Beside it, the same join without
-the table (every record, then every artifact index, read concurrently from S3), and the
-before-style figure that reads each parent's record and index one after the other.
+Join: the foreach's tasks are run by the real task runtime into a folder (moto in-process for
+the items they put in the join-inputs table). Their 90,000 objects and the join-inputs items are
+then written into the user's own plane state, too many for the HTTP API (90,000 PUTs over the
+loopback would take longer than everything measured): an in-process plane with persistence on
+(the default) is started on the user's state folder (a fresh HOME's ~/.flowplane/local), the
+objects are put into its moto S3 backend and the items through its DynamoDB API (both journalled
+by the plane's capture exactly as real writes, flowplane/local/capture.py), the 10,000 task items
+of the Client API part likewise, and it is stopped. Then the user's background plane is started
+(`python -m flowplane local start`, as typed) and restores that state: the history the figures
+are read from. A separate process, as a join task on the plane is (the plane's endpoint and
+join-inputs table in its environment), loads the join's inputs as the runtime does
+(`TaskInputs.join_sources`: a Query page at a time from the table) and reads one artifact of
+every input, the join's common pattern. Beside it, the same join without the table (every
+record, then every artifact index, read concurrently from S3), and the before-style figure that
+reads each parent's record and index one after the other.
 
-Client API: see `_client_pages`.
+Client API: see `_client_pages`. The background plane is stopped at the end.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from common import BenchContext, Row
+from common import (LOCAL_DATASTORE_ROOT, LOCAL_JOIN_INPUTS_TABLE, BenchContext, Row, UserPlane,
+                    leftover_planes, seeding_plane)
 
 WIDE = 10_000
 NARROW = 1_000
@@ -34,12 +41,11 @@ JOIN_GOAL = 2.0  # s, issue 15: 10,000 inputs from S3 on the embedded plane
 
 
 def run(ctx: BenchContext) -> list[Row]:
-    from flowplane.local.plane import LocalPlane, PlaneConfig
-
     from tests.support import wide_joins
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        user = UserPlane(work / "user", ctx.python)
         saved = os.environ.get("HOME")
         os.environ["HOME"] = str(work / "home")
         try:
@@ -48,10 +54,29 @@ def run(ctx: BenchContext) -> list[Row]:
             t0 = time.perf_counter()
             items = _fan_out(flow, local)
             fan_out = time.perf_counter() - t0
-            with LocalPlane(PlaneConfig(state_dir=work / "state", persist=False, schedule_seconds=None)) as plane:
-                return _join_rows(ctx, plane, local, items, fan_out) + _client_pages(plane)
         finally:
             os.environ.pop("HOME") if saved is None else os.environ.__setitem__("HOME", saved)
+        try:
+            t0 = time.perf_counter()
+            with seeding_plane(user) as plane:
+                assert plane.settings.datastore_root == LOCAL_DATASTORE_ROOT
+                assert plane.settings.join_inputs_table == LOCAL_JOIN_INPUTS_TABLE
+                objects = _upload(plane, local, LOCAL_DATASTORE_ROOT)
+                entries = _put_join_inputs(plane, items)
+                _put_task_items(plane)
+                plane.settle(600)
+            seed = time.perf_counter() - t0
+            boot = user.start()
+            rows = _join_rows(ctx, user, fan_out) + _client_pages(user)
+            rows.append(Row("  (set-up: written into the user's plane state, persistence on)", seed, "s",
+                            note=f"{objects:,} objects, {entries:,} join-inputs items, {WIDE:,} task items"))
+            rows.append(Row("  (set-up: `flowplane local start` restoring it)", boot, "s"))
+            return rows
+        finally:
+            user.stop()
+            left = leftover_planes(user)
+            if left:
+                raise RuntimeError(f"processes left behind: {left}")
 
 
 # --- the join's inputs ------------------------------------------------------------------------
@@ -85,25 +110,22 @@ def _fan_out(flow: Path, local: Path) -> list[dict]:
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
-def _join_rows(ctx: BenchContext, plane: Any, local: Path, items: list[dict], fan_out: float) -> list[Row]:
+def _join_rows(ctx: BenchContext, user: UserPlane, fan_out: float) -> list[Row]:
     from flowplane import job
 
     rows: list[Row] = []
-    root = plane.settings.datastore_root
-    t0 = time.perf_counter()
-    objects = _upload(plane, local, root)
-    entries = _put_join_inputs(plane, items)
-    plane.settle(600)
-    setup = time.perf_counter() - t0
-    env = {**os.environ, "FLOWPLANE_S3_ENDPOINT_URL": plane.endpoint, "AWS_ENDPOINT_URL": plane.endpoint,
-           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": plane.settings.region,
-           job.JOIN_INPUTS_TABLE: plane.settings.join_inputs_table}
+    root = LOCAL_DATASTORE_ROOT
+    endpoint = user.info()["endpoint"]
+    # What a task process on the plane has in its environment to reach the plane's AWS.
+    env = {**user.env, "FLOWPLANE_S3_ENDPOINT_URL": endpoint, "AWS_ENDPOINT_URL": endpoint,
+           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+           job.JOIN_INPUTS_TABLE: LOCAL_JOIN_INPUTS_TABLE}
     without = {k: v for k, v in env.items() if k != job.JOIN_INPUTS_TABLE}
     for width, run_id in ((WIDE, "wide"), (NARROW, "narrow")):
         got = _measure_in_process_of_its_own(ctx, env, root, run_id, width, serial=False)
         goal = JOIN_GOAL if width == WIDE else None
         rows.append(Row(f"join input loading, {width:,} inputs, from the join-inputs table", got["load"], "s",
-                        goal=goal, note=f"{got['requests']}"))
+                        goal=goal, note=f"{got['requests']}; the user's background plane"))
         rows.append(Row(f"  then one artifact of each of the {width:,} inputs", got["touch"], "s"))
         serial = width == NARROW  # the one-by-one reads take minutes at 10,000
         s3 = _measure_in_process_of_its_own(ctx, without, root, run_id, width, serial)
@@ -114,8 +136,6 @@ def _join_rows(ctx: BenchContext, plane: Any, local: Path, items: list[dict], fa
                             s3["serial"], "s", note=f"{s3['serial'] / got['load']:.0f}x the table's"))
     rows.append(Row("  (set-up: the real task runtime ran both fan-outs)", fan_out, "s",
                     note=f"{WIDE + NARROW + 2:,} tasks"))
-    rows.append(Row("  (set-up: put into S3 and the join-inputs table, the plane settled)", setup, "s",
-                    note=f"{objects:,} objects, {entries:,} items"))
     return rows
 
 
@@ -131,7 +151,8 @@ def _put_join_inputs(plane: Any, items: list[dict]) -> int:
 
 def _upload(plane: object, local: Path, root: str) -> int:
     """Every file under `local` into the plane's S3 at `root`, straight into moto's store (no HTTP):
-    90,000 PUTs over the loopback would take longer than everything measured."""
+    90,000 PUTs over the loopback would take longer than everything measured. The plane's capture
+    wraps this very method, so each put is journalled (its body under objects/) as a request's is."""
     from moto.s3.models import s3_backends
 
     bucket, _, prefix = root[5:].partition("/")
@@ -195,12 +216,9 @@ def measure_join(root: str, run_id: str, width: int, serial: bool) -> dict:
 # --- the Client API's pages ---------------------------------------------------------------------
 
 
-def _client_pages(plane: Any) -> list[Row]:
-    """10,000 tasks of one step recorded in the plane's table (the recorder's own items, put in
-    batches), then read through the Client API's provider over the plane's HTTP API: one
-    request a page, each one DynamoDB Query (tests/control_plane/test_client_api_routes.py)."""
+def _put_task_items(plane: Any) -> None:
+    """10,000 tasks of one step, the recorder's own items, put in batches into the plane's table."""
     from chalicelib.recording.run_records import task_item
-    from flowplane.client.service import TASK_PAGE, ServiceProvider
     from flowplane.datastore import layout
 
     table = plane.session.resource("dynamodb").Table(plane.settings.table)
@@ -210,21 +228,41 @@ def _client_pages(plane: Any) -> list[Row]:
             batch.put_item(Item=task_item({"flow": "WideFlow", "run_id": "sfn-pages", "step": "body", "task_id": tid,
                                            "status": "succeeded", "foreach_indices": [i],
                                            "created_at": "2026-12-07T12:00:00.000+00:00"}))
-    provider = ServiceProvider(plane.url)
-    first = time.perf_counter()
-    tasks = provider.iter_tasks("WideFlow", "sfn-pages", "body")
-    next(tasks)
-    first = time.perf_counter() - first
-    t0 = time.perf_counter()
-    seen = [t.foreach_indices[0] for t in provider.iter_tasks("WideFlow", "sfn-pages", "body")]
-    whole = time.perf_counter() - t0
-    assert seen == list(range(WIDE)), "tasks out of index order"
-    pages = -(-WIDE // TASK_PAGE)
+
+
+# In a new interpreter with the user's environment: the plane's provider the Client API reads
+# production runs through, on the running plane the SDK discovers (flowplane/client/selection.py).
+CLIENT_PAGES = """
+import json, sys, time
+from flowplane.client.selection import discovered_plane_url
+from flowplane.client.service import TASK_PAGE, ServiceProvider
+
+wide = int(sys.argv[1])
+provider = ServiceProvider(discovered_plane_url())
+first = time.perf_counter()
+tasks = provider.iter_tasks("WideFlow", "sfn-pages", "body")
+next(tasks)
+first = time.perf_counter() - first
+t0 = time.perf_counter()
+seen = [t.foreach_indices[0] for t in provider.iter_tasks("WideFlow", "sfn-pages", "body")]
+whole = time.perf_counter() - t0
+assert seen == list(range(wide)), "tasks out of index order"
+print(json.dumps({"first": first, "whole": whole, "page": TASK_PAGE}))
+"""
+
+
+def _client_pages(user: UserPlane) -> list[Row]:
+    """10,000 tasks of one step recorded in the plane's table (the recorder's own items, seeded
+    with the rest), read in a new process through the Client API's provider over the user's
+    background plane's HTTP API: one request a page, each one DynamoDB Query
+    (tests/control_plane/test_client_api_routes.py)."""
+    got = json.loads(user.run("-c", CLIENT_PAGES, str(WIDE)).strip().splitlines()[-1])
+    pages = -(-WIDE // got["page"])
     return [
-        Row(f"Client API: page through {WIDE:,} tasks of a step, index order", whole, "s",
-            note=f"{pages} pages of {TASK_PAGE}"),
-        Row("  per page (one HTTP request, one DynamoDB Query)", whole / pages, "s"),
-        Row("  the first task of the step (one page)", first, "s"),
+        Row(f"Client API: page through {WIDE:,} tasks of a step, index order", got["whole"], "s",
+            note=f"{pages} pages of {got['page']}; a new process, the user's background plane"),
+        Row("  per page (one HTTP request, one DynamoDB Query)", got["whole"] / pages, "s"),
+        Row("  the first task of the step (one page)", got["first"], "s"),
     ]
 
 

@@ -86,3 +86,128 @@ def run_cmd(cmd: list[str], cwd: Path, env: Optional[dict] = None) -> None:
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+# --- the user's background plane ------------------------------------------------------------------
+
+# What the local stage names (.chalice/config.json): the embedded plane's bucket and tables.
+LOCAL_BUCKET = "flowplane-local"
+LOCAL_TABLE = "flowplane-local"
+LOCAL_JOIN_INPUTS_TABLE = "flowplane-local-inputs"
+LOCAL_DATASTORE_ROOT = f"s3://{LOCAL_BUCKET}/data"
+
+
+class UserPlane:
+    """A new user: a fresh HOME and work folder, the user's environment, and the background plane
+    as the user gets it (started by their first command, or `python -m flowplane local start`,
+    persistence on, its state in ~/.flowplane/local). `stop()` stops it as the user would."""
+
+    def __init__(self, base: Path, python: str = sys.executable) -> None:
+        self.python = python
+        self.home = base / "home"
+        self.work = base / "work"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.state = self.home / ".flowplane" / "local"
+        self.env = user_env(self.home)
+        self.run = user_shell(python, self.work, self.env)
+
+    def timed(self, *args: str) -> float:
+        t0 = time.perf_counter()
+        self.run(*args)
+        return time.perf_counter() - t0
+
+    def start(self) -> float:
+        """`python -m flowplane local start`, as typed; its wall time."""
+        return self.timed("-m", "flowplane", "local", "start")
+
+    def stop(self) -> None:
+        subprocess.run([self.python, "-m", "flowplane", "local", "stop"], cwd=self.work, env=self.env,
+                       capture_output=True, timeout=120)
+
+    def info(self) -> dict:
+        import json
+
+        return json.loads((self.state / "plane.json").read_text())
+
+    def pid(self) -> int:
+        return int(self.info()["pid"])
+
+    def session(self):  # noqa: ANN201
+        import boto3
+
+        return boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",
+                                     region_name="us-east-1")
+
+    def client(self, service: str):  # noqa: ANN201
+        """A boto3 client of the running plane's AWS (its moto endpoint, over HTTP)."""
+        return self.session().client(service, endpoint_url=self.info()["endpoint"])
+
+    def resource(self, service: str):  # noqa: ANN201
+        return self.session().resource(service, endpoint_url=self.info()["endpoint"])
+
+    def wait_idle(self, timeout: float = 300.0) -> None:
+        """Until no execution runs on the plane."""
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            machines = sfn.list_state_machines()["stateMachines"]
+            if not any(sfn.list_executions(stateMachineArn=m["stateMachineArn"], statusFilter="RUNNING")["executions"]
+                       for m in machines):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the plane's executions did not finish")
+
+
+class seeding_plane:
+    """The user's plane in this process, persistence on, on the user's own state folder: for
+    seeds too big to send through the HTTP API. Every write goes through moto's backends, which
+    the plane's capture journals exactly as it journals a real request (flowplane/local/capture.py);
+    stopped at exit, the folder is what the user's background plane starts from."""
+
+    def __init__(self, user: UserPlane) -> None:
+        self.user = user
+
+    def __enter__(self):  # noqa: ANN204
+        from flowplane.local.plane import LocalPlane, PlaneConfig
+
+        self._saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.user.env)
+        self.plane = LocalPlane(PlaneConfig(state_dir=self.user.state, persist=True, schedule_seconds=None))
+        try:
+            self.plane.start()
+        except BaseException:
+            self._restore_env()
+            raise
+        return self.plane
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.plane.stop()
+        finally:
+            self._restore_env()
+
+    def _restore_env(self) -> None:
+        os.environ.clear()
+        os.environ.update(self._saved)
+
+
+def leftover_planes(user: UserPlane, wait: float = 10.0) -> list[str]:
+    """flowplane processes of this user (their HOME is the user's) still running once the plane is
+    stopped: none, unless something was left behind. Waits up to `wait` seconds for them to end."""
+    deadline = time.monotonic() + wait
+    while True:
+        done = subprocess.run(["pgrep", "-af", "flowplane"], capture_output=True, text=True)
+        left = []
+        for line in done.stdout.splitlines():
+            pid = line.split(" ", 1)[0]
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"HOME={user.home}".encode() in environ or str(user.state) in line:
+                left.append(line)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
