@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BenchContext, Row, UserPlane, leftover_planes
+from common import BenchContext, Row, UserPlane
 
 GOAL_ADDED = 0.3  # s per task, issue 22
 LOCAL_QUEUE = "flowplane-local"  # the embedded plane's Batch queue (.chalice/config.json, stage local)
@@ -93,10 +93,7 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row("  added per task by @pypi (cached environment)",
                             max(0.0, statistics.median(cached) - statistics.median(plain)), "s", goal=GOAL_ADDED))
         finally:
-            user.stop()
-            left = leftover_planes(user)
-            if left:
-                raise RuntimeError(f"processes left behind: {left}")
+            user.stop_and_check()
         rows += _build_figures(work)
     return rows
 

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from common import (LOCAL_DATASTORE_ROOT, LOCAL_JOIN_INPUTS_TABLE, BenchContext, Row, UserPlane,
-                    leftover_planes, seeding_plane)
+                    seeding_plane)
 
 WIDE = 10_000
 NARROW = 1_000
@@ -73,10 +73,7 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row("  (set-up: `flowplane local start` restoring it)", boot, "s"))
             return rows
         finally:
-            user.stop()
-            left = leftover_planes(user)
-            if left:
-                raise RuntimeError(f"processes left behind: {left}")
+            user.stop_and_check()
 
 
 # --- the join's inputs ------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import BenchContext, Row, flow_path
+from common import BenchContext, Row, flow_path, wait_for_no_execution
 
 RUNS = 1000
 GOAL_COMMAND_S = 1.0
@@ -205,14 +205,7 @@ def _idle_cpu(user: User, seconds: float) -> float:
 
 def _wait_idle(user: User, timeout: float = 120.0) -> None:
     """Until no execution runs on the plane (so one command's run does not weigh on the next)."""
-    sfn = _clients(user)["stepfunctions"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        machines = sfn.list_state_machines()["stateMachines"]
-        if not any(sfn.list_executions(stateMachineArn=m["stateMachineArn"], statusFilter="RUNNING")["executions"]
-                   for m in machines):
-            return
-        time.sleep(0.2)
+    wait_for_no_execution(_clients(user)["stepfunctions"], timeout)
 
 
 def _clients(user: User) -> dict[str, Any]:

@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from common import BenchContext, Row, UserPlane, flow_path, leftover_planes
+from common import BenchContext, Row, UserPlane, flow_path
 
 GOAL_MS = 5.0
 SAMPLES = 200
@@ -165,10 +165,7 @@ def run(ctx: BenchContext) -> list[Row]:
             user.wait_idle()
             got = json.loads(user.run("-c", MEASURE, "ParameterFlow", str(SAMPLES)).strip().splitlines()[-1])
         finally:
-            user.stop()
-            left = leftover_planes(user)
-            if left:
-                raise RuntimeError(f"processes left behind: {left}")
+            user.stop_and_check()
     if got["replayed"] != SAMPLES:
         raise RuntimeError(f"only {got['replayed']} of {SAMPLES} repeated keys were answered from the record")
     ideal = _idealised(ctx)

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BenchContext, Row, UserPlane, flow_path, leftover_planes, seeding_plane, user_shell
+from common import BenchContext, Row, UserPlane, flow_path, seeding_plane, user_shell
 
 WIDTH = 1_000
 CLONE_GOAL = 5.0  # s, issue 17: "a foreach of 1,000 finished tasks clones in seconds"
@@ -54,10 +54,7 @@ def run(ctx: BenchContext) -> list[Row]:
         try:
             return _clone_rows(ctx, work, user) + _logs_rows(ctx, work, user)
         finally:
-            user.stop()
-            left = leftover_planes(user)
-            if left:
-                raise RuntimeError(f"processes left behind: {left}")
+            user.stop_and_check()
 
 
 # --- cloning ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from common import (LOCAL_DATASTORE_ROOT, LOCAL_TABLE, ROOT, BenchContext, Row, UserPlane, leftover_planes)
+from common import LOCAL_DATASTORE_ROOT, LOCAL_TABLE, ROOT, BenchContext, Row, UserPlane
 
 WIDTH = 1000
 FLOW = "WideForeachFlow"
@@ -51,10 +51,7 @@ def run(ctx: BenchContext) -> list[Row]:
                             note=f"{2 * (WIDTH + 3)} items; then `local start` after `stop`: {boot:.1f} s"))
             return rows
         finally:
-            user.stop()
-            left = leftover_planes(user)
-            if left:
-                raise RuntimeError(f"processes left behind: {left}")
+            user.stop_and_check()
 
 
 def _at(seconds: float) -> str:

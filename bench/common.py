@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_FLOWS = ROOT.parent / "shared" / "flows"
@@ -125,6 +125,13 @@ class UserPlane:
         subprocess.run([self.python, "-m", "flowplane", "local", "stop"], cwd=self.work, env=self.env,
                        capture_output=True, timeout=120)
 
+    def stop_and_check(self) -> None:
+        """Stop the plane; a process of this user's left running then fails the bench."""
+        self.stop()
+        left = leftover_planes(self)
+        if left:
+            raise RuntimeError(f"processes left behind: {left}")
+
     def info(self) -> dict:
         import json
 
@@ -148,15 +155,8 @@ class UserPlane:
 
     def wait_idle(self, timeout: float = 300.0) -> None:
         """Until no execution runs on the plane."""
-        sfn = self.client("stepfunctions")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            machines = sfn.list_state_machines()["stateMachines"]
-            if not any(sfn.list_executions(stateMachineArn=m["stateMachineArn"], statusFilter="RUNNING")["executions"]
-                       for m in machines):
-                return
-            time.sleep(0.2)
-        raise RuntimeError("the plane's executions did not finish")
+        if not wait_for_no_execution(self.client("stepfunctions"), timeout):
+            raise RuntimeError("the plane's executions did not finish")
 
 
 class seeding_plane:
@@ -191,6 +191,18 @@ class seeding_plane:
     def _restore_env(self) -> None:
         os.environ.clear()
         os.environ.update(self._saved)
+
+
+def wait_for_no_execution(sfn: Any, timeout: float) -> bool:
+    """Until no execution runs on the plane `sfn` (a Step Functions client) reaches; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        machines = sfn.list_state_machines()["stateMachines"]
+        if not any(sfn.list_executions(stateMachineArn=m["stateMachineArn"], statusFilter="RUNNING")["executions"]
+                   for m in machines):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def leftover_planes(user: UserPlane, wait: float = 10.0) -> list[str]:
