@@ -23,6 +23,7 @@ second-execution ones also as context managers for tests.
 18   DynamoDB answers converted and sized value by value through generic code
 19   every response body searched for an XML RequestId
 20   every `.sync` Batch task polling DescribeJobs over HTTP
+21   every SendMessage counting the queue's messages
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import contextlib
 import copy
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Optional
 
 from ..job import BATCH_JOB_ID
@@ -1315,3 +1317,66 @@ def install_request_id_fix() -> Undo:
         return _nothing
     _original_enrich, _request_id = BaseResponse._enrich_response, gen_amzn_requestid_long
     return _set_attributes(BaseResponse, {"_enrich_response": staticmethod(_enrich_response)})
+
+
+# --- 21: every SendMessage counting the queue's messages ------------------------------------------
+#
+# moto's `Queue.attributes` builds every attribute of the queue, among them
+# ApproximateNumberOfMessages(NotVisible/Delayed), each a walk over all its
+# messages; and `SendMessage` asks it for ContentBasedDeduplication alone. Every
+# event the embedded EventBridge routes to a handler's queue is such a send, so
+# with a backlog of n events each new one cost n: 2,000 events put at once took
+# about 80 ms each to deliver. The attributes become a read-only mapping that
+# computes an attribute when it is read, with moto's names, order and values.
+
+class _QueueAttributes(Mapping):
+    def __init__(self, queue: Any) -> None:
+        from moto.core.utils import camelcase_to_underscores
+
+        self._queue = queue
+        self._to_field = camelcase_to_underscores
+        names = list(queue.BASE_ATTRIBUTES)
+        if queue.fifo_queue:
+            names += queue.FIFO_ATTRIBUTES
+        if queue.kms_master_key_id:
+            names += queue.KMS_ATTRIBUTES
+        if queue.policy:
+            names.append("Policy")
+        if queue.redrive_policy:
+            names.append("RedrivePolicy")
+        self._names = list(dict.fromkeys(names))  # moto's dict keeps each name once, first place
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        if name == "Policy" and self._queue.policy:
+            value = self._queue.policy
+        elif name == "RedrivePolicy" and self._queue.redrive_policy:
+            import json
+
+            value = json.dumps(self._queue.redrive_policy)
+        else:
+            value = getattr(self._queue, self._to_field(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+
+def install_sqs_attributes_fix() -> Undo:
+    """Patch 21; returns the undo."""
+    from moto.sqs.models import Queue
+
+    if isinstance(Queue.__dict__.get("attributes"), property) and Queue.__dict__["attributes"].fget is _lazy_attributes:
+        return _nothing
+    return _set_attributes(Queue, {"attributes": property(_lazy_attributes)})
+
+
+def _lazy_attributes(queue: Any) -> Mapping:
+    return _QueueAttributes(queue)

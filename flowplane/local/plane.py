@@ -63,6 +63,7 @@ from .moto_patches import (
     install_module_list_cache,
     install_query_fix,
     install_request_id_fix,
+    install_sqs_attributes_fix,
     install_second_execution_fix,
     install_shared_botocore_loader,
     install_transact_fix,
@@ -374,6 +375,7 @@ class LocalPlane:
         self._undo.append(install_dynamodb_serializer_fix())
         self._undo.append(install_dynamodb_answer_fix())
         self._undo.append(install_request_id_fix())
+        self._undo.append(install_sqs_attributes_fix())
         self._undo.append(install_module_list_cache())
         self._undo.append(install_distributed_map_failures())
         self._undo.append(install_early_stop_fix())
