@@ -2,9 +2,10 @@
 
 The path a user takes: a fresh HOME, nothing started by hand, persistence on. Two flows of the
 same shape (start -> end), one plain, one whose steps have @pypi (tomli-w, a small pure-Python
-wheel), deployed as typed: `python plainbenchflow.py step-functions create` (the first command,
-which starts the background plane) and `python pypibenchflow.py --environment=pypi
-step-functions create`. Each run is started with `python FLOW.py step-functions trigger`, one
+wheel), deployed as typed: `python plainbenchflow.py step-functions create` and `python
+pypibenchflow.py --environment=pypi step-functions create`, on a plane that holds a realistic
+history (its first command deploys ParameterFlow and starts it; that run is then cloned 1,000
+times through the plane's AWS API, as bench_history does: `UserPlane.with_history`). Each run is started with `python FLOW.py step-functions trigger`, one
 run at a time, and waited for on the plane's Step Functions. After the first run has built the
 environment (the archive stored in the bucket), a task of the @pypi flow forks from a zygote
 started in its environment: the figure is a task's life as the plane's Batch reports it
@@ -63,6 +64,10 @@ def _write(folder: Path, name: str, with_pypi: bool) -> Path:
     return path
 
 
+# The history the user's plane holds while it is measured (bench_history's: a real run, cloned).
+HISTORY_RUNS = 1000
+
+
 def run(ctx: BenchContext) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,11 +75,13 @@ def run(ctx: BenchContext) -> list[Row]:
         user = UserPlane(work / "user", ctx.python)
         user.env["UV_CACHE_DIR"] = os.environ.get("UV_CACHE_DIR") or os.path.expanduser("~/.cache/uv")
         try:
+            # The first command (create) starts the plane; it then holds 1,000 runs.
+            history = user.with_history(HISTORY_RUNS)
             flows = {}
             for name, with_pypi in (("PlainBenchFlow", False), ("PypiBenchFlow", True)):
                 flows[name] = _write(user.work, name, with_pypi)
                 args = ["--environment=pypi"] if with_pypi else []
-                user.run(str(flows[name]), *args, "step-functions", "create")  # the first starts the plane
+                user.run(str(flows[name]), *args, "step-functions", "create")
             first, _ = _lifetimes(user, flows, "PypiBenchFlow", 1)  # builds the environment, stores its archive
             rows.append(Row("first run of a @pypi flow (its environment built), slowest task", max(first), "s",
                             note="resolving was done at create"))
@@ -91,7 +98,8 @@ def run(ctx: BenchContext) -> list[Row]:
             rows.append(Row("a @pypi task, environment cached, start to exit, median", statistics.median(cached), "s",
                             note="forked by the environment's zygote"))
             rows.append(Row("  added per task by @pypi (cached environment)",
-                            max(0.0, statistics.median(cached) - statistics.median(plain)), "s", goal=GOAL_ADDED))
+                            max(0.0, statistics.median(cached) - statistics.median(plain)), "s", goal=GOAL_ADDED,
+                            note=f"{HISTORY_RUNS:,} runs held by the plane ({history['objects']:,} objects)"))
         finally:
             user.stop_and_check()
         rows += _build_figures(work)

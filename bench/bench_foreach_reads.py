@@ -126,7 +126,7 @@ def _join_rows(ctx: BenchContext, user: UserPlane, fan_out: float) -> list[Row]:
         rows.append(Row(f"  then one artifact of each of the {width:,} inputs", got["touch"], "s"))
         serial = width == NARROW  # the one-by-one reads take minutes at 10,000
         s3 = _measure_in_process_of_its_own(ctx, without, root, run_id, width, serial)
-        rows.append(Row(f"  without the table: records + indices from S3, concurrently", s3["load"], "s",
+        rows.append(Row("  without the table: records + indices from S3, concurrently", s3["load"], "s",
                         note=f"{s3['requests']}; {s3['load'] / got['load']:.0f}x the table's"))
         if serial:
             rows.append(Row(f"  before: {width:,} inputs read one by one (record, HEAD, index)",

@@ -38,12 +38,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import BenchContext, Row, flow_path, wait_for_no_execution
+from common import BenchContext, Row, flow_path, seed_history, wait_for_no_execution
 
 RUNS = 1000
 GOAL_COMMAND_S = 1.0
@@ -119,7 +117,7 @@ def run(ctx: BenchContext) -> list[Row]:
                 user.run(*_commands(user)["step-functions trigger"])
                 _wait_idle(user)
             t0 = time.perf_counter()
-            counts = _seed(full, RUNS)
+            counts = seed_history(full.plane()["endpoint"], RUNS)
             rows.append(Row(f"seeding {RUNS} runs through the embedded AWS API (not a goal)",
                             time.perf_counter() - t0, "s",
                             note=f"{counts['objects']} objects, {counts['items']} items, {counts['log_lines']} log lines"))
@@ -214,76 +212,6 @@ def _clients(user: User) -> dict[str, Any]:
     endpoint = user.plane()["endpoint"]
     session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
     return {name: session.client(name, endpoint_url=endpoint) for name in ("s3", "dynamodb", "logs", "stepfunctions")}
-
-
-# --- the history -----------------------------------------------------------------------------------
-
-
-def _seed(user: User, runs: int) -> dict[str, int]:
-    """Clone one real, finished ParameterFlow run `runs` times through the embedded AWS API."""
-    aws = _clients(user)
-    s3, ddb, logs = aws["s3"], aws["dynamodb"], aws["logs"]
-    bucket = "flowplane-local"
-    listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="data/ParameterFlow/runs/")
-              for o in page.get("Contents", [])]
-    real_runs = sorted({k.split("/")[3] for k in listed})
-    model = real_runs[0]
-    objects = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in listed if f"/{model}/" in k}
-    items = [i for page in ddb.get_paginator("scan").paginate(TableName=bucket) for i in page["Items"]
-             if model in json.dumps(i)]
-    job_streams = {}
-    for page in logs.get_paginator("describe_log_streams").paginate(logGroupName="/aws/batch/job"):
-        for s in page["logStreams"]:
-            if any(s["logStreamName"].rsplit("/", 1)[-1] in json.dumps(i) for i in items):
-                events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=s["logStreamName"],
-                                             startFromHead=True)["events"]
-                job_streams[s["logStreamName"]] = [e["message"] for e in events]
-    recorder_lines = []
-    for group in ("record_execution", "record_job", "record_task"):
-        name = f"/aws/lambda/flowplane-local-{group}"
-        for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=name):
-            for s in page["logStreams"][:4]:
-                events = logs.get_log_events(logGroupName=name, logStreamName=s["logStreamName"], startFromHead=True)
-                recorder_lines.extend(e["message"] for e in events["events"])
-    recorder_lines = recorder_lines[: max(0, 31 - sum(len(v) for v in job_streams.values()))]
-    logs.create_log_group(logGroupName="/aws/lambda/flowplane-local-seeded-history")
-
-    def clone(_: int) -> tuple[int, int, int]:
-        run_id = f"sfn-{uuid.uuid4()}"
-        jobs = {old.rsplit("/", 1)[-1]: str(uuid.uuid4()) for old in job_streams}
-
-        def rewrite(text: str) -> str:
-            text = text.replace(model, run_id)
-            for old, new in jobs.items():
-                text = text.replace(old, new)
-            return text
-
-        for key, body in objects.items():
-            s3.put_object(Bucket=bucket, Key=rewrite(key), Body=rewrite(body.decode()).encode())
-        cloned = [json.loads(rewrite(json.dumps(i))) for i in items]
-        for start in range(0, len(cloned), 25):
-            request = {bucket: [{"PutRequest": {"Item": i}} for i in cloned[start:start + 25]]}
-            while request:
-                request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
-        now = int(time.time() * 1000)
-        lines = 0
-        for stream, messages in job_streams.items():
-            name = rewrite(stream)
-            logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=name)
-            logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=name,
-                                logEvents=[{"timestamp": now + n, "message": rewrite(m)} for n, m in enumerate(messages)])
-            lines += len(messages)
-        if recorder_lines:
-            logs.create_log_stream(logGroupName="/aws/lambda/flowplane-local-seeded-history", logStreamName=run_id)
-            logs.put_log_events(logGroupName="/aws/lambda/flowplane-local-seeded-history", logStreamName=run_id,
-                                logEvents=[{"timestamp": now + n, "message": m} for n, m in enumerate(recorder_lines)])
-            lines += len(recorder_lines)
-        return len(objects), len(cloned), lines
-
-    with ThreadPoolExecutor(4) as pool:
-        done = list(pool.map(clone, range(runs)))
-    return {"objects": sum(d[0] for d in done), "items": sum(d[1] for d in done),
-            "log_lines": sum(d[2] for d in done), "real_runs": len(real_runs)}
 
 
 if __name__ == "__main__":

@@ -125,6 +125,16 @@ class UserPlane:
         subprocess.run([self.python, "-m", "flowplane", "local", "stop"], cwd=self.work, env=self.env,
                        capture_output=True, timeout=120)
 
+    def with_history(self, runs: int = 1000) -> dict[str, int]:
+        """A realistic history on the user's plane, as bench_history builds it: one real ParameterFlow
+        run (deployed and triggered as typed), cloned `runs` times through the plane's AWS API."""
+        flow = self.work / "parameter_flow.py"
+        flow.write_text(flow_path("parameter_flow.py").read_text())
+        self.run(str(flow), "step-functions", "create")
+        self.run(str(flow), "step-functions", "trigger", "--alpha", "0.5")
+        self.wait_idle()
+        return seed_history(self.info()["endpoint"], runs)
+
     def stop_and_check(self) -> None:
         """Stop the plane; a process of this user's left running then fails the bench."""
         self.stop()
@@ -223,3 +233,81 @@ def leftover_planes(user: UserPlane, wait: float = 10.0) -> list[str]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.5)
+
+
+# --- a realistic history ---------------------------------------------------------------------------
+
+
+def seed_history(endpoint: str, runs: int) -> dict[str, int]:
+    """Clone one real, finished ParameterFlow run `runs` times through the embedded AWS API at
+    `endpoint`, the one the plane's tasks and recorder write through, so its journal records the
+    history as it records real runs."""
+    import json
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+    s3, ddb, logs = (session.client(name, endpoint_url=endpoint) for name in ("s3", "dynamodb", "logs"))
+    bucket = "flowplane-local"
+    listed = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="data/ParameterFlow/runs/")
+              for o in page.get("Contents", [])]
+    real_runs = sorted({k.split("/")[3] for k in listed})
+    model = real_runs[0]
+    objects = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in listed if f"/{model}/" in k}
+    items = [i for page in ddb.get_paginator("scan").paginate(TableName=bucket) for i in page["Items"]
+             if model in json.dumps(i)]
+    job_streams = {}
+    for page in logs.get_paginator("describe_log_streams").paginate(logGroupName="/aws/batch/job"):
+        for s in page["logStreams"]:
+            if any(s["logStreamName"].rsplit("/", 1)[-1] in json.dumps(i) for i in items):
+                events = logs.get_log_events(logGroupName="/aws/batch/job", logStreamName=s["logStreamName"],
+                                             startFromHead=True)["events"]
+                job_streams[s["logStreamName"]] = [e["message"] for e in events]
+    recorder_lines = []
+    for group in ("record_execution", "record_job", "record_task"):
+        name = f"/aws/lambda/flowplane-local-{group}"
+        for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=name):
+            for s in page["logStreams"][:4]:
+                events = logs.get_log_events(logGroupName=name, logStreamName=s["logStreamName"], startFromHead=True)
+                recorder_lines.extend(e["message"] for e in events["events"])
+    recorder_lines = recorder_lines[: max(0, 31 - sum(len(v) for v in job_streams.values()))]
+    logs.create_log_group(logGroupName="/aws/lambda/flowplane-local-seeded-history")
+
+    def clone(_: int) -> tuple[int, int, int]:
+        run_id = f"sfn-{uuid.uuid4()}"
+        jobs = {old.rsplit("/", 1)[-1]: str(uuid.uuid4()) for old in job_streams}
+
+        def rewrite(text: str) -> str:
+            text = text.replace(model, run_id)
+            for old, new in jobs.items():
+                text = text.replace(old, new)
+            return text
+
+        for key, body in objects.items():
+            s3.put_object(Bucket=bucket, Key=rewrite(key), Body=rewrite(body.decode()).encode())
+        cloned = [json.loads(rewrite(json.dumps(i))) for i in items]
+        for start in range(0, len(cloned), 25):
+            request = {bucket: [{"PutRequest": {"Item": i}} for i in cloned[start:start + 25]]}
+            while request:
+                request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+        now = int(time.time() * 1000)
+        lines = 0
+        for stream, messages in job_streams.items():
+            name = rewrite(stream)
+            logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=name)
+            logs.put_log_events(logGroupName="/aws/batch/job", logStreamName=name,
+                                logEvents=[{"timestamp": now + n, "message": rewrite(m)} for n, m in enumerate(messages)])
+            lines += len(messages)
+        if recorder_lines:
+            logs.create_log_stream(logGroupName="/aws/lambda/flowplane-local-seeded-history", logStreamName=run_id)
+            logs.put_log_events(logGroupName="/aws/lambda/flowplane-local-seeded-history", logStreamName=run_id,
+                                logEvents=[{"timestamp": now + n, "message": m} for n, m in enumerate(recorder_lines)])
+            lines += len(recorder_lines)
+        return len(objects), len(cloned), lines
+
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(clone, range(runs)))
+    return {"objects": sum(d[0] for d in done), "items": sum(d[1] for d in done),
+            "log_lines": sum(d[2] for d in done), "real_runs": len(real_runs)}
