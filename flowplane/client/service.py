@@ -347,18 +347,23 @@ class ServiceProvider:
         if not _ok(flow, run, step):
             return
         path = _path(flow, run, "steps", step, "tasks")
+        for doc in self._step_pages(path, "tasks"):
+            yield self._task(doc, path)
+
+    def _step_pages(self, path: str, key: str) -> Iterator[dict]:
+        """The documents under `key` of a step listing's pages, TASK_PAGE a request, each page asked
+        for only when the one before has been read; nothing for an unknown run or step."""
         token: Optional[str] = None
         while True:
             answer = self._get(path, {"limit": TASK_PAGE, "next_token": token})
             if answer is None:
                 return
-            for doc in self._list(answer, "tasks", path):
-                yield self._task(doc, path)
+            yield from self._list(answer, key, path)
             following = answer.get("next_token")
             if not following:
                 return
             if following == token:
-                raise ClientError(f"the control plane returned next_token {token!r} twice while listing tasks")
+                raise ClientError(f"the control plane returned next_token {token!r} twice while listing {key}")
             token = following
 
     def get_task(self, flow: str, run: str, step: str, task: str) -> Optional[TaskRecord]:
@@ -474,26 +479,15 @@ class ServiceProvider:
         if not _ok(flow, run, step):
             return
         path = _path(flow, run, "steps", step, "artifacts")
-        token: Optional[str] = None
-        while True:
-            answer = self._get(path, {"limit": TASK_PAGE, "next_token": token})
-            if answer is None:
-                return
-            for doc in self._list(answer, "indexes", path):
-                try:
-                    task, attempt = str(doc["task_id"]), int(doc["attempt"])
-                    index = {n: ArtifactRef(sha=str(r["sha"]), size=int(r["size"]), type=str(r.get("type", "")))
-                             for n, r in doc["artifacts"].items()}
-                except (KeyError, TypeError, ValueError, AttributeError):
-                    raise ServiceError(self.client.base_url + path, "unexpected answer: an index without "
-                                       "task_id, attempt and artifacts of sha and size") from None
-                yield task, attempt, index
-            following = answer.get("next_token")
-            if not following:
-                return
-            if following == token:
-                raise ClientError(f"the control plane returned next_token {token!r} twice while listing indexes")
-            token = following
+        for doc in self._step_pages(path, "indexes"):
+            try:
+                task, attempt = str(doc["task_id"]), int(doc["attempt"])
+                index = {n: ArtifactRef(sha=str(r["sha"]), size=int(r["size"]), type=str(r.get("type", "")))
+                         for n, r in doc["artifacts"].items()}
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ServiceError(self.client.base_url + path, "unexpected answer: an index without "
+                                   "task_id, attempt and artifacts of sha and size") from None
+            yield task, attempt, index
 
     def blob_urls(self, flow: str, shas: list[str]) -> dict[str, str]:
         """Presigned GETs of the flow's artifact blobs by sha, 500 a request (`POST /flows/{flow}/blobs`)."""

@@ -34,27 +34,24 @@ class ResumePlan:
 
 def downstream(graph: GraphSpec, step: str) -> set[str]:
     """`step` and every step reachable from it."""
-    seen: set[str] = set()
-    frontier = [step]
-    while frontier:
-        name = frontier.pop()
-        if name in seen or name not in graph:
-            continue
-        seen.add(name)
-        frontier.extend(graph[name].out_funcs)
-    return seen
+    return _reachable(graph, [step], "out_funcs")
 
 
 def upstream(graph: GraphSpec, step: str) -> set[str]:
     """Every step `step` is reachable from (not `step` itself)."""
+    return _reachable(graph, list(graph[step].in_funcs), "in_funcs")
+
+
+def _reachable(graph: GraphSpec, frontier: list[str], edges: str) -> set[str]:
+    """The steps of `frontier` and every step reached from them along `edges` (a node's
+    `out_funcs` or `in_funcs`)."""
     seen: set[str] = set()
-    frontier = list(graph[step].in_funcs)
     while frontier:
         name = frontier.pop()
         if name in seen or name not in graph:
             continue
         seen.add(name)
-        frontier.extend(graph[name].in_funcs)
+        frontier.extend(getattr(graph[name], edges))
     return seen
 
 
